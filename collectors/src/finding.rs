@@ -1,0 +1,156 @@
+//! Findings are data, not errors: a stable code, a level, a subject and a one-line message.
+
+use serde::{Deserialize, Serialize};
+
+/// How much a finding weighs. Configurable per code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Worth a look; does not make a control fail.
+    Warn,
+    /// The control is not satisfied while this finding stands.
+    Fail,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Warn => "warn",
+            Level::Fail => "fail",
+        }
+    }
+}
+
+macro_rules! finding_codes {
+    ($($variant:ident => $code:literal, $level:ident, $what:literal;)*) => {
+        /// The stable finding codes. Part of annexa's interface: a code is never renamed.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        #[non_exhaustive]
+        pub enum FindingCode {
+            $($variant,)*
+        }
+
+        impl FindingCode {
+            /// Every code, in the documented order.
+            pub const ALL: &'static [FindingCode] = &[$(FindingCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(FindingCode::$variant => $code,)*
+                }
+            }
+
+            /// The level a finding with this code has unless the config says otherwise.
+            pub fn default_level(self) -> Level {
+                match self {
+                    $(FindingCode::$variant => Level::$level,)*
+                }
+            }
+
+            /// One line saying what the code means.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(FindingCode::$variant => $what,)*
+                }
+            }
+        }
+    };
+}
+
+finding_codes! {
+    EvidenceMissing => "evidence-missing", Fail, "required evidence was never collected";
+    EvidenceStale => "evidence-stale", Fail, "the newest evidence is older than its maximum age";
+    CollectorFailed => "collector-failed", Fail, "the latest collection failed";
+    CollectorUnauthorized => "collector-unauthorized", Fail, "the source refused the collector's credentials or a permission is missing";
+    PolicyReviewOverdue => "policy-review-overdue", Fail, "a policy document's last review is older than its review cycle";
+    PolicyMetadataMissing => "policy-metadata-missing", Warn, "a policy document lacks a header field needed to judge it (owner, version, review cycle, review date)";
+    IncidentUnclassified => "incident-unclassified", Fail, "an incident has no valid severity";
+    IncidentTriageLate => "incident-triage-late", Fail, "an incident was triaged after its severity's target";
+    IncidentResolutionLate => "incident-resolution-late", Fail, "an incident was resolved after its severity's target";
+    IncidentOpenOverdue => "incident-open-overdue", Fail, "an open incident is past its resolution target";
+    PostmortemMissing => "postmortem-missing", Fail, "an incident that requires a post-mortem has none past its due date";
+    PostmortemLate => "postmortem-late", Fail, "a post-mortem was written after its due date, or is incomplete";
+    BreachNotificationLate => "breach-notification-late", Fail, "a personal-data breach was notified to the authority after 72 hours";
+    HeartbeatMissed => "heartbeat-missed", Fail, "a scheduled job did not report success within its grace period";
+    HeartbeatFailed => "heartbeat-failed", Fail, "a scheduled job reported failure or overran its maximum runtime";
+    BackupMissing => "backup-missing", Fail, "no backup was found";
+    BackupStale => "backup-stale", Fail, "the newest backup is older than its maximum age";
+    BackupSizeAnomaly => "backup-size-anomaly", Warn, "the newest backup is much smaller than usual";
+    RestoreFailed => "restore-failed", Fail, "a restore drill failed";
+    RestoreVerificationFailed => "restore-verification-failed", Fail, "a restored backup failed a verification query";
+    RestoreDrillOverdue => "restore-drill-overdue", Fail, "no successful restore drill within the required period";
+    VulnerabilityAlertOverdue => "vulnerability-alert-overdue", Fail, "an open vulnerability alert is older than its severity's target";
+    SecretAlertOpen => "secret-alert-open", Fail, "a secret-scanning alert is open";
+    IntegrityViolation => "integrity-violation", Fail, "stored evidence, the database or the ledger do not match";
+}
+
+impl std::fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for FindingCode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FindingCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown finding code `{s}`"))
+    }
+}
+
+/// One judgement about stored evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub code: FindingCode,
+    pub level: Level,
+    /// What the finding is about: a document id, an incident id, a job and slot.
+    pub subject: String,
+    pub message: String,
+    /// The controls this finding bears on, when the collector's config decides it (e.g. a
+    /// document mapped to other controls). Empty: the catalog decides by code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
+}
+
+impl Finding {
+    /// A finding at its code's default level.
+    pub fn new(code: FindingCode, subject: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding {
+            code,
+            level: code.default_level(),
+            subject: subject.into(),
+            message: message.into(),
+            controls: Vec::new(),
+        }
+    }
+
+    pub fn with_level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    pub fn with_controls(mut self, controls: Vec<String>) -> Self {
+        self.controls = controls;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_through_serde_and_from_str() {
+        for code in FindingCode::ALL {
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(code.as_str().parse::<FindingCode>().unwrap(), *code);
+        }
+        assert!("no-such-code".parse::<FindingCode>().is_err());
+    }
+}

@@ -1,0 +1,181 @@
+//! annexa's collectors.
+//!
+//! A collector gathers evidence from one source and judges it, in two separate steps:
+//!
+//! - [`Collector::collect`] does the I/O and returns a [`Snapshot`]: raw bytes exactly as found,
+//!   plus normalized facts. It never judges and never persists; this crate does not depend on the
+//!   engine, so a collector cannot write evidence, only return it.
+//! - [`Collector::check`] is a pure function over the *stored* facts of a run and a point in time.
+//!   The engine reloads the facts from the evidence store before calling it, so any past run can
+//!   be re-checked from the store alone.
+//!
+//! # Layout
+//!
+//! - `lib.rs`: the trait, [`CollectContext`], [`Snapshot`], [`EvidenceItem`].
+//! - `finding.rs`: [`Finding`], [`FindingCode`] (the stable codes), [`Level`].
+//! - one module per collector (`policy_document.rs`, …), each with the same shape:
+//!   a config struct, `collect` (I/O) and `check` (pure).
+
+mod finding;
+pub mod policy_document;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use finding::{Finding, FindingCode, Level};
+
+/// The source of "now". Collectors and checks never read the system clock directly, so tests
+/// can pin time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that always answers the same instant.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// What a collector is handed for one collection: never globals.
+#[derive(Clone)]
+pub struct CollectContext {
+    pub clock: Arc<dyn Clock>,
+    /// The folder that relative source paths in the config are resolved against
+    /// (the folder of the config file).
+    pub base_dir: PathBuf,
+    /// A scratch folder owned by this run (large intermediate files go here, not in memory).
+    pub scratch_dir: PathBuf,
+    /// The facts of this collector's previous successful run, if any (a watermark for
+    /// incremental sources).
+    pub previous_facts: Option<serde_json::Value>,
+}
+
+impl CollectContext {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Resolves a path from the config against the config's folder.
+    pub fn resolve(&self, path: &std::path::Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+/// The bytes of one evidence item: small ones in memory, large ones as a file the engine
+/// streams from.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+/// Where an item came from and how it was selected, so an auditor can judge completeness.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Source {
+    /// A path, URL or query that identifies the source.
+    pub query: String,
+    /// Filters applied while collecting (e.g. a label, a state).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
+    /// How many records the source reported in total, where it reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+/// One raw piece of evidence, exactly as found at the source.
+#[derive(Debug, Clone)]
+pub struct EvidenceItem {
+    /// A name unique within the snapshot (e.g. the file's relative path).
+    pub name: String,
+    pub media_type: String,
+    pub body: Body,
+    /// When the collector observed it.
+    pub observed_at: DateTime<Utc>,
+    /// When the content itself says it took effect (a document's "Effective from"), if known.
+    pub effective_at: Option<DateTime<Utc>>,
+    pub source: Source,
+}
+
+/// What one collection returns: raw items and normalized facts, no judgement.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub items: Vec<EvidenceItem>,
+    /// Normalized facts, the only input of [`Collector::check`]. Stored as evidence too.
+    pub facts: serde_json::Value,
+}
+
+/// Why a collection failed. Each variant is a different decision for the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CollectError {
+    /// The source does not exist or cannot be read.
+    #[error("source unavailable: {what}: {reason}")]
+    SourceUnavailable { what: String, reason: String },
+    /// The source refused the credentials or lacks a permission.
+    #[error("unauthorized: {what}: {reason}")]
+    Unauthorized { what: String, reason: String },
+    /// The source was read but its content is invalid. The raw bytes are still evidence.
+    #[error("invalid source content: {what}: {reason}")]
+    Invalid {
+        what: String,
+        reason: String,
+        /// The raw items read before the problem was found, to be stored anyway.
+        partial: Vec<EvidenceItem>,
+    },
+}
+
+impl CollectError {
+    /// The stable finding code for this failure.
+    pub fn code(&self) -> FindingCode {
+        match self {
+            CollectError::Unauthorized { .. } => FindingCode::CollectorUnauthorized,
+            _ => FindingCode::CollectorFailed,
+        }
+    }
+}
+
+/// One pluggable evidence source.
+#[async_trait::async_trait]
+pub trait Collector: Send + Sync {
+    /// The collector kind, e.g. `policy-document`.
+    fn kind(&self) -> &'static str;
+
+    /// The version of the collection and check logic, recorded in every run manifest.
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    /// Controls this collector's own settings map some of its sources to, beyond the catalog's
+    /// default for its kind (e.g. a policy document mapped to A.5.30).
+    fn mapped_controls(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Reads the source. I/O only; no judgement, no persistence.
+    async fn collect(&self, ctx: &CollectContext) -> Result<Snapshot, CollectError>;
+
+    /// Judges stored facts at a point in time. Pure: the same facts and `as_of` always give the
+    /// same findings.
+    fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding>;
+}

@@ -1,0 +1,571 @@
+//! `policy-document`: snapshots policy and procedure documents and checks that each one is
+//! reviewed within its review cycle.
+//!
+//! Documents are files (Markdown, text, PDF) or folders of them. The header fields that real
+//! procedures carry are read from the text: `Document ID`, `Version`, `Effective from`, `Owner`,
+//! `Review cycle`, `Last reviewed`, `Last edited`, `Last updated`. Several may share one line, as
+//! exported wiki pages often do ("Owner: … Last Edited: … Last Reviewed: …").
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Body, CollectContext, CollectError, Collector, EvidenceItem, Finding, FindingCode, Snapshot,
+    Source,
+};
+
+/// Used when a document states no review cycle of its own.
+const DEFAULT_REVIEW_CYCLE_DAYS: i64 = 365;
+
+/// Configuration of one `policy-document` collector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDocumentConfig {
+    /// Files or folders (searched recursively), relative to the config file.
+    pub paths: Vec<PathBuf>,
+    /// File extensions taken from folders.
+    #[serde(default = "default_extensions")]
+    pub extensions: Vec<String>,
+    /// Days after the review due date before `policy-review-overdue` is raised.
+    #[serde(default)]
+    pub review_grace_days: u32,
+    /// Per-document settings, keyed by the document's ID (or its file name without extension).
+    #[serde(default)]
+    pub documents: BTreeMap<String, DocumentSettings>,
+}
+
+fn default_extensions() -> Vec<String> {
+    ["md", "markdown", "txt", "pdf"].map(String::from).to_vec()
+}
+
+/// Settings for one document.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentSettings {
+    /// The controls this document evidences, instead of the collector's.
+    #[serde(default)]
+    pub controls: Vec<String>,
+    /// Overrides the review cycle the document states, e.g. "annual", "quarterly", "90 days".
+    pub review_cycle: Option<String>,
+}
+
+/// The normalized facts of one document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentFacts {
+    /// The document's ID, or its file name without extension.
+    pub id: String,
+    /// The item name under which the raw bytes are stored.
+    pub item: String,
+    pub title: Option<String>,
+    pub version: Option<String>,
+    pub owner: Option<String>,
+    pub effective_from: Option<NaiveDate>,
+    /// The review cycle as written.
+    pub review_cycle: Option<String>,
+    pub review_cycle_days: i64,
+    /// The date the review clock starts from, and which field it came from.
+    pub last_reviewed: Option<NaiveDate>,
+    pub last_reviewed_field: Option<String>,
+    /// Whether the text could be read at all (a PDF or invalid UTF-8 cannot).
+    pub readable: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
+}
+
+/// The facts of one collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyFacts {
+    pub documents: Vec<DocumentFacts>,
+    pub review_grace_days: u32,
+}
+
+pub struct PolicyDocument {
+    config: PolicyDocumentConfig,
+}
+
+impl PolicyDocument {
+    pub fn new(config: PolicyDocumentConfig) -> Self {
+        PolicyDocument { config }
+    }
+
+    fn files(&self, ctx: &CollectContext) -> Result<Vec<(String, PathBuf)>, CollectError> {
+        let mut files = Vec::new();
+        for configured in &self.config.paths {
+            let path = ctx.resolve(configured);
+            let meta = std::fs::metadata(&path).map_err(|e| CollectError::SourceUnavailable {
+                what: path.display().to_string(),
+                reason: format!("{e}; check the `paths` of this collector"),
+            })?;
+            if meta.is_dir() {
+                walk(&path, &path, &self.config.extensions, &mut files).map_err(|e| {
+                    CollectError::SourceUnavailable {
+                        what: path.display().to_string(),
+                        reason: e.to_string(),
+                    }
+                })?;
+            } else {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                files.push((name, path));
+            }
+        }
+        if files.is_empty() {
+            return Err(CollectError::SourceUnavailable {
+                what: format!("{:?}", self.config.paths),
+                reason: format!(
+                    "no documents with extensions {:?} found; add documents or fix `paths`",
+                    self.config.extensions
+                ),
+            });
+        }
+        files.sort();
+        files.dedup_by(|a, b| a.0 == b.0);
+        Ok(files)
+    }
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    extensions: &[String],
+    out: &mut Vec<(String, PathBuf)>,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            walk(root, &path, extensions, out)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(e)))
+        {
+            let name = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            out.push((name, path));
+        }
+    }
+    Ok(())
+}
+
+fn media_type(name: &str) -> &'static str {
+    match name
+        .rsplit('.')
+        .next()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("md" | "markdown") => "text/markdown",
+        Some("pdf") => "application/pdf",
+        Some("html" | "htm") => "text/html",
+        _ => "text/plain",
+    }
+}
+
+#[async_trait::async_trait]
+impl Collector for PolicyDocument {
+    fn kind(&self) -> &'static str {
+        "policy-document"
+    }
+
+    fn mapped_controls(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .config
+            .documents
+            .values()
+            .flat_map(|d| d.controls.iter().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    async fn collect(&self, ctx: &CollectContext) -> Result<Snapshot, CollectError> {
+        let now = ctx.now();
+        let mut items = Vec::new();
+        let mut documents = Vec::new();
+        for (name, path) in self.files(ctx)? {
+            let bytes =
+                tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| CollectError::SourceUnavailable {
+                        what: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+            let media_type = media_type(&name);
+            let stem = Path::new(&name)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| name.clone());
+            let text = (media_type != "application/pdf")
+                .then(|| std::str::from_utf8(&bytes).ok())
+                .flatten();
+            let header = text.map(parse_header).unwrap_or_default();
+            let id = header.get("document id").cloned().unwrap_or(stem.clone());
+            let settings = self
+                .config
+                .documents
+                .get(&id)
+                .or_else(|| self.config.documents.get(&stem))
+                .cloned()
+                .unwrap_or_default();
+            let facts = document_facts(&id, &name, text, &header, &settings);
+            items.push(EvidenceItem {
+                name: name.clone(),
+                media_type: media_type.to_string(),
+                body: Body::Bytes(bytes),
+                observed_at: now,
+                effective_at: facts
+                    .effective_from
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|d| d.and_utc()),
+                source: Source {
+                    query: path.display().to_string(),
+                    ..Source::default()
+                },
+            });
+            documents.push(facts);
+        }
+        let facts = PolicyFacts {
+            documents,
+            review_grace_days: self.config.review_grace_days,
+        };
+        Ok(Snapshot {
+            items,
+            facts: serde_json::to_value(facts).expect("policy facts serialize"),
+        })
+    }
+
+    fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
+        match serde_json::from_value::<PolicyFacts>(facts.clone()) {
+            Ok(facts) => check(&facts, as_of),
+            Err(e) => vec![Finding::new(
+                FindingCode::CollectorFailed,
+                "facts",
+                format!("stored policy facts cannot be read by this version: {e}"),
+            )],
+        }
+    }
+}
+
+fn document_facts(
+    id: &str,
+    item: &str,
+    text: Option<&str>,
+    header: &BTreeMap<String, String>,
+    settings: &DocumentSettings,
+) -> DocumentFacts {
+    let field = |k: &str| header.get(k).cloned();
+    let review_cycle = settings
+        .review_cycle
+        .clone()
+        .or_else(|| field("review cycle"));
+    let last_reviewed = [
+        "last reviewed",
+        "last edited",
+        "last updated",
+        "effective from",
+    ]
+    .iter()
+    .find_map(|k| header.get(*k).and_then(|v| parse_date(v)).map(|d| (k, d)));
+    DocumentFacts {
+        id: id.to_string(),
+        item: item.to_string(),
+        title: text.and_then(title),
+        version: field("version"),
+        owner: field("owner"),
+        effective_from: header.get("effective from").and_then(|v| parse_date(v)),
+        review_cycle_days: review_cycle
+            .as_deref()
+            .and_then(review_cycle_days)
+            .unwrap_or(DEFAULT_REVIEW_CYCLE_DAYS),
+        review_cycle,
+        last_reviewed: last_reviewed.map(|(_, d)| d),
+        last_reviewed_field: last_reviewed.map(|(k, _)| k.to_string()),
+        readable: text.is_some(),
+        controls: settings.controls.clone(),
+    }
+}
+
+/// The judgement: pure over the facts and `as_of`.
+pub fn check(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for doc in &facts.documents {
+        let finding = |code, message: String| {
+            Finding::new(code, doc.id.clone(), message).with_controls(doc.controls.clone())
+        };
+        let Some(reviewed) = doc.last_reviewed else {
+            let why = if doc.readable {
+                "states no review date (Last reviewed, Last edited, Last updated or Effective from)"
+            } else {
+                "cannot be read as text, so its review date is unknown; keep a text or Markdown copy beside it"
+            };
+            findings.push(finding(
+                FindingCode::PolicyMetadataMissing,
+                format!("{} {why}", doc.item),
+            ));
+            continue;
+        };
+        let due = reviewed + Duration::days(doc.review_cycle_days);
+        let overdue_from = due + Duration::days(i64::from(facts.review_grace_days));
+        if as_of.date_naive() > overdue_from {
+            findings.push(finding(
+                FindingCode::PolicyReviewOverdue,
+                format!(
+                    "{} was last reviewed on {reviewed} ({}); its {}-day review cycle made the next review due on {due}",
+                    doc.id,
+                    doc.last_reviewed_field.as_deref().unwrap_or("date"),
+                    doc.review_cycle_days
+                ),
+            ));
+        }
+        let missing: Vec<&str> = [("owner", &doc.owner), ("version", &doc.version)]
+            .into_iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        if !missing.is_empty() {
+            findings.push(finding(
+                FindingCode::PolicyMetadataMissing,
+                format!("{} states no {}", doc.id, missing.join(" and ")),
+            ));
+        }
+    }
+    findings
+}
+
+const LABELS: &[&str] = &[
+    "document id",
+    "version",
+    "effective from",
+    "owner",
+    "review cycle",
+    "last reviewed",
+    "last edited",
+    "last updated",
+];
+
+/// Reads `Label: value` header fields from the first lines of a document. Labels are matched
+/// case-insensitively; several may stand on one line.
+pub fn parse_header(text: &str) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    for line in text.lines().take(80) {
+        let lower = line.to_ascii_lowercase();
+        let mut found: Vec<(usize, &str)> = LABELS
+            .iter()
+            .filter_map(|label| {
+                let at = lower.find(&format!("{label}:"))?;
+                // Only at the start of the line or after a space, not inside a word.
+                let starts = at == 0 || !lower.as_bytes()[at - 1].is_ascii_alphanumeric();
+                starts.then_some((at, *label))
+            })
+            .collect();
+        found.sort();
+        for (i, (at, label)) in found.iter().enumerate() {
+            let start = at + label.len() + 1;
+            let end = found.get(i + 1).map_or(line.len(), |(next, _)| *next);
+            let value = line[start..end]
+                .trim()
+                .trim_matches(|c| c == '*' || c == '|')
+                .trim();
+            if !value.is_empty() {
+                fields
+                    .entry((*label).to_string())
+                    .or_insert_with(|| value.to_string());
+            }
+        }
+    }
+    fields
+}
+
+fn title(text: &str) -> Option<String> {
+    let lines = || text.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .find_map(|l| l.strip_prefix("# ").map(|t| t.trim().to_string()))
+        .or_else(|| {
+            lines()
+                .find(|l| !LABELS.iter().any(|x| l.to_ascii_lowercase().contains(x)))
+                .map(str::to_string)
+        })
+}
+
+/// Parses the dates documents carry: `2025-01-01`, `March 26, 2026`, `26 March 2026`,
+/// `March 2025` (taken as the first of the month). Trailing words are ignored.
+pub fn parse_date(value: &str) -> Option<NaiveDate> {
+    let value = value.trim().trim_end_matches('.');
+    if let Some(d) = value
+        .get(..10)
+        .and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
+    {
+        return Some(d);
+    }
+    let words: Vec<&str> = value.split_whitespace().collect();
+    for take in (2..=3).rev() {
+        if words.len() < take {
+            continue;
+        }
+        let candidate = words[..take].join(" ");
+        for format in ["%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%B %d %Y"] {
+            if let Ok(d) = NaiveDate::parse_from_str(&candidate, format) {
+                return Some(d);
+            }
+        }
+        if take == 2 {
+            for format in ["%d %B %Y", "%d %b %Y"] {
+                if let Ok(d) = NaiveDate::parse_from_str(&format!("1 {candidate}"), format) {
+                    return Some(d);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The number of days in a written review cycle: "Annual", "Quarterly", "every 6 months",
+/// "90 days". `None` when the text names no cycle.
+pub fn review_cycle_days(text: &str) -> Option<i64> {
+    let t = text.to_ascii_lowercase();
+    let named = [
+        ("semi-annual", 182),
+        ("semiannual", 182),
+        ("biannual", 182),
+        ("half-year", 182),
+        ("annual", 365),
+        ("yearly", 365),
+        ("every year", 365),
+        ("quarter", 91),
+        ("monthly", 30),
+        ("weekly", 7),
+    ];
+    if let Some((_, days)) = named.iter().find(|(word, _)| t.contains(word)) {
+        return Some(*days);
+    }
+    let words: Vec<&str> = t.split_whitespace().collect();
+    words.windows(2).find_map(|w| {
+        let n: i64 = w[0].parse().ok()?;
+        let unit = w[1].trim_end_matches([',', '.', ')']);
+        match unit {
+            "day" | "days" => Some(n),
+            "week" | "weeks" => Some(n * 7),
+            "month" | "months" => Some(n * 30),
+            "year" | "years" => Some(n * 365),
+            _ => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const SEED_002_HEADER: &str = "Skip to main content\n\nIncident Management Procedure (A.5.24)\n\n\
+Document ID: incident-management-procedure\nVersion: 1.0\nEffective from: 2025-01-01\n\
+Owner: Founder / CEO\nReview cycle: Annual (or after any Sev1 incident)\n";
+
+    #[test]
+    fn reads_the_header_of_a_procedure_like_seed_002() {
+        let h = parse_header(SEED_002_HEADER);
+        assert_eq!(h["document id"], "incident-management-procedure");
+        assert_eq!(h["version"], "1.0");
+        assert_eq!(h["effective from"], "2025-01-01");
+        assert_eq!(h["owner"], "Founder / CEO");
+        assert_eq!(
+            review_cycle_days(&h["review cycle"]),
+            Some(365),
+            "Annual means 365 days"
+        );
+    }
+
+    #[test]
+    fn reads_several_fields_on_one_line_like_seed_003() {
+        let h = parse_header(
+            "Incident Response\nOwner: Backend Lead / On-call Last Edited: March 26, 2026 Last Reviewed: March 26, 2026\n",
+        );
+        assert_eq!(h["owner"], "Backend Lead / On-call");
+        assert_eq!(
+            parse_date(&h["last edited"]),
+            NaiveDate::from_ymd_opt(2026, 3, 26)
+        );
+        assert_eq!(
+            parse_date(&h["last reviewed"]),
+            NaiveDate::from_ymd_opt(2026, 3, 26)
+        );
+    }
+
+    #[test]
+    fn parses_the_date_forms_documents_use() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day);
+        assert_eq!(parse_date("2025-01-01"), d(2025, 1, 1));
+        assert_eq!(parse_date("March 26, 2026"), d(2026, 3, 26));
+        assert_eq!(parse_date("26 March 2026"), d(2026, 3, 26));
+        assert_eq!(parse_date("March 2025"), d(2025, 3, 1));
+        assert_eq!(parse_date("2025-13-01"), None);
+        assert_eq!(parse_date("soon"), None);
+    }
+
+    #[test]
+    fn names_review_cycles() {
+        assert_eq!(review_cycle_days("Quarterly"), Some(91));
+        assert_eq!(review_cycle_days("every 6 months"), Some(180));
+        assert_eq!(review_cycle_days("Semi-annual"), Some(182));
+        assert_eq!(review_cycle_days("when needed"), None);
+    }
+
+    fn facts(reviewed: &str, grace: u32) -> PolicyFacts {
+        let header = parse_header(&format!(
+            "Document ID: p\nVersion: 1\nOwner: x\nReview cycle: Annual\nLast reviewed: {reviewed}\n"
+        ));
+        PolicyFacts {
+            documents: vec![document_facts(
+                "p",
+                "p.md",
+                Some(""),
+                &header,
+                &DocumentSettings::default(),
+            )],
+            review_grace_days: grace,
+        }
+    }
+
+    #[test]
+    fn review_is_overdue_only_after_cycle_plus_grace() {
+        let f = facts("2025-01-01", 30);
+        let at = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap();
+        // Due 2026-01-01, grace to 2026-01-31.
+        assert!(check(&f, at(2026, 1, 31)).is_empty());
+        let late = check(&f, at(2026, 2, 1));
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].code, FindingCode::PolicyReviewOverdue);
+        assert_eq!(late[0].subject, "p");
+    }
+
+    #[test]
+    fn a_document_without_dates_is_reported_not_passed() {
+        let header = parse_header("Document ID: q\n");
+        let f = PolicyFacts {
+            documents: vec![document_facts(
+                "q",
+                "q.md",
+                Some(""),
+                &header,
+                &DocumentSettings::default(),
+            )],
+            review_grace_days: 0,
+        };
+        let findings = check(&f, Utc::now());
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].code, FindingCode::PolicyMetadataMissing);
+    }
+}

@@ -1,0 +1,81 @@
+-- The evidence engine: runs, evidence, findings, the Merkle ledger and the audit log.
+-- Same tables and version as migrations/sqlite. Times are RFC 3339 UTC text with microseconds
+-- (`2026-11-22T10:00:00.000000Z`): they sort as text and read the same on both engines.
+
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    collector TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    collector_version TEXT NOT NULL,
+    slot TEXT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'cancelled')),
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    error_code TEXT,
+    error TEXT,
+    manifest_key TEXT,
+    manifest_sha256 TEXT,
+    ledger_index BIGINT UNIQUE,
+    UNIQUE (collector, slot)
+);
+CREATE INDEX runs_by_collector ON runs (collector, status, finished_at);
+CREATE INDEX runs_by_finished ON runs (finished_at);
+
+CREATE TABLE evidence (
+    id BIGSERIAL PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    collector TEXT NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('item', 'facts')),
+    media_type TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    object_key TEXT NOT NULL,
+    observed_at TEXT NOT NULL,
+    effective_at TEXT,
+    collected_at TEXT NOT NULL,
+    UNIQUE (run_id, name)
+);
+CREATE INDEX evidence_by_collector ON evidence (collector, collected_at);
+
+CREATE TABLE findings (
+    id BIGSERIAL PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    collector TEXT NOT NULL,
+    code TEXT NOT NULL,
+    level TEXT NOT NULL CHECK (level IN ('fail', 'warn')),
+    subject TEXT NOT NULL,
+    message TEXT NOT NULL,
+    controls TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX findings_by_run ON findings (run_id);
+
+CREATE TABLE ledger (
+    idx BIGINT PRIMARY KEY,
+    leaf_hash TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('run', 'audit_event')),
+    ref_id TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE audit_events (
+    id TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    details TEXT NOT NULL,
+    ledger_index BIGINT NOT NULL UNIQUE
+);
+
+CREATE FUNCTION annexa_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON ledger
+    FOR EACH ROW EXECUTE FUNCTION annexa_append_only();
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+    FOR EACH ROW EXECUTE FUNCTION annexa_append_only();

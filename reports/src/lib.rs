@@ -1,0 +1,127 @@
+//! annexa's report model and its renderers.
+//!
+//! The model is plain serializable data built by the engine; every renderer is a pure function
+//! from the model to an `impl Write`. No I/O beyond that writer.
+//!
+//! # Layout
+//!
+//! - `lib.rs`: the status model ([`StatusDocument`]) shared by `annexa status` and reports.
+//! - `table.rs`: the plain-text control table.
+
+mod table;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+pub use annexa_collectors::{FindingCode, Level};
+pub use table::render_status_table;
+
+/// A control's status. Ordered best to worst, so `max` is the worst of several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlStatus {
+    /// Fresh evidence and no failing finding.
+    Satisfied,
+    /// Fresh evidence with a failing finding.
+    NotSatisfied,
+    /// The newest evidence is older than its maximum age.
+    Stale,
+    /// The latest collection failed or was refused, and no fresh evidence is left.
+    NotEvaluated,
+    /// Required evidence was never collected.
+    Missing,
+}
+
+impl ControlStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlStatus::Satisfied => "satisfied",
+            ControlStatus::NotSatisfied => "not_satisfied",
+            ControlStatus::Stale => "stale",
+            ControlStatus::NotEvaluated => "not_evaluated",
+            ControlStatus::Missing => "missing",
+        }
+    }
+}
+
+/// Timestamps are written as RFC 3339 UTC with whole seconds, `2026-11-22T10:00:00Z`.
+pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// One piece of evidence behind a control.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EvidenceRef {
+    pub collector: String,
+    pub run_id: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub collected_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub expires_at: DateTime<Utc>,
+    pub fresh: bool,
+    pub sha256: String,
+    pub object_key: String,
+}
+
+/// One finding bearing on a control.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FindingRef {
+    pub code: FindingCode,
+    pub level: Level,
+    pub subject: String,
+    pub message: String,
+    pub collector: String,
+}
+
+/// One control and why it has its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ControlReport {
+    pub id: String,
+    pub title: String,
+    pub status: ControlStatus,
+    pub evidence: Vec<EvidenceRef>,
+    pub findings: Vec<FindingRef>,
+}
+
+/// The document `annexa status --json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusDocument {
+    #[serde(serialize_with = "rfc3339")]
+    pub as_of: DateTime<Utc>,
+    pub controls: Vec<ControlReport>,
+}
+
+impl StatusDocument {
+    /// True when some control is not satisfied (exit code 3).
+    pub fn has_gaps(&self) -> bool {
+        self.controls
+            .iter()
+            .any(|c| c.status != ControlStatus::Satisfied)
+    }
+}
+
+/// Writes the status document as one line of JSON.
+pub fn render_status_json(
+    doc: &StatusDocument,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, doc)?;
+    writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_status_is_the_maximum() {
+        use ControlStatus::*;
+        let all = [Satisfied, Missing, Stale, NotSatisfied, NotEvaluated];
+        assert_eq!(all.iter().max(), Some(&Missing));
+        assert!(NotEvaluated > Stale && Stale > NotSatisfied && NotSatisfied > Satisfied);
+        assert_eq!(
+            serde_json::to_string(&NotSatisfied).unwrap(),
+            "\"not_satisfied\""
+        );
+    }
+}

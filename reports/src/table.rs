@@ -1,0 +1,94 @@
+//! The control table `annexa status` and `annexa run` print for people.
+
+use std::io::Write;
+
+use chrono::SecondsFormat;
+
+use crate::{ControlStatus, Level, StatusDocument};
+
+/// Writes one line per control (id, status, newest evidence, failing findings), then each
+/// finding indented beneath its control.
+pub fn render_status_table(doc: &StatusDocument, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Controls as of {}",
+        doc.as_of.to_rfc3339_opts(SecondsFormat::Secs, true)
+    )?;
+    let width = doc
+        .controls
+        .iter()
+        .map(|c| c.title.len())
+        .max()
+        .unwrap_or(0)
+        .min(60);
+    writeln!(
+        out,
+        "{:<7} {:<width$} {:<14} {:<22} FINDINGS",
+        "CONTROL", "TITLE", "STATUS", "NEWEST EVIDENCE"
+    )?;
+    for c in &doc.controls {
+        let newest = c
+            .evidence
+            .iter()
+            .max_by_key(|e| e.collected_at)
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e.collected_at.format("%Y-%m-%d %H:%M"),
+                    if e.fresh { "" } else { "(stale)" }
+                )
+            })
+            .unwrap_or_else(|| "none".to_string());
+        let fails = c.findings.iter().filter(|f| f.level == Level::Fail).count();
+        let warns = c.findings.len() - fails;
+        let mut title: String = c.title.chars().take(width).collect();
+        if title.len() < c.title.len() {
+            title.pop();
+            title.push('…');
+        }
+        writeln!(
+            out,
+            "{:<7} {:<width$} {:<14} {:<22} {}",
+            c.id,
+            title,
+            marker(c.status),
+            newest.trim_end(),
+            match (fails, warns) {
+                (0, 0) => "-".to_string(),
+                (f, 0) => format!("{f} fail"),
+                (0, w) => format!("{w} warn"),
+                (f, w) => format!("{f} fail, {w} warn"),
+            }
+        )?;
+        for f in &c.findings {
+            writeln!(
+                out,
+                "        {} {} [{}] {}",
+                f.level.as_str(),
+                f.code,
+                f.subject,
+                f.message
+            )?;
+        }
+    }
+    let gaps = doc
+        .controls
+        .iter()
+        .filter(|c| c.status != ControlStatus::Satisfied)
+        .count();
+    writeln!(
+        out,
+        "{} of {} controls satisfied{}",
+        doc.controls.len() - gaps,
+        doc.controls.len(),
+        if gaps > 0 {
+            format!(", {gaps} with gaps")
+        } else {
+            String::new()
+        }
+    )
+}
+
+fn marker(status: ControlStatus) -> &'static str {
+    status.as_str()
+}

@@ -1,0 +1,62 @@
+//! The command line. The commands and their options are part of annexa's interface.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "annexa",
+    version,
+    about = "Collects and verifies ISO/IEC 27001:2022 Annex A evidence"
+)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "ANNEXA_CONFIG",
+        default_value = "annexa.toml"
+    )]
+    pub config: PathBuf,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Evaluate at another point in time (RFC 3339): a past one from the evidence collected by
+    /// then, or a future one to see what will have gone stale or overdue.
+    #[arg(long, global = true, value_parser = parse_rfc3339)]
+    pub as_of: Option<DateTime<Utc>>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented annexa.toml and a signing key into DIR (default: the current folder).
+    Init { dir: Option<PathBuf> },
+    /// One full cycle: collect what is due, check, evaluate.
+    Run,
+    /// Run the named collectors now, whether due or not.
+    Collect {
+        names: Vec<String>,
+        /// Every configured collector.
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+    },
+    /// The table of controls (with --json, the status document).
+    Status,
+    /// The catalog and which configured collectors cover each control.
+    Controls,
+    /// Integrity check of the store, the database and the ledger.
+    Verify,
+}
+
+fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!("`{s}` is not an RFC 3339 time ({e}); write e.g. 2026-11-22T10:00:00Z")
+        })
+}

@@ -1,0 +1,85 @@
+//! `annexa controls`: the catalog and which configured collectors cover each control.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::exit::Exit;
+use crate::registry;
+
+#[derive(Serialize)]
+struct ControlLine<'a> {
+    id: &'a str,
+    title: &'a str,
+    max_age: String,
+    collector_kinds: &'a [String],
+    configured: Vec<&'a str>,
+    codes: Vec<&'static str>,
+}
+
+pub fn controls(config: &Config, json: bool) -> anyhow::Result<Exit> {
+    let covering: Vec<(&str, Vec<String>)> = config
+        .collectors
+        .iter()
+        .map(|c| {
+            let collector = registry::build(&c.kind);
+            (
+                c.name.as_str(),
+                registry::controls_of(c, collector.as_ref(), &config.catalog),
+            )
+        })
+        .collect();
+    let lines: Vec<ControlLine> = config
+        .catalog
+        .controls()
+        .iter()
+        .map(|control| {
+            let mut configured: Vec<&str> = covering
+                .iter()
+                .filter(|(_, ids)| ids.contains(&control.id))
+                .map(|(name, _)| *name)
+                .collect();
+            if control
+                .collectors
+                .iter()
+                .any(|k| k == crate::controls::CUSTODY)
+            {
+                configured.push(crate::controls::CUSTODY);
+            }
+            ControlLine {
+                id: &control.id,
+                title: &control.title,
+                max_age: humantime::format_duration(control.max_age).to_string(),
+                collector_kinds: &control.collectors,
+                configured,
+                codes: control.codes.iter().map(|c| c.as_str()).collect(),
+            }
+        })
+        .collect();
+    let mut out = String::new();
+    if json {
+        out = serde_json::to_string(&lines)? + "\n";
+    } else {
+        out.push_str(&format!(
+            "{:<7} {:<72} {:<8} {}\n",
+            "CONTROL", "TITLE", "MAX AGE", "COVERED BY"
+        ));
+        for l in &lines {
+            out.push_str(&format!(
+                "{:<7} {:<72} {:<8} {}\n",
+                l.id,
+                l.title,
+                l.max_age,
+                if l.configured.is_empty() {
+                    format!(
+                        "nothing configured (kinds: {})",
+                        l.collector_kinds.join(", ")
+                    )
+                } else {
+                    l.configured.join(", ")
+                }
+            ));
+        }
+    }
+    super::print(out.as_bytes())?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,41 @@
+//! One module per subcommand; each returns the [`Exit`] it ends with.
+
+mod controls;
+mod init;
+mod run;
+mod status;
+mod verify;
+
+use std::io::Write;
+
+use crate::Annexa;
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::exit::Exit;
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    if let Command::Init { dir } = &cli.command {
+        return init::init(dir.as_deref());
+    }
+    let config = Config::load(&cli.config)?;
+    if let Command::Controls = cli.command {
+        return controls::controls(&config, cli.json);
+    }
+    let app = Annexa::open(config).await?;
+    match cli.command {
+        Command::Run => run::run(&app, cli.json).await,
+        Command::Collect { names, all } => run::collect(&app, &names, all, cli.json).await,
+        Command::Status => status::status(&app, cli.as_of, cli.json).await,
+        Command::Verify => verify::verify(&app, cli.json).await,
+        Command::Init { .. } | Command::Controls => unreachable!("handled above"),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`annexa status | head`) is not an error.
+fn print(text: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

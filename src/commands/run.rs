@@ -1,0 +1,210 @@
+//! `annexa run` (collect what is due, then evaluate) and `annexa collect` (collect now).
+
+use anyhow::bail;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::Annexa;
+use crate::config::{CollectorConfig, ConfigError};
+use crate::exit::Exit;
+use crate::runner::{RunOutcome, run_collector};
+
+/// One line of machine output per run.
+#[derive(Serialize)]
+struct RunSummary<'a> {
+    collector: &'a str,
+    run_id: &'a str,
+    status: &'a str,
+    items: usize,
+    findings: usize,
+    manifest_key: Option<&'a str>,
+    ledger_index: Option<i64>,
+    error: Option<&'a str>,
+}
+
+impl<'a> From<&'a RunOutcome> for RunSummary<'a> {
+    fn from(o: &'a RunOutcome) -> Self {
+        RunSummary {
+            collector: &o.run.collector,
+            run_id: &o.run.id,
+            status: &o.run.status,
+            items: o.evidence.iter().filter(|e| e.role == "item").count(),
+            findings: o.findings.len(),
+            manifest_key: o.run.manifest_key.as_deref(),
+            ledger_index: o.run.ledger_index,
+            error: o.run.error.as_deref(),
+        }
+    }
+}
+
+fn describe(app: &Annexa, o: &RunOutcome) -> String {
+    let items = o.evidence.iter().filter(|e| e.role == "item").count();
+    let mut line = format!(
+        "{} ({}): {} — {items} item{} stored in {}",
+        o.run.collector,
+        o.run.kind,
+        o.run.status,
+        if items == 1 { "" } else { "s" },
+        app.store.location(),
+    );
+    if let (Some(key), Some(idx)) = (&o.run.manifest_key, o.run.ledger_index) {
+        line.push_str(&format!("\n    manifest {key} (ledger leaf #{idx})"));
+    }
+    if let Some(e) = &o.run.error {
+        line.push_str(&format!("\n    error: {e}"));
+    }
+    line
+}
+
+/// Records an audit event when the collection config changed since the last one recorded, so
+/// the custody log shows what was configured to be collected, and when.
+async fn note_config(app: &Annexa) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&app.config.path)?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let known = app
+        .db
+        .audit_events()
+        .await?
+        .into_iter()
+        .rev()
+        .find(|e| e.action == "config.loaded")
+        .is_some_and(|e| e.subject == sha);
+    if !known {
+        app.db
+            .record_audit_event(
+                "annexa",
+                "config.loaded",
+                &sha,
+                serde_json::json!({
+                    "path": app.config.path.display().to_string(),
+                    "collectors": app.config.collectors.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                }),
+                app.clock.now(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn run_all(
+    app: &Annexa,
+    jobs: Vec<(&CollectorConfig, Option<chrono::DateTime<chrono::Utc>>)>,
+    json: bool,
+) -> anyhow::Result<Vec<RunOutcome>> {
+    let mut outcomes = Vec::new();
+    for (config, slot) in jobs {
+        match run_collector(app, config, slot).await? {
+            Some(outcome) => {
+                if !json {
+                    println!("{}", describe(app, &outcome));
+                }
+                outcomes.push(outcome);
+            }
+            None if !json => println!(
+                "{}: this slot was already taken by another run",
+                config.name
+            ),
+            None => {}
+        }
+    }
+    Ok(outcomes)
+}
+
+pub async fn run(app: &Annexa, json: bool) -> anyhow::Result<Exit> {
+    note_config(app).await?;
+    let now = app.clock.now();
+    let mut due = Vec::new();
+    for c in &app.config.collectors {
+        let Some(slot) = c.schedule.slot_at(now) else {
+            continue;
+        };
+        if app.db.slot_taken(&c.name, &crate::db::ts(slot)).await? {
+            if !json {
+                println!(
+                    "{}: not due (slot {} already collected; schedule {})",
+                    c.name,
+                    slot.format("%Y-%m-%d %H:%M UTC"),
+                    c.schedule.text
+                );
+            }
+        } else {
+            due.push((c, Some(slot)));
+        }
+    }
+    if app.config.collectors.is_empty() && !json {
+        println!("no collectors configured: add a [[collector]] table (see annexa.example.toml)");
+    }
+    let outcomes = run_all(app, due, json).await?;
+    let doc = crate::status::status(app, app.clock.now()).await?;
+    if json {
+        let runs: Vec<RunSummary> = outcomes.iter().map(RunSummary::from).collect();
+        let out = serde_json::json!({ "runs": runs, "status": doc });
+        super::print(format!("{out}\n").as_bytes())?;
+    } else {
+        println!();
+        let mut table = Vec::new();
+        annexa_reports::render_status_table(&doc, &mut table)?;
+        super::print(&table)?;
+    }
+    Ok(if outcomes.iter().any(|o| !o.succeeded()) {
+        Exit::Runtime
+    } else if doc.has_gaps() {
+        Exit::Gaps
+    } else {
+        Exit::Ok
+    })
+}
+
+pub async fn collect(
+    app: &Annexa,
+    names: &[String],
+    all: bool,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let selected: Vec<&CollectorConfig> = if all {
+        app.config.collectors.iter().collect()
+    } else {
+        if names.is_empty() {
+            bail!(usage(app, "name the collectors to run, or pass --all"));
+        }
+        let mut selected = Vec::new();
+        for n in names {
+            match app.config.collector(n) {
+                Some(c) => selected.push(c),
+                None => bail!(usage(app, &format!("no collector named `{n}`"))),
+            }
+        }
+        selected
+    };
+    note_config(app).await?;
+    let outcomes = run_all(app, selected.into_iter().map(|c| (c, None)).collect(), json).await?;
+    if json {
+        let runs: Vec<RunSummary> = outcomes.iter().map(RunSummary::from).collect();
+        super::print(format!("{}\n", serde_json::json!({ "runs": runs })).as_bytes())?;
+    }
+    Ok(if outcomes.iter().all(RunOutcome::succeeded) {
+        Exit::Ok
+    } else {
+        Exit::Runtime
+    })
+}
+
+fn usage(app: &Annexa, problem: &str) -> ConfigError {
+    let names: Vec<&str> = app
+        .config
+        .collectors
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    ConfigError {
+        path: app.config.path.clone(),
+        problems: vec![format!(
+            "{problem}; configured collectors: {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )],
+    }
+}

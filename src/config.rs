@@ -1,0 +1,865 @@
+//! Configuration: `annexa.toml`, then `ANNEXA_<SECTION>__<KEY>` environment variables, then flags.
+//!
+//! The file is parsed into loose raw types first, then validated into [`Config`]. Validation
+//! collects every problem (unknown keys, bad cron expressions, bad durations, missing files,
+//! unknown collector kinds) and reports them all at once in a [`ConfigError`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use annexa_collectors::policy_document::PolicyDocumentConfig;
+use annexa_collectors::{FindingCode, Level};
+use serde::Deserialize;
+
+use crate::controls::Catalog;
+
+/// The prefix of environment variables that override config keys; `__` separates levels.
+pub const ENV_PREFIX: &str = "ANNEXA_";
+
+/// Collector kinds this build knows.
+pub const COLLECTOR_KINDS: &[&str] = &["policy-document"];
+
+/// A value that never appears in logs, errors or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself; call only where it is used, never to print it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "invalid configuration {} ({} problem{}):",
+            self.path.display(),
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        write!(
+            f,
+            "fix them and run again; annexa.example.toml documents every option"
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw (as written)
+
+#[derive(Debug, Default, Deserialize)]
+struct RawConfig {
+    #[serde(default)]
+    organization: RawOrganization,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    ledger: RawLedger,
+    #[serde(default, rename = "collector")]
+    collectors: Vec<toml::Table>,
+    #[serde(default)]
+    controls: BTreeMap<String, crate::controls::ControlOverride>,
+    #[serde(default)]
+    findings: RawFindings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawOrganization {
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawStore {
+    kind: Option<String>,
+    path: Option<PathBuf>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    bucket: Option<String>,
+    prefix: Option<String>,
+    path_style: Option<bool>,
+    multipart_threshold_mib: Option<u64>,
+    part_size_mib: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawDatabase {
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawLedger {
+    origin: Option<String>,
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawFindings {
+    #[serde(default)]
+    levels: BTreeMap<String, String>,
+}
+
+/// The fields every `[[collector]]` table has; the rest belongs to its kind.
+#[derive(Debug, Deserialize)]
+struct RawCollectorCommon {
+    name: Option<String>,
+    kind: Option<String>,
+    schedule: Option<String>,
+    max_age: Option<String>,
+    controls: Option<Vec<String>>,
+}
+
+const COMMON_COLLECTOR_KEYS: &[&str] = &["name", "kind", "schedule", "max_age", "controls"];
+
+// ---------------------------------------------------------------------------------------------
+// Valid (what the engine uses)
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file, and the folder relative paths are resolved against.
+    pub path: PathBuf,
+    pub base_dir: PathBuf,
+    pub organization: String,
+    pub store: StoreConfig,
+    pub database_url: Secret<String>,
+    pub ledger: LedgerConfig,
+    pub collectors: Vec<CollectorConfig>,
+    pub catalog: Catalog,
+    pub levels: BTreeMap<FindingCode, Level>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Fs { path: PathBuf },
+    S3(S3Config),
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    /// Prepended to every key, without a trailing slash; empty for none.
+    pub prefix: String,
+    pub path_style: bool,
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// The checkpoint origin line (C2SP tlog-checkpoint).
+    pub origin: String,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    pub name: String,
+    pub schedule: Schedule,
+    /// Overrides the catalog's maximum evidence age for this collector's evidence.
+    pub max_age: Option<Duration>,
+    /// Replaces the catalog's controls for this collector.
+    pub controls: Option<Vec<String>>,
+    pub kind: CollectorKind,
+}
+
+/// The closed set of collector kinds, each with its own settings.
+#[derive(Debug, Clone)]
+pub enum CollectorKind {
+    PolicyDocument(PolicyDocumentConfig),
+}
+
+impl CollectorKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CollectorKind::PolicyDocument(_) => "policy-document",
+        }
+    }
+}
+
+/// A cron schedule (5 or 6 fields, or `@daily` and friends), in UTC.
+#[derive(Clone)]
+pub struct Schedule {
+    pub text: String,
+    pub cron: croner::Cron,
+}
+
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Schedule({:?})", self.text)
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let cron = croner::Cron::from_str(s).map_err(|e| format!("{e}"))?;
+        Ok(Schedule {
+            text: s.to_string(),
+            cron,
+        })
+    }
+}
+
+impl Schedule {
+    /// The latest scheduled slot at or before `t`.
+    pub fn slot_at(
+        &self,
+        t: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.cron.find_previous_occurrence(&t, true).ok()
+    }
+}
+
+/// Parses a duration as humans write it: `90d`, `36h`, `1h 30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. `36h` or `35d`"))
+}
+
+impl Config {
+    /// Reads, layers and validates the configuration at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let fail = |problem: String| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![problem],
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            fail(if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "{} does not exist: run `annexa init` to write one, or pass --config FILE",
+                    path.display()
+                )
+            } else {
+                format!("cannot read {}: {e}", path.display())
+            })
+        })?;
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::parse(&text, path, &env)
+    }
+
+    /// Validates `text` as the config at `path`, with `env` layered over it.
+    pub fn parse(text: &str, path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut tree = match text.parse::<toml::Table>() {
+            Ok(t) => toml::Value::Table(t),
+            Err(e) => {
+                return Err(ConfigError {
+                    path: path.to_path_buf(),
+                    problems: vec![format!("not valid TOML: {e}")],
+                });
+            }
+        };
+        if let Some(url) = tree
+            .get("database")
+            .and_then(|d| d.get("url"))
+            .and_then(|u| u.as_str())
+            && url::Url::parse(url).is_ok_and(|u| u.password().is_some())
+        {
+            problems.push(
+                "database.url in the file contains a password: keep secrets out of the file, set ANNEXA_DATABASE__URL in the environment instead"
+                    .to_string(),
+            );
+        }
+        for (name, value) in env {
+            if let Some(rest) = name.strip_prefix(ENV_PREFIX)
+                && rest.contains("__")
+                && let Err(e) = overlay(&mut tree, rest, value)
+            {
+                problems.push(format!("environment variable {name}: {e}"));
+            }
+        }
+
+        let mut unknown = Vec::new();
+        let raw: RawConfig = match serde_ignored::deserialize(tree, |p| unknown.push(p.to_string()))
+        {
+            Ok(raw) => raw,
+            Err(e) => {
+                problems.push(e.to_string());
+                RawConfig::default()
+            }
+        };
+        for key in unknown {
+            problems.push(format!("unknown key `{key}`"));
+        }
+
+        let base_dir = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let base_dir = std::path::absolute(&base_dir).unwrap_or(base_dir);
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base_dir.join(p)
+            }
+        };
+
+        let organization = raw
+            .organization
+            .name
+            .unwrap_or_else(|| "Unnamed organization".to_string());
+        let store = validate_store(raw.store, &resolve, &mut problems);
+        let database_url = raw
+            .database
+            .url
+            .unwrap_or_else(|| "sqlite://data/annexa.db".to_string());
+        let database_url = match resolve_database_url(&database_url, &base_dir) {
+            Ok(u) => Secret::new(u),
+            Err(e) => {
+                problems.push(e);
+                Secret::new(String::new())
+            }
+        };
+        let ledger = LedgerConfig {
+            origin: raw
+                .ledger
+                .origin
+                .unwrap_or_else(|| format!("annexa/{}", slug(&organization))),
+            key_file: resolve(
+                &raw.ledger
+                    .key_file
+                    .unwrap_or_else(|| PathBuf::from("keys/annexa.key")),
+            ),
+        };
+
+        let catalog = match Catalog::with_overrides(raw.controls) {
+            Ok(c) => c,
+            Err(errs) => {
+                problems.extend(errs);
+                Catalog::default_catalog()
+            }
+        };
+
+        let mut levels = BTreeMap::new();
+        for (code, level) in raw.findings.levels {
+            match (code.parse::<FindingCode>(), parse_level(&level)) {
+                (Ok(c), Ok(l)) => {
+                    levels.insert(c, l);
+                }
+                (Err(e), _) | (_, Err(e)) => problems.push(format!("findings.levels: {e}")),
+            }
+        }
+
+        let mut collectors = Vec::new();
+        for (i, table) in raw.collectors.into_iter().enumerate() {
+            if let Some(c) = validate_collector(i, table, &base_dir, &catalog, &mut problems) {
+                collectors.push(c);
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &collectors {
+            if !seen.insert(c.name.clone()) {
+                problems.push(format!(
+                    "collector name `{}` is used twice; names must be unique",
+                    c.name
+                ));
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            base_dir,
+            organization,
+            store: store.expect("store validated when there are no problems"),
+            database_url,
+            ledger,
+            collectors,
+            catalog,
+            levels,
+        })
+    }
+
+    pub fn collector(&self, name: &str) -> Option<&CollectorConfig> {
+        self.collectors.iter().find(|c| c.name == name)
+    }
+
+    /// The level of a finding code, after the config's overrides.
+    pub fn level(&self, code: FindingCode) -> Level {
+        self.levels
+            .get(&code)
+            .copied()
+            .unwrap_or(code.default_level())
+    }
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    match s {
+        "fail" => Ok(Level::Fail),
+        "warn" => Ok(Level::Warn),
+        other => Err(format!("level `{other}` must be `fail` or `warn`")),
+    }
+}
+
+fn slug(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// Sets the key named by `ANNEXA_A__B__C` (without the prefix) in `node`. Numeric segments
+/// index arrays (`ANNEXA_COLLECTOR__0__SCHEDULE`).
+fn overlay(node: &mut toml::Value, path: &str, raw: &str) -> Result<(), String> {
+    let segments: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
+    set_path(node, &segments, env_value(raw))
+}
+
+fn set_path(node: &mut toml::Value, segments: &[String], value: toml::Value) -> Result<(), String> {
+    let Some((head, rest)) = segments.split_first() else {
+        return Err("names no key".to_string());
+    };
+    let child = match node {
+        toml::Value::Table(t) if rest.is_empty() => {
+            t.insert(head.clone(), value);
+            return Ok(());
+        }
+        toml::Value::Table(t) => t
+            .entry(head.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new())),
+        toml::Value::Array(items) => {
+            let i: usize = head.parse().map_err(|_| {
+                format!("`{head}` must be an index into a list, e.g. COLLECTOR__0__…")
+            })?;
+            let item = items
+                .get_mut(i)
+                .ok_or_else(|| format!("the list has no entry {i}"))?;
+            if rest.is_empty() {
+                *item = value;
+                return Ok(());
+            }
+            item
+        }
+        _ => {
+            return Err(format!(
+                "cannot set `{head}` inside a value that is not a table"
+            ));
+        }
+    };
+    set_path(child, rest, value)
+}
+
+/// Environment values are strings, except plain booleans, integers and `[…]` lists.
+fn env_value(raw: &str) -> toml::Value {
+    match raw {
+        "true" => return toml::Value::Boolean(true),
+        "false" => return toml::Value::Boolean(false),
+        _ => {}
+    }
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if raw.starts_with('[')
+        && let Ok(mut t) = format!("v = {raw}").parse::<toml::Table>()
+        && let Some(v) = t.remove("v")
+    {
+        return v;
+    }
+    toml::Value::String(raw.to_string())
+}
+
+fn validate_store(
+    raw: RawStore,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+    problems: &mut Vec<String>,
+) -> Option<StoreConfig> {
+    match raw.kind.as_deref().unwrap_or("fs") {
+        "fs" => {
+            for (key, set) in [
+                ("endpoint", raw.endpoint.is_some()),
+                ("bucket", raw.bucket.is_some()),
+                ("region", raw.region.is_some()),
+            ] {
+                if set {
+                    problems.push(format!("store.{key} applies only to kind = \"s3\""));
+                }
+            }
+            Some(StoreConfig::Fs {
+                path: resolve(&raw.path.unwrap_or_else(|| PathBuf::from("data/store"))),
+            })
+        }
+        "s3" => {
+            if !cfg!(feature = "s3") {
+                problems.push(
+                    "store kind \"s3\" is not available in this build: rebuild with `--features s3`"
+                        .to_string(),
+                );
+            }
+            if raw.path.is_some() {
+                problems
+                    .push("store.path applies only to kind = \"fs\"; use store.prefix".to_string());
+            }
+            let Some(bucket) = raw.bucket else {
+                problems.push("store.bucket is required when store.kind = \"s3\"".to_string());
+                return None;
+            };
+            if let Some(e) = &raw.endpoint
+                && url::Url::parse(e).is_err()
+            {
+                problems.push(format!(
+                    "store.endpoint `{e}` is not a URL (e.g. http://127.0.0.1:9000)"
+                ));
+            }
+            let mib = |v: Option<u64>, default: u64| v.unwrap_or(default) * 1024 * 1024;
+            let part_size = mib(raw.part_size_mib, 16);
+            if part_size < 5 * 1024 * 1024 {
+                problems.push(
+                    "store.part_size_mib must be at least 5 (S3's smallest part)".to_string(),
+                );
+            }
+            Some(StoreConfig::S3(S3Config {
+                endpoint: raw.endpoint,
+                region: raw.region.unwrap_or_else(|| "us-east-1".to_string()),
+                bucket,
+                prefix: raw.prefix.unwrap_or_default().trim_matches('/').to_string(),
+                path_style: raw.path_style.unwrap_or(true),
+                multipart_threshold: mib(raw.multipart_threshold_mib, 64),
+                part_size,
+            }))
+        }
+        other => {
+            problems.push(format!(
+                "store.kind `{other}` is unknown: use \"fs\" or \"s3\""
+            ));
+            None
+        }
+    }
+}
+
+/// Makes a relative SQLite path relative to the config's folder and lets SQLite create the file.
+fn resolve_database_url(url: &str, base_dir: &Path) -> Result<String, String> {
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.is_empty() {
+            return Err("database.url names no SQLite file (e.g. sqlite://data/annexa.db)".into());
+        }
+        let path = Path::new(path);
+        let path = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            base_dir.join(path)
+        };
+        let query = if query.is_empty() {
+            "mode=rwc".to_string()
+        } else {
+            query.to_string()
+        };
+        return Ok(format!("sqlite://{}?{query}", path.display()));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if !cfg!(feature = "postgres") {
+            return Err(
+                "PostgreSQL is not available in this build: rebuild with `--features postgres`"
+                    .into(),
+            );
+        }
+        return Ok(url.to_string());
+    }
+    Err("database.url must start with sqlite:// or postgres://".to_string())
+}
+
+fn validate_collector(
+    index: usize,
+    mut table: toml::Table,
+    base_dir: &Path,
+    catalog: &Catalog,
+    problems: &mut Vec<String>,
+) -> Option<CollectorConfig> {
+    let mut common_table = toml::Table::new();
+    for key in COMMON_COLLECTOR_KEYS {
+        if let Some(v) = table.remove(*key) {
+            common_table.insert((*key).to_string(), v);
+        }
+    }
+    let common: RawCollectorCommon = match common_table.try_into() {
+        Ok(c) => c,
+        Err(e) => {
+            problems.push(format!("collector[{index}]: {e}"));
+            return None;
+        }
+    };
+    let label = match &common.name {
+        Some(n) => format!("collector `{n}`"),
+        None => format!("collector[{index}]"),
+    };
+    let mut ok = true;
+    let mut problem = |p: String| {
+        problems.push(format!("{label}: {p}"));
+        ok = false;
+    };
+    if common.name.as_deref().is_none_or(str::is_empty) {
+        problem("`name` is required".to_string());
+    } else if let Some(n) = &common.name
+        && !n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        problem(format!(
+            "name `{n}` may contain only letters, digits, `-` and `_`"
+        ));
+    }
+    let schedule = match common
+        .schedule
+        .as_deref()
+        .unwrap_or("@daily")
+        .parse::<Schedule>()
+    {
+        Ok(s) => Some(s),
+        Err(e) => {
+            problem(format!(
+                "schedule `{}` is not a cron expression: {e}",
+                common.schedule.as_deref().unwrap_or_default()
+            ));
+            None
+        }
+    };
+    let max_age = match common.max_age.as_deref().map(parse_duration).transpose() {
+        Ok(d) => d,
+        Err(e) => {
+            problem(format!("max_age: {e}"));
+            None
+        }
+    };
+    if let Some(controls) = &common.controls {
+        for c in controls {
+            if catalog.get(c).is_none() {
+                problem(format!("control `{c}` is not in the catalog"));
+            }
+        }
+    }
+    let kind_name = common.kind.clone().unwrap_or_default();
+    let kind = match kind_name.as_str() {
+        "policy-document" => parse_kind(table, &mut problem).map(|c: PolicyDocumentConfig| {
+            for p in &c.paths {
+                let full = if p.is_absolute() {
+                    p.clone()
+                } else {
+                    base_dir.join(p)
+                };
+                if !full.exists() {
+                    problem(format!("path {} does not exist", full.display()));
+                }
+            }
+            for (doc, settings) in &c.documents {
+                for control in &settings.controls {
+                    if catalog.get(control).is_none() {
+                        problem(format!(
+                            "documents.{doc}: control `{control}` is not in the catalog"
+                        ));
+                    }
+                }
+            }
+            CollectorKind::PolicyDocument(c)
+        }),
+        "" => {
+            problem(format!(
+                "`kind` is required; one of: {}",
+                COLLECTOR_KINDS.join(", ")
+            ));
+            None
+        }
+        other => {
+            problem(format!(
+                "unknown collector kind `{other}`; this build has: {}",
+                COLLECTOR_KINDS.join(", ")
+            ));
+            None
+        }
+    };
+    if !ok {
+        return None;
+    }
+    Some(CollectorConfig {
+        name: common.name?,
+        schedule: schedule?,
+        max_age,
+        controls: common.controls,
+        kind: kind?,
+    })
+}
+
+fn parse_kind<T: for<'de> Deserialize<'de>>(
+    table: toml::Table,
+    problem: &mut dyn FnMut(String),
+) -> Option<T> {
+    match toml::Value::Table(table).try_into() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problem(e.to_string().trim().to_string());
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::parse(text, Path::new("/tmp/annexa-test/annexa.toml"), &env)
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_embedded_defaults() {
+        let c = parse("", &[]).unwrap();
+        assert!(matches!(c.store, StoreConfig::Fs { ref path } if path.ends_with("data/store")));
+        assert_eq!(
+            c.database_url.expose(),
+            "sqlite:///tmp/annexa-test/data/annexa.db?mode=rwc"
+        );
+        assert!(c.collectors.is_empty());
+        assert_eq!(c.catalog.controls().len(), 10);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = parse(
+            r#"
+            colour = "blue"
+            [store]
+            kind = "ftp"
+            [[collector]]
+            name = "a"
+            kind = "policy-document"
+            schedule = "not cron"
+            max_age = "soon"
+            paths = ["/definitely/not/here"]
+            [[collector]]
+            name = "b"
+            kind = "tea-leaves"
+            [findings.levels]
+            evidence-stale = "loud"
+            "#,
+            &[],
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        for expected in [
+            "unknown key `colour`",
+            "store.kind `ftp`",
+            "schedule `not cron`",
+            "max_age",
+            "/definitely/not/here does not exist",
+            "unknown collector kind `tea-leaves`",
+            "level `loud`",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        assert_eq!(err.problems.len(), 7, "{all}");
+    }
+
+    #[test]
+    fn unknown_keys_inside_a_collector_are_reported() {
+        let err = parse(
+            "[[collector]]\nname = \"p\"\nkind = \"policy-document\"\npaths = [\"/tmp\"]\npathz = 1\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.problems[0].contains("unknown field `pathz`"),
+            "{:?}",
+            err.problems
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = parse(
+            "[store]\nkind = \"fs\"\n[[collector]]\nname = \"p\"\nkind = \"policy-document\"\npaths = [\"/tmp\"]\n",
+            &[
+                ("ANNEXA_STORE__KIND", "s3"),
+                ("ANNEXA_STORE__BUCKET", "evidence"),
+                ("ANNEXA_STORE__ENDPOINT", "http://127.0.0.1:9000"),
+                ("ANNEXA_DATABASE__URL", "postgres://u:pw@127.0.0.1/annexa"),
+                ("ANNEXA_COLLECTOR__0__SCHEDULE", "0 4 * * *"),
+                ("ANNEXA_CONFIG", "ignored: no double underscore"),
+            ],
+        )
+        .unwrap();
+        let StoreConfig::S3(s3) = &c.store else {
+            panic!("expected s3")
+        };
+        assert_eq!(s3.bucket, "evidence");
+        assert_eq!(c.collectors[0].schedule.text, "0 4 * * *");
+        assert_eq!(c.database_url.expose(), "postgres://u:pw@127.0.0.1/annexa");
+        assert_eq!(format!("{:?}", c.database_url), "[redacted]");
+    }
+
+    #[test]
+    fn a_password_in_the_file_is_refused_and_not_echoed() {
+        let err = parse(
+            "[database]\nurl = \"postgres://u:hunter2@127.0.0.1/a\"\n",
+            &[],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("ANNEXA_DATABASE__URL"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn invalid_toml_names_the_line() {
+        let err = parse("[store\n", &[]).unwrap_err();
+        assert!(err.problems[0].contains("line 1"), "{:?}", err.problems);
+    }
+}

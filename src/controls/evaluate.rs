@@ -1,0 +1,351 @@
+//! Control evaluation: a pure function from the catalog and the state of each source to the
+//! status document.
+//!
+//! Per source, worst first: `missing` (never collected) > `not_evaluated` (latest run failed and
+//! no fresh evidence left) > `stale` > `not_satisfied` (a `fail` finding) > `satisfied`. A
+//! control takes the worst status of its sources; a control no configured source evidences is
+//! `missing`.
+
+use std::time::Duration;
+
+use annexa_collectors::{Finding, FindingCode, Level};
+use annexa_reports::{ControlReport, ControlStatus, EvidenceRef, FindingRef, StatusDocument};
+use chrono::{DateTime, Utc};
+
+use super::{Catalog, Control};
+
+/// A finished run as evaluation needs it.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub run_id: String,
+    pub succeeded: bool,
+    pub finished_at: DateTime<Utc>,
+    /// Why a failed run failed, and the code that says so.
+    pub error: Option<(FindingCode, String)>,
+}
+
+/// What is known of one source (a configured collector, or annexa's custody log) at `as_of`.
+#[derive(Debug, Clone)]
+pub struct SourceState {
+    pub collector: String,
+    /// The controls this source evidences.
+    pub controls: Vec<String>,
+    /// Overrides the control's maximum evidence age.
+    pub max_age: Option<Duration>,
+    /// The newest finished run, whatever its outcome.
+    pub latest: Option<RunState>,
+    /// The newest successful run, and its evidence objects (sha256, object key).
+    pub latest_success: Option<(RunState, Vec<(String, String)>)>,
+    /// The collector's check over the stored facts of `latest_success`, at `as_of`.
+    pub findings: Vec<Finding>,
+}
+
+/// Codes that speak of the source as a whole, so they bear on every control it evidences.
+fn is_source_wide(code: FindingCode) -> bool {
+    matches!(
+        code,
+        FindingCode::EvidenceMissing
+            | FindingCode::EvidenceStale
+            | FindingCode::CollectorFailed
+            | FindingCode::CollectorUnauthorized
+    )
+}
+
+fn bears_on(finding: &Finding, control: &Control) -> bool {
+    if !finding.controls.is_empty() {
+        return finding.controls.contains(&control.id);
+    }
+    is_source_wide(finding.code) || control.codes.contains(&finding.code)
+}
+
+/// Evaluates every control of the catalog. `level` maps a code to its configured level.
+pub fn evaluate(
+    catalog: &Catalog,
+    sources: &[SourceState],
+    as_of: DateTime<Utc>,
+    level: &dyn Fn(FindingCode) -> Level,
+) -> StatusDocument {
+    let controls = catalog
+        .controls()
+        .iter()
+        .map(|control| evaluate_control(control, sources, as_of, level))
+        .collect();
+    StatusDocument { as_of, controls }
+}
+
+fn evaluate_control(
+    control: &Control,
+    sources: &[SourceState],
+    as_of: DateTime<Utc>,
+    level: &dyn Fn(FindingCode) -> Level,
+) -> ControlReport {
+    let mut report = ControlReport {
+        id: control.id.clone(),
+        title: control.title.clone(),
+        status: ControlStatus::Satisfied,
+        evidence: Vec::new(),
+        findings: Vec::new(),
+    };
+    let relevant: Vec<&SourceState> = sources
+        .iter()
+        .filter(|s| s.controls.contains(&control.id))
+        .collect();
+    if relevant.is_empty() {
+        report.status = ControlStatus::Missing;
+        report.findings.push(FindingRef {
+            code: FindingCode::EvidenceMissing,
+            level: level(FindingCode::EvidenceMissing),
+            subject: control.id.clone(),
+            message: format!(
+                "no configured collector evidences {}; add a [[collector]] of kind {}",
+                control.id,
+                if control.collectors.is_empty() {
+                    "any".to_string()
+                } else {
+                    control.collectors.join(" or ")
+                }
+            ),
+            collector: String::new(),
+        });
+        return report;
+    }
+    for source in relevant {
+        let (status, evidence, findings) = evaluate_source(control, source, as_of, level);
+        report.status = report.status.max(status);
+        report.evidence.extend(evidence);
+        report.findings.extend(
+            findings
+                .into_iter()
+                .filter(|f| bears_on(f, control))
+                .map(|f| FindingRef {
+                    level: f.level,
+                    code: f.code,
+                    subject: f.subject,
+                    message: f.message,
+                    collector: source.collector.clone(),
+                }),
+        );
+    }
+    // A failing finding makes fresh evidence not satisfied; warnings do not.
+    if report.status == ControlStatus::Satisfied
+        && report.findings.iter().any(|f| f.level == Level::Fail)
+    {
+        report.status = ControlStatus::NotSatisfied;
+    }
+    report
+}
+
+/// The findings annexa itself raises about a source get the configured level, except a failed
+/// run beside fresh evidence, which is only a warning.
+fn evaluate_source(
+    control: &Control,
+    source: &SourceState,
+    as_of: DateTime<Utc>,
+    level: &dyn Fn(FindingCode) -> Level,
+) -> (ControlStatus, Vec<EvidenceRef>, Vec<Finding>) {
+    let max_age = source.max_age.unwrap_or(control.max_age);
+    let failed_latest = source.latest.as_ref().filter(|r| !r.succeeded);
+    let failure = |fresh: bool| {
+        failed_latest.map(|r| {
+            let (code, why) = r.error.clone().unwrap_or((
+                FindingCode::CollectorFailed,
+                "the run failed without a reason".to_string(),
+            ));
+            Finding::new(
+                code,
+                source.collector.clone(),
+                format!("run {} failed: {why}", r.run_id),
+            )
+            .with_level(if fresh { Level::Warn } else { level(code) })
+        })
+    };
+    let Some((run, objects)) = &source.latest_success else {
+        return match failure(false) {
+            Some(f) => (ControlStatus::NotEvaluated, Vec::new(), vec![f]),
+            None => (
+                ControlStatus::Missing,
+                Vec::new(),
+                vec![
+                    Finding::new(
+                        FindingCode::EvidenceMissing,
+                        source.collector.clone(),
+                        format!(
+                            "collector `{}` has never collected evidence",
+                            source.collector
+                        ),
+                    )
+                    .with_level(level(FindingCode::EvidenceMissing)),
+                ],
+            ),
+        };
+    };
+    let expires_at =
+        run.finished_at + chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+    let fresh = as_of <= expires_at;
+    let evidence = objects
+        .iter()
+        .map(|(sha256, key)| EvidenceRef {
+            collector: source.collector.clone(),
+            run_id: run.run_id.clone(),
+            collected_at: run.finished_at,
+            expires_at,
+            fresh,
+            sha256: sha256.clone(),
+            object_key: key.clone(),
+        })
+        .collect();
+    let mut findings = source.findings.clone();
+    let status = if !fresh {
+        findings.push(
+            Finding::new(
+                FindingCode::EvidenceStale,
+                source.collector.clone(),
+                format!(
+                    "newest evidence from `{}` was collected {} and expired {}",
+                    source.collector,
+                    run.finished_at.format("%Y-%m-%d %H:%M UTC"),
+                    expires_at.format("%Y-%m-%d %H:%M UTC"),
+                ),
+            )
+            .with_level(level(FindingCode::EvidenceStale)),
+        );
+        findings.extend(failure(false));
+        if failed_latest.is_some() {
+            ControlStatus::NotEvaluated
+        } else {
+            ControlStatus::Stale
+        }
+    } else {
+        // Fresh evidence still stands; the failed run is worth a warning, not a gap.
+        findings.extend(failure(true));
+        ControlStatus::Satisfied
+    };
+    (status, evidence, findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, day, 12, 0, 0).unwrap()
+    }
+
+    fn run(id: &str, ok: bool, day: u32) -> RunState {
+        RunState {
+            run_id: id.into(),
+            succeeded: ok,
+            finished_at: at(day),
+            error: (!ok).then(|| (FindingCode::CollectorFailed, "source missing".to_string())),
+        }
+    }
+
+    fn source(
+        latest: Option<RunState>,
+        success: Option<RunState>,
+        findings: Vec<Finding>,
+    ) -> SourceState {
+        SourceState {
+            collector: "policies".into(),
+            controls: vec!["A.5.24".into()],
+            max_age: Some(Duration::from_secs(2 * 86_400)),
+            latest,
+            latest_success: success
+                .map(|r| (r, vec![("ab".repeat(32), "objects/sha256/ab/x".into())])),
+            findings,
+        }
+    }
+
+    fn status_of(s: SourceState, as_of: DateTime<Utc>) -> ControlReport {
+        let doc = evaluate(&Catalog::default_catalog(), &[s], as_of, &|c| {
+            c.default_level()
+        });
+        doc.controls.into_iter().find(|c| c.id == "A.5.24").unwrap()
+    }
+
+    #[test]
+    fn fresh_evidence_without_failing_findings_is_satisfied() {
+        let r = status_of(
+            source(Some(run("r1", true, 10)), Some(run("r1", true, 10)), vec![]),
+            at(11),
+        );
+        assert_eq!(r.status, ControlStatus::Satisfied);
+        assert!(r.evidence[0].fresh);
+        assert_eq!(r.evidence[0].expires_at, at(12));
+    }
+
+    #[test]
+    fn a_failing_finding_makes_it_not_satisfied_and_a_warning_does_not() {
+        let fail = Finding::new(FindingCode::PolicyReviewOverdue, "doc", "late");
+        let warn = Finding::new(FindingCode::PolicyMetadataMissing, "doc", "no owner");
+        let ok = Some(run("r1", true, 10));
+        assert_eq!(
+            status_of(source(ok.clone(), ok.clone(), vec![warn]), at(11)).status,
+            ControlStatus::Satisfied
+        );
+        assert_eq!(
+            status_of(source(ok.clone(), ok, vec![fail]), at(11)).status,
+            ControlStatus::NotSatisfied
+        );
+    }
+
+    #[test]
+    fn old_evidence_is_stale_and_the_future_can_be_asked() {
+        let ok = Some(run("r1", true, 10));
+        let r = status_of(source(ok.clone(), ok, vec![]), at(13));
+        assert_eq!(r.status, ControlStatus::Stale);
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.code == FindingCode::EvidenceStale)
+        );
+    }
+
+    #[test]
+    fn a_failed_run_is_not_evaluated_without_fresh_evidence_and_a_warning_with_it() {
+        let none = status_of(source(Some(run("r2", false, 11)), None, vec![]), at(11));
+        assert_eq!(none.status, ControlStatus::NotEvaluated);
+        assert_eq!(none.findings[0].code, FindingCode::CollectorFailed);
+
+        let fresh = status_of(
+            source(
+                Some(run("r2", false, 11)),
+                Some(run("r1", true, 10)),
+                vec![],
+            ),
+            at(11),
+        );
+        assert_eq!(fresh.status, ControlStatus::Satisfied);
+        assert_eq!(fresh.findings[0].level, Level::Warn);
+
+        let stale = status_of(
+            source(
+                Some(run("r2", false, 13)),
+                Some(run("r1", true, 10)),
+                vec![],
+            ),
+            at(13),
+        );
+        assert_eq!(stale.status, ControlStatus::NotEvaluated);
+    }
+
+    #[test]
+    fn never_collected_or_not_configured_is_missing() {
+        let r = status_of(source(None, None, vec![]), at(11));
+        assert_eq!(r.status, ControlStatus::Missing);
+        let doc = evaluate(&Catalog::default_catalog(), &[], at(11), &|c| {
+            c.default_level()
+        });
+        assert!(
+            doc.controls
+                .iter()
+                .all(|c| c.status == ControlStatus::Missing)
+        );
+        assert!(
+            doc.controls[0].findings[0]
+                .message
+                .contains("policy-document or incident-log")
+        );
+    }
+}

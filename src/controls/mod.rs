@@ -1,0 +1,227 @@
+//! Controls: the catalog (data, embedded, overridable) and the evaluation of each control's
+//! status from the state of the sources that evidence it.
+
+mod evaluate;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use annexa_collectors::FindingCode;
+use serde::Deserialize;
+
+pub use evaluate::{RunState, SourceState, evaluate};
+
+/// The collector name of annexa's own custody log: its run manifests evidence A.5.28.
+pub const CUSTODY: &str = "annexa";
+
+const DEFAULT_CATALOG: &str = include_str!("catalog.toml");
+
+/// One control of the catalog.
+#[derive(Debug, Clone)]
+pub struct Control {
+    pub id: String,
+    pub title: String,
+    /// Collector kinds whose evidence counts for this control.
+    pub collectors: Vec<String>,
+    pub max_age: Duration,
+    /// Finding codes that bear on this control.
+    pub codes: Vec<FindingCode>,
+}
+
+/// Changes to one control, from `[controls."A.x.y"]` in the config. A new id adds a control.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlOverride {
+    pub title: Option<String>,
+    pub collectors: Option<Vec<String>>,
+    pub max_age: Option<String>,
+    pub codes: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct CatalogFile {
+    control: Vec<RawControl>,
+}
+
+#[derive(Deserialize)]
+struct RawControl {
+    id: String,
+    title: String,
+    collectors: Vec<String>,
+    max_age: String,
+    codes: Vec<String>,
+}
+
+/// The controls annexa evaluates, in catalog order.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    controls: Vec<Control>,
+}
+
+impl Catalog {
+    /// The embedded default catalog.
+    pub fn default_catalog() -> Catalog {
+        let file: CatalogFile = toml::from_str(DEFAULT_CATALOG).expect("embedded catalog parses");
+        let controls = file
+            .control
+            .into_iter()
+            .map(|c| Control {
+                max_age: crate::config::parse_duration(&c.max_age).expect("embedded max_age"),
+                codes: c
+                    .codes
+                    .iter()
+                    .map(|code| code.parse().expect("embedded finding code"))
+                    .collect(),
+                id: c.id,
+                title: c.title,
+                collectors: c.collectors,
+            })
+            .collect();
+        Catalog { controls }
+    }
+
+    /// The default catalog with the config's overrides applied; every problem is returned.
+    pub fn with_overrides(
+        overrides: BTreeMap<String, ControlOverride>,
+    ) -> Result<Catalog, Vec<String>> {
+        let mut catalog = Catalog::default_catalog();
+        let mut problems = Vec::new();
+        for (id, o) in overrides {
+            let max_age = match o
+                .max_age
+                .as_deref()
+                .map(crate::config::parse_duration)
+                .transpose()
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    problems.push(format!("controls.\"{id}\".max_age: {e}"));
+                    None
+                }
+            };
+            let mut codes = Vec::new();
+            for code in o.codes.iter().flatten() {
+                match code.parse::<FindingCode>() {
+                    Ok(c) => codes.push(c),
+                    Err(e) => problems.push(format!("controls.\"{id}\".codes: {e}")),
+                }
+            }
+            let control = match catalog.controls.iter_mut().find(|c| c.id == id) {
+                Some(c) => c,
+                None => {
+                    let Some(title) = o.title.clone() else {
+                        problems.push(format!(
+                            "controls.\"{id}\" is not in the catalog; to add it, give it a `title`, `collectors` and `max_age`"
+                        ));
+                        continue;
+                    };
+                    catalog.controls.push(Control {
+                        id: id.clone(),
+                        title,
+                        collectors: Vec::new(),
+                        max_age: Duration::from_secs(35 * 86_400),
+                        codes: Vec::new(),
+                    });
+                    catalog.controls.last_mut().expect("just pushed")
+                }
+            };
+            if let Some(t) = o.title {
+                control.title = t;
+            }
+            if let Some(c) = o.collectors {
+                control.collectors = c;
+            }
+            if let Some(d) = max_age {
+                control.max_age = d;
+            }
+            if o.codes.is_some() {
+                control.codes = codes;
+            }
+        }
+        if problems.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn controls(&self) -> &[Control] {
+        &self.controls
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Control> {
+        self.controls.iter().find(|c| c.id == id)
+    }
+
+    /// The ids of the controls a collector kind evidences by default.
+    pub fn controls_for_kind(&self, kind: &str) -> Vec<String> {
+        self.controls
+            .iter()
+            .filter(|c| c.collectors.iter().any(|k| k == kind))
+            .map(|c| c.id.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_catalog_has_the_designed_controls_with_official_titles() {
+        let c = Catalog::default_catalog();
+        let ids: Vec<&str> = c.controls().iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "A.5.24", "A.5.25", "A.5.26", "A.5.27", "A.5.28", "A.5.30", "A.5.36", "A.8.8",
+                "A.8.13", "A.8.16"
+            ]
+        );
+        assert_eq!(
+            c.get("A.5.26").unwrap().title,
+            "Response to information security incidents"
+        );
+        assert_eq!(c.get("A.8.13").unwrap().title, "Information backup");
+        assert_eq!(c.controls_for_kind("policy-document"), ["A.5.24"]);
+        assert_eq!(c.controls_for_kind(CUSTODY), ["A.5.28"]);
+    }
+
+    #[test]
+    fn overrides_change_and_add_controls_and_report_every_problem() {
+        let mut o = BTreeMap::new();
+        o.insert(
+            "A.5.24".to_string(),
+            ControlOverride {
+                max_age: Some("400d".into()),
+                ..Default::default()
+            },
+        );
+        o.insert(
+            "A.9.99".to_string(),
+            ControlOverride {
+                title: Some("Custom".into()),
+                collectors: Some(vec!["policy-document".into()]),
+                ..Default::default()
+            },
+        );
+        let c = Catalog::with_overrides(o).unwrap();
+        assert_eq!(
+            c.get("A.5.24").unwrap().max_age,
+            Duration::from_secs(400 * 86_400)
+        );
+        assert_eq!(c.controls_for_kind("policy-document"), ["A.5.24", "A.9.99"]);
+
+        let mut bad = BTreeMap::new();
+        bad.insert("A.1.1".to_string(), ControlOverride::default());
+        bad.insert(
+            "A.5.25".to_string(),
+            ControlOverride {
+                max_age: Some("x".into()),
+                codes: Some(vec!["nope".into()]),
+                ..Default::default()
+            },
+        );
+        assert_eq!(Catalog::with_overrides(bad).unwrap_err().len(), 3);
+    }
+}

@@ -1,0 +1,591 @@
+//! The database: SQLite (embedded default) or PostgreSQL, one schema, one set of queries.
+//!
+//! Queries go through sqlx's `Any` driver and are checked at run time; they use `$n`
+//! placeholders and portable SQL only, so the same text runs on both engines. Where the engines
+//! differ (how to serialize ledger appends) the [`Engine`] decides. Migrations for each engine
+//! live in `migrations/<engine>/` with the same version numbers, embedded and run on connect.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+// Dynamic SQL here is only ever built from the column-list constants below, never from input.
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+use crate::config::Secret;
+
+/// Which database engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    #[error(
+        "database {location} is unreachable: {reason}; check that it is running and that the URL (ANNEXA_DATABASE__URL) is right"
+    )]
+    Unreachable { location: String, reason: String },
+    #[error("database migration failed on {location}: {reason}")]
+    Migration { location: String, reason: String },
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("database holds an unreadable value in {what}: {value}")]
+    Corrupt { what: String, value: String },
+}
+
+/// A timestamp as the database stores it.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Reads a stored timestamp.
+pub fn parse_ts(what: &str, s: &str) -> Result<DateTime<Utc>, DbError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| DbError::Corrupt {
+            what: what.to_string(),
+            value: s.to_string(),
+        })
+}
+
+/// The database URL without its password, for messages.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => url.split('?').next().unwrap_or(url).to_string(),
+    }
+}
+
+/// One run row.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub id: String,
+    pub collector: String,
+    pub kind: String,
+    pub collector_version: String,
+    pub slot: Option<String>,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub manifest_key: Option<String>,
+    pub manifest_sha256: Option<String>,
+    pub ledger_index: Option<i64>,
+}
+
+const RUN_COLUMNS: &str = "id, collector, kind, collector_version, slot, status, started_at, \
+     finished_at, error_code, error, manifest_key, manifest_sha256, ledger_index";
+
+impl RunRow {
+    fn from_row(row: &AnyRow) -> Result<RunRow, DbError> {
+        let finished: Option<String> = row.try_get("finished_at")?;
+        Ok(RunRow {
+            id: row.try_get("id")?,
+            collector: row.try_get("collector")?,
+            kind: row.try_get("kind")?,
+            collector_version: row.try_get("collector_version")?,
+            slot: row.try_get("slot")?,
+            status: row.try_get("status")?,
+            started_at: parse_ts("runs.started_at", &row.try_get::<String, _>("started_at")?)?,
+            finished_at: finished
+                .map(|f| parse_ts("runs.finished_at", &f))
+                .transpose()?,
+            error_code: row.try_get("error_code")?,
+            error: row.try_get("error")?,
+            manifest_key: row.try_get("manifest_key")?,
+            manifest_sha256: row.try_get("manifest_sha256")?,
+            ledger_index: row.try_get("ledger_index")?,
+        })
+    }
+}
+
+/// One evidence row: an object a run stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRow {
+    pub run_id: String,
+    pub collector: String,
+    pub name: String,
+    pub role: String,
+    pub media_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub object_key: String,
+    pub observed_at: DateTime<Utc>,
+    pub effective_at: Option<DateTime<Utc>>,
+    pub collected_at: DateTime<Utc>,
+}
+
+const EVIDENCE_COLUMNS: &str = "run_id, collector, name, role, media_type, size, sha256, \
+     object_key, observed_at, effective_at, collected_at";
+
+impl EvidenceRow {
+    fn from_row(row: &AnyRow) -> Result<EvidenceRow, DbError> {
+        let effective: Option<String> = row.try_get("effective_at")?;
+        Ok(EvidenceRow {
+            run_id: row.try_get("run_id")?,
+            collector: row.try_get("collector")?,
+            name: row.try_get("name")?,
+            role: row.try_get("role")?,
+            media_type: row.try_get("media_type")?,
+            size: row.try_get("size")?,
+            sha256: row.try_get("sha256")?,
+            object_key: row.try_get("object_key")?,
+            observed_at: parse_ts(
+                "evidence.observed_at",
+                &row.try_get::<String, _>("observed_at")?,
+            )?,
+            effective_at: effective
+                .map(|e| parse_ts("evidence.effective_at", &e))
+                .transpose()?,
+            collected_at: parse_ts(
+                "evidence.collected_at",
+                &row.try_get::<String, _>("collected_at")?,
+            )?,
+        })
+    }
+}
+
+/// One ledger leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub idx: i64,
+    pub leaf_hash: String,
+    pub kind: String,
+    pub ref_id: String,
+}
+
+/// One audit event, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEventRow {
+    pub id: String,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    /// Canonical JSON.
+    pub details: String,
+    pub ledger_index: i64,
+}
+
+impl AuditEventRow {
+    /// The bytes hashed into the ledger: canonical JSON of every field but the index.
+    pub fn leaf_bytes(&self) -> Vec<u8> {
+        let details: serde_json::Value = serde_json::from_str(&self.details)
+            .unwrap_or(serde_json::Value::String(self.details.clone()));
+        crate::canonical::to_vec(&serde_json::json!({
+            "id": self.id,
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "details": details,
+        }))
+    }
+}
+
+/// The database handle.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+impl Db {
+    /// Connects and runs the embedded migrations.
+    pub async fn connect(url: &Secret<String>) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let url = url.expose();
+        let location = redacted(url);
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else {
+            Engine::Postgres
+        };
+        if engine == Engine::Sqlite
+            && let Some(path) = url
+                .strip_prefix("sqlite://")
+                .and_then(|p| p.split('?').next())
+            && let Some(parent) = std::path::Path::new(path).parent()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| DbError::Unreachable {
+                location: location.clone(),
+                reason: format!("cannot create {}: {e}", parent.display()),
+            })?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if engine == Engine::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        sqlx::raw_sql(
+                            "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;",
+                        )
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(|e| DbError::Unreachable {
+                location: location.clone(),
+                reason: e.to_string().replace(url, &location),
+            })?;
+        let migrator = match engine {
+            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator.run(&pool).await.map_err(|e| DbError::Migration {
+            location: location.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Db { pool, engine })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Records a run as started. False when the (collector, slot) is already taken.
+    pub async fn start_run(&self, run: &RunRow) -> Result<bool, DbError> {
+        let result = sqlx::query(
+            "INSERT INTO runs (id, collector, kind, collector_version, slot, status, started_at) \
+             VALUES ($1, $2, $3, $4, $5, 'running', $6)",
+        )
+        .bind(&run.id)
+        .bind(&run.collector)
+        .bind(&run.kind)
+        .bind(&run.collector_version)
+        .bind(&run.slot)
+        .bind(ts(run.started_at))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Marks a run failed that could not be recorded in full (its evidence could not be
+    /// stored). It has no manifest and no ledger leaf.
+    pub async fn abandon_run(
+        &self,
+        id: &str,
+        code: &str,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE runs SET status = 'failed', finished_at = $1, error_code = $2, error = $3 \
+             WHERE id = $4 AND status = 'running'",
+        )
+        .bind(ts(at))
+        .bind(code)
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether a run for this collector and slot exists.
+    pub async fn slot_taken(&self, collector: &str, slot: &str) -> Result<bool, DbError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE collector = $1 AND slot = $2")
+            .bind(collector)
+            .bind(slot)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// The newest finished run of a collector at or before `as_of`; only successful ones when
+    /// `succeeded_only`.
+    pub async fn latest_run(
+        &self,
+        collector: &str,
+        as_of: DateTime<Utc>,
+        succeeded_only: bool,
+    ) -> Result<Option<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE collector = $1 AND finished_at IS NOT NULL \
+             AND finished_at <= $2 AND status {} ORDER BY finished_at DESC, id DESC LIMIT 1",
+            if succeeded_only {
+                "= 'succeeded'"
+            } else {
+                "IN ('succeeded', 'failed')"
+            }
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(collector)
+            .bind(ts(as_of))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(RunRow::from_row).transpose()
+    }
+
+    /// The newest finished run of any collector at or before `as_of` (the custody log's head).
+    pub async fn latest_manifest(&self, as_of: DateTime<Utc>) -> Result<Option<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE manifest_key IS NOT NULL AND finished_at <= $1 \
+             ORDER BY finished_at DESC, id DESC LIMIT 1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(ts(as_of))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(RunRow::from_row).transpose()
+    }
+
+    pub async fn run(&self, id: &str) -> Result<Option<RunRow>, DbError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(RunRow::from_row).transpose()
+    }
+
+    /// Every finished run, oldest first.
+    pub async fn finished_runs(&self) -> Result<Vec<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NOT NULL ORDER BY ledger_index"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(RunRow::from_row).collect()
+    }
+
+    pub async fn evidence_of_run(&self, run_id: &str) -> Result<Vec<EvidenceRow>, DbError> {
+        let sql = format!("SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE run_id = $1 ORDER BY id");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(EvidenceRow::from_row).collect()
+    }
+
+    /// Every evidence row, in insertion order.
+    pub async fn all_evidence(&self) -> Result<Vec<EvidenceRow>, DbError> {
+        let sql = format!("SELECT {EVIDENCE_COLUMNS} FROM evidence ORDER BY id");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(EvidenceRow::from_row).collect()
+    }
+
+    /// Every ledger leaf, in order.
+    pub async fn ledger(&self) -> Result<Vec<LedgerRow>, DbError> {
+        let rows = sqlx::query("SELECT idx, leaf_hash, kind, ref_id FROM ledger ORDER BY idx")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LedgerRow {
+                    idx: r.try_get("idx")?,
+                    leaf_hash: r.try_get("leaf_hash")?,
+                    kind: r.try_get("kind")?,
+                    ref_id: r.try_get("ref_id")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn audit_events(&self) -> Result<Vec<AuditEventRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, subject, details, ledger_index FROM audit_events ORDER BY ledger_index",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEventRow {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    subject: r.try_get("subject")?,
+                    details: r.try_get("details")?,
+                    ledger_index: r.try_get("ledger_index")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Starts a transaction that appends to the ledger. Appends are serialized: SQLite takes
+    /// the write lock up front (`BEGIN IMMEDIATE`), PostgreSQL locks the ledger table, so two
+    /// writers never claim the same index.
+    pub async fn begin_append(&self) -> Result<AppendTx, DbError> {
+        let mut tx = match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("LOCK TABLE ledger IN EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+                tx
+            }
+        };
+        let row = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) AS next FROM ledger")
+            .fetch_one(&mut *tx)
+            .await?;
+        let next_index = row.try_get::<i64, _>("next")?;
+        Ok(AppendTx { tx, next_index })
+    }
+
+    /// Appends one audit event as its own ledger leaf.
+    pub async fn record_audit_event(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<AuditEventRow, DbError> {
+        let mut tx = self.begin_append().await?;
+        let event = AuditEventRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: ts(at),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            subject: subject.to_string(),
+            details: String::from_utf8(crate::canonical::to_vec(&details)).expect("JSON is UTF-8"),
+            ledger_index: tx.next_index,
+        };
+        sqlx::query(
+            "INSERT INTO audit_events (id, at, actor, action, subject, details, ledger_index) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&event.id)
+        .bind(&event.at)
+        .bind(&event.actor)
+        .bind(&event.action)
+        .bind(&event.subject)
+        .bind(&event.details)
+        .bind(event.ledger_index)
+        .execute(&mut *tx.tx)
+        .await?;
+        let leaf = hex::encode(crate::ledger::leaf_hash(&event.leaf_bytes()));
+        tx.append_leaf(&leaf, "audit_event", &event.id, at).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+}
+
+/// A transaction that appends ledger leaves (and the rows they stand for).
+pub struct AppendTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    /// The index the next leaf gets.
+    pub next_index: i64,
+}
+
+impl AppendTx {
+    async fn append_leaf(
+        &mut self,
+        leaf_hash: &str,
+        kind: &str,
+        ref_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, DbError> {
+        let idx = self.next_index;
+        sqlx::query("INSERT INTO ledger (idx, leaf_hash, kind, ref_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(idx)
+            .bind(leaf_hash)
+            .bind(kind)
+            .bind(ref_id)
+            .bind(ts(at))
+            .execute(&mut *self.tx)
+            .await?;
+        self.next_index += 1;
+        Ok(idx)
+    }
+
+    /// Records a finished run: its final row, evidence rows, findings and ledger leaf (the hash
+    /// of its manifest, already in the store at `run.manifest_key`).
+    pub async fn record_run(
+        &mut self,
+        run: &RunRow,
+        evidence: &[EvidenceRow],
+        findings: &[(annexa_collectors::Finding, String)],
+        manifest_leaf_hash: &str,
+    ) -> Result<(), DbError> {
+        let finished = run.finished_at.expect("a recorded run is finished");
+        let idx = self
+            .append_leaf(manifest_leaf_hash, "run", &run.id, finished)
+            .await?;
+        let updated = sqlx::query(
+            "UPDATE runs SET status = $1, finished_at = $2, error_code = $3, error = $4, \
+             manifest_key = $5, manifest_sha256 = $6, ledger_index = $7 WHERE id = $8 AND status = 'running'",
+        )
+        .bind(&run.status)
+        .bind(ts(finished))
+        .bind(&run.error_code)
+        .bind(&run.error)
+        .bind(&run.manifest_key)
+        .bind(&run.manifest_sha256)
+        .bind(idx)
+        .bind(&run.id)
+        .execute(&mut *self.tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(DbError::Corrupt {
+                what: "runs".into(),
+                value: format!("run {} is not running any more", run.id),
+            });
+        }
+        for e in evidence {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            )))
+            .bind(&e.run_id)
+            .bind(&e.collector)
+            .bind(&e.name)
+            .bind(&e.role)
+            .bind(&e.media_type)
+            .bind(e.size)
+            .bind(&e.sha256)
+            .bind(&e.object_key)
+            .bind(ts(e.observed_at))
+            .bind(e.effective_at.map(ts))
+            .bind(ts(e.collected_at))
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for (f, collector) in findings {
+            sqlx::query(
+                "INSERT INTO findings (run_id, collector, code, level, subject, message, controls, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&run.id)
+            .bind(collector)
+            .bind(f.code.as_str())
+            .bind(f.level.as_str())
+            .bind(&f.subject)
+            .bind(&f.message)
+            .bind(serde_json::to_string(&f.controls).expect("strings serialize"))
+            .bind(ts(finished))
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), DbError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+//! Exit codes: part of annexa's interface, documented in the README.
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything ran and every control is satisfied.
+    Ok = 0,
+    /// A runtime error: a collector failed, a server was unreachable.
+    Runtime = 1,
+    /// Bad usage or an invalid configuration.
+    Usage = 2,
+    /// Some control is not satisfied (status, run).
+    Gaps = 3,
+    /// Stored evidence, the database or the ledger do not match (verify).
+    Integrity = 4,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The exit code of an error: configuration problems are usage errors, the rest runtime.
+    pub fn of_error(e: &anyhow::Error) -> Exit {
+        if e.chain().any(|c| c.is::<crate::config::ConfigError>()) {
+            Exit::Usage
+        } else {
+            Exit::Runtime
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! annexa: collects compliance evidence for ISO/IEC 27001:2022 Annex A controls, keeps it
+//! immutable and verifiable, and judges the controls.
+//!
+//! # Layout
+//!
+//! - `main.rs` parses the command line and maps the result to an exit code; `cli.rs` defines it.
+//! - `commands/`: one module per subcommand (`init`, `run`, `collect`, `status`, `controls`,
+//!   `verify`).
+//! - `config.rs`: `annexa.toml` + `ANNEXA_…__…` environment, validated into [`config::Config`].
+//! - `store/`: the content-addressed, write-once evidence store (`fs`, `s3`).
+//! - `db/`: runs, evidence, findings, ledger and audit events on SQLite or PostgreSQL.
+//! - `ledger.rs`: the RFC 6962 Merkle tree; `canonical.rs`: canonical JSON for hashed records.
+//! - `runner.rs`: one collection run, end to end; `registry.rs`: config → collector.
+//! - `controls/`: the catalog and the pure evaluation; `status.rs` gathers its inputs.
+//! - `verify.rs`: the integrity check of store, database and ledger; `keys.rs`: signing keys.
+//! - The collectors live in the `annexa-collectors` crate, the report model and renderers in
+//!   `annexa-reports`.
+
+pub mod canonical;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod controls;
+pub mod db;
+pub mod exit;
+pub mod keys;
+pub mod ledger;
+pub mod registry;
+pub mod runner;
+pub mod status;
+pub mod store;
+pub mod verify;
+
+use std::sync::Arc;
+
+use annexa_collectors::{Clock, SystemClock};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::store::EvidenceStore;
+
+/// Everything a command works with: the validated config, the database, the store and the
+/// clock. Built once per process.
+pub struct Annexa {
+    pub config: Config,
+    pub db: Db,
+    pub store: EvidenceStore,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Annexa {
+    /// Opens the database (running migrations) and the store.
+    pub async fn open(config: Config) -> anyhow::Result<Annexa> {
+        Annexa::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Annexa> {
+        use anyhow::Context;
+        let db = Db::connect(&config.database_url)
+            .await
+            .context("opening the database")?;
+        let store = EvidenceStore::open(&config.store)
+            .await
+            .context("opening the evidence store")?;
+        Ok(Annexa {
+            config,
+            db,
+            store,
+            clock,
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! Gathers what evaluation needs, at a point in time, from the database and the store: per
+//! configured collector its newest runs and the check over its newest stored facts; for
+//! annexa's custody log its newest run manifest. Then evaluates (a pure function).
+
+use annexa_collectors::{Finding, FindingCode};
+use annexa_reports::StatusDocument;
+use chrono::{DateTime, Utc};
+
+use crate::Annexa;
+use crate::controls::{CUSTODY, RunState, SourceState, evaluate};
+use crate::db::{DbError, RunRow};
+use crate::registry;
+use crate::runner::load_facts;
+
+fn run_state(run: &RunRow) -> RunState {
+    RunState {
+        run_id: run.id.clone(),
+        succeeded: run.status == "succeeded",
+        finished_at: run.finished_at.unwrap_or(run.started_at),
+        error: run.error.as_ref().map(|e| {
+            let code = run
+                .error_code
+                .as_deref()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(FindingCode::CollectorFailed);
+            (code, e.clone())
+        }),
+    }
+}
+
+/// The status of every control at `as_of`, from evidence collected by then.
+pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument, DbError> {
+    let mut sources = Vec::new();
+    for config in &app.config.collectors {
+        let collector = registry::build(&config.kind);
+        let latest = app.db.latest_run(&config.name, as_of, false).await?;
+        let success = app.db.latest_run(&config.name, as_of, true).await?;
+        let mut findings: Vec<Finding> = Vec::new();
+        let latest_success = match &success {
+            None => None,
+            Some(run) => {
+                let evidence = app.db.evidence_of_run(&run.id).await?;
+                if let Some(facts_row) = evidence.iter().find(|e| e.role == "facts") {
+                    match load_facts(app, facts_row).await {
+                        Ok(facts) => findings = collector.check(&facts, as_of),
+                        Err(violation) => findings.push(violation),
+                    }
+                }
+                let objects = evidence
+                    .into_iter()
+                    .map(|e| (e.sha256, e.object_key))
+                    .collect();
+                Some((run_state(run), objects))
+            }
+        };
+        sources.push(SourceState {
+            collector: config.name.clone(),
+            controls: registry::controls_of(config, collector.as_ref(), &app.config.catalog),
+            max_age: config.max_age,
+            latest: latest.as_ref().map(run_state),
+            latest_success,
+            findings: findings.into_iter().map(|f| app.apply_level(f)).collect(),
+        });
+    }
+
+    // The custody log: every run manifest is evidence that evidence collection works.
+    let custody_controls = app.config.catalog.controls_for_kind(CUSTODY);
+    if !custody_controls.is_empty() {
+        let head = app.db.latest_manifest(as_of).await?;
+        sources.push(SourceState {
+            collector: CUSTODY.to_string(),
+            controls: custody_controls,
+            max_age: None,
+            latest: head.as_ref().map(|r| RunState {
+                succeeded: true,
+                ..run_state(r)
+            }),
+            latest_success: head.as_ref().map(|r| {
+                let state = RunState {
+                    succeeded: true,
+                    error: None,
+                    ..run_state(r)
+                };
+                let object = (
+                    r.manifest_sha256.clone().unwrap_or_default(),
+                    r.manifest_key.clone().unwrap_or_default(),
+                );
+                (state, vec![object])
+            }),
+            findings: Vec::new(),
+        });
+    }
+
+    Ok(evaluate(&app.config.catalog, &sources, as_of, &|code| {
+        app.level(code)
+    }))
+}

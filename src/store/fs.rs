@@ -1,0 +1,252 @@
+//! The local-folder backend (the default).
+//!
+//! A write goes to a temporary file under `<root>/tmp/` (same filesystem) while being hashed,
+//! is fsynced, then hard-linked to its final key. A hard link never replaces an existing file,
+//! so a key is created once or not at all; a process killed mid-write leaves only a temporary
+//! file, which later opens sweep away.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use annexa_collectors::Body;
+use sha2::{Digest, Sha256};
+
+use super::{CHUNK, StoreError, StoredObject, blocking, check_key, hash_file, object_key};
+
+/// Temporary files older than this are leftovers of a killed process.
+const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+}
+
+impl FsStore {
+    pub fn open(root: &Path) -> Result<FsStore, StoreError> {
+        let store = FsStore {
+            root: root.to_path_buf(),
+        };
+        let tmp = store.tmp_dir();
+        std::fs::create_dir_all(&tmp).map_err(|e| store.io(e))?;
+        if let Ok(entries) = std::fs::read_dir(&tmp) {
+            for entry in entries.flatten() {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| SystemTime::now().duration_since(m).ok())
+                    .is_some_and(|age| age > STALE_TMP);
+                if old {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn io(&self, source: io::Error) -> StoreError {
+        StoreError::Io {
+            location: self.location(),
+            source,
+        }
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    pub async fn put_object(&self, body: &Body) -> Result<StoredObject, StoreError> {
+        let store = self.clone();
+        let body = body.clone();
+        blocking(move || {
+            let mut tmp =
+                tempfile::NamedTempFile::new_in(store.tmp_dir()).map_err(|e| store.io(e))?;
+            let (digest, size) = match &body {
+                Body::Bytes(bytes) => {
+                    tmp.write_all(bytes).map_err(|e| store.io(e))?;
+                    (Sha256::digest(bytes).into(), bytes.len() as u64)
+                }
+                Body::File(path) => {
+                    copy_hashing(path, tmp.as_file_mut()).map_err(|e| StoreError::Io {
+                        location: path.display().to_string(),
+                        source: e,
+                    })?
+                }
+            };
+            let sha256 = hex::encode(digest);
+            let key = object_key(&sha256);
+            store.commit(tmp, &key)?;
+            Ok(StoredObject { key, sha256, size })
+        })
+        .await
+    }
+
+    pub async fn put_named(&self, key: &str, bytes: &[u8]) -> Result<StoredObject, StoreError> {
+        let store = self.clone();
+        let key = key.to_string();
+        let bytes = bytes.to_vec();
+        blocking(move || {
+            let sha256 = hex::encode(Sha256::digest(&bytes));
+            let mut tmp =
+                tempfile::NamedTempFile::new_in(store.tmp_dir()).map_err(|e| store.io(e))?;
+            tmp.write_all(&bytes).map_err(|e| store.io(e))?;
+            if !store.commit(tmp, &key)? {
+                let (existing, _) = hash_file(&store.path_of(&key)?).map_err(|e| store.io(e))?;
+                if hex::encode(existing) != sha256 {
+                    return Err(StoreError::Conflict { key });
+                }
+            }
+            Ok(StoredObject {
+                size: bytes.len() as u64,
+                key,
+                sha256,
+            })
+        })
+        .await
+    }
+
+    /// Makes the temporary file durable and links it to `key`. False when the key already
+    /// existed (the temporary file is discarded).
+    fn commit(&self, tmp: tempfile::NamedTempFile, key: &str) -> Result<bool, StoreError> {
+        let target = self.path_of(key)?;
+        tmp.as_file().sync_all().map_err(|e| self.io(e))?;
+        let dir = target.parent().expect("keys have a folder");
+        std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
+        let created = match std::fs::hard_link(tmp.path(), &target) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(self.io(e)),
+        };
+        if created {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| self.io(e))?;
+        }
+        Ok(created)
+    }
+
+    pub async fn read(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.path_of(key)?;
+        tokio::fs::read(&path)
+            .await
+            .map_err(|e| self.not_found_or_io(key, e))
+    }
+
+    pub async fn hash(&self, key: &str) -> Result<(String, u64), StoreError> {
+        let path = self.path_of(key)?;
+        let store = self.clone();
+        let key = key.to_string();
+        blocking(move || {
+            hash_file(&path)
+                .map(|(d, size)| (hex::encode(d), size))
+                .map_err(|e| store.not_found_or_io(&key, e))
+        })
+        .await
+    }
+
+    fn not_found_or_io(&self, key: &str, e: io::Error) -> StoreError {
+        if e.kind() == io::ErrorKind::NotFound {
+            StoreError::NotFound {
+                key: key.to_string(),
+            }
+        } else {
+            self.io(e)
+        }
+    }
+
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let store = self.clone();
+        let prefix = prefix.trim_end_matches('/').to_string();
+        blocking(move || {
+            let mut keys = Vec::new();
+            let start = store.root.join(&prefix);
+            if start.exists() {
+                walk(&store.root, &start, &mut keys).map_err(|e| store.io(e))?;
+            }
+            keys.sort();
+            Ok(keys)
+        })
+        .await
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            if path != root.join("tmp") {
+                walk(root, &path, out)?;
+            }
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
+/// Copies `src` into `dst` while hashing it, reading and hashing on this thread while another
+/// writes, so hashing and writing overlap on two cores. Memory stays at a few chunks.
+pub fn copy_hashing(src: &Path, dst: &mut File) -> io::Result<([u8; 32], u64)> {
+    let mut reader = File::open(src)?;
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(4);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> io::Result<()> {
+            for buf in full_rx {
+                dst.write_all(&buf)?;
+                let _ = empty_tx.send(buf);
+            }
+            Ok(())
+        });
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let read_result = (|| -> io::Result<()> {
+            loop {
+                let mut buf = empty_rx.try_recv().unwrap_or_default();
+                buf.resize(CHUNK, 0);
+                let n = read_full(&mut reader, &mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.truncate(n);
+                hasher.update(&buf);
+                size += n as u64;
+                if full_tx.send(buf).is_err() {
+                    return Ok(()); // the writer stopped; its error is reported below
+                }
+            }
+        })();
+        drop(full_tx);
+        let write_result = writer.join().expect("writer thread panicked");
+        read_result?;
+        write_result?;
+        Ok((hasher.finalize().into(), size))
+    })
+}
+
+/// Reads until `buf` is full or the end of the file.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

@@ -1,0 +1,205 @@
+//! The evidence store: content-addressed, write-once objects and named write-once documents
+//! (run manifests, checkpoints), over a local folder or an S3-compatible bucket.
+//!
+//! Keys are the same on every backend:
+//! - `objects/sha256/<first 2 hex>/<64 hex>`: evidence bytes;
+//! - `runs/<collector>/<YYYY>/<MM>/<DD>/<run-id>.json`: run manifests;
+//! - `ledger/checkpoints/<YYYY-MM-DD>`: signed checkpoints.
+//!
+//! Nothing is ever overwritten or deleted: writing an existing key with the same bytes is a
+//! success, with other bytes a [`StoreError::Conflict`].
+
+mod fs;
+#[cfg(feature = "s3")]
+mod s3;
+
+use std::io::Read;
+use std::path::Path;
+
+use annexa_collectors::Body;
+use sha2::{Digest, Sha256};
+
+use crate::config::StoreConfig;
+
+/// The chunk size for streaming reads and hashing (SHA-NI wants big chunks).
+pub const CHUNK: usize = 1024 * 1024;
+
+/// Where an object went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub key: String,
+    /// Lowercase hex SHA-256 of the bytes.
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// One failure of the store, one variant per decision the caller makes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error(
+        "evidence store {location} is unreachable: {reason}; check that the server is running and `store.endpoint` is right"
+    )]
+    Unreachable { location: String, reason: String },
+    #[error(
+        "evidence store {location} refused the credentials: {reason}; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and the bucket policy"
+    )]
+    Unauthorized { location: String, reason: String },
+    #[error("bucket `{bucket}` does not exist at {location}; create it or fix `store.bucket`")]
+    NoSuchBucket { location: String, bucket: String },
+    #[error(
+        "{key} already exists in the evidence store with other content; annexa never overwrites evidence"
+    )]
+    Conflict { key: String },
+    #[error(
+        "{key} was written but the store holds a different checksum ({actual}, expected {expected}); the store may ignore conditional writes: stop and run `annexa verify`"
+    )]
+    ChecksumMismatch {
+        key: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{key} is not in the evidence store")]
+    NotFound { key: String },
+    #[error("evidence store I/O on {location}: {source}")]
+    Io {
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("evidence store {location}: {reason}")]
+    Other { location: String, reason: String },
+}
+
+/// The key of a content-addressed object.
+pub fn object_key(sha256_hex: &str) -> String {
+    format!("objects/sha256/{}/{}", &sha256_hex[..2], sha256_hex)
+}
+
+/// One handle over every backend.
+pub enum EvidenceStore {
+    Fs(fs::FsStore),
+    #[cfg(feature = "s3")]
+    S3(s3::S3Store),
+}
+
+impl EvidenceStore {
+    /// Opens the configured store and checks that it can be used.
+    pub async fn open(config: &StoreConfig) -> Result<EvidenceStore, StoreError> {
+        match config {
+            StoreConfig::Fs { path } => Ok(EvidenceStore::Fs(fs::FsStore::open(path)?)),
+            #[cfg(feature = "s3")]
+            StoreConfig::S3(c) => Ok(EvidenceStore::S3(s3::S3Store::open(c).await?)),
+            #[cfg(not(feature = "s3"))]
+            StoreConfig::S3(_) => Err(StoreError::Other {
+                location: "s3".into(),
+                reason: "not available in this build: rebuild with `--features s3`".into(),
+            }),
+        }
+    }
+
+    /// Where the store is, for messages (never with credentials).
+    pub fn location(&self) -> String {
+        match self {
+            EvidenceStore::Fs(s) => s.location(),
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(s) => s.location(),
+        }
+    }
+
+    /// Stores evidence bytes under their SHA-256, hashing while streaming.
+    pub async fn put_object(&self, body: &Body) -> Result<StoredObject, StoreError> {
+        match self {
+            EvidenceStore::Fs(s) => s.put_object(body).await,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(s) => s.put_object(body).await,
+        }
+    }
+
+    /// Writes a named document once. The same bytes again is a success.
+    pub async fn put_named(&self, key: &str, bytes: &[u8]) -> Result<StoredObject, StoreError> {
+        match self {
+            EvidenceStore::Fs(s) => s.put_named(key, bytes).await,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(s) => s.put_named(key, bytes).await,
+        }
+    }
+
+    /// Reads a small object whole (manifests, facts).
+    pub async fn read(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        match self {
+            EvidenceStore::Fs(s) => s.read(key).await,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(s) => s.read(key).await,
+        }
+    }
+
+    /// Re-hashes a stored object by streaming it: its SHA-256 and size.
+    pub async fn hash(&self, key: &str) -> Result<(String, u64), StoreError> {
+        match self {
+            EvidenceStore::Fs(s) => s.hash(key).await,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(s) => s.hash(key).await,
+        }
+    }
+
+    /// Every key under `prefix`, sorted.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            EvidenceStore::Fs(s) => s.list(prefix).await,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(s) => s.list(prefix).await,
+        }
+    }
+}
+
+/// SHA-256 of a reader, in [`CHUNK`]-sized reads. Returns the hex digest and the size.
+pub fn hash_reader(mut reader: impl Read) -> std::io::Result<([u8; 32], u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hasher.finalize().into(), size))
+}
+
+/// SHA-256 of a file, read in [`CHUNK`]s.
+pub fn hash_file(path: &Path) -> std::io::Result<([u8; 32], u64)> {
+    hash_reader(std::fs::File::open(path)?)
+}
+
+/// Runs blocking I/O off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Other {
+            location: "store".into(),
+            reason: format!("blocking task failed: {e}"),
+        })?
+}
+
+/// Checks a key is one annexa writes: relative, no `..`, no empty segment.
+fn check_key(key: &str) -> Result<(), StoreError> {
+    let ok = !key.is_empty()
+        && !key.starts_with('/')
+        && !key.ends_with('/')
+        && key
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Other {
+            location: "store".into(),
+            reason: format!("`{key}` is not a valid key"),
+        })
+    }
+}

@@ -1,0 +1,446 @@
+//! The S3-compatible backend (aws-sdk-s3).
+//!
+//! annexa computes each object's SHA-256 itself, then uploads under that key with
+//! `If-None-Match: *` and `x-amz-checksum-sha256`, so the store rejects bytes that do not match
+//! and never replaces an existing object. Files above the multipart threshold go in parts, each
+//! with its own SHA-256. Some stores ignore `If-None-Match`, so after every write annexa reads
+//! the stored checksum back (HEAD with checksum mode) and fails loudly on a mismatch.
+//! Credentials come from the environment (`AWS_ACCESS_KEY_ID`, …) or the AWS profile files,
+//! never from the config file and never from instance metadata.
+
+use std::time::Duration;
+
+use annexa_collectors::Body;
+use aws_config::BehaviorVersion;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use super::{StoreError, StoredObject, blocking, check_key, hash_file, object_key};
+use crate::config::S3Config;
+
+pub struct S3Store {
+    client: Client,
+    config: S3Config,
+    location: String,
+}
+
+/// What a HEAD says of an existing object.
+struct Head {
+    checksum_sha256: Option<String>,
+}
+
+impl S3Store {
+    pub async fn open(config: &S3Config) -> Result<S3Store, StoreError> {
+        let credentials = CredentialsProviderChain::first_try(
+            "environment",
+            EnvironmentVariableCredentialsProvider::new(),
+        )
+        .or_else("profile", ProfileFileCredentialsProvider::builder().build());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(config.region.clone()))
+            .credentials_provider(credentials)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .read_timeout(Duration::from_secs(120))
+                    .build(),
+            );
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let shared = loader.load().await;
+        let s3_config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(config.path_style)
+            .build();
+        let location = format!(
+            "s3://{}/{}{} at {}",
+            config.bucket,
+            config.prefix,
+            if config.prefix.is_empty() { "" } else { "/" },
+            config
+                .endpoint
+                .as_deref()
+                .unwrap_or("the AWS default endpoint")
+        );
+        let store = S3Store {
+            client: Client::from_conf(s3_config),
+            config: config.clone(),
+            location,
+        };
+        store
+            .client
+            .head_bucket()
+            .bucket(&store.config.bucket)
+            .send()
+            .await
+            .map_err(|e| match store.classify(e, "") {
+                StoreError::NotFound { .. } => StoreError::NoSuchBucket {
+                    location: store.location.clone(),
+                    bucket: store.config.bucket.clone(),
+                },
+                other => other,
+            })?;
+        Ok(store)
+    }
+
+    pub fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        if self.config.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.config.prefix)
+        }
+    }
+
+    fn classify<E>(
+        &self,
+        err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+        key: &str,
+    ) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let reason = DisplayErrorContext(&err).to_string();
+        let location = self.location.clone();
+        if matches!(
+            err,
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+        ) {
+            return StoreError::Unreachable { location, reason };
+        }
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let code = err
+            .as_service_error()
+            .and_then(|e| e.code())
+            .map(str::to_string);
+        match (status, code.as_deref()) {
+            (_, Some("NoSuchBucket")) => StoreError::NoSuchBucket {
+                location,
+                bucket: self.config.bucket.clone(),
+            },
+            (Some(401 | 403), _)
+            | (_, Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied")) => {
+                StoreError::Unauthorized { location, reason }
+            }
+            (Some(404), _) | (_, Some("NoSuchKey" | "NotFound")) => StoreError::NotFound {
+                key: key.to_string(),
+            },
+            _ => StoreError::Other { location, reason },
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<Head>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.config.bucket)
+            .key(self.full_key(key))
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(Head {
+                checksum_sha256: out.checksum_sha256().map(str::to_string),
+            })),
+            Err(e) => match self.classify(e, key) {
+                StoreError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Confirms that `key` holds the expected checksum. A store that returns no checksum is
+    /// taken at its word; one that returns another fails loudly.
+    async fn confirm(&self, key: &str, expected_b64: &str) -> Result<(), StoreError> {
+        match self.head(key).await? {
+            None => Err(StoreError::NotFound {
+                key: key.to_string(),
+            }),
+            Some(Head {
+                checksum_sha256: Some(actual),
+            }) if actual != expected_b64 => Err(StoreError::ChecksumMismatch {
+                key: key.to_string(),
+                expected: expected_b64.to_string(),
+                actual,
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    pub async fn put_object(&self, body: &Body) -> Result<StoredObject, StoreError> {
+        let (digest, size) = match body {
+            Body::Bytes(b) => (Sha256::digest(b).into(), b.len() as u64),
+            Body::File(path) => {
+                let path = path.clone();
+                blocking(move || {
+                    hash_file(&path).map_err(|e| StoreError::Io {
+                        location: path.display().to_string(),
+                        source: e,
+                    })
+                })
+                .await?
+            }
+        };
+        let sha256 = hex::encode(digest);
+        let key = object_key(&sha256);
+        let object = StoredObject { key, sha256, size };
+        if self.head(&object.key).await?.is_some() {
+            // Content-addressed: the same key is the same bytes (verify re-hashes it).
+            return Ok(object);
+        }
+        match body {
+            Body::File(path) if size > self.config.multipart_threshold => {
+                self.put_multipart(&object.key, path, size).await?;
+            }
+            _ => {
+                let stream = match body {
+                    Body::Bytes(b) => ByteStream::from(b.clone()),
+                    Body::File(path) => {
+                        ByteStream::from_path(path)
+                            .await
+                            .map_err(|e| StoreError::Other {
+                                location: path.display().to_string(),
+                                reason: e.to_string(),
+                            })?
+                    }
+                };
+                let b64 = BASE64.encode(digest);
+                self.put_once(&object.key, stream, &b64).await?;
+                self.confirm(&object.key, &b64).await?;
+            }
+        }
+        Ok(object)
+    }
+
+    pub async fn put_named(&self, key: &str, bytes: &[u8]) -> Result<StoredObject, StoreError> {
+        check_key(key)?;
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let b64 = BASE64.encode(digest);
+        let object = StoredObject {
+            key: key.to_string(),
+            sha256: hex::encode(digest),
+            size: bytes.len() as u64,
+        };
+        if self.head(key).await?.is_some() {
+            return match self.confirm(key, &b64).await {
+                Err(StoreError::ChecksumMismatch { .. }) => Err(StoreError::Conflict {
+                    key: key.to_string(),
+                }),
+                other => other.map(|()| object),
+            };
+        }
+        self.put_once(key, ByteStream::from(bytes.to_vec()), &b64)
+            .await?;
+        self.confirm(key, &b64).await?;
+        Ok(object)
+    }
+
+    /// One PutObject with `If-None-Match: *`. A 412 means the key exists: confirmed by the
+    /// caller's checksum read-back.
+    async fn put_once(
+        &self,
+        key: &str,
+        body: ByteStream,
+        checksum_b64: &str,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.config.bucket)
+            .key(self.full_key(key))
+            .body(body)
+            .checksum_sha256(checksum_b64)
+            .if_none_match("*")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(()),
+            Err(e) => Err(self.classify(e, key)),
+        }
+    }
+
+    async fn put_multipart(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let full_key = self.full_key(key);
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.config.bucket)
+            .key(&full_key)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .send()
+            .await
+            .map_err(|e| self.classify(e, key))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let result = self
+            .upload_parts(key, &full_key, &upload_id, path, size)
+            .await;
+        if result.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.config.bucket)
+                .key(&full_key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        full_key: &str,
+        upload_id: &str,
+        path: &std::path::Path,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let io = |e: std::io::Error| StoreError::Io {
+            location: path.display().to_string(),
+            source: e,
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let mut parts = Vec::new();
+        let mut part_digests = Sha256::new();
+        let mut remaining = size;
+        let mut number = 1;
+        while remaining > 0 {
+            let len = remaining.min(self.config.part_size) as usize;
+            let mut buf = vec![0u8; len];
+            file.read_exact(&mut buf).await.map_err(io)?;
+            let digest = Sha256::digest(&buf);
+            part_digests.update(digest);
+            let b64 = BASE64.encode(digest);
+            let out = self
+                .client
+                .upload_part()
+                .bucket(&self.config.bucket)
+                .key(full_key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .checksum_sha256(&b64)
+                .body(ByteStream::from(buf))
+                .send()
+                .await
+                .map_err(|e| self.classify(e, key))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(str::to_string))
+                    .checksum_sha256(b64)
+                    .build(),
+            );
+            remaining -= len as u64;
+            number += 1;
+        }
+        let result = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.config.bucket)
+            .key(full_key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .if_none_match("*")
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => return Ok(()),
+            Err(e) => return Err(self.classify(e, key)),
+        }
+        // A multipart object's stored checksum is the checksum of its part checksums.
+        let composite = format!("{}-{}", BASE64.encode(part_digests.finalize()), number - 1);
+        self.confirm(key, &composite).await
+    }
+
+    pub async fn read(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.config.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(|e| self.classify(e, key))?;
+        let bytes = out.body.collect().await.map_err(|e| StoreError::Other {
+            location: self.location.clone(),
+            reason: format!("reading {key}: {e}"),
+        })?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
+    pub async fn hash(&self, key: &str) -> Result<(String, u64), StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.config.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(|e| self.classify(e, key))?;
+        let mut body = out.body;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StoreError::Other {
+                location: self.location.clone(),
+                reason: format!("reading {key}: {e}"),
+            })?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+        }
+        Ok((hex::encode(hasher.finalize()), size))
+    }
+
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let full_prefix = self.full_key(prefix.trim_end_matches('/'));
+        let strip = if self.config.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.config.prefix)
+        };
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.config.bucket)
+            .prefix(format!("{full_prefix}/"))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.classify(e, prefix))?;
+            for object in page.contents() {
+                if let Some(k) = object.key().and_then(|k| k.strip_prefix(strip.as_str())) {
+                    keys.push(k.to_string());
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
