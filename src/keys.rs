@@ -90,7 +90,7 @@ mod tests {
     fn key_texts_have_the_signed_note_shape_and_the_private_file_is_0600() {
         let key = NoteKey::generate("annexa/example").unwrap();
         let vkey = key.verifier_text();
-        let parts: Vec<&str> = vkey.split('+').collect();
+        let parts: Vec<&str> = vkey.splitn(3, '+').collect();
         assert_eq!(parts[0], "annexa/example");
         assert_eq!(parts[1].len(), 8);
         let raw = BASE64.decode(parts[2]).unwrap();
