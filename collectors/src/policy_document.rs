@@ -411,21 +411,20 @@ pub fn parse_date(value: &str) -> Option<NaiveDate> {
         return Some(d);
     }
     let words: Vec<&str> = value.split_whitespace().collect();
-    for take in (2..=3).rev() {
-        if words.len() < take {
-            continue;
-        }
-        let candidate = words[..take].join(" ");
+    let four_digit_year = |w: &str| w.len() == 4 && w.bytes().all(|b| b.is_ascii_digit());
+    if words.len() >= 3 && four_digit_year(words[2]) {
+        let candidate = words[..3].join(" ");
         for format in ["%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%B %d %Y"] {
             if let Ok(d) = NaiveDate::parse_from_str(&candidate, format) {
                 return Some(d);
             }
         }
-        if take == 2 {
-            for format in ["%d %B %Y", "%d %b %Y"] {
-                if let Ok(d) = NaiveDate::parse_from_str(&format!("1 {candidate}"), format) {
-                    return Some(d);
-                }
+    }
+    if words.len() >= 2 && four_digit_year(words[1]) {
+        let candidate = format!("1 {} {}", words[0], words[1]);
+        for format in ["%d %B %Y", "%d %b %Y"] {
+            if let Ok(d) = NaiveDate::parse_from_str(&candidate, format) {
+                return Some(d);
             }
         }
     }
