@@ -380,7 +380,7 @@ impl Config {
 
         let mut collectors = Vec::new();
         for (i, table) in raw.collectors.into_iter().enumerate() {
-            if let Some(c) = validate_collector(i, table, &base_dir, &catalog, &mut problems) {
+            if let Some(c) = validate_collector(i, table, &catalog, &mut problems) {
                 collectors.push(c);
             }
         }
@@ -617,7 +617,6 @@ fn resolve_database_url(url: &str, base_dir: &Path) -> Result<String, String> {
 fn validate_collector(
     index: usize,
     mut table: toml::Table,
-    base_dir: &Path,
     catalog: &Catalog,
     problems: &mut Vec<String>,
 ) -> Option<CollectorConfig> {
@@ -686,16 +685,8 @@ fn validate_collector(
     let kind_name = common.kind.clone().unwrap_or_default();
     let kind = match kind_name.as_str() {
         "policy-document" => parse_kind(table, &mut problem).map(|c: PolicyDocumentConfig| {
-            for p in &c.paths {
-                let full = if p.is_absolute() {
-                    p.clone()
-                } else {
-                    base_dir.join(p)
-                };
-                if !full.exists() {
-                    problem(format!("path {} does not exist", full.display()));
-                }
-            }
+            // Source paths are not checked here: a source missing at run time is evidence
+            // of a problem (a failed run), not an invalid configuration.
             for (doc, settings) in &c.documents {
                 for control in &settings.controls {
                     if catalog.get(control).is_none() {
@@ -783,7 +774,8 @@ mod tests {
             kind = "policy-document"
             schedule = "not cron"
             max_age = "soon"
-            paths = ["/definitely/not/here"]
+            paths = ["/tmp"]
+            controls = ["A.0.0"]
             [[collector]]
             name = "b"
             kind = "tea-leaves"
@@ -799,7 +791,7 @@ mod tests {
             "store.kind `ftp`",
             "schedule `not cron`",
             "max_age",
-            "/definitely/not/here does not exist",
+            "control `A.0.0` is not in the catalog",
             "unknown collector kind `tea-leaves`",
             "level `loud`",
         ] {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 // Dynamic SQL here is only ever built from the column-list constants below, never from input.
-use sqlx::{AnyPool, AssertSqlSafe, Row};
+use sqlx::{AnyPool, AssertSqlSafe, Connection, Row};
 
 use crate::config::Secret;
 
@@ -219,6 +219,16 @@ impl Db {
                 reason: format!("cannot create {}: {e}", parent.display()),
             })?;
         }
+        // One direct connection first: a pool only reports "timed out" when the server is down
+        // or refuses the login, a direct connection says which.
+        sqlx::AnyConnection::connect(url)
+            .await
+            .map_err(|e| DbError::Unreachable {
+                location: location.clone(),
+                reason: e.to_string().replace(url, &location),
+            })?
+            .close()
+            .await?;
         let pool = AnyPoolOptions::new()
             .max_connections(if engine == Engine::Sqlite { 4 } else { 8 })
             .acquire_timeout(Duration::from_secs(10))

@@ -29,6 +29,20 @@ use tokio::io::AsyncReadExt;
 use super::{StoreError, StoredObject, blocking, check_key, hash_file, object_key};
 use crate::config::S3Config;
 
+/// An error and its sources, "a: b: c", without repeats (SDK errors repeat their source).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 pub struct S3Store {
     client: Client,
     config: S3Config,
@@ -115,19 +129,26 @@ impl S3Store {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let reason = DisplayErrorContext(&err).to_string();
         let location = self.location.clone();
         if matches!(
             err,
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
         ) {
-            return StoreError::Unreachable { location, reason };
+            return StoreError::Unreachable {
+                location,
+                reason: error_chain(&err),
+            };
         }
         let status = err.raw_response().map(|r| r.status().as_u16());
         let code = err
             .as_service_error()
             .and_then(|e| e.code())
             .map(str::to_string);
+        let reason = match (status, &code) {
+            (Some(s), Some(c)) => format!("HTTP {s} {c}"),
+            (Some(s), None) => format!("HTTP {s}"),
+            _ => DisplayErrorContext(&err).to_string(),
+        };
         match (status, code.as_deref()) {
             (_, Some("NoSuchBucket")) => StoreError::NoSuchBucket {
                 location,
