@@ -77,6 +77,11 @@ impl S3Store {
         let shared = loader.load().await;
         let s3_config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(config.path_style)
+            // annexa re-hashes what it reads itself and reports a mismatch as an integrity
+            // violation; the SDK's own check would turn it into an opaque streaming error.
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            )
             .build();
         let location = format!(
             "s3://{}/{}{} at {}",

@@ -1,0 +1,426 @@
+//! The evidence engine end to end, through the binary, on the backends the harness selects.
+
+mod common;
+
+use common::{POLICY_CONFIG, World, procedure};
+use serde_json::Value;
+
+fn policy_world() -> World {
+    let w = World::new();
+    w.config(POLICY_CONFIG);
+    w.write(
+        "policies/incident-management-procedure.md",
+        &procedure("incident-management-procedure", "2026-09-15"),
+    );
+    w.write(
+        "policies/runbook.md",
+        "Owner: On-call Last Reviewed: March 26, 2026\nVersion: 2\n",
+    );
+    w
+}
+
+fn control<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no control {id} in {doc}"))
+}
+
+#[test]
+fn run_evidences_a524_with_documents_and_a528_with_its_own_manifest() {
+    let w = policy_world();
+    let run = w.annexa(&["run"]).expect(3); // gaps: controls without collectors are missing
+    assert!(
+        run.stdout
+            .contains("policies (policy-document): succeeded — 2 items stored in"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("manifest runs/policies/"),
+        "{}",
+        run.stdout
+    );
+    let a524 = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("A.5.24"))
+        .unwrap();
+    assert!(a524.contains("satisfied"), "{a524}");
+    let a528 = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("A.5.28"))
+        .unwrap();
+    assert!(a528.contains("satisfied"), "{a528}");
+
+    // A second run in the same slot collects nothing new.
+    let again = w.annexa(&["run"]).expect(3);
+    assert!(
+        again.stdout.contains("policies: not due"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[test]
+fn status_json_matches_the_contract() {
+    let w = policy_world();
+    w.annexa(&["collect", "policies"]).expect(0);
+    let doc = w.annexa(&["status", "--json"]).expect(3).json();
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&doc), ["as_of", "controls"]);
+    assert_eq!(doc["controls"].as_array().unwrap().len(), 10);
+    let a524 = control(&doc, "A.5.24");
+    assert_eq!(
+        keys(a524),
+        ["evidence", "findings", "id", "status", "title"]
+    );
+    assert_eq!(
+        a524["title"],
+        "Information security incident management planning and preparation"
+    );
+    assert_eq!(a524["status"], "satisfied");
+    let evidence = a524["evidence"].as_array().unwrap();
+    assert_eq!(evidence.len(), 3, "two documents and the facts: {a524}");
+    for e in evidence {
+        assert_eq!(
+            keys(e),
+            [
+                "collected_at",
+                "collector",
+                "expires_at",
+                "fresh",
+                "object_key",
+                "run_id",
+                "sha256"
+            ]
+        );
+        assert_eq!(e["collector"], "policies");
+        assert_eq!(e["fresh"], true);
+        let sha = e["sha256"].as_str().unwrap();
+        assert_eq!(
+            e["object_key"],
+            format!("objects/sha256/{}/{sha}", &sha[..2])
+        );
+        // The evidence really is there, under its hash.
+        let bytes = std::fs::read(w.object_file(e["object_key"].as_str().unwrap())).unwrap();
+        assert_eq!(
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            sha
+        );
+    }
+    assert!(doc["as_of"].as_str().unwrap().ends_with('Z'));
+
+    let a526 = control(&doc, "A.5.26");
+    assert_eq!(a526["status"], "missing");
+    let f = &a526["findings"][0];
+    assert_eq!(
+        keys(f),
+        ["code", "collector", "level", "message", "subject"]
+    );
+    assert_eq!(f["code"], "evidence-missing");
+    assert_eq!(f["level"], "fail");
+
+    let a528 = control(&doc, "A.5.28");
+    assert_eq!(a528["status"], "satisfied");
+    assert_eq!(a528["evidence"][0]["collector"], "annexa");
+    assert!(
+        a528["evidence"][0]["object_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("runs/policies/")
+    );
+}
+
+#[test]
+fn as_of_shows_the_past_and_the_future() {
+    let w = policy_world();
+    w.annexa(&["collect", "policies"]).expect(0);
+    // Before any evidence was collected: missing.
+    let past = w
+        .annexa(&["status", "--json", "--as-of", "2020-01-01T00:00:00Z"])
+        .expect(3)
+        .json();
+    assert_eq!(control(&past, "A.5.24")["status"], "missing");
+    assert_eq!(past["as_of"], "2020-01-01T00:00:00Z");
+    // In two months the evidence (max age 35 days) is stale.
+    let in_two_months = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
+    let future = w
+        .annexa(&["status", "--json", "--as-of", &in_two_months])
+        .expect(3)
+        .json();
+    assert_eq!(control(&future, "A.5.24")["status"], "stale");
+    // In two years the procedure's annual review is overdue too.
+    let later = (chrono::Utc::now() + chrono::Duration::days(730)).to_rfc3339();
+    let later = w
+        .annexa(&["status", "--json", "--as-of", &later])
+        .expect(3)
+        .json();
+    let codes: Vec<&str> = control(&later, "A.5.24")["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"policy-review-overdue"), "{codes:?}");
+    assert!(codes.contains(&"evidence-stale"), "{codes:?}");
+}
+
+#[test]
+fn an_overdue_review_makes_a524_not_satisfied_naming_the_document() {
+    let w = World::new();
+    w.config(POLICY_CONFIG);
+    w.write("policies/old.md", &procedure("old-procedure", "2024-01-10"));
+    w.annexa(&["collect", "policies"]).expect(0);
+    let doc = w.annexa(&["status", "--json"]).expect(3).json();
+    let a524 = control(&doc, "A.5.24");
+    assert_eq!(a524["status"], "not_satisfied");
+    let f = &a524["findings"][0];
+    assert_eq!(f["code"], "policy-review-overdue");
+    assert_eq!(f["subject"], "old-procedure");
+    assert_eq!(f["collector"], "policies");
+}
+
+#[test]
+fn verify_passes_then_exits_4_naming_a_tampered_object_then_passes_once_restored() {
+    let w = policy_world();
+    w.annexa(&["collect", "policies"]).expect(0);
+    let ok = w.annexa(&["verify"]).expect(0);
+    assert!(
+        ok.stdout.contains("verified: no violations"),
+        "{}",
+        ok.stdout
+    );
+
+    let doc = w.annexa(&["status", "--json"]).expect(3).json();
+    let key = control(&doc, "A.5.24")["evidence"][0]["object_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = w.object_file(&key);
+    let original = std::fs::read(&file).unwrap();
+    let mut tampered = original.clone();
+    tampered[0] ^= 0x01;
+    std::fs::write(&file, &tampered).unwrap();
+
+    let bad = w.annexa(&["verify"]).expect(4);
+    assert!(
+        bad.stdout
+            .contains(&format!("VIOLATION object-altered at {key}")),
+        "{}",
+        bad.stdout
+    );
+    let json = w.annexa(&["verify", "--json"]).expect(4).json();
+    assert_eq!(json["violations"][0]["kind"], "object-altered");
+    assert_eq!(json["violations"][0]["location"], key);
+
+    std::fs::write(&file, &original).unwrap();
+    w.annexa(&["verify"]).expect(0);
+}
+
+#[test]
+fn verify_catches_an_edited_manifest_and_a_deleted_object() {
+    let w = policy_world();
+    let out = w
+        .annexa(&["collect", "policies", "--json"])
+        .expect(0)
+        .json();
+    let manifest_key = out["runs"][0]["manifest_key"].as_str().unwrap().to_string();
+    let manifest = w.object_file(&manifest_key);
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("\"succeeded\"", "\"succeeded \"")).unwrap();
+    let bad = w.annexa(&["verify", "--json"]).expect(4).json();
+    let kinds: Vec<&str> = bad["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"manifest-altered"), "{kinds:?}");
+    assert!(kinds.contains(&"ledger-leaf-mismatch"), "{kinds:?}");
+    std::fs::write(&manifest, text).unwrap();
+    w.annexa(&["verify"]).expect(0);
+
+    let doc = w.annexa(&["status", "--json"]).expect(3).json();
+    let key = control(&doc, "A.5.24")["evidence"][1]["object_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(w.object_file(&key)).unwrap();
+    let bad = w.annexa(&["verify"]).expect(4);
+    assert!(
+        bad.stdout
+            .contains(&format!("VIOLATION object-missing at {key}")),
+        "{}",
+        bad.stdout
+    );
+}
+
+#[test]
+fn a_missing_source_fails_the_run_and_keeps_earlier_evidence() {
+    let w = policy_world();
+    w.annexa(&["collect", "policies"]).expect(0);
+    let before = w.annexa(&["status", "--json"]).expect(3).json();
+
+    common::rm_rf(&w.path("policies"));
+    let failed = w.annexa(&["collect", "policies"]).expect(1);
+    assert!(
+        failed.stdout.contains("policies (policy-document): failed"),
+        "{}",
+        failed.stdout
+    );
+    assert!(failed.stdout.contains("policies"), "{}", failed.stdout);
+
+    // Fresh evidence from the earlier run still stands; the failure is a warning beside it.
+    let after = w.annexa(&["status", "--json"]).expect(3).json();
+    let a524 = control(&after, "A.5.24");
+    assert_eq!(a524["status"], "satisfied");
+    assert_eq!(a524["evidence"], control(&before, "A.5.24")["evidence"]);
+    let f = &a524["findings"][0];
+    assert_eq!(f["code"], "collector-failed");
+    assert_eq!(f["level"], "warn");
+    assert!(
+        f["message"].as_str().unwrap().contains("does not exist")
+            || f["message"].as_str().unwrap().contains("No such file"),
+        "{f}"
+    );
+    // The failed run is in the custody log too, and everything still verifies.
+    w.annexa(&["verify"]).expect(0);
+
+    // A collector that never succeeded is not evaluated, never a pass.
+    let fresh = World::new();
+    fresh.config(POLICY_CONFIG);
+    fresh.annexa(&["collect", "policies"]).expect(1);
+    let doc = fresh.annexa(&["status", "--json"]).expect(3).json();
+    assert_eq!(control(&doc, "A.5.24")["status"], "not_evaluated");
+}
+
+#[test]
+fn an_empty_source_is_a_failed_run_not_a_pass() {
+    let w = World::new();
+    w.config(POLICY_CONFIG);
+    std::fs::create_dir_all(w.path("policies")).unwrap();
+    let run = w.annexa(&["collect", "policies"]).expect(1);
+    assert!(run.stdout.contains("no documents"), "{}", run.stdout);
+}
+
+#[test]
+fn invalid_config_exits_2_listing_every_problem() {
+    // Local: the S3 backend's environment would override the bad store kind.
+    let w = World::with_backend(common::Backend::Local);
+    w.config(
+        r#"
+        surprise = 1
+        [store]
+        kind = "tape"
+        [[collector]]
+        name = "p"
+        kind = "policy-document"
+        schedule = "every full moon"
+        paths = ["policies"]
+        [[collector]]
+        name = "q"
+        kind = "crystal-ball"
+        "#,
+    );
+    let run = w.annexa(&["status"]).expect(2);
+    for expected in [
+        "unknown key `surprise`",
+        "store.kind `tape`",
+        "every full moon",
+        "unknown collector kind `crystal-ball`",
+        "4 problems",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "missing {expected:?} in:\n{}",
+            run.stderr
+        );
+    }
+    let usage = w.annexa(&["frobnicate"]).expect(2);
+    assert!(
+        usage.stderr.contains("unrecognized subcommand"),
+        "{}",
+        usage.stderr
+    );
+}
+
+#[test]
+fn a_missing_config_says_to_run_init_and_init_writes_a_working_one() {
+    let w = World::new();
+    let run = w.annexa(&["status"]).expect(2);
+    assert!(run.stderr.contains("annexa init"), "{}", run.stderr);
+
+    let dir = w.path("fresh");
+    let init = std::process::Command::new(env!("CARGO_BIN_EXE_annexa"))
+        .arg("init")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(dir.join("keys/annexa.key.pub").exists());
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(dir.join("policies/p.md"), procedure("p", "2026-10-01")).unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_annexa"))
+        .arg("--config")
+        .arg(dir.join("annexa.toml"))
+        .arg("collect")
+        .arg("--all")
+        .env_remove("ANNEXA_STORE__KIND")
+        .env_remove("ANNEXA_DATABASE__URL")
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    // init never overwrites.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_annexa"))
+        .arg("init")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+}
+
+#[test]
+fn collect_names_unknown_collectors_as_a_usage_error() {
+    let w = policy_world();
+    let run = w.annexa(&["collect", "nope"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("no collector named `nope`; configured collectors: policies"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn controls_lists_the_catalog_and_what_covers_it() {
+    let w = policy_world();
+    let run = w.annexa(&["controls"]).expect(0);
+    let line = |id: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line("A.5.24").ends_with("policies"), "{}", line("A.5.24"));
+    assert!(line("A.5.28").ends_with("annexa"), "{}", line("A.5.28"));
+    assert!(line("A.8.13").contains("nothing configured (kinds: backup-restore)"));
+    let json = w.annexa(&["controls", "--json"]).expect(0).json();
+    assert_eq!(json.as_array().unwrap().len(), 10);
+}
