@@ -171,6 +171,9 @@ pub struct S3Config {
     pub path_style: bool,
     pub multipart_threshold: u64,
     pub part_size: u64,
+    /// An access key id and secret given by a program embedding annexa. The config file never
+    /// sets this: there, credentials come from the AWS environment variables or profile files.
+    pub static_credentials: Option<(String, Secret<String>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -568,6 +571,7 @@ fn validate_store(
                 path_style: raw.path_style.unwrap_or(true),
                 multipart_threshold: mib(raw.multipart_threshold_mib, 64),
                 part_size,
+                static_credentials: None,
             }))
         }
         other => {

@@ -62,8 +62,14 @@ impl S3Store {
         )
         .or_else("profile", ProfileFileCredentialsProvider::builder().build());
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(aws_config::Region::new(config.region.clone()))
-            .credentials_provider(credentials)
+            .region(aws_config::Region::new(config.region.clone()));
+        loader = match &config.static_credentials {
+            Some((id, secret)) => loader.credentials_provider(
+                aws_sdk_s3::config::Credentials::new(id, secret.expose(), None, None, "annexa"),
+            ),
+            None => loader.credentials_provider(credentials),
+        };
+        loader = loader
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .timeout_config(
                 TimeoutConfig::builder()
@@ -190,18 +196,18 @@ impl S3Store {
         }
     }
 
-    /// Confirms that `key` holds the expected checksum. A store that returns no checksum is
-    /// taken at its word; one that returns another fails loudly.
-    async fn confirm(&self, key: &str, expected_b64: &str) -> Result<(), StoreError> {
+    /// Confirms that `key` holds one of the accepted checksums. A store that returns no
+    /// checksum is taken at its word; one that returns another fails loudly.
+    async fn confirm(&self, key: &str, accepted: &[&str]) -> Result<(), StoreError> {
         match self.head(key).await? {
             None => Err(StoreError::NotFound {
                 key: key.to_string(),
             }),
             Some(Head {
                 checksum_sha256: Some(actual),
-            }) if actual != expected_b64 => Err(StoreError::ChecksumMismatch {
+            }) if !accepted.contains(&actual.as_str()) => Err(StoreError::ChecksumMismatch {
                 key: key.to_string(),
-                expected: expected_b64.to_string(),
+                expected: accepted.join(" or "),
                 actual,
             }),
             Some(_) => Ok(()),
@@ -231,7 +237,8 @@ impl S3Store {
         }
         match body {
             Body::File(path) if size > self.config.multipart_threshold => {
-                self.put_multipart(&object.key, path, size).await?;
+                self.put_multipart(&object.key, path, size, &BASE64.encode(digest))
+                    .await?;
             }
             _ => {
                 let stream = match body {
@@ -247,7 +254,7 @@ impl S3Store {
                 };
                 let b64 = BASE64.encode(digest);
                 self.put_once(&object.key, stream, &b64).await?;
-                self.confirm(&object.key, &b64).await?;
+                self.confirm(&object.key, &[&b64]).await?;
             }
         }
         Ok(object)
@@ -263,7 +270,7 @@ impl S3Store {
             size: bytes.len() as u64,
         };
         if self.head(key).await?.is_some() {
-            return match self.confirm(key, &b64).await {
+            return match self.confirm(key, &[&b64]).await {
                 Err(StoreError::ChecksumMismatch { .. }) => Err(StoreError::Conflict {
                     key: key.to_string(),
                 }),
@@ -272,7 +279,7 @@ impl S3Store {
         }
         self.put_once(key, ByteStream::from(bytes.to_vec()), &b64)
             .await?;
-        self.confirm(key, &b64).await?;
+        self.confirm(key, &[&b64]).await?;
         Ok(object)
     }
 
@@ -306,6 +313,7 @@ impl S3Store {
         key: &str,
         path: &std::path::Path,
         size: u64,
+        whole_b64: &str,
     ) -> Result<(), StoreError> {
         let full_key = self.full_key(key);
         let created = self
@@ -319,7 +327,7 @@ impl S3Store {
             .map_err(|e| self.classify(e, key))?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
         let result = self
-            .upload_parts(key, &full_key, &upload_id, path, size)
+            .upload_parts(key, &full_key, &upload_id, path, size, whole_b64)
             .await;
         if result.is_err() {
             let _ = self
@@ -341,6 +349,7 @@ impl S3Store {
         upload_id: &str,
         path: &std::path::Path,
         size: u64,
+        whole_b64: &str,
     ) -> Result<(), StoreError> {
         let io = |e: std::io::Error| StoreError::Io {
             location: path.display().to_string(),
@@ -399,9 +408,10 @@ impl S3Store {
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => return Ok(()),
             Err(e) => return Err(self.classify(e, key)),
         }
-        // A multipart object's stored checksum is the checksum of its part checksums.
+        // S3 stores a multipart object's checksum as the checksum of its part checksums with
+        // the part count; some servers store the whole object's checksum instead.
         let composite = format!("{}-{}", BASE64.encode(part_digests.finalize()), number - 1);
-        self.confirm(key, &composite).await
+        self.confirm(key, &[&composite, whole_b64]).await
     }
 
     pub async fn read(&self, key: &str) -> Result<Vec<u8>, StoreError> {

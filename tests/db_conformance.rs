@@ -1,0 +1,194 @@
+//! One conformance suite for the database, on the engine the harness selects: SQLite (local)
+//! or PostgreSQL (s3-postgres). `scripts/test` runs it on both.
+
+mod common;
+
+use annexa::config::Secret;
+use annexa::db::{Db, Engine, RunRow};
+use chrono::{DateTime, TimeZone, Utc};
+
+async fn fresh_db() -> (Db, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match common::backend() {
+        common::Backend::Local => {
+            format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display())
+        }
+        common::Backend::S3Postgres => common::fresh_postgres_database(),
+    };
+    let db = Db::connect(&Secret::new(url.clone())).await.unwrap();
+    // Migrations are idempotent: connecting again is fine.
+    Db::connect(&Secret::new(url)).await.unwrap();
+    (db, dir)
+}
+
+fn at(h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, h, 0, 0).unwrap()
+}
+
+fn run(id: &str, collector: &str, slot: Option<&str>, started: DateTime<Utc>) -> RunRow {
+    RunRow {
+        id: id.into(),
+        collector: collector.into(),
+        kind: "policy-document".into(),
+        collector_version: "0".into(),
+        slot: slot.map(str::to_string),
+        status: "running".into(),
+        started_at: started,
+        finished_at: None,
+        error_code: None,
+        error: None,
+        manifest_key: None,
+        manifest_sha256: None,
+        ledger_index: None,
+    }
+}
+
+async fn finish(db: &Db, mut r: RunRow, status: &str, finished: DateTime<Utc>) {
+    r.status = status.into();
+    r.finished_at = Some(finished);
+    r.manifest_key = Some(format!("runs/{}/{}.json", r.collector, r.id));
+    r.manifest_sha256 = Some("00".repeat(32));
+    let mut tx = db.begin_append().await.unwrap();
+    tx.record_run(&r, &[], &[], &"11".repeat(32)).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_engine_matches_the_backend() {
+    let (db, _dir) = fresh_db().await;
+    let expected = match common::backend() {
+        common::Backend::Local => Engine::Sqlite,
+        common::Backend::S3Postgres => Engine::Postgres,
+    };
+    assert_eq!(db.engine(), expected);
+}
+
+#[tokio::test]
+async fn one_run_per_collector_and_slot_but_any_number_on_demand() {
+    let (db, _dir) = fresh_db().await;
+    let slot = Some("2026-11-22T03:00:00.000000Z");
+    assert!(
+        db.start_run(&run("a", "policies", slot, at(3)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.start_run(&run("b", "policies", slot, at(3)))
+            .await
+            .unwrap(),
+        "the slot is taken"
+    );
+    assert!(
+        db.start_run(&run("c", "other", slot, at(3))).await.unwrap(),
+        "another collector's slot"
+    );
+    assert!(
+        db.start_run(&run("d", "policies", None, at(4)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.start_run(&run("e", "policies", None, at(4)))
+            .await
+            .unwrap()
+    );
+    assert!(db.slot_taken("policies", slot.unwrap()).await.unwrap());
+    assert!(
+        !db.slot_taken("policies", "2026-11-23T03:00:00.000000Z")
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn latest_runs_respect_as_of_and_status() {
+    let (db, _dir) = fresh_db().await;
+    for (id, h, status) in [
+        ("r1", 1, "succeeded"),
+        ("r2", 2, "failed"),
+        ("r3", 5, "succeeded"),
+    ] {
+        let r = run(id, "policies", None, at(h));
+        assert!(db.start_run(&r).await.unwrap());
+        finish(&db, r, status, at(h)).await;
+    }
+    let latest = |as_of, ok| {
+        let db = db.clone();
+        async move {
+            db.latest_run("policies", as_of, ok)
+                .await
+                .unwrap()
+                .map(|r| r.id)
+        }
+    };
+    assert_eq!(latest(at(0), false).await, None);
+    assert_eq!(latest(at(3), false).await.as_deref(), Some("r2"));
+    assert_eq!(latest(at(3), true).await.as_deref(), Some("r1"));
+    assert_eq!(latest(at(6), true).await.as_deref(), Some("r3"));
+    let run = db.run("r2").await.unwrap().unwrap();
+    assert_eq!(run.status, "failed");
+    assert_eq!(run.ledger_index, Some(1));
+    assert_eq!(run.finished_at, Some(at(2)));
+    assert_eq!(db.latest_manifest(at(4)).await.unwrap().unwrap().id, "r2");
+}
+
+#[tokio::test]
+async fn concurrent_appends_get_contiguous_ledger_indexes() {
+    let (db, _dir) = fresh_db().await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            db.record_audit_event(
+                "test",
+                "append",
+                &format!("e{i}"),
+                serde_json::json!({"i": i}),
+                at(1),
+            )
+            .await
+            .unwrap()
+            .ledger_index
+        }));
+    }
+    let mut indexes = Vec::new();
+    for t in tasks {
+        indexes.push(t.await.unwrap());
+    }
+    indexes.sort();
+    assert_eq!(indexes, (0..24).collect::<Vec<i64>>());
+    let leaves = db.ledger().await.unwrap();
+    assert_eq!(leaves.len(), 24);
+    for (i, leaf) in leaves.iter().enumerate() {
+        assert_eq!(leaf.idx, i as i64);
+        let event = db
+            .audit_events()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.id == leaf.ref_id)
+            .unwrap();
+        assert_eq!(
+            leaf.leaf_hash,
+            hex::encode(annexa::ledger::leaf_hash(&event.leaf_bytes()))
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_ledger_and_audit_events_are_append_only() {
+    let (db, _dir) = fresh_db().await;
+    db.record_audit_event("test", "first", "s", serde_json::json!({}), at(1))
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE audit_events SET actor = 'mallory'",
+        "DELETE FROM audit_events",
+        "UPDATE ledger SET leaf_hash = '00'",
+        "DELETE FROM ledger",
+    ] {
+        let err = sqlx::query(sql).execute(db.pool()).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(db.audit_events().await.unwrap()[0].actor, "test");
+}
