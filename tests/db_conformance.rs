@@ -66,20 +66,22 @@ async fn the_engine_matches_the_backend() {
 #[tokio::test]
 async fn one_run_per_collector_and_slot_but_any_number_on_demand() {
     let (db, _dir) = fresh_db().await;
-    let slot = Some("2026-11-22T03:00:00.000000Z");
+    let slot = "2026-11-22T03:00:00.000000Z";
     assert!(
-        db.start_run(&run("a", "policies", slot, at(3)))
+        db.start_run(&run("a", "policies", Some(slot), at(3)))
             .await
             .unwrap()
     );
     assert!(
-        !db.start_run(&run("b", "policies", slot, at(3)))
+        !db.start_run(&run("b", "policies", Some(slot), at(3)))
             .await
             .unwrap(),
         "the slot is taken"
     );
     assert!(
-        db.start_run(&run("c", "other", slot, at(3))).await.unwrap(),
+        db.start_run(&run("c", "other", Some(slot), at(3)))
+            .await
+            .unwrap(),
         "another collector's slot"
     );
     assert!(
@@ -92,7 +94,7 @@ async fn one_run_per_collector_and_slot_but_any_number_on_demand() {
             .await
             .unwrap()
     );
-    assert!(db.slot_taken("policies", slot.unwrap()).await.unwrap());
+    assert!(db.slot_taken("policies", slot).await.unwrap());
     assert!(
         !db.slot_taken("policies", "2026-11-23T03:00:00.000000Z")
             .await
