@@ -854,6 +854,40 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses_with_every_option() {
+        let example = include_str!("../annexa.example.toml");
+        let c = parse(example, &[]).unwrap();
+        assert_eq!(c.organization, "Example Ltd");
+        assert_eq!(c.collectors.len(), 1);
+        assert_eq!(c.collectors[0].schedule.text, "0 3 * * *");
+        let CollectorKind::PolicyDocument(p) = &c.collectors[0].kind;
+        assert_eq!(p.review_grace_days, 30);
+        // Every commented-out option parses too.
+        let uncommented: String = example
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains(" = ") || r.starts_with('['))
+                    .unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let err = parse(&uncommented, &[]).unwrap_err();
+        // Uncommented, the s3-only keys clash with kind = "fs", and nothing else is wrong.
+        assert!(
+            err.problems
+                .iter()
+                .all(|p| p.contains("applies only to kind")),
+            "{:?}",
+            err.problems
+        );
+        let as_s3 = uncommented
+            .replace("kind = \"fs\"", "kind = \"s3\"")
+            .replace("path = \"data/store\"\n", "");
+        parse(&as_s3, &[]).unwrap();
+    }
+
+    #[test]
     fn invalid_toml_names_the_line() {
         let err = parse("[store\n", &[]).unwrap_err();
         assert!(err.problems[0].contains("line 1"), "{:?}", err.problems);

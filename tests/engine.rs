@@ -424,3 +424,65 @@ fn controls_lists_the_catalog_and_what_covers_it() {
     let json = w.annexa(&["controls", "--json"]).expect(0).json();
     assert_eq!(json.as_array().unwrap().len(), 10);
 }
+
+#[test]
+fn an_unreachable_or_refusing_s3_store_exits_1_naming_the_endpoint_and_no_secret() {
+    let w = World::with_backend(common::Backend::Local);
+    w.config(POLICY_CONFIG);
+    let down = format!("http://127.0.0.1:{}", common::free_port());
+    let env = |endpoint: &str| {
+        vec![
+            ("ANNEXA_STORE__KIND".to_string(), "s3".to_string()),
+            ("ANNEXA_STORE__BUCKET".to_string(), "evidence".to_string()),
+            ("ANNEXA_STORE__ENDPOINT".to_string(), endpoint.to_string()),
+        ]
+    };
+    let down_env = env(&down);
+    let down_env: Vec<(&str, &str)> = down_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let run = w.annexa_env(&["status"], &down_env).expect(1);
+    assert!(
+        run.stderr.contains(&down) && run.stderr.contains("check that the server is running"),
+        "{}",
+        run.stderr
+    );
+
+    let s3 = common::S3Server::start();
+    let mut wrong = env(&s3.endpoint);
+    wrong.push(("AWS_SECRET_ACCESS_KEY".into(), "wrong-secret-value".into()));
+    let wrong: Vec<(&str, &str)> = wrong
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let run = w.annexa_env(&["collect", "--all"], &wrong).expect(1);
+    assert!(
+        run.stderr.contains("refused the credentials") && run.stderr.contains(&s3.endpoint),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("wrong-secret-value") && !run.stdout.contains("wrong-secret-value")
+    );
+}
+
+#[test]
+fn an_unreachable_database_exits_1_without_its_password() {
+    let w = World::with_backend(common::Backend::Local);
+    w.config(POLICY_CONFIG);
+    let url = format!(
+        "postgres://annexa:pw-not-to-print@127.0.0.1:{}/annexa",
+        common::free_port()
+    );
+    let run = w
+        .annexa_env(&["status"], &[("ANNEXA_DATABASE__URL", &url)])
+        .expect(1);
+    assert!(
+        run.stderr
+            .contains("database postgres://annexa:****@127.0.0.1"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("pw-not-to-print"), "{}", run.stderr);
+}
