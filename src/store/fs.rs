@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime};
 
 use annexa_collectors::Body;
@@ -197,43 +197,52 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
     Ok(())
 }
 
-/// Copies `src` into `dst` while hashing it, reading and hashing on this thread while another
-/// writes, so hashing and writing overlap on two cores. Memory stays at a few chunks.
+/// Chunks in flight between the reading/writing thread and the hashing thread.
+const BUFFERS: usize = 4;
+
+/// Copies `src` into `dst` while hashing it. SHA-256 is the bottleneck and cannot be split, so
+/// one thread does nothing but hash while the calling thread reads each chunk and writes it;
+/// both look at the same chunk (an `Arc`), so the bytes written are exactly the bytes hashed. A
+/// fixed pool of [`BUFFERS`] chunks cycles back from the hasher: memory stays bounded and no
+/// chunk is allocated twice.
 pub fn copy_hashing(src: &Path, dst: &mut File) -> io::Result<([u8; 32], u64)> {
     let mut reader = File::open(src)?;
-    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(4);
-    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    let (to_hash, hash_rx) = mpsc::sync_channel::<(Arc<Vec<u8>>, usize)>(BUFFERS);
+    let (pool_tx, pool) = mpsc::channel::<Arc<Vec<u8>>>();
+    for _ in 0..BUFFERS {
+        pool_tx
+            .send(Arc::new(vec![0u8; CHUNK]))
+            .expect("receiver alive");
+    }
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || -> io::Result<()> {
-            for buf in full_rx {
-                dst.write_all(&buf)?;
-                let _ = empty_tx.send(buf);
+        let hasher = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            for (chunk, len) in hash_rx {
+                hasher.update(&chunk[..len]);
+                size += len as u64;
+                let _ = pool_tx.send(chunk);
             }
-            Ok(())
+            (<[u8; 32]>::from(hasher.finalize()), size)
         });
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let read_result = (|| -> io::Result<()> {
-            loop {
-                let mut buf = empty_rx.try_recv().unwrap_or_default();
-                buf.resize(CHUNK, 0);
-                let n = read_full(&mut reader, &mut buf)?;
+        let copied = (|| -> io::Result<()> {
+            while let Ok(mut chunk) = pool.recv() {
+                // The hasher has returned it and the last write is done: no other owner.
+                let buf = Arc::get_mut(&mut chunk).expect("a returned chunk has one owner");
+                let n = read_full(&mut reader, buf)?;
                 if n == 0 {
                     return Ok(());
                 }
-                buf.truncate(n);
-                hasher.update(&buf);
-                size += n as u64;
-                if full_tx.send(buf).is_err() {
-                    return Ok(()); // the writer stopped; its error is reported below
-                }
+                to_hash
+                    .send((chunk.clone(), n))
+                    .expect("the hasher runs until the sender is dropped");
+                dst.write_all(&chunk[..n])?;
             }
+            Ok(())
         })();
-        drop(full_tx);
-        let write_result = writer.join().expect("writer thread panicked");
-        read_result?;
-        write_result?;
-        Ok((hasher.finalize().into(), size))
+        drop(to_hash);
+        let hashed = hasher.join().expect("hasher thread panicked");
+        copied.map(|()| hashed)
     })
 }
 

@@ -10,6 +10,7 @@
 //! success, with other bytes a [`StoreError::Conflict`].
 
 mod fs;
+pub use fs::copy_hashing;
 #[cfg(feature = "s3")]
 mod s3;
 
