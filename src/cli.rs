@@ -51,6 +51,20 @@ pub enum Command {
     Controls,
     /// Integrity check of the store, the database and the ledger.
     Verify,
+    /// Record a heartbeat of an external job, e.g. in a crontab line:
+    /// `pg_dump … && annexa ping db-backup || annexa ping db-backup --fail`.
+    Ping {
+        job: String,
+        /// The job has started (a run that never ends is reported after `max_runtime`).
+        #[arg(long, conflicts_with = "fail")]
+        start: bool,
+        /// The job failed.
+        #[arg(long)]
+        fail: bool,
+        /// A short note kept with the heartbeat (e.g. the error).
+        #[arg(long, short)]
+        message: Option<String>,
+    },
 }
 
 fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {

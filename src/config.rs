@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use annexa_collectors::cron_health::{CronHealthConfig, JobSchedule, JobSpec};
 use annexa_collectors::policy_document::PolicyDocumentConfig;
 use annexa_collectors::{FindingCode, Level};
 use serde::Deserialize;
@@ -20,7 +21,7 @@ use crate::controls::Catalog;
 pub const ENV_PREFIX: &str = "ANNEXA_";
 
 /// Collector kinds this build knows.
-pub const COLLECTOR_KINDS: &[&str] = &["policy-document"];
+pub const COLLECTOR_KINDS: &[&str] = &["policy-document", "cron-health"];
 
 /// A value that never appears in logs, errors or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -84,6 +85,8 @@ struct RawConfig {
     ledger: RawLedger,
     #[serde(default, rename = "collector")]
     collectors: Vec<toml::Table>,
+    #[serde(default, rename = "job")]
+    jobs: Vec<RawJob>,
     #[serde(default)]
     controls: BTreeMap<String, crate::controls::ControlOverride>,
     #[serde(default)]
@@ -125,6 +128,20 @@ struct RawFindings {
     levels: BTreeMap<String, String>,
 }
 
+/// One `[[job]]`: an external scheduled job that reports with `annexa ping`.
+#[derive(Debug, Default, Deserialize)]
+struct RawJob {
+    name: Option<String>,
+    schedule: Option<String>,
+    period: Option<String>,
+    timezone: Option<String>,
+    grace: Option<String>,
+    max_runtime: Option<String>,
+    since: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
 /// The fields every `[[collector]]` table has; the rest belongs to its kind.
 #[derive(Debug, Deserialize)]
 struct RawCollectorCommon {
@@ -132,10 +149,12 @@ struct RawCollectorCommon {
     kind: Option<String>,
     schedule: Option<String>,
     max_age: Option<String>,
+    grace: Option<String>,
     controls: Option<Vec<String>>,
 }
 
-const COMMON_COLLECTOR_KEYS: &[&str] = &["name", "kind", "schedule", "max_age", "controls"];
+const COMMON_COLLECTOR_KEYS: &[&str] =
+    &["name", "kind", "schedule", "max_age", "grace", "controls"];
 
 // ---------------------------------------------------------------------------------------------
 // Valid (what the engine uses)
@@ -151,6 +170,7 @@ pub struct Config {
     pub database_url: Secret<String>,
     pub ledger: LedgerConfig,
     pub collectors: Vec<CollectorConfig>,
+    pub jobs: Vec<JobConfig>,
     pub catalog: Catalog,
     pub levels: BTreeMap<FindingCode, Level>,
 }
@@ -189,21 +209,33 @@ pub struct CollectorConfig {
     pub schedule: Schedule,
     /// Overrides the catalog's maximum evidence age for this collector's evidence.
     pub max_age: Option<Duration>,
+    /// How late after its slot a run still counts as on time, for cron-health.
+    pub grace: Duration,
     /// Replaces the catalog's controls for this collector.
     pub controls: Option<Vec<String>>,
     pub kind: CollectorKind,
+}
+
+/// An external job that reports with pings.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    pub spec: JobSpec,
+    /// The token `POST /ping/{job}` must present; None refuses HTTP pings for this job.
+    pub token: Option<Secret<String>>,
 }
 
 /// The closed set of collector kinds, each with its own settings.
 #[derive(Debug, Clone)]
 pub enum CollectorKind {
     PolicyDocument(PolicyDocumentConfig),
+    CronHealth(CronHealthConfig),
 }
 
 impl CollectorKind {
     pub fn name(&self) -> &'static str {
         match self {
             CollectorKind::PolicyDocument(_) => "policy-document",
+            CollectorKind::CronHealth(_) => "cron-health",
         }
     }
 }
@@ -387,12 +419,21 @@ impl Config {
                 collectors.push(c);
             }
         }
+        let mut jobs = Vec::new();
+        for (i, raw) in raw.jobs.into_iter().enumerate() {
+            if let Some(j) = validate_job(i, raw, &base_dir, env, &mut problems) {
+                jobs.push(j);
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
-        for c in &collectors {
-            if !seen.insert(c.name.clone()) {
+        let names = collectors
+            .iter()
+            .map(|c| &c.name)
+            .chain(jobs.iter().map(|j| &j.spec.name));
+        for name in names {
+            if !seen.insert(name.clone()) {
                 problems.push(format!(
-                    "collector name `{}` is used twice; names must be unique",
-                    c.name
+                    "the name `{name}` is used twice; collector and job names must be unique"
                 ));
             }
         }
@@ -411,9 +452,32 @@ impl Config {
             database_url,
             ledger,
             collectors,
+            jobs,
             catalog,
             levels,
         })
+    }
+
+    pub fn job(&self, name: &str) -> Option<&JobConfig> {
+        self.jobs.iter().find(|j| j.spec.name == name)
+    }
+
+    /// Every job cron-health watches: each `[[job]]`, and each collector (its runs are its
+    /// heartbeats, tagged with their slots).
+    pub fn job_specs(&self) -> Vec<JobSpec> {
+        let mut specs: Vec<JobSpec> = self.jobs.iter().map(|j| j.spec.clone()).collect();
+        specs.extend(self.collectors.iter().map(|c| JobSpec {
+            name: c.name.clone(),
+            schedule: JobSchedule::Cron {
+                expression: c.schedule.text.clone(),
+                timezone: "UTC".to_string(),
+            },
+            grace_seconds: c.grace.as_secs() as i64,
+            max_runtime_seconds: None,
+            origin: "collector".to_string(),
+            since: None,
+        }));
+        specs
     }
 
     pub fn collector(&self, name: &str) -> Option<&CollectorConfig> {
@@ -679,6 +743,13 @@ fn validate_collector(
             None
         }
     };
+    let grace = match parse_duration(common.grace.as_deref().unwrap_or("1h")) {
+        Ok(d) => d,
+        Err(e) => {
+            problem(format!("grace: {e}"));
+            Duration::ZERO
+        }
+    };
     if let Some(controls) = &common.controls {
         for c in controls {
             if catalog.get(c).is_none() {
@@ -702,6 +773,7 @@ fn validate_collector(
             }
             CollectorKind::PolicyDocument(c)
         }),
+        "cron-health" => parse_kind(table, &mut problem).map(CollectorKind::CronHealth),
         "" => {
             problem(format!(
                 "`kind` is required; one of: {}",
@@ -724,9 +796,119 @@ fn validate_collector(
         name: common.name?,
         schedule: schedule?,
         max_age,
+        grace,
         controls: common.controls,
         kind: kind?,
     })
+}
+
+fn validate_job(
+    index: usize,
+    raw: RawJob,
+    base_dir: &Path,
+    env: &[(String, String)],
+    problems: &mut Vec<String>,
+) -> Option<JobConfig> {
+    let label = match &raw.name {
+        Some(n) => format!("job `{n}`"),
+        None => format!("job[{index}]"),
+    };
+    let before = problems.len();
+    let mut problem = |p: String| problems.push(format!("{label}: {p}"));
+    let name = raw.name.clone().unwrap_or_default();
+    if name.is_empty() {
+        problem("`name` is required".into());
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        problem(format!(
+            "name `{name}` may contain only letters, digits, `-` and `_`"
+        ));
+    }
+    let mut duration = |key: &str, value: Option<&str>| -> Option<Duration> {
+        match value.map(parse_duration).transpose() {
+            Ok(d) => d,
+            Err(e) => {
+                problem(format!("{key}: {e}"));
+                None
+            }
+        }
+    };
+    let grace = duration("grace", Some(raw.grace.as_deref().unwrap_or("15m")));
+    let max_runtime = duration("max_runtime", raw.max_runtime.as_deref());
+    let period = duration("period", raw.period.as_deref());
+    let schedule = match (raw.schedule, period) {
+        (Some(expression), None) => Some(JobSchedule::Cron {
+            expression,
+            timezone: raw.timezone.unwrap_or_else(|| "UTC".into()),
+        }),
+        (None, Some(p)) => Some(JobSchedule::Period {
+            seconds: p.as_secs() as i64,
+        }),
+        _ => {
+            problem("set exactly one of `schedule` (cron) and `period` (e.g. \"1h\")".into());
+            None
+        }
+    };
+    let since = match raw
+        .since
+        .as_deref()
+        .map(chrono::DateTime::parse_from_rfc3339)
+        .transpose()
+    {
+        Ok(s) => s.map(|s| s.with_timezone(&chrono::Utc)),
+        Err(e) => {
+            problem(format!("since: {e}; write e.g. 2026-11-01T00:00:00Z"));
+            None
+        }
+    };
+    let token = match (&raw.token_env, &raw.token_file) {
+        (Some(var), None) => match env.iter().find(|(k, _)| k == var) {
+            Some((_, v)) if !v.is_empty() => Some(Secret::new(v.clone())),
+            _ => {
+                problem(format!(
+                    "token_env: the environment variable {var} is not set"
+                ));
+                None
+            }
+        },
+        (None, Some(file)) => {
+            let path = if file.is_absolute() {
+                file.clone()
+            } else {
+                base_dir.join(file)
+            };
+            match std::fs::read_to_string(&path) {
+                Ok(t) if !t.trim().is_empty() => Some(Secret::new(t.trim().to_string())),
+                Ok(_) => {
+                    problem(format!("token_file {} is empty", path.display()));
+                    None
+                }
+                Err(e) => {
+                    problem(format!("token_file {}: {e}", path.display()));
+                    None
+                }
+            }
+        }
+        (Some(_), Some(_)) => {
+            problem("set one of `token_env` and `token_file`, not both".into());
+            None
+        }
+        (None, None) => None,
+    };
+    let spec = JobSpec {
+        name,
+        schedule: schedule?,
+        grace_seconds: grace.map_or(0, |g| g.as_secs() as i64),
+        max_runtime_seconds: max_runtime.map(|d| d.as_secs() as i64),
+        origin: "job".into(),
+        since,
+    };
+    if let Err(e) = spec.validate() {
+        problems.push(format!("{label}: {e}"));
+    }
+    (problems.len() == before).then_some(JobConfig { spec, token })
 }
 
 fn parse_kind<T: for<'de> Deserialize<'de>>(
@@ -858,10 +1040,15 @@ mod tests {
         let example = include_str!("../annexa.example.toml");
         let c = parse(example, &[]).unwrap();
         assert_eq!(c.organization, "Example Ltd");
-        assert_eq!(c.collectors.len(), 1);
+        assert_eq!(c.collectors.len(), 2);
         assert_eq!(c.collectors[0].schedule.text, "0 3 * * *");
-        let CollectorKind::PolicyDocument(p) = &c.collectors[0].kind;
+        let CollectorKind::PolicyDocument(p) = &c.collectors[0].kind else {
+            panic!("the first example collector is policy-document")
+        };
         assert_eq!(p.review_grace_days, 30);
+        assert!(matches!(c.collectors[1].kind, CollectorKind::CronHealth(_)));
+        assert_eq!(c.jobs[0].spec.name, "db-backup");
+        assert_eq!(c.jobs[0].spec.max_runtime_seconds, Some(45 * 60));
         // Every commented-out option parses too.
         let uncommented: String = example
             .lines()
@@ -872,19 +1059,24 @@ mod tests {
             })
             .map(|l| format!("{l}\n"))
             .collect();
-        let err = parse(&uncommented, &[]).unwrap_err();
-        // Uncommented, the s3-only keys clash with kind = "fs", and nothing else is wrong.
+        let env = [("ANNEXA_DB_BACKUP_TOKEN", "t")];
+        let err = parse(&uncommented, &env).unwrap_err();
+        // Uncommented, the s3-only keys clash with kind = "fs" and the job has two token
+        // sources; nothing else is wrong.
         assert!(
             err.problems
                 .iter()
-                .all(|p| p.contains("applies only to kind")),
+                .all(|p| p.contains("applies only to kind") || p.contains("not both")),
             "{:?}",
             err.problems
         );
         let as_s3 = uncommented
             .replace("kind = \"fs\"", "kind = \"s3\"")
             .replace("path = \"data/store\"\n", "");
-        parse(&as_s3, &[]).unwrap();
+        let err = parse(&as_s3, &env).unwrap_err();
+        // …and a job may name its token in the environment or a file, not both.
+        assert_eq!(err.problems.len(), 1, "{:?}", err.problems);
+        assert!(err.problems[0].contains("not both"), "{:?}", err.problems);
     }
 
     #[test]

@@ -22,7 +22,14 @@ impl Exit {
 
     /// The exit code of an error: configuration problems are usage errors, the rest runtime.
     pub fn of_error(e: &anyhow::Error) -> Exit {
-        if e.chain().any(|c| c.is::<crate::config::ConfigError>()) {
+        let usage = |c: &(dyn std::error::Error + 'static)| {
+            c.is::<crate::config::ConfigError>()
+                || matches!(
+                    c.downcast_ref::<crate::heartbeats::PingError>(),
+                    Some(crate::heartbeats::PingError::UnknownJob { .. })
+                )
+        };
+        if e.chain().any(usage) {
             Exit::Usage
         } else {
             Exit::Runtime

@@ -13,6 +13,7 @@
 //! - `runner.rs`: one collection run, end to end; `registry.rs`: config → collector.
 //! - `controls/`: the catalog and the pure evaluation; `status.rs` gathers its inputs.
 //! - `verify.rs`: the integrity check of store, database and ledger; `keys.rs`: signing keys.
+//! - `heartbeats.rs`: recording pings and reading heartbeats (jobs' pings and annexa's runs).
 //! - The collectors live in the `annexa-collectors` crate, the report model and renderers in
 //!   `annexa-reports`.
 
@@ -23,6 +24,7 @@ pub mod config;
 pub mod controls;
 pub mod db;
 pub mod exit;
+pub mod heartbeats;
 pub mod keys;
 pub mod ledger;
 pub mod registry;

@@ -2,14 +2,25 @@
 //! kind means adding a variant to `CollectorKind` and an arm here.
 
 use annexa_collectors::Collector;
+use annexa_collectors::cron_health::CronHealth;
 use annexa_collectors::policy_document::PolicyDocument;
 
-use crate::config::{CollectorConfig, CollectorKind};
+use crate::config::{CollectorConfig, CollectorKind, Config};
 use crate::controls::Catalog;
 
-pub fn build(kind: &CollectorKind) -> Box<dyn Collector> {
-    match kind {
+/// Builds the collector for one configured collector.
+pub fn build(collector: &CollectorConfig, config: &Config) -> Box<dyn Collector> {
+    match &collector.kind {
         CollectorKind::PolicyDocument(c) => Box::new(PolicyDocument::new(c.clone())),
+        CollectorKind::CronHealth(c) => {
+            // Every job and every other collector; a run cannot be its own heartbeat.
+            let jobs = config
+                .job_specs()
+                .into_iter()
+                .filter(|j| j.name != collector.name)
+                .collect();
+            Box::new(CronHealth::new(c.clone(), jobs))
+        }
     }
 }
 

@@ -108,7 +108,7 @@ pub async fn run_collector(
     config: &CollectorConfig,
     slot: Option<DateTime<Utc>>,
 ) -> Result<Option<RunOutcome>, RunError> {
-    let collector = registry::build(&config.kind);
+    let collector = registry::build(config, &app.config);
     let mut run = RunRow {
         id: uuid::Uuid::now_v7().to_string(),
         collector: config.name.clone(),
@@ -141,7 +141,8 @@ pub async fn run_collector(
         clock: app.clock.clone(),
         base_dir: app.config.base_dir.clone(),
         scratch_dir: scratch.path().to_path_buf(),
-        previous_facts: None,
+        previous_facts: previous_facts(app, &config.name).await,
+        heartbeats: Some(crate::heartbeats::DbHeartbeats::shared(&app.db)),
     };
     let (items, facts, error) = match collector.collect(&ctx).await {
         Ok(snapshot) => (snapshot.items, Some(snapshot.facts), None),
@@ -202,6 +203,20 @@ pub async fn run_collector(
         evidence,
         findings,
     }))
+}
+
+/// The facts of the collector's newest successful run, as stored (None when there is none or
+/// they cannot be read: a watermark is a hint, never a reason to fail a run).
+async fn previous_facts(app: &Annexa, collector: &str) -> Option<serde_json::Value> {
+    let far_future = DateTime::<Utc>::MAX_UTC;
+    let run = app
+        .db
+        .latest_run(collector, far_future, true)
+        .await
+        .ok()??;
+    let rows = app.db.evidence_of_run(&run.id).await.ok()?;
+    let facts = rows.iter().find(|r| r.role == "facts")?;
+    load_facts(app, facts).await.ok()
 }
 
 /// Stores every raw item and the facts; returns their rows with their sources.

@@ -32,7 +32,7 @@ fn run_state(run: &RunRow) -> RunState {
 pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument, DbError> {
     let mut sources = Vec::new();
     for config in &app.config.collectors {
-        let collector = registry::build(&config.kind);
+        let collector = registry::build(config, &app.config);
         let latest = app.db.latest_run(&config.name, as_of, false).await?;
         let success = app.db.latest_run(&config.name, as_of, true).await?;
         let mut findings: Vec<Finding> = Vec::new();

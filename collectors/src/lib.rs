@@ -13,9 +13,10 @@
 //!
 //! - `lib.rs`: the trait, [`CollectContext`], [`Snapshot`], [`EvidenceItem`].
 //! - `finding.rs`: [`Finding`], [`FindingCode`] (the stable codes), [`Level`].
-//! - one module per collector (`policy_document.rs`, …), each with the same shape:
+//! - one module per collector (`policy_document.rs`, `cron_health.rs`, …), each with the same shape:
 //!   a config struct, `collect` (I/O) and `check` (pure).
 
+pub mod cron_health;
 mod finding;
 pub mod policy_document;
 
@@ -65,6 +66,8 @@ pub struct CollectContext {
     /// The facts of this collector's previous successful run, if any (a watermark for
     /// incremental sources).
     pub previous_facts: Option<serde_json::Value>,
+    /// Where heartbeats of scheduled jobs are read from (the engine's database).
+    pub heartbeats: Option<Arc<dyn cron_health::HeartbeatSource>>,
 }
 
 impl CollectContext {

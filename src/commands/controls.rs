@@ -21,7 +21,7 @@ pub fn controls(config: &Config, json: bool) -> anyhow::Result<Exit> {
         .collectors
         .iter()
         .map(|c| {
-            let collector = registry::build(&c.kind);
+            let collector = registry::build(c, config);
             (
                 c.name.as_str(),
                 registry::controls_of(c, collector.as_ref(), &config.catalog),

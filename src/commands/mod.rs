@@ -2,6 +2,7 @@
 
 mod controls;
 mod init;
+mod ping;
 mod run;
 mod status;
 mod verify;
@@ -21,13 +22,24 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     if let Command::Controls = cli.command {
         return controls::controls(&config, cli.json);
     }
+    if let Command::Ping {
+        job,
+        start,
+        fail,
+        message,
+    } = &cli.command
+    {
+        return ping::ping(&config, job, *start, *fail, message.as_deref()).await;
+    }
     let app = Annexa::open(config).await?;
     match cli.command {
         Command::Run => run::run(&app, cli.json).await,
         Command::Collect { names, all } => run::collect(&app, &names, all, cli.json).await,
         Command::Status => status::status(&app, cli.as_of, cli.json).await,
         Command::Verify => verify::verify(&app, cli.json).await,
-        Command::Init { .. } | Command::Controls => unreachable!("handled above"),
+        Command::Init { .. } | Command::Controls | Command::Ping { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -88,9 +88,11 @@ async fn note_config(app: &Annexa) -> anyhow::Result<()> {
 
 async fn run_all(
     app: &Annexa,
-    jobs: Vec<(&CollectorConfig, Option<chrono::DateTime<chrono::Utc>>)>,
+    mut jobs: Vec<(&CollectorConfig, Option<chrono::DateTime<chrono::Utc>>)>,
     json: bool,
 ) -> anyhow::Result<Vec<RunOutcome>> {
+    // cron-health last, so it sees the heartbeats of the runs of this same cycle.
+    jobs.sort_by_key(|(c, _)| matches!(c.kind, crate::config::CollectorKind::CronHealth(_)));
     let mut outcomes = Vec::new();
     for (config, slot) in jobs {
         match run_collector(app, config, slot).await? {

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use annexa_collectors::cron_health::{Heartbeat, PingKind};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 // Dynamic SQL here is only ever built from the column-list constants below, never from input.
@@ -434,6 +435,130 @@ impl Db {
                 })
             })
             .collect()
+    }
+
+    pub async fn insert_heartbeat(
+        &self,
+        job: &str,
+        kind: &str,
+        at: DateTime<Utc>,
+        message: Option<&str>,
+        source: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO heartbeats (job, kind, at, message, source) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(job)
+        .bind(kind)
+        .bind(ts(at))
+        .bind(message)
+        .bind(source)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The pings of a job with `since <= at <= until`, oldest first.
+    pub async fn heartbeats(
+        &self,
+        job: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Heartbeat>, DbError> {
+        let rows = sqlx::query(
+            "SELECT kind, at, message, source FROM heartbeats WHERE job = $1 AND at >= $2 AND at <= $3 ORDER BY at, id",
+        )
+        .bind(job)
+        .bind(ts(since))
+        .bind(ts(until))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                Ok(Heartbeat {
+                    job: job.to_string(),
+                    kind: kind.parse().map_err(|_| DbError::Corrupt {
+                        what: "heartbeats.kind".into(),
+                        value: kind.clone(),
+                    })?,
+                    at: parse_ts("heartbeats.at", &r.try_get::<String, _>("at")?)?,
+                    slot: None,
+                    message: r.try_get("message")?,
+                    source: r.try_get("source")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn first_heartbeat(&self, job: &str) -> Result<Option<DateTime<Utc>>, DbError> {
+        let row = sqlx::query("SELECT MIN(at) AS first FROM heartbeats WHERE job = $1")
+            .bind(job)
+            .fetch_one(&self.pool)
+            .await?;
+        row.try_get::<Option<String>, _>("first")?
+            .map(|f| parse_ts("heartbeats.at", &f))
+            .transpose()
+    }
+
+    /// A collector's runs as heartbeats: a start when it started, a success or fail when it
+    /// finished, each tagged with the slot it filled.
+    pub async fn runs_as_heartbeats(
+        &self,
+        collector: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Heartbeat>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE collector = $1 AND started_at >= $2 AND started_at <= $3 \
+             ORDER BY started_at, id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(collector)
+            .bind(ts(since))
+            .bind(ts(until))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut beats = Vec::new();
+        for row in &rows {
+            let run = RunRow::from_row(row)?;
+            let slot = run
+                .slot
+                .as_deref()
+                .map(|s| parse_ts("runs.slot", s))
+                .transpose()?;
+            let beat = |kind, at, message: Option<String>| Heartbeat {
+                job: collector.to_string(),
+                kind,
+                at,
+                slot,
+                message,
+                source: "run".to_string(),
+            };
+            beats.push(beat(PingKind::Start, run.started_at, None));
+            match (run.status.as_str(), run.finished_at) {
+                ("succeeded", Some(at)) if at <= until => {
+                    beats.push(beat(PingKind::Success, at, None))
+                }
+                ("failed", Some(at)) if at <= until => {
+                    beats.push(beat(PingKind::Fail, at, run.error.clone()))
+                }
+                _ => {}
+            }
+        }
+        Ok(beats)
+    }
+
+    pub async fn first_run(&self, collector: &str) -> Result<Option<DateTime<Utc>>, DbError> {
+        let row = sqlx::query(
+            "SELECT MIN(COALESCE(slot, started_at)) AS first FROM runs WHERE collector = $1",
+        )
+        .bind(collector)
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_get::<Option<String>, _>("first")?
+            .map(|f| parse_ts("runs.started_at", &f))
+            .transpose()
     }
 
     /// Starts a transaction that appends to the ledger. Appends are serialized: SQLite takes

@@ -1,0 +1,694 @@
+//! `cron-health`: heartbeats of scheduled jobs, and the slots they missed or failed.
+//!
+//! A job has a schedule (a cron expression in a time zone, or a period), a grace and optionally a
+//! maximum runtime. Jobs report with pings (`annexa ping JOB [--start|--fail]`); annexa's own
+//! collectors are jobs too, each of their runs a heartbeat for its slot. The semantics follow
+//! Healthchecks.io and Cronitor: a slot passes with a success ping inside its window, and silence
+//! is a failure.
+//!
+//! - Cron slot `s`: the window is `[s − 60 s, s + grace]`.
+//! - Period slot `s` (slots every `period` since the Unix epoch): the window is
+//!   `[s, s + period + grace]`: one success per period.
+//! - A heartbeat that names its slot (a collector run) counts for that slot whenever it arrived.
+//!
+//! `collect` reads the heartbeats of the window from a [`HeartbeatSource`]; `check` is pure.
+//! The facts carry a horizon, the latest moment the heartbeats are known up to, which never moves
+//! backwards (a clock that jumps back does not reopen a closed slot).
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Body, CollectContext, CollectError, Collector, EvidenceItem, Finding, FindingCode, Snapshot,
+    Source,
+};
+
+/// Pings within this long before a cron slot count for it (clock skew between hosts).
+const EARLY_SECONDS: i64 = 60;
+
+/// What a ping says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PingKind {
+    Start,
+    Success,
+    Fail,
+}
+
+impl PingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PingKind::Start => "start",
+            PingKind::Success => "success",
+            PingKind::Fail => "fail",
+        }
+    }
+}
+
+impl FromStr for PingKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "start" => Ok(PingKind::Start),
+            "success" => Ok(PingKind::Success),
+            "fail" => Ok(PingKind::Fail),
+            other => Err(format!("unknown ping kind `{other}`")),
+        }
+    }
+}
+
+/// One heartbeat of one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub job: String,
+    pub kind: PingKind,
+    pub at: DateTime<Utc>,
+    /// The slot this heartbeat is for, when its sender knows (annexa's own runs do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `cli`, `http` or `run`.
+    pub source: String,
+}
+
+/// Where heartbeats are read from; the engine provides it in the [`CollectContext`].
+#[async_trait::async_trait]
+pub trait HeartbeatSource: Send + Sync {
+    /// Every heartbeat of `job` with `since <= at <= until`, oldest first.
+    async fn heartbeats(
+        &self,
+        job: &JobSpec,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Heartbeat>, String>;
+
+    /// When `job` first reported at all.
+    async fn first_seen(&self, job: &JobSpec) -> Result<Option<DateTime<Utc>>, String>;
+}
+
+/// When a job is expected to report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum JobSchedule {
+    /// A cron expression (5 or 6 fields, or @daily …) in an IANA time zone.
+    Cron {
+        expression: String,
+        timezone: String,
+    },
+    /// One success every `seconds`, in slots aligned to the Unix epoch.
+    Period { seconds: i64 },
+}
+
+/// One monitored job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub name: String,
+    pub schedule: JobSchedule,
+    pub grace_seconds: i64,
+    pub max_runtime_seconds: Option<i64>,
+    /// `job` (from `[[job]]`) or `collector` (one of annexa's own collectors).
+    pub origin: String,
+    /// Slots before this are not expected (default: the job's first heartbeat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl JobSpec {
+    /// Checks the schedule can be evaluated.
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.schedule {
+            JobSchedule::Cron {
+                expression,
+                timezone,
+            } => {
+                croner::Cron::from_str(expression)
+                    .map_err(|e| format!("schedule `{expression}`: {e}"))?;
+                timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+                    format!("timezone `{timezone}` is not an IANA time zone (e.g. Europe/Berlin)")
+                })?;
+                Ok(())
+            }
+            JobSchedule::Period { seconds } if *seconds <= 0 => {
+                Err("period must be positive".into())
+            }
+            JobSchedule::Period { .. } => Ok(()),
+        }
+    }
+
+    /// The scheduled slots `s` with `from <= s <= to`, in UTC.
+    pub fn slots(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::new();
+        match &self.schedule {
+            JobSchedule::Cron {
+                expression,
+                timezone,
+            } => {
+                let (Ok(cron), Ok(tz)) = (
+                    croner::Cron::from_str(expression),
+                    timezone.parse::<chrono_tz::Tz>(),
+                ) else {
+                    return out;
+                };
+                let mut cursor = from.with_timezone(&tz);
+                let mut inclusive = true;
+                while let Ok(next) = cron.find_next_occurrence(&cursor, inclusive) {
+                    let utc = next.with_timezone(&Utc);
+                    if utc > to {
+                        break;
+                    }
+                    out.push(utc);
+                    cursor = next;
+                    inclusive = false;
+                }
+            }
+            JobSchedule::Period { seconds } => {
+                let first = from.timestamp().div_euclid(*seconds) * seconds
+                    + if from.timestamp().rem_euclid(*seconds) == 0 {
+                        0
+                    } else {
+                        *seconds
+                    };
+                let mut t = first;
+                while t <= to.timestamp() {
+                    out.push(Utc.timestamp_opt(t, 0).single().expect("in range"));
+                    t += seconds;
+                }
+            }
+        }
+        out
+    }
+
+    /// The window in which a success satisfies slot `s`.
+    fn window(&self, s: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let grace = Duration::seconds(self.grace_seconds);
+        match &self.schedule {
+            JobSchedule::Cron { .. } => (s - Duration::seconds(EARLY_SECONDS), s + grace),
+            JobSchedule::Period { seconds } => (s, s + Duration::seconds(*seconds) + grace),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.schedule {
+            JobSchedule::Cron {
+                expression,
+                timezone,
+            } => format!("`{expression}` ({timezone})"),
+            JobSchedule::Period { seconds } => format!("every {seconds} s"),
+        }
+    }
+}
+
+/// Configuration of one `cron-health` collector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronHealthConfig {
+    /// How many days of heartbeats each snapshot covers.
+    #[serde(default = "default_window_days")]
+    pub window_days: u32,
+    /// The jobs to watch, by name (default: every `[[job]]` and every collector).
+    pub jobs: Option<Vec<String>>,
+}
+
+fn default_window_days() -> u32 {
+    30
+}
+
+/// One job's facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFacts {
+    pub spec: JobSpec,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub heartbeats: Vec<Heartbeat>,
+}
+
+/// The facts of one collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronHealthFacts {
+    pub window_start: DateTime<Utc>,
+    /// Heartbeats are known up to here.
+    pub horizon: DateTime<Utc>,
+    pub jobs: Vec<JobFacts>,
+}
+
+pub struct CronHealth {
+    config: CronHealthConfig,
+    jobs: Vec<JobSpec>,
+}
+
+impl CronHealth {
+    /// `jobs`: every job the engine knows; the config's `jobs` list selects among them.
+    pub fn new(config: CronHealthConfig, jobs: Vec<JobSpec>) -> Self {
+        let jobs = match &config.jobs {
+            Some(names) => jobs
+                .into_iter()
+                .filter(|j| names.contains(&j.name))
+                .collect(),
+            None => jobs,
+        };
+        CronHealth { config, jobs }
+    }
+}
+
+#[async_trait::async_trait]
+impl Collector for CronHealth {
+    fn kind(&self) -> &'static str {
+        "cron-health"
+    }
+
+    async fn collect(&self, ctx: &CollectContext) -> Result<Snapshot, CollectError> {
+        let unavailable = |reason: String| CollectError::SourceUnavailable {
+            what: "heartbeats".into(),
+            reason,
+        };
+        let source: Arc<dyn HeartbeatSource> = ctx
+            .heartbeats
+            .clone()
+            .ok_or_else(|| unavailable("no heartbeat store in this context".into()))?;
+        let now = ctx.now();
+        // Never move the horizon backwards: a clock that jumped back must not reopen slots.
+        let previous = ctx
+            .previous_facts
+            .as_ref()
+            .and_then(|f| f.get("horizon"))
+            .and_then(|h| serde_json::from_value::<DateTime<Utc>>(h.clone()).ok());
+        let horizon = previous.map_or(now, |p| p.max(now));
+        let window_start = horizon - Duration::days(i64::from(self.config.window_days));
+        let mut jobs = Vec::new();
+        let mut all = Vec::new();
+        for spec in &self.jobs {
+            // Starts up to one max runtime before the window can still end inside it.
+            let lookback =
+                Duration::seconds(spec.max_runtime_seconds.unwrap_or(0) + spec.grace_seconds);
+            let heartbeats = source
+                .heartbeats(spec, window_start - lookback, horizon)
+                .await
+                .map_err(unavailable)?;
+            let first_seen = source.first_seen(spec).await.map_err(unavailable)?;
+            all.extend(heartbeats.iter().cloned());
+            jobs.push(JobFacts {
+                spec: spec.clone(),
+                first_seen,
+                heartbeats,
+            });
+        }
+        let raw = serde_json::to_vec_pretty(&all).expect("heartbeats serialize");
+        Ok(Snapshot {
+            items: vec![EvidenceItem {
+                name: "heartbeats.json".into(),
+                media_type: "application/json".into(),
+                body: Body::Bytes(raw),
+                observed_at: now,
+                effective_at: None,
+                source: Source {
+                    query: format!(
+                        "heartbeats of {} jobs since {}",
+                        self.jobs.len(),
+                        window_start.to_rfc3339()
+                    ),
+                    filters: self.jobs.iter().map(|j| j.name.clone()).collect(),
+                    total: Some(all.len() as u64),
+                },
+            }],
+            facts: serde_json::to_value(CronHealthFacts {
+                window_start,
+                horizon,
+                jobs,
+            })
+            .expect("facts serialize"),
+        })
+    }
+
+    fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
+        match serde_json::from_value::<CronHealthFacts>(facts.clone()) {
+            Ok(f) => evaluate(&f, as_of)
+                .into_iter()
+                .flat_map(|j| j.findings)
+                .collect(),
+            Err(e) => vec![Finding::new(
+                FindingCode::CollectorFailed,
+                "facts",
+                format!("stored cron-health facts cannot be read by this version: {e}"),
+            )],
+        }
+    }
+}
+
+/// One job's slots, as judged at a point in time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobSummary {
+    pub job: String,
+    pub origin: String,
+    pub schedule: String,
+    /// Slots whose window closed by the horizon.
+    pub expected: usize,
+    pub succeeded: usize,
+    pub missed: usize,
+    pub failed: usize,
+    /// `succeeded / expected` in percent; None when nothing was expected yet.
+    pub coverage_percent: Option<f64>,
+    /// Start-to-end durations of runs that pinged both, in seconds.
+    pub durations_seconds: Vec<i64>,
+    pub findings: Vec<Finding>,
+}
+
+impl JobSummary {
+    /// "29 of 30 runs, 96.7 %".
+    pub fn coverage_text(&self) -> String {
+        match self.coverage_percent {
+            Some(p) => format!("{} of {} runs, {p:.1} %", self.succeeded, self.expected),
+            None => "no run due yet".to_string(),
+        }
+    }
+}
+
+fn slot_subject(job: &str, at: DateTime<Utc>) -> String {
+    format!(
+        "{job}@{}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+/// Judges every job at `as_of` (known only up to the facts' horizon).
+pub fn evaluate(facts: &CronHealthFacts, as_of: DateTime<Utc>) -> Vec<JobSummary> {
+    let horizon = as_of.min(facts.horizon);
+    facts
+        .jobs
+        .iter()
+        .map(|job| evaluate_job(job, facts.window_start, horizon))
+        .collect()
+}
+
+fn evaluate_job(job: &JobFacts, window_start: DateTime<Utc>, horizon: DateTime<Utc>) -> JobSummary {
+    let spec = &job.spec;
+    let mut summary = JobSummary {
+        job: spec.name.clone(),
+        origin: spec.origin.clone(),
+        schedule: spec.describe(),
+        expected: 0,
+        succeeded: 0,
+        missed: 0,
+        failed: 0,
+        coverage_percent: None,
+        durations_seconds: Vec::new(),
+        findings: Vec::new(),
+    };
+    let Some(since) = spec.since.or(job.first_seen) else {
+        summary.findings.push(Finding::new(
+            FindingCode::HeartbeatMissed,
+            format!("{}@never", spec.name),
+            format!(
+                "{} ({}) has never reported a heartbeat",
+                spec.name,
+                spec.describe()
+            ),
+        ));
+        return summary;
+    };
+    let mut beats: Vec<&Heartbeat> = job.heartbeats.iter().filter(|h| h.at <= horizon).collect();
+    beats.sort_by_key(|h| h.at);
+    // The first slot expected is the one whose window holds the job's first heartbeat.
+    let reach = match &spec.schedule {
+        JobSchedule::Cron { .. } => Duration::seconds(spec.grace_seconds + EARLY_SECONDS),
+        JobSchedule::Period { seconds } => Duration::seconds(seconds + spec.grace_seconds),
+    };
+    for slot in spec.slots((since - reach).max(window_start), horizon) {
+        let (open, close) = spec.window(slot);
+        if close > horizon {
+            continue; // still open
+        }
+        let in_slot = |h: &Heartbeat| h.slot.map_or(h.at >= open && h.at <= close, |s| s == slot);
+        summary.expected += 1;
+        if let Some(fail) = beats
+            .iter()
+            .find(|h| h.kind == PingKind::Fail && in_slot(h))
+        {
+            summary.failed += 1;
+            summary.findings.push(Finding::new(
+                FindingCode::HeartbeatFailed,
+                slot_subject(&spec.name, slot),
+                format!(
+                    "{} reported failure at {}{}",
+                    spec.name,
+                    fail.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    fail.message
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                ),
+            ));
+        } else if beats
+            .iter()
+            .any(|h| h.kind == PingKind::Success && in_slot(h))
+        {
+            summary.succeeded += 1;
+        } else {
+            summary.missed += 1;
+            summary.findings.push(Finding::new(
+                FindingCode::HeartbeatMissed,
+                slot_subject(&spec.name, slot),
+                format!(
+                    "{} did not report success for its {} slot by {} (grace {} s)",
+                    spec.name,
+                    slot.format("%Y-%m-%d %H:%M UTC"),
+                    close.format("%Y-%m-%d %H:%M UTC"),
+                    spec.grace_seconds
+                ),
+            ));
+        }
+    }
+    // Runs that started and never ended within their maximum runtime.
+    for (i, start) in beats
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.kind == PingKind::Start)
+    {
+        let end = beats[i + 1..]
+            .iter()
+            .find(|h| h.kind != PingKind::Start && h.at >= start.at);
+        match (end, spec.max_runtime_seconds) {
+            (Some(end), _) => summary
+                .durations_seconds
+                .push((end.at - start.at).num_seconds()),
+            (None, Some(max))
+                if start.at + Duration::seconds(max) <= horizon && start.at >= window_start =>
+            {
+                summary.findings.push(Finding::new(
+                    FindingCode::HeartbeatFailed,
+                    slot_subject(&spec.name, start.at),
+                    format!(
+                        "{} started at {} and did not finish within its maximum runtime of {max} s",
+                        spec.name,
+                        start.at.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if summary.expected > 0 {
+        summary.coverage_percent = Some(summary.succeeded as f64 * 100.0 / summary.expected as f64);
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0).unwrap()
+    }
+
+    fn hourly(grace_minutes: i64) -> JobSpec {
+        JobSpec {
+            name: "db-backup".into(),
+            schedule: JobSchedule::Cron {
+                expression: "0 * * * *".into(),
+                timezone: "UTC".into(),
+            },
+            grace_seconds: grace_minutes * 60,
+            max_runtime_seconds: Some(30 * 60),
+            origin: "job".into(),
+            since: None,
+        }
+    }
+
+    fn beat(kind: PingKind, at: DateTime<Utc>) -> Heartbeat {
+        Heartbeat {
+            job: "db-backup".into(),
+            kind,
+            at,
+            slot: None,
+            message: None,
+            source: "cli".into(),
+        }
+    }
+
+    fn facts(spec: JobSpec, beats: Vec<Heartbeat>, horizon: DateTime<Utc>) -> CronHealthFacts {
+        CronHealthFacts {
+            window_start: horizon - Duration::days(30),
+            horizon,
+            jobs: vec![JobFacts {
+                first_seen: beats.iter().map(|b| b.slot.unwrap_or(b.at)).min(),
+                spec,
+                heartbeats: beats,
+            }],
+        }
+    }
+
+    /// Pings at 00:05, 01:05 and 02:05; none after.
+    fn stopped_at_two() -> Vec<Heartbeat> {
+        (0..3).map(|h| beat(PingKind::Success, t(h, 5))).collect()
+    }
+
+    #[test]
+    fn an_hourly_job_whose_pings_stop_at_two_misses_each_hour_exactly_once_after_grace() {
+        let missed_at = |as_of: DateTime<Utc>| -> Vec<String> {
+            let f = facts(hourly(15), stopped_at_two(), as_of);
+            evaluate(&f, as_of)[0]
+                .findings
+                .iter()
+                .filter(|f| f.code == FindingCode::HeartbeatMissed)
+                .map(|f| f.subject.clone())
+                .collect()
+        };
+        // 03:00's grace ends 03:15: nothing before.
+        assert!(missed_at(t(3, 14)).is_empty());
+        assert_eq!(missed_at(t(3, 15)), ["db-backup@2026-11-22T03:00:00Z"]);
+        assert_eq!(
+            missed_at(t(5, 20)),
+            [
+                "db-backup@2026-11-22T03:00:00Z",
+                "db-backup@2026-11-22T04:00:00Z",
+                "db-backup@2026-11-22T05:00:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn coverage_matches_a_hand_count() {
+        let f = facts(hourly(15), stopped_at_two(), t(5, 20));
+        let s = &evaluate(&f, t(5, 20))[0];
+        // Slots 00:00 … 05:00 are due (05:00 closed at 05:15); 00, 01, 02 succeeded.
+        assert_eq!((s.expected, s.succeeded, s.missed, s.failed), (6, 3, 3, 0));
+        assert_eq!(s.coverage_text(), "3 of 6 runs, 50.0 %");
+    }
+
+    #[test]
+    fn duplicate_and_out_of_order_pings_count_once() {
+        let mut beats = stopped_at_two();
+        beats.push(beat(PingKind::Success, t(1, 6)));
+        beats.push(beat(PingKind::Success, t(1, 7)));
+        beats.reverse();
+        let f = facts(hourly(15), beats, t(2, 30));
+        let s = &evaluate(&f, t(2, 30))[0];
+        assert_eq!((s.expected, s.succeeded), (3, 3));
+        assert!(s.findings.is_empty());
+    }
+
+    #[test]
+    fn a_fail_ping_fails_its_slot_and_a_start_without_end_fails_after_max_runtime() {
+        let beats = vec![
+            beat(PingKind::Success, t(0, 5)),
+            Heartbeat {
+                message: Some("pg_dump: connection refused".into()),
+                ..beat(PingKind::Fail, t(1, 2))
+            },
+            beat(PingKind::Start, t(2, 0)),
+        ];
+        let f = facts(hourly(15), beats.clone(), t(2, 29));
+        let findings = &evaluate(&f, t(2, 29))[0].findings;
+        assert_eq!(findings.len(), 2, "{findings:?}"); // 01:00 failed, 02:00 missed; start not yet overdue
+        assert_eq!(findings[0].code, FindingCode::HeartbeatFailed);
+        assert_eq!(findings[0].subject, "db-backup@2026-11-22T01:00:00Z");
+        assert!(findings[0].message.contains("connection refused"));
+        let f = facts(hourly(15), beats, t(2, 30));
+        let findings = &evaluate(&f, t(2, 30))[0].findings;
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.code == FindingCode::HeartbeatFailed
+                    && f.subject == "db-backup@2026-11-22T02:00:00Z"
+                    && f.message.contains("maximum runtime"))
+        );
+    }
+
+    #[test]
+    fn a_job_that_never_reported_is_missed_not_silently_fine() {
+        let f = facts(hourly(15), vec![], t(5, 0));
+        let findings = &evaluate(&f, t(5, 0))[0].findings;
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].subject, "db-backup@never");
+    }
+
+    #[test]
+    fn slots_follow_daylight_saving_in_the_jobs_time_zone() {
+        let daily = JobSpec {
+            schedule: JobSchedule::Cron {
+                expression: "30 2 * * *".into(),
+                timezone: "Europe/Berlin".into(),
+            },
+            ..hourly(15)
+        };
+        // Berlin springs forward on 2026-03-29 (02:00 → 03:00) and falls back on 2026-10-25.
+        let from = Utc.with_ymd_and_hms(2026, 3, 27, 0, 0, 0).unwrap();
+        let slots = daily.slots(from, from + Duration::days(4));
+        let hours: Vec<String> = slots
+            .iter()
+            .map(|s| s.format("%m-%d %H:%M").to_string())
+            .collect();
+        // 02:30 CET = 01:30 UTC; on the 29th 02:30 does not exist: the run is at 03:00 CEST = 01:00 UTC;
+        // after that 02:30 CEST = 00:30 UTC.
+        assert_eq!(
+            hours,
+            ["03-27 01:30", "03-28 01:30", "03-29 01:00", "03-30 00:30"]
+        );
+        let from = Utc.with_ymd_and_hms(2026, 10, 24, 0, 0, 0).unwrap();
+        let slots = daily.slots(from, from + Duration::days(3));
+        assert_eq!(
+            slots.len(),
+            3,
+            "02:30 on the fall-back day runs once: {slots:?}"
+        );
+    }
+
+    #[test]
+    fn period_jobs_need_one_success_per_period() {
+        let spec = JobSpec {
+            schedule: JobSchedule::Period { seconds: 86_400 },
+            grace_seconds: 3600,
+            ..hourly(0)
+        };
+        let day = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap();
+        let beats = vec![
+            beat(PingKind::Success, day(20, 3)),
+            beat(PingKind::Success, day(21, 23)),
+        ];
+        let f = facts(spec, beats, day(23, 2));
+        let s = &evaluate(&f, day(23, 2))[0];
+        // Slots: the 20th (window to the 21st 01:00) and the 21st (to the 22nd 01:00) passed;
+        // the 22nd's window closes on the 23rd at 01:00 with no ping: missed.
+        assert_eq!((s.expected, s.succeeded, s.missed), (3, 2, 1), "{s:?}");
+    }
+
+    #[test]
+    fn a_heartbeat_naming_its_slot_counts_for_it_whenever_it_arrived() {
+        let mut late = beat(PingKind::Success, t(4, 40));
+        late.slot = Some(t(3, 0));
+        let f = facts(hourly(15), vec![late], t(4, 50));
+        let s = &evaluate(&f, t(4, 50))[0];
+        assert_eq!((s.expected, s.succeeded, s.missed), (2, 1, 1)); // 03:00 ok, 04:00 missed
+    }
+
+    #[test]
+    fn the_horizon_caps_what_is_judged() {
+        let f = facts(hourly(15), stopped_at_two(), t(3, 0));
+        // Asked about a later moment, only what was known at collection time is judged.
+        assert!(evaluate(&f, t(9, 0))[0].findings.is_empty());
+    }
+}

@@ -1,0 +1,387 @@
+//! cron-health end to end: pings recorded through the real database, collected by the real
+//! collector with a pinned clock, judged into A.8.16 and A.5.36.
+
+mod common;
+
+use std::sync::Arc;
+
+use annexa::Annexa;
+use annexa::config::Config;
+use annexa::heartbeats::{PingError, Via, record_ping};
+use annexa_collectors::FixedClock;
+use annexa_collectors::cron_health::PingKind;
+use chrono::{DateTime, TimeZone, Utc};
+use common::World;
+
+const CONFIG: &str = r#"
+[[collector]]
+name = "cron-health"
+kind = "cron-health"
+schedule = "30 * * * *"
+
+[[job]]
+name = "db-backup"
+schedule = "0 * * * *"
+grace = "15m"
+max_runtime = "45m"
+token_env = "ANNEXA_TEST_DB_BACKUP_TOKEN"
+"#;
+
+fn t(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0).unwrap()
+}
+
+/// The world's config as the binary would see it (with the backend's environment).
+fn config(w: &World, text: &str) -> Config {
+    w.config(text);
+    let mut env: Vec<(String, String)> = w.env.clone();
+    env.push(("ANNEXA_TEST_DB_BACKUP_TOKEN".into(), "s3cret-token".into()));
+    env.push(("AWS_ACCESS_KEY_ID".into(), common::ACCESS_KEY.into()));
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    let mut c = Config::parse(&text, &w.config_path(), &env).unwrap();
+    if let annexa::config::StoreConfig::S3(s3) = &mut c.store {
+        s3.static_credentials = Some((
+            common::ACCESS_KEY.into(),
+            annexa::config::Secret::new(common::SECRET_KEY.into()),
+        ));
+    }
+    c
+}
+
+async fn at(config: &Config, now: DateTime<Utc>) -> Annexa {
+    Annexa::open_with_clock(config.clone(), Arc::new(FixedClock(now)))
+        .await
+        .unwrap()
+}
+
+/// Collects cron-health at `now` and returns the findings on A.8.16 (subject, code).
+async fn missed_and_failed(config: &Config, now: DateTime<Utc>) -> Vec<(String, String)> {
+    let app = at(config, now).await;
+    let collector = app.config.collector("cron-health").unwrap();
+    let outcome = annexa::runner::run_collector(&app, collector, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(outcome.succeeded(), "{:?}", outcome.run.error);
+    let doc = annexa::status::status(&app, now).await.unwrap();
+    let a816 = doc.controls.iter().find(|c| c.id == "A.8.16").unwrap();
+    let a536 = doc.controls.iter().find(|c| c.id == "A.5.36").unwrap();
+    assert_eq!(
+        a816.findings, a536.findings,
+        "both controls carry the heartbeat findings"
+    );
+    a816.findings
+        .iter()
+        .map(|f| (f.subject.clone(), f.code.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_hourly_job_that_stops_at_two_is_missed_once_per_hour_after_grace() {
+    let w = World::new();
+    let config = config(&w, CONFIG);
+    let app = at(&config, t(0, 0)).await;
+    for h in 0..3 {
+        record_ping(
+            &app.db,
+            &config,
+            "db-backup",
+            PingKind::Start,
+            None,
+            None,
+            Via::Cli,
+            t(h, 1),
+        )
+        .await
+        .unwrap();
+        record_ping(
+            &app.db,
+            &config,
+            "db-backup",
+            PingKind::Success,
+            None,
+            None,
+            Via::Cli,
+            t(h, 5),
+        )
+        .await
+        .unwrap();
+        // A duplicate ping changes nothing.
+        record_ping(
+            &app.db,
+            &config,
+            "db-backup",
+            PingKind::Success,
+            None,
+            None,
+            Via::Cli,
+            t(h, 6),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(missed_and_failed(&config, t(3, 14)).await, vec![]);
+    let at_5_20 = missed_and_failed(&config, t(5, 20)).await;
+    assert_eq!(
+        at_5_20,
+        ["03:00", "04:00", "05:00"]
+            .iter()
+            .map(|h| (
+                format!("db-backup@2026-11-22T{h}:00Z"),
+                "heartbeat-missed".to_string()
+            ))
+            .collect::<Vec<_>>()
+    );
+
+    // Coverage, from the stored facts: 3 of 6 hourly slots (00:00 … 05:00).
+    let app = at(&config, t(5, 20)).await;
+    let run = app
+        .db
+        .latest_run("cron-health", t(5, 20), true)
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = app.db.evidence_of_run(&run.id).await.unwrap();
+    let facts = annexa::runner::load_facts(&app, rows.iter().find(|r| r.role == "facts").unwrap())
+        .await
+        .unwrap();
+    let facts: annexa_collectors::cron_health::CronHealthFacts =
+        serde_json::from_value(facts).unwrap();
+    let summary = annexa_collectors::cron_health::evaluate(&facts, t(5, 20));
+    let backup = summary.iter().find(|s| s.job == "db-backup").unwrap();
+    assert_eq!(backup.coverage_text(), "3 of 6 runs, 50.0 %");
+    assert_eq!(backup.durations_seconds, vec![240, 240, 240]);
+
+    // A clock that jumps back to 04:00 does not reopen the 04:00 and 05:00 slots: the stored
+    // horizon stays at 05:20 and still judges them missed.
+    missed_and_failed(&config, t(4, 0)).await;
+    let app = at(&config, t(4, 0)).await;
+    let run = app
+        .db
+        .latest_run("cron-health", t(6, 0), true)
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = app.db.evidence_of_run(&run.id).await.unwrap();
+    let facts = annexa::runner::load_facts(&app, rows.iter().find(|r| r.role == "facts").unwrap())
+        .await
+        .unwrap();
+    let facts: annexa_collectors::cron_health::CronHealthFacts =
+        serde_json::from_value(facts).unwrap();
+    assert_eq!(facts.horizon, t(5, 20));
+    let backup = annexa_collectors::cron_health::evaluate(&facts, facts.horizon)
+        .into_iter()
+        .find(|s| s.job == "db-backup")
+        .unwrap();
+    assert_eq!(backup.missed, 3);
+}
+
+#[tokio::test]
+async fn a_fail_ping_and_a_start_that_never_ends_are_failures() {
+    let w = World::new();
+    let config = config(&w, CONFIG);
+    let app = at(&config, t(0, 0)).await;
+    record_ping(
+        &app.db,
+        &config,
+        "db-backup",
+        PingKind::Success,
+        None,
+        None,
+        Via::Cli,
+        t(0, 5),
+    )
+    .await
+    .unwrap();
+    record_ping(
+        &app.db,
+        &config,
+        "db-backup",
+        PingKind::Fail,
+        Some("pg_dump: disk full"),
+        None,
+        Via::Cli,
+        t(1, 3),
+    )
+    .await
+    .unwrap();
+    record_ping(
+        &app.db,
+        &config,
+        "db-backup",
+        PingKind::Start,
+        None,
+        None,
+        Via::Cli,
+        t(2, 0),
+    )
+    .await
+    .unwrap();
+    let findings = missed_and_failed(&config, t(2, 50)).await;
+    assert!(
+        findings.contains(&(
+            "db-backup@2026-11-22T01:00:00Z".into(),
+            "heartbeat-failed".into()
+        )),
+        "{findings:?}"
+    );
+    assert!(
+        findings.contains(&(
+            "db-backup@2026-11-22T02:00:00Z".into(),
+            "heartbeat-failed".into()
+        )),
+        "{findings:?}"
+    );
+}
+
+#[tokio::test]
+async fn http_pings_need_the_jobs_token_and_unknown_jobs_record_nothing() {
+    let w = World::new();
+    let config = config(&w, CONFIG);
+    let app = at(&config, t(0, 0)).await;
+    let ping = |token: Option<&'static str>, job: &'static str| {
+        let (db, config) = (app.db.clone(), config.clone());
+        async move {
+            record_ping(
+                &db,
+                &config,
+                job,
+                PingKind::Success,
+                None,
+                token,
+                Via::Http,
+                t(0, 1),
+            )
+            .await
+        }
+    };
+    assert!(matches!(
+        ping(None, "db-backup").await,
+        Err(PingError::Unauthorized { .. })
+    ));
+    assert!(matches!(
+        ping(Some("wrong"), "db-backup").await,
+        Err(PingError::Unauthorized { .. })
+    ));
+    assert!(matches!(
+        ping(Some("s3cret-token"), "removed-job").await,
+        Err(PingError::UnknownJob { .. })
+    ));
+    assert!(
+        app.db
+            .heartbeats("db-backup", t(0, 0), t(1, 0))
+            .await
+            .unwrap()
+            .is_empty(),
+        "refused pings record nothing"
+    );
+    ping(Some("s3cret-token"), "db-backup").await.unwrap();
+    assert_eq!(
+        app.db
+            .heartbeats("db-backup", t(0, 0), t(1, 0))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn annexa_ping_works_from_a_real_crontab_line() {
+    let w = World::new();
+    w.config(
+        CONFIG
+            .replace("token_env = \"ANNEXA_TEST_DB_BACKUP_TOKEN\"\n", "")
+            .as_str(),
+    );
+    let bin = env!("CARGO_BIN_EXE_annexa");
+    for job_command in ["true", "false"] {
+        // The line a crontab would hold, run by a real shell.
+        let line = format!(
+            "{job_command} && {bin} ping db-backup || {bin} ping db-backup --fail --message 'exit status 1'"
+        );
+        let cmd = w.command(&[], &[]);
+        let envs: Vec<(String, String)> = cmd
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
+            .collect();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .env("ANNEXA_CONFIG", w.config_path())
+            .envs(envs)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{line}");
+    }
+    let out = w
+        .annexa(&["collect", "cron-health", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(out["runs"][0]["status"], "succeeded");
+    let doc = w.annexa(&["status", "--json"]).json();
+    let a816 = doc["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "A.8.16")
+        .unwrap();
+    let key = a816["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["object_key"].as_str().unwrap())
+        .find(|k| {
+            let bytes = std::fs::read(w.object_file(k)).unwrap();
+            String::from_utf8_lossy(&bytes).contains("\"kind\": \"fail\"")
+        })
+        .expect("the heartbeats item is evidence for A.8.16");
+    let beats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.object_file(key)).unwrap()).unwrap();
+    let kinds: Vec<&str> = beats
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["job"] == "db-backup")
+        .map(|b| b["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["success", "fail"]);
+    assert_eq!(
+        beats
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["kind"] == "fail")
+            .unwrap()["message"],
+        "exit status 1"
+    );
+}
+
+#[test]
+fn ping_names_unknown_jobs_and_an_unreachable_database() {
+    let w = World::with_backend(common::Backend::Local);
+    w.config(
+        CONFIG
+            .replace("token_env = \"ANNEXA_TEST_DB_BACKUP_TOKEN\"\n", "")
+            .as_str(),
+    );
+    let run = w.annexa(&["ping", "db-bakcup"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("no job named `db-bakcup`; configured jobs: db-backup"),
+        "{}",
+        run.stderr
+    );
+    let url = format!(
+        "postgres://annexa:pw@127.0.0.1:{}/annexa",
+        common::free_port()
+    );
+    let run = w
+        .annexa_env(&["ping", "db-backup"], &[("ANNEXA_DATABASE__URL", &url)])
+        .expect(1);
+    assert!(run.stderr.contains("is unreachable"), "{}", run.stderr);
+    let bad = w
+        .annexa(&["ping", "db-backup", "--start", "--fail"])
+        .expect(2);
+    assert!(bad.stderr.contains("cannot be used with"), "{}", bad.stderr);
+}
