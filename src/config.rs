@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use annexa_collectors::cron_health::{CronHealthConfig, JobSchedule, JobSpec};
+use annexa_collectors::incident_log::IncidentLogConfig;
 use annexa_collectors::policy_document::PolicyDocumentConfig;
 use annexa_collectors::{FindingCode, Level};
 use serde::Deserialize;
@@ -21,7 +22,7 @@ use crate::controls::Catalog;
 pub const ENV_PREFIX: &str = "ANNEXA_";
 
 /// Collector kinds this build knows.
-pub const COLLECTOR_KINDS: &[&str] = &["policy-document", "cron-health"];
+pub const COLLECTOR_KINDS: &[&str] = &["policy-document", "cron-health", "incident-log"];
 
 /// A value that never appears in logs, errors or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -229,6 +230,7 @@ pub struct JobConfig {
 pub enum CollectorKind {
     PolicyDocument(PolicyDocumentConfig),
     CronHealth(CronHealthConfig),
+    IncidentLog(Box<IncidentLogConfig>),
 }
 
 impl CollectorKind {
@@ -236,6 +238,7 @@ impl CollectorKind {
         match self {
             CollectorKind::PolicyDocument(_) => "policy-document",
             CollectorKind::CronHealth(_) => "cron-health",
+            CollectorKind::IncidentLog(_) => "incident-log",
         }
     }
 }
@@ -774,6 +777,17 @@ fn validate_collector(
             CollectorKind::PolicyDocument(c)
         }),
         "cron-health" => parse_kind(table, &mut problem).map(CollectorKind::CronHealth),
+        "incident-log" => {
+            parse_kind(table, &mut problem).and_then(|c: IncidentLogConfig| match c.policy() {
+                Ok(_) => Some(CollectorKind::IncidentLog(Box::new(c))),
+                Err(problems) => {
+                    for p in problems {
+                        problem(p);
+                    }
+                    None
+                }
+            })
+        }
         "" => {
             problem(format!(
                 "`kind` is required; one of: {}",
@@ -1040,13 +1054,17 @@ mod tests {
         let example = include_str!("../annexa.example.toml");
         let c = parse(example, &[]).unwrap();
         assert_eq!(c.organization, "Example Ltd");
-        assert_eq!(c.collectors.len(), 2);
+        assert_eq!(c.collectors.len(), 3);
         assert_eq!(c.collectors[0].schedule.text, "0 3 * * *");
         let CollectorKind::PolicyDocument(p) = &c.collectors[0].kind else {
             panic!("the first example collector is policy-document")
         };
         assert_eq!(p.review_grace_days, 30);
         assert!(matches!(c.collectors[1].kind, CollectorKind::CronHealth(_)));
+        assert!(matches!(
+            c.collectors[2].kind,
+            CollectorKind::IncidentLog(_)
+        ));
         assert_eq!(c.jobs[0].spec.name, "db-backup");
         assert_eq!(c.jobs[0].spec.max_runtime_seconds, Some(45 * 60));
         // Every commented-out option parses too.

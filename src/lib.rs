@@ -46,7 +46,7 @@ use crate::store::EvidenceStore;
 pub struct Annexa {
     pub config: Config,
     pub db: Db,
-    pub store: EvidenceStore,
+    pub store: Arc<EvidenceStore>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -67,7 +67,7 @@ impl Annexa {
         Ok(Annexa {
             config,
             db,
-            store,
+            store: Arc::new(store),
             clock,
         })
     }

@@ -3,6 +3,7 @@
 
 use annexa_collectors::Collector;
 use annexa_collectors::cron_health::CronHealth;
+use annexa_collectors::incident_log::IncidentLog;
 use annexa_collectors::policy_document::PolicyDocument;
 
 use crate::config::{CollectorConfig, CollectorKind, Config};
@@ -21,6 +22,10 @@ pub fn build(collector: &CollectorConfig, config: &Config) -> Box<dyn Collector>
                 .collect();
             Box::new(CronHealth::new(c.clone(), jobs))
         }
+        CollectorKind::IncidentLog(c) => Box::new(
+            IncidentLog::new((**c).clone())
+                .expect("incident-log settings are validated with the config"),
+        ),
     }
 }
 

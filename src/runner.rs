@@ -143,6 +143,9 @@ pub async fn run_collector(
         scratch_dir: scratch.path().to_path_buf(),
         previous_facts: previous_facts(app, &config.name).await,
         heartbeats: Some(crate::heartbeats::DbHeartbeats::shared(&app.db)),
+        objects: Some(std::sync::Arc::new(crate::store::StoreObjects(
+            app.store.clone(),
+        ))),
     };
     let (items, facts, error) = match collector.collect(&ctx).await {
         Ok(snapshot) => (snapshot.items, Some(snapshot.facts), None),

@@ -376,7 +376,7 @@ fn a_missing_config_says_to_run_init_and_init_writes_a_working_one() {
         .arg("--config")
         .arg(dir.join("annexa.toml"))
         .arg("collect")
-        .arg("--all")
+        .arg("policies")
         .env_remove("ANNEXA_STORE__KIND")
         .env_remove("ANNEXA_DATABASE__URL")
         .output()

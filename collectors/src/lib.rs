@@ -18,6 +18,7 @@
 
 pub mod cron_health;
 mod finding;
+pub mod incident_log;
 pub mod policy_document;
 
 use std::path::PathBuf;
@@ -68,6 +69,15 @@ pub struct CollectContext {
     pub previous_facts: Option<serde_json::Value>,
     /// Where heartbeats of scheduled jobs are read from (the engine's database).
     pub heartbeats: Option<Arc<dyn cron_health::HeartbeatSource>>,
+    /// Objects in annexa's evidence store that a collector may read as a source.
+    pub objects: Option<Arc<dyn ObjectSource>>,
+}
+
+/// Read access to objects a collector takes as its source (e.g. a register uploaded to the
+/// evidence store). Never write access: collectors only return evidence.
+#[async_trait::async_trait]
+pub trait ObjectSource: Send + Sync {
+    async fn read(&self, key: &str) -> Result<Vec<u8>, String>;
 }
 
 impl CollectContext {

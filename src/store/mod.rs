@@ -154,6 +154,16 @@ impl EvidenceStore {
     }
 }
 
+/// The store as a read-only source for collectors (a register uploaded as an object).
+pub struct StoreObjects(pub std::sync::Arc<EvidenceStore>);
+
+#[async_trait::async_trait]
+impl annexa_collectors::ObjectSource for StoreObjects {
+    async fn read(&self, key: &str) -> Result<Vec<u8>, String> {
+        self.0.read(key).await.map_err(|e| e.to_string())
+    }
+}
+
 /// SHA-256 of a reader, in [`CHUNK`]-sized reads. Returns the hex digest and the size.
 pub fn hash_reader(mut reader: impl Read) -> std::io::Result<([u8; 32], u64)> {
     let mut hasher = Sha256::new();
