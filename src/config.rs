@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use annexa_collectors::cron_health::{CronHealthConfig, JobSchedule, JobSpec};
+use annexa_collectors::github_alerts::GithubAlertsConfig;
 use annexa_collectors::incident_log::IncidentLogConfig;
 use annexa_collectors::policy_document::PolicyDocumentConfig;
 use annexa_collectors::{FindingCode, Level};
@@ -22,7 +23,12 @@ use crate::controls::Catalog;
 pub const ENV_PREFIX: &str = "ANNEXA_";
 
 /// Collector kinds this build knows.
-pub const COLLECTOR_KINDS: &[&str] = &["policy-document", "cron-health", "incident-log"];
+pub const COLLECTOR_KINDS: &[&str] = &[
+    "policy-document",
+    "cron-health",
+    "incident-log",
+    "github-alerts",
+];
 
 /// A value that never appears in logs, errors or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -231,6 +237,7 @@ pub enum CollectorKind {
     PolicyDocument(PolicyDocumentConfig),
     CronHealth(CronHealthConfig),
     IncidentLog(Box<IncidentLogConfig>),
+    GithubAlerts(GithubAlertsConfig),
 }
 
 impl CollectorKind {
@@ -239,6 +246,7 @@ impl CollectorKind {
             CollectorKind::PolicyDocument(_) => "policy-document",
             CollectorKind::CronHealth(_) => "cron-health",
             CollectorKind::IncidentLog(_) => "incident-log",
+            CollectorKind::GithubAlerts(_) => "github-alerts",
         }
     }
 }
@@ -777,6 +785,15 @@ fn validate_collector(
             CollectorKind::PolicyDocument(c)
         }),
         "cron-health" => parse_kind(table, &mut problem).map(CollectorKind::CronHealth),
+        "github-alerts" => parse_kind(table, &mut problem).and_then(|c: GithubAlertsConfig| {
+            let problems = c.problems();
+            for p in &problems {
+                problem(p.clone());
+            }
+            problems
+                .is_empty()
+                .then_some(CollectorKind::GithubAlerts(c))
+        }),
         "incident-log" => {
             parse_kind(table, &mut problem).and_then(|c: IncidentLogConfig| match c.policy() {
                 Ok(_) => Some(CollectorKind::IncidentLog(Box::new(c))),
@@ -1054,7 +1071,7 @@ mod tests {
         let example = include_str!("../annexa.example.toml");
         let c = parse(example, &[]).unwrap();
         assert_eq!(c.organization, "Example Ltd");
-        assert_eq!(c.collectors.len(), 3);
+        assert_eq!(c.collectors.len(), 4);
         assert_eq!(c.collectors[0].schedule.text, "0 3 * * *");
         let CollectorKind::PolicyDocument(p) = &c.collectors[0].kind else {
             panic!("the first example collector is policy-document")

@@ -3,6 +3,7 @@
 
 use annexa_collectors::Collector;
 use annexa_collectors::cron_health::CronHealth;
+use annexa_collectors::github_alerts::GithubAlerts;
 use annexa_collectors::incident_log::IncidentLog;
 use annexa_collectors::policy_document::PolicyDocument;
 
@@ -21,6 +22,10 @@ pub fn build(collector: &CollectorConfig, config: &Config) -> Box<dyn Collector>
                 .filter(|j| j.name != collector.name)
                 .collect();
             Box::new(CronHealth::new(c.clone(), jobs))
+        }
+        CollectorKind::GithubAlerts(c) => {
+            let token = std::env::var(&c.token_env).ok().filter(|t| !t.is_empty());
+            Box::new(GithubAlerts::new(c.clone(), token))
         }
         CollectorKind::IncidentLog(c) => Box::new(
             IncidentLog::new((**c).clone())

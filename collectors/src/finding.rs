@@ -82,6 +82,7 @@ finding_codes! {
     RestoreDrillOverdue => "restore-drill-overdue", Fail, "no successful restore drill within the required period";
     VulnerabilityAlertOverdue => "vulnerability-alert-overdue", Fail, "an open vulnerability alert is older than its severity's target";
     SecretAlertOpen => "secret-alert-open", Fail, "a secret-scanning alert is open";
+    AlertDismissalUnexplained => "alert-dismissal-unexplained", Warn, "a security alert was dismissed without a reason";
     IntegrityViolation => "integrity-violation", Fail, "stored evidence, the database or the ledger do not match";
 }
 

@@ -18,6 +18,7 @@
 
 pub mod cron_health;
 mod finding;
+pub mod github_alerts;
 pub mod incident_log;
 pub mod policy_document;
 
