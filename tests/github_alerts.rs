@@ -64,7 +64,7 @@ async fn stand_in() -> MockServer {
     let ok = |body: &Value| ResponseTemplate::new(200).set_body_json(body);
     let base = server.uri();
 
-    // Org Dependabot alerts: two pages by cursor; the second page is first refused with 429 +
+    // Org Dependabot alerts: two pages by cursor; the second page is first refused with 403 +
     // retry-after.
     let org_dependabot = fixture("dependabot-alerts-org.json");
     let list = org_dependabot.as_array().unwrap();
@@ -72,7 +72,7 @@ async fn stand_in() -> MockServer {
     Mock::given(method("GET"))
         .and(path("/orgs/octo-org/dependabot/alerts"))
         .and(query_param("after", "Y3Vyc29yOnYyOpKjMjAy"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
+        .respond_with(ResponseTemplate::new(403).insert_header("retry-after", "30"))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
@@ -94,11 +94,11 @@ async fn stand_in() -> MockServer {
         .mount(&server)
         .await;
 
-    // Org code scanning: first the primary quota is exhausted (reset in 120 s).
+    // Org code scanning: first a 429 with the primary quota exhausted (reset in 120 s).
     Mock::given(method("GET"))
         .and(path("/orgs/octo-org/code-scanning/alerts"))
         .respond_with(
-            ResponseTemplate::new(403)
+            ResponseTemplate::new(429)
                 .insert_header("x-ratelimit-remaining", "0")
                 .insert_header(
                     "x-ratelimit-reset",
