@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use annexa_collectors::backup_restore::BackupRestoreConfig;
 use annexa_collectors::cron_health::{CronHealthConfig, JobSchedule, JobSpec};
 use annexa_collectors::github_alerts::GithubAlertsConfig;
 use annexa_collectors::incident_log::IncidentLogConfig;
@@ -238,6 +239,7 @@ pub enum CollectorKind {
     CronHealth(CronHealthConfig),
     IncidentLog(Box<IncidentLogConfig>),
     GithubAlerts(GithubAlertsConfig),
+    BackupRestore(BackupRestoreConfig),
 }
 
 impl CollectorKind {
@@ -247,6 +249,7 @@ impl CollectorKind {
             CollectorKind::CronHealth(_) => "cron-health",
             CollectorKind::IncidentLog(_) => "incident-log",
             CollectorKind::GithubAlerts(_) => "github-alerts",
+            CollectorKind::BackupRestore(_) => "backup-restore",
         }
     }
 }
@@ -785,6 +788,15 @@ fn validate_collector(
             CollectorKind::PolicyDocument(c)
         }),
         "cron-health" => parse_kind(table, &mut problem).map(CollectorKind::CronHealth),
+        "backup-restore" => parse_kind(table, &mut problem).and_then(|c: BackupRestoreConfig| {
+            let problems = c.problems();
+            for p in &problems {
+                problem(p.clone());
+            }
+            problems
+                .is_empty()
+                .then_some(CollectorKind::BackupRestore(c))
+        }),
         "github-alerts" => parse_kind(table, &mut problem).and_then(|c: GithubAlertsConfig| {
             let problems = c.problems();
             for p in &problems {
@@ -1071,7 +1083,7 @@ mod tests {
         let example = include_str!("../annexa.example.toml");
         let c = parse(example, &[]).unwrap();
         assert_eq!(c.organization, "Example Ltd");
-        assert_eq!(c.collectors.len(), 4);
+        assert_eq!(c.collectors.len(), 5);
         assert_eq!(c.collectors[0].schedule.text, "0 3 * * *");
         let CollectorKind::PolicyDocument(p) = &c.collectors[0].kind else {
             panic!("the first example collector is policy-document")
@@ -1101,13 +1113,16 @@ mod tests {
         assert!(
             err.problems
                 .iter()
-                .all(|p| p.contains("applies only to kind") || p.contains("not both")),
+                .all(|p| p.contains("applies only to kind")
+                    || p.contains("not both")
+                    || p.contains("exactly one of `path`")),
             "{:?}",
             err.problems
         );
         let as_s3 = uncommented
             .replace("kind = \"fs\"", "kind = \"s3\"")
-            .replace("path = \"data/store\"\n", "");
+            .replace("path = \"data/store\"\n", "")
+            .replace("path = \"backups\"\n", "");
         let err = parse(&as_s3, &env).unwrap_err();
         // …and a job may name its token in the environment or a file, not both.
         assert_eq!(err.problems.len(), 1, "{:?}", err.problems);

@@ -2,6 +2,7 @@
 //! kind means adding a variant to `CollectorKind` and an arm here.
 
 use annexa_collectors::Collector;
+use annexa_collectors::backup_restore::BackupRestore;
 use annexa_collectors::cron_health::CronHealth;
 use annexa_collectors::github_alerts::GithubAlerts;
 use annexa_collectors::incident_log::IncidentLog;
@@ -22,6 +23,16 @@ pub fn build(collector: &CollectorConfig, config: &Config) -> Box<dyn Collector>
                 .filter(|j| j.name != collector.name)
                 .collect();
             Box::new(CronHealth::new(c.clone(), jobs))
+        }
+        CollectorKind::BackupRestore(c) => {
+            // A folder relative to the config file.
+            let mut c = c.clone();
+            if let Some(p) = &c.path
+                && p.is_relative()
+            {
+                c.path = Some(config.base_dir.join(p));
+            }
+            Box::new(BackupRestore::new(c))
         }
         CollectorKind::GithubAlerts(c) => {
             let token = std::env::var(&c.token_env).ok().filter(|t| !t.is_empty());

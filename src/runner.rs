@@ -146,6 +146,7 @@ pub async fn run_collector(
         objects: Some(std::sync::Arc::new(crate::store::StoreObjects(
             app.store.clone(),
         ))),
+        on_demand: slot.is_none(),
     };
     let (items, facts, error) = match collector.collect(&ctx).await {
         Ok(snapshot) => (snapshot.items, Some(snapshot.facts), None),

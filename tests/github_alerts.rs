@@ -45,6 +45,7 @@ fn ctx() -> CollectContext {
         previous_facts: None,
         heartbeats: None,
         objects: None,
+        on_demand: true,
     }
 }
 

@@ -41,7 +41,7 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
     );
     assert!(
         run.stdout
-            .contains("2 of 10 controls satisfied, 8 with gaps"),
+            .contains("4 of 10 controls satisfied, 6 with gaps"),
         "{}",
         run.stdout
     );

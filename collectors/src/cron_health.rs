@@ -411,8 +411,10 @@ fn evaluate_job(job: &JobFacts, window_start: DateTime<Utc>, horizon: DateTime<U
     };
     let mut beats: Vec<&Heartbeat> = job.heartbeats.iter().filter(|h| h.at <= horizon).collect();
     beats.sort_by_key(|h| h.at);
-    // The first slot expected is the one whose window holds the job's first heartbeat.
+    // The first slot expected is the one whose window holds the job's first heartbeat. A
+    // collector's first heartbeat names its slot exactly, so nothing before it is expected.
     let reach = match &spec.schedule {
+        _ if spec.origin == "collector" => Duration::zero(),
         JobSchedule::Cron { .. } => Duration::seconds(spec.grace_seconds + EARLY_SECONDS),
         JobSchedule::Period { seconds } => Duration::seconds(seconds + spec.grace_seconds),
     };
@@ -683,6 +685,32 @@ mod tests {
         let f = facts(hourly(15), vec![late], t(4, 50));
         let s = &evaluate(&f, t(4, 50))[0];
         assert_eq!((s.expected, s.succeeded, s.missed), (2, 1, 1)); // 03:00 ok, 04:00 missed
+    }
+
+    #[test]
+    fn a_collectors_first_run_expects_no_slot_before_its_own() {
+        let spec = JobSpec {
+            name: "backups".into(),
+            origin: "collector".into(),
+            max_runtime_seconds: None,
+            ..hourly(60)
+        };
+        let mut run = beat(PingKind::Success, t(3, 20));
+        run.job = "backups".into();
+        run.slot = Some(t(3, 0));
+        let f = CronHealthFacts {
+            window_start: t(0, 0),
+            horizon: t(4, 30),
+            jobs: vec![JobFacts {
+                spec,
+                first_seen: Some(t(3, 0)),
+                heartbeats: vec![run],
+            }],
+        };
+        let s = &evaluate(&f, t(4, 30))[0];
+        // 03:00 ran; 04:00 is still within its hour of grace; 02:00 was before the first run.
+        assert_eq!((s.expected, s.succeeded), (1, 1), "{s:?}");
+        assert!(s.findings.is_empty());
     }
 
     #[test]

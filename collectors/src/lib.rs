@@ -16,6 +16,7 @@
 //! - one module per collector (`policy_document.rs`, `cron_health.rs`, …), each with the same shape:
 //!   a config struct, `collect` (I/O) and `check` (pure).
 
+pub mod backup_restore;
 pub mod cron_health;
 mod finding;
 pub mod github_alerts;
@@ -72,6 +73,9 @@ pub struct CollectContext {
     pub heartbeats: Option<Arc<dyn cron_health::HeartbeatSource>>,
     /// Objects in annexa's evidence store that a collector may read as a source.
     pub objects: Option<Arc<dyn ObjectSource>>,
+    /// True when a person asked for this run (`annexa collect`), not the schedule: expensive
+    /// work with its own cadence (a restore drill) runs now.
+    pub on_demand: bool,
 }
 
 /// Read access to objects a collector takes as its source (e.g. a register uploaded to the
