@@ -320,6 +320,33 @@ async fn archives_are_extracted_listed_and_hashed_and_a_damaged_one_fails() {
 }
 
 #[tokio::test]
+async fn a_zstd_tarball_is_extracted_and_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(dir.path().join("files.tar.zst")).unwrap();
+    let encoder = zstd::stream::write::Encoder::new(file, 3)
+        .unwrap()
+        .auto_finish();
+    let mut tar = tar::Builder::new(encoder);
+    tar.append_dir_all(
+        "policies",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/policies"),
+    )
+    .unwrap();
+    tar.into_inner().unwrap();
+    let (facts, findings) = collect(&collector(dir.path(), "")).await;
+    assert!(findings.is_empty(), "{findings:?}");
+    let drill = facts.drill.unwrap();
+    assert!(
+        drill
+            .log
+            .iter()
+            .any(|l| l.ends_with("policies/incident-response-runbook.md")),
+        "{:?}",
+        drill.log
+    );
+}
+
+#[tokio::test]
 async fn freshness_missing_stale_size_anomaly_and_sidecars() {
     let dir = tempfile::tempdir().unwrap();
     let plain = |extra: &str| {
