@@ -788,35 +788,14 @@ fn validate_collector(
             CollectorKind::PolicyDocument(c)
         }),
         "cron-health" => parse_kind(table, &mut problem).map(CollectorKind::CronHealth),
-        "backup-restore" => parse_kind(table, &mut problem).and_then(|c: BackupRestoreConfig| {
-            let problems = c.problems();
-            for p in &problems {
-                problem(p.clone());
-            }
-            problems
-                .is_empty()
-                .then_some(CollectorKind::BackupRestore(c))
-        }),
-        "github-alerts" => parse_kind(table, &mut problem).and_then(|c: GithubAlertsConfig| {
-            let problems = c.problems();
-            for p in &problems {
-                problem(p.clone());
-            }
-            problems
-                .is_empty()
-                .then_some(CollectorKind::GithubAlerts(c))
-        }),
-        "incident-log" => {
-            parse_kind(table, &mut problem).and_then(|c: IncidentLogConfig| match c.policy() {
-                Ok(_) => Some(CollectorKind::IncidentLog(Box::new(c))),
-                Err(problems) => {
-                    for p in problems {
-                        problem(p);
-                    }
-                    None
-                }
-            })
-        }
+        "backup-restore" => checked_kind(table, &mut problem, BackupRestoreConfig::problems)
+            .map(CollectorKind::BackupRestore),
+        "github-alerts" => checked_kind(table, &mut problem, GithubAlertsConfig::problems)
+            .map(CollectorKind::GithubAlerts),
+        "incident-log" => checked_kind(table, &mut problem, |c: &IncidentLogConfig| {
+            c.policy().err().unwrap_or_default()
+        })
+        .map(|c| CollectorKind::IncidentLog(Box::new(c))),
         "" => {
             problem(format!(
                 "`kind` is required; one of: {}",
@@ -952,6 +931,19 @@ fn validate_job(
         problems.push(format!("{label}: {e}"));
     }
     (problems.len() == before).then_some(JobConfig { spec, token })
+}
+
+/// Parses a kind's settings, then reports every problem they find in themselves.
+fn checked_kind<T: for<'de> Deserialize<'de>>(
+    table: toml::Table,
+    problem: &mut dyn FnMut(String),
+    problems_of: impl Fn(&T) -> Vec<String>,
+) -> Option<T> {
+    let settings = parse_kind(table, problem)?;
+    let problems = problems_of(&settings);
+    let ok = problems.is_empty();
+    problems.into_iter().for_each(&mut *problem);
+    ok.then_some(settings)
 }
 
 fn parse_kind<T: for<'de> Deserialize<'de>>(

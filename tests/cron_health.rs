@@ -48,6 +48,24 @@ fn config(w: &World, text: &str) -> Config {
     c
 }
 
+/// The facts of cron-health's newest successful run at `as_of`, read back from the store.
+async fn stored_facts(
+    app: &Annexa,
+    as_of: DateTime<Utc>,
+) -> annexa_collectors::cron_health::CronHealthFacts {
+    let run = app
+        .db
+        .latest_run("cron-health", as_of, true)
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = app.db.evidence_of_run(&run.id).await.unwrap();
+    let facts = annexa::runner::load_facts(app, rows.iter().find(|r| r.role == "facts").unwrap())
+        .await
+        .unwrap();
+    serde_json::from_value(facts).unwrap()
+}
+
 async fn at(config: &Config, now: DateTime<Utc>) -> Annexa {
     Annexa::open_with_clock(config.clone(), Arc::new(FixedClock(now)))
         .await
@@ -135,18 +153,7 @@ async fn an_hourly_job_that_stops_at_two_is_missed_once_per_hour_after_grace() {
 
     // Coverage, from the stored facts: 3 of 6 hourly slots (00:00 … 05:00).
     let app = at(&config, t(5, 20)).await;
-    let run = app
-        .db
-        .latest_run("cron-health", t(5, 20), true)
-        .await
-        .unwrap()
-        .unwrap();
-    let rows = app.db.evidence_of_run(&run.id).await.unwrap();
-    let facts = annexa::runner::load_facts(&app, rows.iter().find(|r| r.role == "facts").unwrap())
-        .await
-        .unwrap();
-    let facts: annexa_collectors::cron_health::CronHealthFacts =
-        serde_json::from_value(facts).unwrap();
+    let facts = stored_facts(&app, t(5, 20)).await;
     let summary = annexa_collectors::cron_health::evaluate(&facts, t(5, 20));
     let backup = summary.iter().find(|s| s.job == "db-backup").unwrap();
     assert_eq!(backup.coverage_text(), "3 of 6 runs, 50.0 %");
@@ -156,18 +163,7 @@ async fn an_hourly_job_that_stops_at_two_is_missed_once_per_hour_after_grace() {
     // horizon stays at 05:20 and still judges them missed.
     missed_and_failed(&config, t(4, 0)).await;
     let app = at(&config, t(4, 0)).await;
-    let run = app
-        .db
-        .latest_run("cron-health", t(6, 0), true)
-        .await
-        .unwrap()
-        .unwrap();
-    let rows = app.db.evidence_of_run(&run.id).await.unwrap();
-    let facts = annexa::runner::load_facts(&app, rows.iter().find(|r| r.role == "facts").unwrap())
-        .await
-        .unwrap();
-    let facts: annexa_collectors::cron_health::CronHealthFacts =
-        serde_json::from_value(facts).unwrap();
+    let facts = stored_facts(&app, t(6, 0)).await;
     assert_eq!(facts.horizon, t(5, 20));
     let backup = annexa_collectors::cron_health::evaluate(&facts, facts.horizon)
         .into_iter()

@@ -230,6 +230,18 @@ pub struct QueryResult {
     pub passed: bool,
 }
 
+impl QueryResult {
+    fn judged(q: &VerifyQuery, value: Option<String>, now: DateTime<Utc>) -> QueryResult {
+        let (expectation, passed) = judge(q, value.as_deref(), now);
+        QueryResult {
+            sql: q.sql.clone(),
+            value,
+            expectation,
+            passed,
+        }
+    }
+}
+
 /// What one restore drill did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrillReport {
@@ -854,13 +866,7 @@ impl BackupRestore {
                             .sql(&scratch, &q.sql, &mut report.log)
                             .ok()
                             .map(|v| v.lines().next().unwrap_or("").to_string());
-                        let (expectation, passed) = judge(q, value.as_deref(), now);
-                        report.queries.push(QueryResult {
-                            sql: q.sql.clone(),
-                            value,
-                            expectation,
-                            passed,
-                        });
+                        report.queries.push(QueryResult::judged(q, value, now));
                     }
                     Ok(())
                 })();
@@ -901,13 +907,7 @@ impl BackupRestore {
                             None
                         }
                     };
-                    let (expectation, passed) = judge(q, value.as_deref(), now);
-                    report.queries.push(QueryResult {
-                        sql: q.sql.clone(),
-                        value,
-                        expectation,
-                        passed,
-                    });
+                    report.queries.push(QueryResult::judged(q, value, now));
                 }
                 Ok(())
             }
@@ -1089,14 +1089,7 @@ impl Collector for BackupRestore {
     }
 
     fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
-        match serde_json::from_value::<BackupFacts>(facts.clone()) {
-            Ok(f) => check(&f, as_of),
-            Err(e) => vec![Finding::new(
-                FindingCode::CollectorFailed,
-                "facts",
-                format!("stored backup facts cannot be read by this version: {e}"),
-            )],
-        }
+        crate::check_stored::<BackupFacts>("backup", facts, |f| check(f, as_of))
     }
 }
 

@@ -324,17 +324,12 @@ impl Collector for CronHealth {
     }
 
     fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
-        match serde_json::from_value::<CronHealthFacts>(facts.clone()) {
-            Ok(f) => evaluate(&f, as_of)
+        crate::check_stored::<CronHealthFacts>("cron-health", facts, |f| {
+            evaluate(f, as_of)
                 .into_iter()
                 .flat_map(|j| j.findings)
-                .collect(),
-            Err(e) => vec![Finding::new(
-                FindingCode::CollectorFailed,
-                "facts",
-                format!("stored cron-health facts cannot be read by this version: {e}"),
-            )],
-        }
+                .collect()
+        })
     }
 }
 

@@ -611,14 +611,7 @@ impl Collector for GithubAlerts {
     }
 
     fn check(&self, facts: &Value, as_of: DateTime<Utc>) -> Vec<Finding> {
-        match serde_json::from_value::<AlertFacts>(facts.clone()) {
-            Ok(f) => check(&f, as_of),
-            Err(e) => vec![Finding::new(
-                FindingCode::CollectorFailed,
-                "facts",
-                format!("stored alert facts cannot be read by this version: {e}"),
-            )],
-        }
+        crate::check_stored::<AlertFacts>("alert", facts, |f| check(f, as_of))
     }
 }
 

@@ -173,6 +173,23 @@ impl CollectError {
     }
 }
 
+/// Runs a pure check over facts this collector stored, or says they cannot be read (written by
+/// an incompatible version, say): a `collector-failed` finding, never a silent pass.
+pub fn check_stored<T: serde::de::DeserializeOwned>(
+    what: &str,
+    facts: &serde_json::Value,
+    check: impl FnOnce(&T) -> Vec<Finding>,
+) -> Vec<Finding> {
+    match serde_json::from_value::<T>(facts.clone()) {
+        Ok(f) => check(&f),
+        Err(e) => vec![Finding::new(
+            FindingCode::CollectorFailed,
+            "facts",
+            format!("stored {what} facts cannot be read by this version: {e}"),
+        )],
+    }
+}
+
 /// One pluggable evidence source.
 #[async_trait::async_trait]
 pub trait Collector: Send + Sync {

@@ -248,14 +248,7 @@ impl Collector for PolicyDocument {
     }
 
     fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
-        match serde_json::from_value::<PolicyFacts>(facts.clone()) {
-            Ok(facts) => check(&facts, as_of),
-            Err(e) => vec![Finding::new(
-                FindingCode::CollectorFailed,
-                "facts",
-                format!("stored policy facts cannot be read by this version: {e}"),
-            )],
-        }
+        crate::check_stored::<PolicyFacts>("policy", facts, |f| check(f, as_of))
     }
 }
 

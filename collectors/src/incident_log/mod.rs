@@ -419,14 +419,7 @@ impl Collector for IncidentLog {
     }
 
     fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
-        match serde_json::from_value::<IncidentFacts>(facts.clone()) {
-            Ok(f) => check(&f, as_of),
-            Err(e) => vec![Finding::new(
-                FindingCode::CollectorFailed,
-                "facts",
-                format!("stored incident facts cannot be read by this version: {e}"),
-            )],
-        }
+        crate::check_stored::<IncidentFacts>("incident", facts, |f| check(f, as_of))
     }
 }
 
