@@ -72,3 +72,21 @@ impl Annexa {
         })
     }
 }
+
+impl Annexa {
+    /// A finding with the level the config sets for its code, if it sets one.
+    pub fn apply_level(
+        &self,
+        mut finding: annexa_collectors::Finding,
+    ) -> annexa_collectors::Finding {
+        if let Some(level) = self.config.levels.get(&finding.code) {
+            finding.level = *level;
+        }
+        finding
+    }
+
+    /// The level of a code after the config's overrides.
+    pub fn level(&self, code: annexa_collectors::FindingCode) -> annexa_collectors::Level {
+        self.config.level(code)
+    }
+}

@@ -35,14 +35,21 @@ pub fn build(collector: &CollectorConfig, config: &Config) -> Box<dyn Collector>
             Box::new(BackupRestore::new(c))
         }
         CollectorKind::GithubAlerts(c) => {
-            let token = std::env::var(&c.token_env).ok().filter(|t| !t.is_empty());
-            Box::new(GithubAlerts::new(c.clone(), token))
+            Box::new(GithubAlerts::new(c.clone(), env_secret(&c.token_env)))
         }
         CollectorKind::IncidentLog(c) => Box::new(
-            IncidentLog::new((**c).clone())
-                .expect("incident-log settings are validated with the config"),
+            IncidentLog::new(
+                (**c).clone(),
+                c.github.as_ref().and_then(|g| env_secret(&g.token_env)),
+            )
+            .expect("incident-log settings are validated with the config"),
         ),
     }
+}
+
+/// A secret from the environment variable the config names (empty counts as unset).
+fn env_secret(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty())
 }
 
 /// The controls a configured collector evidences: its `controls` setting, or the catalog's

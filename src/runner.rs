@@ -7,8 +7,7 @@
 //! killed mid-run leaves a `running` row, never a run that looks complete.
 
 use annexa_collectors::{
-    Body, CollectContext, CollectError, Collector, EvidenceItem, Finding, FindingCode, Level,
-    Source,
+    Body, CollectContext, CollectError, Collector, EvidenceItem, Finding, FindingCode, Source,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -397,19 +396,4 @@ async fn record(
     tx.record_run(run, &rows, &with_collector, &leaf).await?;
     tx.commit().await?;
     Ok(())
-}
-
-impl Annexa {
-    /// A finding with the level the config sets for its code, if it sets one.
-    pub fn apply_level(&self, mut finding: Finding) -> Finding {
-        if let Some(level) = self.config.levels.get(&finding.code) {
-            finding.level = *level;
-        }
-        finding
-    }
-
-    /// The level of a code after the config's overrides.
-    pub fn level(&self, code: FindingCode) -> Level {
-        self.config.level(code)
-    }
 }

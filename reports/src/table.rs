@@ -51,7 +51,7 @@ pub fn render_status_table(doc: &StatusDocument, out: &mut impl Write) -> std::i
             "{:<7} {:<width$} {:<14} {:<22} {}",
             c.id,
             title,
-            marker(c.status),
+            c.status.as_str(),
             newest.trim_end(),
             match (fails, warns) {
                 (0, 0) => "-".to_string(),
@@ -87,8 +87,4 @@ pub fn render_status_table(doc: &StatusDocument, out: &mut impl Write) -> std::i
             String::new()
         }
     )
-}
-
-fn marker(status: ControlStatus) -> &'static str {
-    status.as_str()
 }

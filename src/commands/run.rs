@@ -63,11 +63,8 @@ async fn note_config(app: &Annexa) -> anyhow::Result<()> {
     let sha = hex::encode(Sha256::digest(&bytes));
     let known = app
         .db
-        .audit_events()
+        .latest_audit_event("config.loaded")
         .await?
-        .into_iter()
-        .rev()
-        .find(|e| e.action == "config.loaded")
         .is_some_and(|e| e.subject == sha);
     if !known {
         app.db

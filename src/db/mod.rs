@@ -561,6 +561,29 @@ impl Db {
             .transpose()
     }
 
+    /// The newest audit event with this action.
+    pub async fn latest_audit_event(&self, action: &str) -> Result<Option<AuditEventRow>, DbError> {
+        let row = sqlx::query(
+            "SELECT id, at, actor, action, subject, details, ledger_index FROM audit_events \
+             WHERE action = $1 ORDER BY ledger_index DESC LIMIT 1",
+        )
+        .bind(action)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(AuditEventRow {
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                subject: r.try_get("subject")?,
+                details: r.try_get("details")?,
+                ledger_index: r.try_get("ledger_index")?,
+            })
+        })
+        .transpose()
+    }
+
     /// Starts a transaction that appends to the ledger. Appends are serialized: SQLite takes
     /// the write lock up front (`BEGIN IMMEDIATE`), PostgreSQL locks the ledger table, so two
     /// writers never claim the same index.

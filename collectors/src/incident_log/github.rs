@@ -39,6 +39,7 @@ fn default_token_env() -> String {
 /// Every issue with the label, all states, every page, as received (pull requests removed).
 pub async fn fetch(
     config: &GithubConfig,
+    token: Option<&str>,
 ) -> Result<Vec<octocrab::models::issues::Issue>, (bool, String)> {
     let (owner, name) = config.repo.split_once('/').ok_or_else(|| {
         (
@@ -46,7 +47,7 @@ pub async fn fetch(
             format!("github.repo `{}` must be owner/name", config.repo),
         )
     })?;
-    let client = client(config).map_err(|e| (false, e))?;
+    let client = client(config, token).map_err(|e| (false, e))?;
     let labels = [config.label.clone()];
     let first = client
         .issues(owner, name)
@@ -69,14 +70,12 @@ pub async fn fetch(
 
 /// A client for the configured API root, with the token when one is set. (Built outside the
 /// async code: octocrab's builder is not `Send`.)
-fn client(config: &GithubConfig) -> Result<octocrab::Octocrab, String> {
+fn client(config: &GithubConfig, token: Option<&str>) -> Result<octocrab::Octocrab, String> {
     let mut builder = octocrab::Octocrab::builder()
         .base_uri(config.base_url.as_str())
         .map_err(|e| format!("github.base_url `{}`: {e}", config.base_url))?;
-    if let Ok(token) = std::env::var(&config.token_env)
-        && !token.is_empty()
-    {
-        builder = builder.personal_token(token);
+    if let Some(token) = token {
+        builder = builder.personal_token(token.to_string());
     }
     builder.build().map_err(|e| e.to_string())
 }

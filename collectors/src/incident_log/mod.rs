@@ -196,13 +196,22 @@ pub struct IncidentFacts {
 pub struct IncidentLog {
     config: IncidentLogConfig,
     policy: Policy,
+    github_token: Option<String>,
 }
 
 impl IncidentLog {
-    /// Fails with the config's problems (the engine validates them first).
-    pub fn new(config: IncidentLogConfig) -> Result<Self, Vec<String>> {
+    /// Fails with the config's problems (the engine validates them first). `github_token`:
+    /// read by the engine from `github.token_env`.
+    pub fn new(
+        config: IncidentLogConfig,
+        github_token: Option<String>,
+    ) -> Result<Self, Vec<String>> {
         let policy = config.policy()?;
-        Ok(IncidentLog { config, policy })
+        Ok(IncidentLog {
+            config,
+            policy,
+            github_token,
+        })
     }
 }
 
@@ -366,14 +375,16 @@ impl Collector for IncidentLog {
         }
 
         if let Some(gh) = &self.config.github {
-            let issues = github::fetch(gh).await.map_err(|(unauthorized, reason)| {
-                let what = format!("GitHub issues of {} labelled `{}`", gh.repo, gh.label);
-                if unauthorized {
-                    CollectError::Unauthorized { what, reason }
-                } else {
-                    CollectError::SourceUnavailable { what, reason }
-                }
-            })?;
+            let issues = github::fetch(gh, self.github_token.as_deref())
+                .await
+                .map_err(|(unauthorized, reason)| {
+                    let what = format!("GitHub issues of {} labelled `{}`", gh.repo, gh.label);
+                    if unauthorized {
+                        CollectError::Unauthorized { what, reason }
+                    } else {
+                        CollectError::SourceUnavailable { what, reason }
+                    }
+                })?;
             let raw = serde_json::to_vec_pretty(&issues).expect("issues serialize");
             let mut it = item(
                 "github-issues.json",
