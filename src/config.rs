@@ -1122,6 +1122,48 @@ mod tests {
     }
 
     #[test]
+    fn malformed_jobs_are_reported_with_every_problem() {
+        let err = parse(
+            r#"
+            [[job]]
+            name = "db-backup"
+            schedule = "every hour please"
+            timezone = "Mars/Olympus_Mons"
+            grace = "a while"
+            [[job]]
+            name = "both"
+            schedule = "0 * * * *"
+            period = "1h"
+            [[job]]
+            name = "tokenless"
+            period = "1h"
+            token_env = "ANNEXA_TEST_UNSET_TOKEN_VARIABLE"
+            "#,
+            &[],
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        for expected in [
+            "job `db-backup`: grace",
+            "job `db-backup`: schedule `every hour please`",
+            "job `both`: set exactly one of `schedule` (cron) and `period`",
+            "job `tokenless`: token_env: the environment variable ANNEXA_TEST_UNSET_TOKEN_VARIABLE is not set",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        let tz = parse(
+            "[[job]]\nname = \"j\"\nschedule = \"0 * * * *\"\ntimezone = \"Mars/Olympus_Mons\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            tz.problems[0].contains("is not an IANA time zone"),
+            "{:?}",
+            tz.problems
+        );
+    }
+
+    #[test]
     fn invalid_toml_names_the_line() {
         let err = parse("[store\n", &[]).unwrap_err();
         assert!(err.problems[0].contains("line 1"), "{:?}", err.problems);
