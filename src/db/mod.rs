@@ -176,6 +176,18 @@ pub struct AuditEventRow {
 }
 
 impl AuditEventRow {
+    fn from_row(r: &AnyRow) -> Result<AuditEventRow, DbError> {
+        Ok(AuditEventRow {
+            id: r.try_get("id")?,
+            at: r.try_get("at")?,
+            actor: r.try_get("actor")?,
+            action: r.try_get("action")?,
+            subject: r.try_get("subject")?,
+            details: r.try_get("details")?,
+            ledger_index: r.try_get("ledger_index")?,
+        })
+    }
+
     /// The bytes hashed into the ledger: canonical JSON of every field but the index.
     pub fn leaf_bytes(&self) -> Vec<u8> {
         let details: serde_json::Value = serde_json::from_str(&self.details)
@@ -422,19 +434,7 @@ impl Db {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEventRow {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    subject: r.try_get("subject")?,
-                    details: r.try_get("details")?,
-                    ledger_index: r.try_get("ledger_index")?,
-                })
-            })
-            .collect()
+        rows.iter().map(AuditEventRow::from_row).collect()
     }
 
     pub async fn insert_heartbeat(
@@ -570,18 +570,7 @@ impl Db {
         .bind(action)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(AuditEventRow {
-                id: r.try_get("id")?,
-                at: r.try_get("at")?,
-                actor: r.try_get("actor")?,
-                action: r.try_get("action")?,
-                subject: r.try_get("subject")?,
-                details: r.try_get("details")?,
-                ledger_index: r.try_get("ledger_index")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(AuditEventRow::from_row).transpose()
     }
 
     /// Starts a transaction that appends to the ledger. Appends are serialized: SQLite takes
