@@ -14,7 +14,7 @@ fn killing_a_collection_at_any_moment_leaves_nothing_half_written() {
     w.config(POLICY_CONFIG);
     w.write(
         "policies/procedure.md",
-        &procedure("procedure", "2026-09-15"),
+        &procedure("procedure", &common::reviewed_days_ago(60)),
     );
     w.annexa(&["collect", "policies"]).expect(0);
 

@@ -10,11 +10,17 @@ fn policy_world() -> World {
     w.config(POLICY_CONFIG);
     w.write(
         "policies/incident-management-procedure.md",
-        &procedure("incident-management-procedure", "2026-09-15"),
+        &procedure(
+            "incident-management-procedure",
+            &common::reviewed_days_ago(60),
+        ),
     );
     w.write(
         "policies/runbook.md",
-        "Owner: On-call Last Reviewed: March 26, 2026\nVersion: 2\n",
+        &format!(
+            "Owner: On-call Last Reviewed: {}\nVersion: 2\n",
+            common::reviewed_days_ago(200)
+        ),
     );
     w
 }
@@ -371,7 +377,11 @@ fn a_missing_config_says_to_run_init_and_init_writes_a_working_one() {
     );
     assert!(dir.join("keys/annexa.key.pub").exists());
     std::fs::create_dir_all(dir.join("policies")).unwrap();
-    std::fs::write(dir.join("policies/p.md"), procedure("p", "2026-10-01")).unwrap();
+    std::fs::write(
+        dir.join("policies/p.md"),
+        procedure("p", &common::reviewed_days_ago(30)),
+    )
+    .unwrap();
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_annexa"))
         .arg("--config")
         .arg(dir.join("annexa.toml"))

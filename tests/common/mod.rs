@@ -264,6 +264,13 @@ impl Run {
     }
 }
 
+/// A review date `days` ago, so documents in tests never fall overdue as the calendar moves on.
+pub fn reviewed_days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
 /// A procedure document in the shape of seed 002, reviewed on `reviewed`.
 pub fn procedure(id: &str, reviewed: &str) -> String {
     format!(
