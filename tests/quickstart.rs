@@ -61,15 +61,17 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
         a524_findings.is_empty(),
         "{a524}"
     );
+    // A.5.24, A.5.28, A.5.30 and A.8.13 satisfied (A.5.24 until its reviews fall due).
+    let satisfied = if a524_findings.is_empty() { 4 } else { 3 };
+    let summary = format!(
+        "{satisfied} of 10 controls satisfied, {} with gaps",
+        10 - satisfied
+    );
+    assert!(run.stdout.contains(&summary), "{summary}\n{}", run.stdout);
 
     assert!(
         run.stdout
             .contains("policies (policy-document): succeeded — 2 items stored in"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("of 10 controls satisfied"),
         "{}",
         run.stdout
     );
