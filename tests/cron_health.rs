@@ -66,6 +66,28 @@ async fn stored_facts(
     serde_json::from_value(facts).unwrap()
 }
 
+/// `annexa ping db-backup` as the CLI records it, at a chosen time.
+async fn cli_ping(
+    app: &Annexa,
+    config: &Config,
+    kind: PingKind,
+    message: Option<&str>,
+    at: DateTime<Utc>,
+) {
+    record_ping(
+        &app.db,
+        config,
+        "db-backup",
+        kind,
+        message,
+        None,
+        Via::Cli,
+        at,
+    )
+    .await
+    .unwrap();
+}
+
 async fn at(config: &Config, now: DateTime<Utc>) -> Annexa {
     Annexa::open_with_clock(config.clone(), Arc::new(FixedClock(now)))
         .await
@@ -100,43 +122,10 @@ async fn an_hourly_job_that_stops_at_two_is_missed_once_per_hour_after_grace() {
     let config = config(&w, CONFIG);
     let app = at(&config, t(0, 0)).await;
     for h in 0..3 {
-        record_ping(
-            &app.db,
-            &config,
-            "db-backup",
-            PingKind::Start,
-            None,
-            None,
-            Via::Cli,
-            t(h, 1),
-        )
-        .await
-        .unwrap();
-        record_ping(
-            &app.db,
-            &config,
-            "db-backup",
-            PingKind::Success,
-            None,
-            None,
-            Via::Cli,
-            t(h, 5),
-        )
-        .await
-        .unwrap();
+        cli_ping(&app, &config, PingKind::Start, None, t(h, 1)).await;
+        cli_ping(&app, &config, PingKind::Success, None, t(h, 5)).await;
         // A duplicate ping changes nothing.
-        record_ping(
-            &app.db,
-            &config,
-            "db-backup",
-            PingKind::Success,
-            None,
-            None,
-            Via::Cli,
-            t(h, 6),
-        )
-        .await
-        .unwrap();
+        cli_ping(&app, &config, PingKind::Success, None, t(h, 6)).await;
     }
     assert_eq!(missed_and_failed(&config, t(3, 14)).await, vec![]);
     let at_5_20 = missed_and_failed(&config, t(5, 20)).await;
@@ -177,42 +166,16 @@ async fn a_fail_ping_and_a_start_that_never_ends_are_failures() {
     let w = World::new();
     let config = config(&w, CONFIG);
     let app = at(&config, t(0, 0)).await;
-    record_ping(
-        &app.db,
+    cli_ping(&app, &config, PingKind::Success, None, t(0, 5)).await;
+    cli_ping(
+        &app,
         &config,
-        "db-backup",
-        PingKind::Success,
-        None,
-        None,
-        Via::Cli,
-        t(0, 5),
-    )
-    .await
-    .unwrap();
-    record_ping(
-        &app.db,
-        &config,
-        "db-backup",
         PingKind::Fail,
         Some("pg_dump: disk full"),
-        None,
-        Via::Cli,
         t(1, 3),
     )
-    .await
-    .unwrap();
-    record_ping(
-        &app.db,
-        &config,
-        "db-backup",
-        PingKind::Start,
-        None,
-        None,
-        Via::Cli,
-        t(2, 0),
-    )
-    .await
-    .unwrap();
+    .await;
+    cli_ping(&app, &config, PingKind::Start, None, t(2, 0)).await;
     let findings = missed_and_failed(&config, t(2, 50)).await;
     assert!(
         findings.contains(&(

@@ -173,6 +173,16 @@ impl CollectError {
     }
 }
 
+/// Reads a source file whole; a file that cannot be read is an unavailable source, named.
+pub async fn read_source(path: &std::path::Path) -> Result<Vec<u8>, CollectError> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|e| CollectError::SourceUnavailable {
+            what: path.display().to_string(),
+            reason: e.to_string(),
+        })
+}
+
 /// Runs a pure check over facts this collector stored, or says they cannot be read (written by
 /// an incompatible version, say): a `collector-failed` finding, never a silent pass.
 pub fn check_stored<T: serde::de::DeserializeOwned>(

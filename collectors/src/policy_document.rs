@@ -196,13 +196,7 @@ impl Collector for PolicyDocument {
         let mut items = Vec::new();
         let mut documents = Vec::new();
         for (name, path) in self.files(ctx)? {
-            let bytes =
-                tokio::fs::read(&path)
-                    .await
-                    .map_err(|e| CollectError::SourceUnavailable {
-                        what: path.display().to_string(),
-                        reason: e.to_string(),
-                    })?;
+            let bytes = crate::read_source(&path).await?;
             let media_type = media_type(&name);
             let stem = Path::new(&name)
                 .file_stem()

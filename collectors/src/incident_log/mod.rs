@@ -258,13 +258,7 @@ impl IncidentLog {
                     std::mem::take(items),
                 ));
             }
-            let bytes =
-                tokio::fs::read(&full)
-                    .await
-                    .map_err(|e| CollectError::SourceUnavailable {
-                        what: full.display().to_string(),
-                        reason: e.to_string(),
-                    })?;
+            let bytes = crate::read_source(&full).await?;
             (name, bytes, full.display().to_string())
         } else if let Some(key) = &self.config.register_object {
             let objects = ctx
@@ -356,13 +350,7 @@ impl Collector for IncidentLog {
                 .collect();
             files.sort();
             for path in files {
-                let bytes =
-                    tokio::fs::read(&path)
-                        .await
-                        .map_err(|e| CollectError::SourceUnavailable {
-                            what: path.display().to_string(),
-                            reason: e.to_string(),
-                        })?;
+                let bytes = crate::read_source(&path).await?;
                 let name = file_name(&path);
                 postmortems.push(postmortem::parse(&name, &String::from_utf8_lossy(&bytes)));
                 items.push(item(
