@@ -49,6 +49,22 @@ pub enum Command {
     Status,
     /// The catalog and which configured collectors cover each control.
     Controls,
+    /// Write a signed report bundle for a period (default: the last full month, UTC) and store
+    /// it as evidence; print its paths.
+    Report {
+        /// The first day (YYYY-MM-DD) or instant (RFC 3339) of the period.
+        #[arg(long, value_parser = parse_from, requires = "to")]
+        from: Option<DateTime<Utc>>,
+        /// The last day (YYYY-MM-DD, included) or the instant the period ends (RFC 3339).
+        #[arg(long, value_parser = parse_to, requires = "from")]
+        to: Option<DateTime<Utc>>,
+        /// The formats to write, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "html,md,csv,json,oscal")]
+        format: Vec<crate::report::ReportFormat>,
+        /// The folder the bundle goes into (default: `[report] out` of the config).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Integrity check of the store, the database and the ledger.
     Verify,
     /// Record a heartbeat of an external job, e.g. in a crontab line:
@@ -65,6 +81,21 @@ pub enum Command {
         #[arg(long, short)]
         message: Option<String>,
     },
+}
+
+fn parse_day(s: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+}
+
+fn parse_from(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_day(s).map_or_else(|| parse_rfc3339(s), Ok)
+}
+
+/// A day is included whole: the period ends at the next midnight.
+fn parse_to(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_day(s).map_or_else(|| parse_rfc3339(s), |d| Ok(d + chrono::Duration::days(1)))
 }
 
 fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {

@@ -91,6 +91,8 @@ struct RawConfig {
     database: RawDatabase,
     #[serde(default)]
     ledger: RawLedger,
+    #[serde(default)]
+    report: RawReport,
     #[serde(default, rename = "collector")]
     collectors: Vec<toml::Table>,
     #[serde(default, rename = "job")]
@@ -128,6 +130,11 @@ struct RawDatabase {
 struct RawLedger {
     origin: Option<String>,
     key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawReport {
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +184,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub database_url: Secret<String>,
     pub ledger: LedgerConfig,
+    /// Where `annexa report` writes bundles unless `--out` says otherwise.
+    pub report_dir: PathBuf,
     pub collectors: Vec<CollectorConfig>,
     pub jobs: Vec<JobConfig>,
     pub catalog: Catalog,
@@ -409,6 +418,12 @@ impl Config {
             ),
         };
 
+        let report_dir = resolve(
+            &raw.report
+                .out
+                .unwrap_or_else(|| PathBuf::from("out/reports")),
+        );
+
         let catalog = match Catalog::with_overrides(raw.controls) {
             Ok(c) => c,
             Err(errs) => {
@@ -465,6 +480,7 @@ impl Config {
             store: store.expect("store validated when there are no problems"),
             database_url,
             ledger,
+            report_dir,
             collectors,
             jobs,
             catalog,

@@ -26,6 +26,28 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     h.finalize().into()
 }
 
+/// The body of a C2SP `tlog-checkpoint`: origin line, tree size, base64 root hash.
+pub fn checkpoint_text(origin: &str, size: u64, root: &Hash) -> String {
+    use base64::Engine;
+    format!(
+        "{origin}\n{size}\n{}\n",
+        base64::engine::general_purpose::STANDARD.encode(root)
+    )
+}
+
+/// Decodes hex leaf hashes as the database stores them.
+pub fn decode_leaves(hex_leaves: &[String]) -> Result<Vec<Hash>, String> {
+    hex_leaves
+        .iter()
+        .map(|h| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out)
+                .map_err(|_| format!("ledger leaf `{h}` is not a SHA-256 in hex"))?;
+            Ok(out)
+        })
+        .collect()
+}
+
 /// The RFC 6962 Merkle tree hash of the given leaf hashes.
 pub fn root(leaves: &[Hash]) -> Hash {
     match leaves.len() {

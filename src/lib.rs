@@ -12,6 +12,8 @@
 //! - `ledger.rs`: the RFC 6962 Merkle tree; `canonical.rs`: canonical JSON for hashed records.
 //! - `runner.rs`: one collection run, end to end; `registry.rs`: config → collector.
 //! - `controls/`: the catalog and the pure evaluation; `status.rs` gathers its inputs.
+//! - `report.rs`: gathers a report's inputs for a period (the model and renderers are in
+//!   `annexa-reports`); `commands/report.rs` writes, signs and stores the bundle.
 //! - `verify.rs`: the integrity check of store, database and ledger; `keys.rs`: signing keys.
 //! - `heartbeats.rs`: recording pings and reading heartbeats (jobs' pings and annexa's runs).
 //! - The collectors live in the `annexa-collectors` crate, the report model and renderers in
@@ -28,6 +30,7 @@ pub mod heartbeats;
 pub mod keys;
 pub mod ledger;
 pub mod registry;
+pub mod report;
 pub mod runner;
 pub mod status;
 pub mod store;

@@ -31,21 +31,10 @@ fn t(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0).unwrap()
 }
 
-/// The world's config as the binary would see it (with the backend's environment).
+/// The world's config as the binary would see it, with the job's token.
 fn config(w: &World, text: &str) -> Config {
     w.config(text);
-    let mut env: Vec<(String, String)> = w.env.clone();
-    env.push(("ANNEXA_TEST_DB_BACKUP_TOKEN".into(), "s3cret-token".into()));
-    env.push(("AWS_ACCESS_KEY_ID".into(), common::ACCESS_KEY.into()));
-    let text = std::fs::read_to_string(w.config_path()).unwrap();
-    let mut c = Config::parse(&text, &w.config_path(), &env).unwrap();
-    if let annexa::config::StoreConfig::S3(s3) = &mut c.store {
-        s3.static_credentials = Some((
-            common::ACCESS_KEY.into(),
-            annexa::config::Secret::new(common::SECRET_KEY.into()),
-        ));
-    }
-    c
+    w.loaded_config(&[("ANNEXA_TEST_DB_BACKUP_TOKEN", "s3cret-token")])
 }
 
 /// The facts of cron-health's newest successful run at `as_of`, read back from the store.

@@ -76,4 +76,54 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
         run.stdout
     );
     w.annexa(&["verify"]).expect(0);
+
+    // The report of this month so far, in every format, signed and stored.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let report = w
+        .annexa(&["report", "--from", &today, "--to", &today, "--json"])
+        .expect(3)
+        .json();
+    let files: Vec<std::path::PathBuf> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| std::path::PathBuf::from(f.as_str().unwrap()))
+        .collect();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "report.html",
+            "report.md",
+            "controls.csv",
+            "gaps.csv",
+            "findings.csv",
+            "evidence.csv",
+            "report.json",
+            "oscal-assessment-results.json",
+            "manifest.json",
+            "manifest.json.sig"
+        ]
+    );
+    assert!(files[0].starts_with(w.path("out/reports")), "{files:?}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&files[8]).unwrap()).unwrap();
+    for (f, entry) in files.iter().zip(manifest["files"].as_array().unwrap()) {
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            std::fs::read(f).unwrap(),
+        ));
+        assert_eq!(entry["sha256"].as_str().unwrap(), sha, "{}", f.display());
+    }
+    let key = annexa::keys::Verifier::parse(
+        &std::fs::read_to_string(w.path("data/keys/annexa.key.pub")).unwrap(),
+    )
+    .unwrap();
+    let note =
+        annexa::keys::SignedNote::parse(&std::fs::read_to_string(&files[9]).unwrap()).unwrap();
+    assert_eq!(note.verified_by(&[key]).unwrap().len(), 1);
+    // The report is itself evidence: recorded in the ledger, and verify still passes.
+    w.annexa(&["verify"]).expect(0);
 }

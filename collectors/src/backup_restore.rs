@@ -1091,6 +1091,62 @@ impl Collector for BackupRestore {
     fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
         crate::check_stored::<BackupFacts>("backup", facts, |f| check(f, as_of))
     }
+
+    fn figures(
+        &self,
+        facts: &serde_json::Value,
+        _from: DateTime<Utc>,
+        _to: DateTime<Utc>,
+    ) -> Vec<crate::FigureTable> {
+        crate::figures_stored::<BackupFacts>(facts, figures)
+    }
+}
+
+/// The backups seen at the newest collection, and its restore drill.
+pub fn figures(f: &BackupFacts) -> Vec<crate::FigureTable> {
+    let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let mut backups = crate::FigureTable::new(
+        &format!("Backups in {} (newest first)", f.location),
+        &["Backup", "Modified", "Size (bytes)", "SHA-256"],
+    );
+    for b in f.backups.iter().take(10) {
+        backups = backups.row([
+            b.name.clone(),
+            time(b.modified),
+            b.size.to_string(),
+            b.sha256.clone().unwrap_or_else(|| "–".into()),
+        ]);
+    }
+    let mut drills = crate::FigureTable::new(
+        "Restore drill",
+        &[
+            "Backup",
+            "Started",
+            "Restored",
+            "Restore time (RTO)",
+            "Backup age (RPO)",
+            "Checks passed",
+        ],
+    );
+    if let Some(d) = &f.drill {
+        let passed = d.queries.iter().filter(|q| q.passed).count();
+        drills = drills.row([
+            d.backup.clone(),
+            time(d.started_at),
+            if d.restored {
+                "yes".into()
+            } else {
+                format!("no: {}", d.error.as_deref().unwrap_or("failed"))
+            },
+            crate::human_duration(d.duration_seconds),
+            crate::human_duration(d.backup_age_seconds),
+            format!("{passed} of {}", d.queries.len()),
+        ]);
+    }
+    if let Some(last) = f.last_successful_drill_at {
+        drills.title = format!("Restore drill (last successful: {})", time(last));
+    }
+    vec![backups, drills]
 }
 
 /// The judgement: pure over the facts and `as_of`.

@@ -331,6 +331,42 @@ impl Collector for CronHealth {
                 .collect()
         })
     }
+
+    fn figures(
+        &self,
+        facts: &serde_json::Value,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<crate::FigureTable> {
+        crate::figures_stored::<CronHealthFacts>(facts, |f| {
+            let horizon = to.min(f.horizon);
+            let mut table = crate::FigureTable::new(
+                "Scheduled jobs in the period",
+                &[
+                    "Job",
+                    "Schedule",
+                    "Expected",
+                    "Succeeded",
+                    "Missed",
+                    "Failed",
+                    "Coverage",
+                ],
+            );
+            for job in &f.jobs {
+                let s = evaluate_job(job, from.max(f.window_start), horizon);
+                table = table.row([
+                    s.job.clone(),
+                    s.schedule.clone(),
+                    s.expected.to_string(),
+                    s.succeeded.to_string(),
+                    s.missed.to_string(),
+                    s.failed.to_string(),
+                    s.coverage_text(),
+                ]);
+            }
+            vec![table]
+        })
+    }
 }
 
 /// One job's slots, as judged at a point in time.

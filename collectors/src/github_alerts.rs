@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    Body, CollectContext, CollectError, Collector, EvidenceItem, Finding, FindingCode, Level,
-    Snapshot, Source,
+    Body, CollectContext, CollectError, Collector, EvidenceItem, FigureTable, Finding, FindingCode,
+    Level, Snapshot, Source,
 };
 
 /// Waits. Tests inject one that only records.
@@ -612,6 +612,22 @@ impl Collector for GithubAlerts {
 
     fn check(&self, facts: &Value, as_of: DateTime<Utc>) -> Vec<Finding> {
         crate::check_stored::<AlertFacts>("alert", facts, |f| check(f, as_of))
+    }
+
+    fn figures(&self, facts: &Value, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<FigureTable> {
+        crate::figures_stored::<AlertFacts>(facts, |f| {
+            let mut open = FigureTable::new("Open alerts by severity", &["Severity", "Open"]);
+            for (severity, n) in &f.figures.open_by_severity {
+                open = open.row([severity.clone(), n.to_string()]);
+            }
+            let mut fixed = FigureTable::new("Median days to fix, by month", &["Month", "Days"]);
+            for (month, days) in &f.figures.median_days_to_fix_by_month {
+                if crate::month_in(month, from, to) {
+                    fixed = fixed.row([month.clone(), format!("{days:.1}")]);
+                }
+            }
+            vec![open, fixed]
+        })
     }
 }
 

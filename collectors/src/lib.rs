@@ -200,6 +200,64 @@ pub fn check_stored<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Figures over stored facts, for reports. Facts this version cannot read give none (the
+/// check already says so with a `collector-failed` finding).
+pub fn figures_stored<T: serde::de::DeserializeOwned>(
+    facts: &serde_json::Value,
+    figures: impl FnOnce(&T) -> Vec<FigureTable>,
+) -> Vec<FigureTable> {
+    serde_json::from_value::<T>(facts.clone())
+        .map(|f| figures(&f))
+        .unwrap_or_default()
+}
+
+/// Whether the month `YYYY-MM` overlaps `[from, to)`.
+pub fn month_in(month: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    let last = to - chrono::Duration::seconds(1);
+    from.format("%Y-%m").to_string().as_str() <= month
+        && month <= last.format("%Y-%m").to_string().as_str()
+}
+
+/// A small table of figures a collector derives from its facts for a report (incidents by
+/// month, open alerts by severity, restore drills…). Cells are text, already formatted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FigureTable {
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl FigureTable {
+    pub fn new(title: &str, columns: &[&str]) -> Self {
+        FigureTable {
+            title: title.to_string(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(mut self, cells: impl IntoIterator<Item = String>) -> Self {
+        self.rows.push(cells.into_iter().collect());
+        self
+    }
+}
+
+/// "3 d", "1 d 2 h", "26 min": durations as findings and reports show them, to the minute.
+pub fn human_duration(seconds: i64) -> String {
+    let minutes = seconds.max(0) / 60;
+    let (d, h, m) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "min")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}"))
+        .collect();
+    if parts.is_empty() {
+        "0 min".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
 /// One pluggable evidence source.
 #[async_trait::async_trait]
 pub trait Collector: Send + Sync {
@@ -223,4 +281,14 @@ pub trait Collector: Send + Sync {
     /// Judges stored facts at a point in time. Pure: the same facts and `as_of` always give the
     /// same findings.
     fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding>;
+
+    /// Figures for a report over `[from, to)`, from the newest facts stored by `to`. Pure.
+    fn figures(
+        &self,
+        _facts: &serde_json::Value,
+        _from: DateTime<Utc>,
+        _to: DateTime<Utc>,
+    ) -> Vec<FigureTable> {
+        Vec::new()
+    }
 }

@@ -244,6 +244,45 @@ impl Collector for PolicyDocument {
     fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
         crate::check_stored::<PolicyFacts>("policy", facts, |f| check(f, as_of))
     }
+
+    fn figures(
+        &self,
+        facts: &serde_json::Value,
+        _from: DateTime<Utc>,
+        _to: DateTime<Utc>,
+    ) -> Vec<crate::FigureTable> {
+        crate::figures_stored::<PolicyFacts>(facts, |f| {
+            let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "–".into());
+            let mut table = crate::FigureTable::new(
+                "Policy documents",
+                &[
+                    "Document",
+                    "Title",
+                    "Version",
+                    "Owner",
+                    "Last reviewed",
+                    "Next review due",
+                ],
+            );
+            for d in &f.documents {
+                let due = d
+                    .last_reviewed
+                    .map(|r| r + Duration::days(d.review_cycle_days));
+                table = table.row([
+                    d.id.clone(),
+                    text(&d.title),
+                    text(&d.version),
+                    text(&d.owner),
+                    d.last_reviewed
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "unknown".into()),
+                    due.map(|r| r.to_string())
+                        .unwrap_or_else(|| "unknown".into()),
+                ]);
+            }
+            vec![table]
+        })
+    }
 }
 
 fn document_facts(

@@ -7,13 +7,25 @@
 //!
 //! - `lib.rs`: the status model ([`StatusDocument`]) shared by `annexa status` and reports.
 //! - `table.rs`: the plain-text control table.
+//! - `model.rs`: the report model ([`Report`]) and the pure [`build`] from a [`ReportInput`].
+//! - `html.rs`, `markdown.rs`, `csv.rs`, `oscal.rs`: one renderer per format.
 
+mod csv;
+mod html;
+mod markdown;
+pub mod model;
+mod oscal;
 mod table;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
 pub use annexa_collectors::{FindingCode, Level};
+pub use csv::{render_controls_csv, render_evidence_csv, render_findings_csv, render_gaps_csv};
+pub use html::render_html;
+pub use markdown::render_markdown;
+pub use model::{Report, ReportInput, build};
+pub use oscal::{OSCAL_VERSION, oscal_assessment_results, render_oscal};
 pub use table::render_status_table;
 
 /// A control's status. Ordered best to worst, so `max` is the worst of several.
@@ -47,6 +59,17 @@ impl ControlStatus {
 /// Timestamps are written as RFC 3339 UTC with whole seconds, `2026-11-22T10:00:00Z`.
 pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// A time as reports print it: RFC 3339 UTC, whole seconds.
+pub fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Writes the report model as JSON.
+pub fn render_json(r: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, r)?;
+    writeln!(out)
 }
 
 /// One piece of evidence behind a control.

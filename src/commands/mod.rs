@@ -3,6 +3,7 @@
 mod controls;
 mod init;
 mod ping;
+mod report;
 mod run;
 mod status;
 mod verify;
@@ -37,6 +38,15 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Collect { names, all } => run::collect(&app, &names, all, cli.json).await,
         Command::Status => status::status(&app, cli.as_of, cli.json).await,
         Command::Verify => verify::verify(&app, cli.json).await,
+        Command::Report {
+            from,
+            to,
+            format,
+            out,
+        } => {
+            let period = from.zip(to);
+            report::report(&app, period, &format, out.as_deref(), cli.as_of, cli.json).await
+        }
         Command::Init { .. } | Command::Controls | Command::Ping { .. } => {
             unreachable!("handled above")
         }

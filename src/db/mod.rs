@@ -162,6 +162,21 @@ pub struct LedgerRow {
     pub ref_id: String,
 }
 
+/// One signing key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    /// The signed-note key id, hex.
+    pub id: String,
+    pub name: String,
+    /// The signed-note verifier text.
+    pub verifier: String,
+    /// `active`, `retired` or `revoked`.
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// One audit event, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEventRow {
@@ -426,6 +441,103 @@ impl Db {
                 })
             })
             .collect()
+    }
+
+    /// Finished runs (succeeded or failed) with `from <= finished_at < to`, oldest first; of
+    /// one collector, or of all.
+    pub async fn runs_between(
+        &self,
+        collector: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('succeeded', 'failed') \
+             AND finished_at >= $1 AND finished_at < $2 {} ORDER BY finished_at, id",
+            if collector.is_some() {
+                "AND collector = $3"
+            } else {
+                ""
+            }
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(ts(from)).bind(ts(to));
+        if let Some(c) = collector {
+            query = query.bind(c);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(RunRow::from_row).collect()
+    }
+
+    /// Evidence rows with `from <= collected_at < to`, in insertion order.
+    pub async fn evidence_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<EvidenceRow>, DbError> {
+        let sql = format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE collected_at >= $1 AND collected_at < $2 \
+             ORDER BY id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(ts(from))
+            .bind(ts(to))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(EvidenceRow::from_row).collect()
+    }
+
+    /// The leaf hashes (hex) of the ledger as it stood at `as_of`, in order.
+    pub async fn leaves_until(&self, as_of: DateTime<Utc>) -> Result<Vec<String>, DbError> {
+        let rows = sqlx::query("SELECT leaf_hash FROM ledger WHERE created_at <= $1 ORDER BY idx")
+            .bind(ts(as_of))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("leaf_hash")?))
+            .collect()
+    }
+
+    /// Every signing key, oldest first.
+    pub async fn keys(&self) -> Result<Vec<KeyRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, name, verifier, state, created_at, retired_at, revoked_at FROM keys \
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let time = |col: &str| -> Result<Option<DateTime<Utc>>, DbError> {
+                    r.try_get::<Option<String>, _>(col)?
+                        .map(|t| parse_ts(col, &t))
+                        .transpose()
+                };
+                Ok(KeyRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    verifier: r.try_get("verifier")?,
+                    state: r.try_get("state")?,
+                    created_at: time("created_at")?.unwrap_or_default(),
+                    retired_at: time("retired_at")?,
+                    revoked_at: time("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a new active key.
+    pub async fn insert_key(&self, key: &KeyRow) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO keys (id, name, verifier, state, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(&key.verifier)
+        .bind(&key.state)
+        .bind(ts(key.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn audit_events(&self) -> Result<Vec<AuditEventRow>, DbError> {

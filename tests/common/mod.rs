@@ -180,6 +180,27 @@ impl World {
         self.write("annexa.toml", text);
     }
 
+    /// The world's `annexa.toml` as the binary would see it (with the backend's environment
+    /// and `extra_env`), for tests that drive the library in process.
+    pub fn loaded_config(&self, extra_env: &[(&str, &str)]) -> annexa::config::Config {
+        let mut env: Vec<(String, String)> = self.env.clone();
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env.push(("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()));
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        let mut c = annexa::config::Config::parse(&text, &self.config_path(), &env).unwrap();
+        if let annexa::config::StoreConfig::S3(s3) = &mut c.store {
+            s3.static_credentials = Some((
+                ACCESS_KEY.into(),
+                annexa::config::Secret::new(SECRET_KEY.into()),
+            ));
+        }
+        c
+    }
+
     /// Runs the annexa binary with this world's config and environment.
     pub fn annexa(&self, args: &[&str]) -> Run {
         self.annexa_env(args, &[])

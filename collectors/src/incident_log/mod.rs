@@ -420,6 +420,62 @@ impl Collector for IncidentLog {
     fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
         crate::check_stored::<IncidentFacts>("incident", facts, |f| check(f, as_of))
     }
+
+    fn figures(
+        &self,
+        facts: &serde_json::Value,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<crate::FigureTable> {
+        crate::figures_stored::<IncidentFacts>(facts, |f| report_figures(f, from, to))
+    }
+}
+
+/// Incidents by month of detection: count by severity, time to triage and resolve, share
+/// within target.
+pub fn report_figures(
+    facts: &IncidentFacts,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<crate::FigureTable> {
+    let duration = |s: Option<i64>| s.map(policy::human_duration).unwrap_or_else(|| "–".into());
+    let percent = |p: Option<f64>| p.map(|p| format!("{p:.1} %")).unwrap_or_else(|| "–".into());
+    let mut table = crate::FigureTable::new(
+        "Incidents by month",
+        &[
+            "Month",
+            "By severity",
+            "Median triage",
+            "P90 triage",
+            "Median resolve",
+            "P90 resolve",
+            "Triaged within target",
+            "Resolved within target",
+        ],
+    );
+    for m in facts
+        .figures
+        .iter()
+        .filter(|m| crate::month_in(&m.period, from, to))
+    {
+        let by_severity = m
+            .count_by_severity
+            .iter()
+            .map(|(s, n)| format!("{s}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        table = table.row([
+            m.period.clone(),
+            by_severity,
+            duration(m.median_triage_seconds),
+            duration(m.p90_triage_seconds),
+            duration(m.median_resolve_seconds),
+            duration(m.p90_resolve_seconds),
+            percent(m.triaged_within_target_percent),
+            percent(m.resolved_within_target_percent),
+        ]);
+    }
+    vec![table]
 }
 
 /// Links each post-mortem to its incident: the register's `postmortem` field names the file,

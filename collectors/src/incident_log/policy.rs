@@ -45,21 +45,7 @@ impl Target {
     }
 }
 
-/// "3 d", "1 d 2 h", "26 min": durations as the findings show them, to the minute.
-pub fn human_duration(seconds: i64) -> String {
-    let minutes = seconds.max(0) / 60;
-    let (d, h, m) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
-    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "min")]
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n} {unit}"))
-        .collect();
-    if parts.is_empty() {
-        "0 min".into()
-    } else {
-        parts.join(" ")
-    }
-}
+pub use crate::human_duration;
 
 /// Working days, hours and holidays in one time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

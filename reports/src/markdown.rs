@@ -1,0 +1,257 @@
+//! The Markdown report: the same sections as the HTML one, as plain tables.
+
+use std::io::Write;
+
+use crate::model::{DayState, Report};
+use crate::time;
+
+/// Escapes a table cell: pipes, line breaks, and characters Markdown would read as markup.
+fn cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' | '\\' | '*' | '_' | '`' | '<' | '>' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn table(out: &mut impl Write, columns: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    writeln!(out, "| {} |", columns.join(" | "))?;
+    writeln!(out, "|{}", "---|".repeat(columns.len()))?;
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+        writeln!(out, "| {} |", cells.join(" | "))?;
+    }
+    writeln!(out)
+}
+
+fn evidence_rows(r: &Report, control: Option<&str>) -> Vec<Vec<String>> {
+    r.evidence
+        .iter()
+        .filter(|e| control.is_none_or(|c| e.controls.iter().any(|x| x == c)))
+        .map(|e| {
+            vec![
+                e.collector.clone(),
+                e.name.clone(),
+                time(e.collected_at),
+                time(e.expires_at),
+                if e.fresh { "fresh" } else { "stale" }.to_string(),
+                e.sha256.clone(),
+                e.object_key.clone(),
+            ]
+        })
+        .collect()
+}
+
+const EVIDENCE_COLUMNS: [&str; 7] = [
+    "Collector",
+    "Object",
+    "Collected",
+    "Expires",
+    "Fresh",
+    "SHA-256",
+    "Object key",
+];
+
+/// Writes the Markdown report.
+pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "# ISO/IEC 27001:2022 Annex A evidence report\n")?;
+    let head = &r.ledger;
+    table(
+        out,
+        &["", ""],
+        &[
+            vec!["Organization".into(), r.organization.clone()],
+            vec!["Period".into(), format!("{} (UTC)", r.period.label())],
+            vec!["Generated".into(), time(r.generated_at)],
+            vec!["annexa version".into(), r.annexa_version.clone()],
+            vec![
+                "Ledger checkpoint".into(),
+                format!(
+                    "tree size {}, root hash {}, signed by key {} ({})",
+                    head.tree_size, head.root_hash, head.key_id, head.key_name
+                ),
+            ],
+        ],
+    )?;
+
+    writeln!(out, "## Summary\n")?;
+    let parts: Vec<String> = r
+        .summary
+        .iter()
+        .map(|s| format!("{}: {}", s.status.as_str(), s.count))
+        .collect();
+    writeln!(
+        out,
+        "{} controls. {}.\n",
+        r.controls.len(),
+        parts.join(", ")
+    )?;
+
+    writeln!(out, "## Stale and missing evidence\n")?;
+    if r.gaps.is_empty() {
+        writeln!(
+            out,
+            "None: every collector had fresh evidence throughout the period and met its schedule.\n"
+        )?;
+    } else {
+        let rows: Vec<Vec<String>> = r
+            .gaps
+            .iter()
+            .map(|g| {
+                vec![
+                    g.collector.clone(),
+                    g.controls.join(", "),
+                    g.kind.as_str().to_string(),
+                    g.since.map(time).unwrap_or_else(|| "–".into()),
+                    g.until.map(time).unwrap_or_else(|| "end of period".into()),
+                    g.detail.clone(),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            &["Collector", "Controls", "Gap", "Since", "Until", "Detail"],
+            &rows,
+        )?;
+    }
+
+    writeln!(out, "## Controls at the end of the period\n")?;
+    let rows: Vec<Vec<String>> = r
+        .controls
+        .iter()
+        .map(|c| {
+            let coverage: Vec<String> = c
+                .coverage
+                .iter()
+                .map(|cov| format!("{}: {}", cov.collector, cov.text()))
+                .collect();
+            vec![
+                c.id.clone(),
+                c.title.clone(),
+                c.status.as_str().to_string(),
+                c.why.clone(),
+                coverage.join("; "),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["Control", "Title", "Status", "Why", "Coverage"],
+        &rows,
+    )?;
+
+    writeln!(out, "## Evidence freshness over the period\n")?;
+    writeln!(
+        out,
+        "One character per day from {}: `#` fresh, `!` stale, `.` nothing collected yet, blank after the report was made.\n",
+        r.period.from.format("%Y-%m-%d")
+    )?;
+    writeln!(out, "```")?;
+    let width = r
+        .freshness
+        .iter()
+        .map(|f| f.collector.len())
+        .max()
+        .unwrap_or(0);
+    for f in &r.freshness {
+        let days: String = f
+            .days
+            .iter()
+            .map(|d| match d {
+                DayState::Fresh => '#',
+                DayState::Stale => '!',
+                DayState::None => '.',
+                DayState::Unknown => ' ',
+            })
+            .collect();
+        writeln!(out, "{:<width$}  {days}", f.collector)?;
+    }
+    writeln!(out, "```\n")?;
+
+    for c in &r.controls {
+        writeln!(out, "## {} {}\n", c.id, cell(&c.title))?;
+        writeln!(out, "**{}**: {}\n", c.status.as_str(), cell(&c.why))?;
+        if c.collectors.is_empty() {
+            writeln!(out, "No configured collector evidences this control.\n")?;
+        }
+        for cov in &c.coverage {
+            writeln!(
+                out,
+                "- Coverage of `{}` ({}): {}.",
+                cov.collector,
+                cov.schedule,
+                cov.text()
+            )?;
+        }
+        if !c.coverage.is_empty() {
+            writeln!(out)?;
+        }
+        if !c.findings.is_empty() {
+            let rows: Vec<Vec<String>> = c
+                .findings
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.level.as_str().to_string(),
+                        f.code.as_str().to_string(),
+                        f.subject.clone(),
+                        f.message.clone(),
+                        f.collector.clone(),
+                    ]
+                })
+                .collect();
+            table(
+                out,
+                &["Level", "Code", "Subject", "Finding", "Collector"],
+                &rows,
+            )?;
+        }
+        writeln!(
+            out,
+            "{} evidence objects in the period.\n",
+            c.evidence_count
+        )?;
+        if c.evidence_count > 0 {
+            table(out, &EVIDENCE_COLUMNS, &evidence_rows(r, Some(&c.id)))?;
+        }
+    }
+
+    if !r.figures.is_empty() {
+        writeln!(out, "## Figures\n")?;
+        for f in &r.figures {
+            for t in &f.tables {
+                writeln!(out, "### {} ({})\n", cell(&t.title), f.collector)?;
+                if t.rows.is_empty() {
+                    writeln!(out, "Nothing in the period.\n")?;
+                } else {
+                    let columns: Vec<&str> = t.columns.iter().map(String::as_str).collect();
+                    table(out, &columns, &t.rows)?;
+                }
+            }
+        }
+    }
+
+    writeln!(out, "## Evidence index\n")?;
+    table(out, &EVIDENCE_COLUMNS, &evidence_rows(r, None))?;
+
+    writeln!(out, "## How to verify this report\n")?;
+    writeln!(
+        out,
+        "1. Check the bundle: `annexa verify --bundle DIR --keys annexa.pub` checks the signature of \
+         `manifest.json` with the organization's published key and the SHA-256 of every file, with no \
+         database or store. By hand: `sha256sum` each file against `manifest.json`, and the signed \
+         note in `manifest.json.sig` against the key.\n\
+         2. Check the evidence: fetch any object by its key from the evidence store and compare its \
+         SHA-256 with the index above.\n\
+         3. Check history: `annexa verify --trusted CHECKPOINT` re-hashes every object, recomputes the \
+         Merkle tree and checks it is consistent with the checkpoint this report was anchored to:\n"
+    )?;
+    writeln!(out, "```\n{}```", r.ledger.checkpoint)
+}

@@ -1,0 +1,843 @@
+//! The report model: what the engine gathered for a period ([`ReportInput`]) and the pure
+//! function that turns it into the [`Report`] every renderer reads.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use annexa_collectors::FigureTable;
+
+use crate::{ControlStatus, FindingRef, StatusDocument, rfc3339};
+
+/// The format version of [`Report`]'s JSON.
+pub const REPORT_FORMAT: &str = "annexa-report/1";
+
+/// The signed tree head the report is anchored to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerHead {
+    /// The checkpoint's origin line.
+    pub origin: String,
+    pub tree_size: u64,
+    /// Base64, as in the checkpoint.
+    pub root_hash: String,
+    /// The signing key's name and id (hex), as in the signed note.
+    pub key_name: String,
+    pub key_id: String,
+    /// The signed checkpoint (C2SP signed note), verbatim.
+    pub checkpoint: String,
+}
+
+/// One stored object of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemInput {
+    pub name: String,
+    /// `item` (raw bytes from the source) or `facts`.
+    pub role: String,
+    pub media_type: String,
+    /// Unknown for run manifests, whose size the database does not record.
+    pub size: Option<u64>,
+    pub sha256: String,
+    pub object_key: String,
+}
+
+/// One finished run of a collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInput {
+    pub run_id: String,
+    pub succeeded: bool,
+    pub finished_at: DateTime<Utc>,
+    pub error: Option<String>,
+    pub items: Vec<ItemInput>,
+}
+
+/// What the engine knows of one configured collector for the period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorInput {
+    pub name: String,
+    pub kind: String,
+    pub controls: Vec<String>,
+    /// How long a snapshot stays fresh.
+    pub max_age: Duration,
+    /// The cron expression, and the slots it sets in the period.
+    pub schedule: String,
+    pub slots: Vec<DateTime<Utc>>,
+    /// The newest successful run before the period (it may still be fresh at its start), then
+    /// every run that finished in the period, oldest first.
+    pub runs: Vec<RunInput>,
+    pub figures: Vec<FigureTable>,
+}
+
+/// Everything a report is made from.
+#[derive(Debug, Clone)]
+pub struct ReportInput {
+    pub organization: String,
+    pub from: DateTime<Utc>,
+    /// Exclusive.
+    pub to: DateTime<Utc>,
+    pub generated_at: DateTime<Utc>,
+    /// The records are as they stood at this time: the end of the period, or earlier for a
+    /// period not yet over.
+    pub as_of: DateTime<Utc>,
+    pub annexa_version: String,
+    pub ledger: LedgerHead,
+    /// Control statuses at the end of the period (or at `as_of`).
+    pub status: StatusDocument,
+    pub collectors: Vec<CollectorInput>,
+}
+
+/// The reporting period, `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Period {
+    #[serde(serialize_with = "rfc3339")]
+    pub from: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub to: DateTime<Utc>,
+}
+
+impl Period {
+    /// `2026-10-01 to 2026-10-31`: the days the period covers.
+    pub fn label(&self) -> String {
+        let last = self.to - Duration::seconds(1);
+        format!(
+            "{} to {}",
+            self.from.format("%Y-%m-%d"),
+            last.format("%Y-%m-%d")
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusCount {
+    pub status: ControlStatus,
+    pub count: usize,
+}
+
+/// How fully a collector's schedule was met in the period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    pub collector: String,
+    pub schedule: String,
+    /// Slots in the period.
+    pub expected: usize,
+    /// Slots with a successful collection before the next slot.
+    pub present: usize,
+    /// The slots without one.
+    #[serde(serialize_with = "rfc3339_list")]
+    pub missed: Vec<DateTime<Utc>>,
+}
+
+impl Coverage {
+    /// "29 of 30 scheduled snapshots".
+    pub fn text(&self) -> String {
+        format!("{} of {} scheduled snapshots", self.present, self.expected)
+    }
+}
+
+fn rfc3339_list<S: serde::Serializer>(v: &[DateTime<Utc>], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for t in v {
+        seq.serialize_element(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))?;
+    }
+    seq.end()
+}
+
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// One control: its status at the end of the period, why, and what bears on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ControlSection {
+    pub id: String,
+    pub title: String,
+    pub status: ControlStatus,
+    pub why: String,
+    pub collectors: Vec<String>,
+    pub coverage: Vec<Coverage>,
+    pub findings: Vec<FindingRef>,
+    /// Evidence index entries bearing on this control.
+    pub evidence_count: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapKind {
+    /// Never collected by the end of the period.
+    Missing,
+    /// The newest evidence expired and nothing replaced it (yet).
+    Stale,
+    /// The latest collection failed and no fresh evidence is left.
+    NotEvaluated,
+    /// An interval of the period without fresh evidence, since closed.
+    Lapsed,
+    /// Scheduled collections that did not happen or failed.
+    MissedSlots,
+}
+
+impl GapKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapKind::Missing => "missing",
+            GapKind::Stale => "stale",
+            GapKind::NotEvaluated => "not_evaluated",
+            GapKind::Lapsed => "lapsed",
+            GapKind::MissedSlots => "missed_slots",
+        }
+    }
+}
+
+/// Stale or missing evidence: the list auditors read first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    pub collector: String,
+    pub controls: Vec<String>,
+    pub kind: GapKind,
+    /// When the gap opened; `None` for evidence never collected.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub since: Option<DateTime<Utc>>,
+    /// When it closed; `None` while it lasts at the end of the period.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub until: Option<DateTime<Utc>>,
+    pub detail: String,
+}
+
+/// One stored object in the period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EvidenceEntry {
+    pub collector: String,
+    pub run_id: String,
+    pub name: String,
+    pub role: String,
+    pub media_type: String,
+    pub size: Option<u64>,
+    #[serde(serialize_with = "rfc3339")]
+    pub collected_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub expires_at: DateTime<Utc>,
+    /// False when the snapshot expired before a newer one replaced it: a lapse followed it.
+    pub fresh: bool,
+    pub sha256: String,
+    pub object_key: String,
+    pub controls: Vec<String>,
+}
+
+/// Whether a collector had fresh evidence at the end of each day of the period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayState {
+    Fresh,
+    Stale,
+    /// Nothing collected yet.
+    None,
+    /// After the report was made.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Freshness {
+    pub collector: String,
+    pub days: Vec<DayState>,
+}
+
+/// One collector's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectorFigures {
+    pub collector: String,
+    pub kind: String,
+    pub tables: Vec<FigureTable>,
+}
+
+/// A snapshot: one successful run in the period and what it stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub collector: String,
+    pub run_id: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub collected_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub expires_at: DateTime<Utc>,
+    /// Indexes into [`Report::evidence`].
+    pub evidence: std::ops::Range<usize>,
+}
+
+/// The report. Every renderer reads only this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub format: &'static str,
+    pub organization: String,
+    pub period: Period,
+    #[serde(serialize_with = "rfc3339")]
+    pub generated_at: DateTime<Utc>,
+    pub annexa_version: String,
+    pub ledger: LedgerHead,
+    pub summary: Vec<StatusCount>,
+    pub controls: Vec<ControlSection>,
+    pub gaps: Vec<Gap>,
+    pub freshness: Vec<Freshness>,
+    pub figures: Vec<CollectorFigures>,
+    #[serde(skip)]
+    pub snapshots: Vec<Snapshot>,
+    pub evidence: Vec<EvidenceEntry>,
+}
+
+impl Report {
+    /// The days of the period, for the freshness chart.
+    pub fn days(&self) -> Vec<DateTime<Utc>> {
+        day_starts(self.period.from, self.period.to)
+    }
+
+    /// True when some control is not satisfied at the end of the period (exit code 3).
+    pub fn has_gaps(&self) -> bool {
+        self.controls
+            .iter()
+            .any(|c| c.status != ControlStatus::Satisfied)
+    }
+}
+
+fn day_starts(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut days = Vec::new();
+    let mut day = from;
+    while day < to {
+        days.push(day);
+        day += Duration::days(1);
+    }
+    days
+}
+
+/// Why a control has its status, in one sentence.
+fn why(status: ControlStatus, findings: &[FindingRef]) -> String {
+    use annexa_collectors::{FindingCode, Level};
+    let first = |codes: &[FindingCode]| {
+        findings
+            .iter()
+            .find(|f| codes.contains(&f.code))
+            .map(|f| f.message.clone())
+    };
+    let fails = findings.iter().filter(|f| f.level == Level::Fail).count();
+    match status {
+        ControlStatus::Satisfied => "fresh evidence and no failing finding".to_string(),
+        ControlStatus::NotSatisfied => format!(
+            "fresh evidence, but {fails} failing finding{}",
+            if fails == 1 { "" } else { "s" }
+        ),
+        ControlStatus::Stale => {
+            first(&[FindingCode::EvidenceStale]).unwrap_or_else(|| "evidence is stale".into())
+        }
+        ControlStatus::NotEvaluated => first(&[
+            FindingCode::CollectorFailed,
+            FindingCode::CollectorUnauthorized,
+        ])
+        .unwrap_or_else(|| "the latest collection failed".into()),
+        ControlStatus::Missing => first(&[FindingCode::EvidenceMissing])
+            .unwrap_or_else(|| "required evidence was never collected".into()),
+    }
+}
+
+/// Builds the report. Pure: the same input always gives the same report.
+pub fn build(input: &ReportInput) -> Report {
+    let (from, to) = (input.from, input.to);
+    // What the records can tell: up to the end of the period, or to when they were read.
+    let end = input.as_of.clamp(from, to);
+    let days = day_starts(from, to);
+    let mut evidence = Vec::new();
+    let mut snapshots = Vec::new();
+    let mut gaps = Vec::new();
+    let mut freshness = Vec::new();
+    let mut coverage: BTreeMap<&str, Coverage> = BTreeMap::new();
+
+    for c in &input.collectors {
+        let successes: Vec<&RunInput> = c.runs.iter().filter(|r| r.succeeded).collect();
+        // Each success is fresh until it expires; a lapse opens when it expires before the
+        // next success.
+        for (i, run) in successes.iter().enumerate() {
+            let expires = run.finished_at + c.max_age;
+            let next = successes.get(i + 1).map(|r| r.finished_at);
+            let fresh = match next {
+                Some(next) => next <= expires,
+                None => end <= expires,
+            };
+            if !fresh && expires < end {
+                let until = next.filter(|n| *n <= end);
+                gaps.push(Gap {
+                    collector: c.name.clone(),
+                    controls: c.controls.clone(),
+                    kind: if until.is_some() {
+                        GapKind::Lapsed
+                    } else {
+                        GapKind::Stale
+                    },
+                    since: Some(expires.max(from)),
+                    until,
+                    detail: match until {
+                        Some(u) => format!(
+                            "no fresh evidence for {}: the snapshot of {} expired and the next came {}",
+                            annexa_collectors::human_duration((u - expires.max(from)).num_seconds()),
+                            run.finished_at.format("%Y-%m-%d %H:%M UTC"),
+                            u.format("%Y-%m-%d %H:%M UTC"),
+                        ),
+                        None => format!(
+                            "the newest snapshot, of {}, expired {} and nothing replaced it",
+                            run.finished_at.format("%Y-%m-%d %H:%M UTC"),
+                            expires.format("%Y-%m-%d %H:%M UTC"),
+                        ),
+                    },
+                });
+            }
+            if run.finished_at < from {
+                continue;
+            }
+            let start = evidence.len();
+            for item in &run.items {
+                evidence.push(EvidenceEntry {
+                    collector: c.name.clone(),
+                    run_id: run.run_id.clone(),
+                    name: item.name.clone(),
+                    role: item.role.clone(),
+                    media_type: item.media_type.clone(),
+                    size: item.size,
+                    collected_at: run.finished_at,
+                    expires_at: expires,
+                    fresh,
+                    sha256: item.sha256.clone(),
+                    object_key: item.object_key.clone(),
+                    controls: c.controls.clone(),
+                });
+            }
+            snapshots.push(Snapshot {
+                collector: c.name.clone(),
+                run_id: run.run_id.clone(),
+                collected_at: run.finished_at,
+                expires_at: expires,
+                evidence: start..evidence.len(),
+            });
+        }
+        match successes.first() {
+            None => gaps.push(Gap {
+                collector: c.name.clone(),
+                controls: c.controls.clone(),
+                kind: GapKind::Missing,
+                since: None,
+                until: None,
+                detail: format!(
+                    "`{}` never collected evidence by the end of the period",
+                    c.name
+                ),
+            }),
+            Some(first) if first.finished_at > from => gaps.push(Gap {
+                collector: c.name.clone(),
+                controls: c.controls.clone(),
+                kind: GapKind::Lapsed,
+                since: Some(from),
+                until: Some(first.finished_at),
+                detail: format!(
+                    "no evidence from the start of the period until the first snapshot, {}",
+                    first.finished_at.format("%Y-%m-%d %H:%M UTC")
+                ),
+            }),
+            Some(_) => {}
+        }
+
+        let cov = slot_coverage(c, end);
+        if !cov.missed.is_empty() {
+            let failed = c
+                .runs
+                .iter()
+                .filter(|r| !r.succeeded && r.finished_at >= from)
+                .count();
+            let listed: Vec<String> = cov
+                .missed
+                .iter()
+                .take(5)
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .collect();
+            gaps.push(Gap {
+                collector: c.name.clone(),
+                controls: c.controls.clone(),
+                kind: GapKind::MissedSlots,
+                since: cov.missed.first().copied(),
+                until: None,
+                detail: format!(
+                    "{} of {} scheduled collections produced no snapshot ({} failed runs): {}{}",
+                    cov.missed.len(),
+                    cov.expected,
+                    failed,
+                    listed.join(", "),
+                    if cov.missed.len() > listed.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        // Unscheduled sources (the custody log) have no slots to cover.
+        if !c.schedule.is_empty() {
+            coverage.insert(&c.name, cov);
+        }
+
+        freshness.push(Freshness {
+            collector: c.name.clone(),
+            days: days
+                .iter()
+                .map(|d| {
+                    if *d >= end {
+                        return DayState::Unknown;
+                    }
+                    let at = (*d + Duration::days(1)).min(end) - Duration::seconds(1);
+                    match successes.iter().rev().find(|r| r.finished_at <= at) {
+                        None => DayState::None,
+                        Some(r) if at <= r.finished_at + c.max_age => DayState::Fresh,
+                        Some(_) => DayState::Stale,
+                    }
+                })
+                .collect(),
+        });
+    }
+
+    let mut controls = Vec::new();
+    for control in &input.status.controls {
+        let collectors: Vec<String> = input
+            .collectors
+            .iter()
+            .filter(|c| c.controls.contains(&control.id))
+            .map(|c| c.name.clone())
+            .collect();
+        // Missing, stale or unevaluated at the end of the period, beyond what the collectors'
+        // history already shows (e.g. a control no configured collector evidences).
+        if matches!(
+            control.status,
+            ControlStatus::Missing | ControlStatus::Stale | ControlStatus::NotEvaluated
+        ) {
+            let kind = match control.status {
+                ControlStatus::Missing => GapKind::Missing,
+                ControlStatus::Stale => GapKind::Stale,
+                _ => GapKind::NotEvaluated,
+            };
+            let known = gaps
+                .iter()
+                .any(|g| g.until.is_none() && g.kind == kind && g.controls.contains(&control.id));
+            if !known {
+                gaps.push(Gap {
+                    collector: collectors.join(", "),
+                    controls: vec![control.id.clone()],
+                    kind,
+                    since: None,
+                    until: None,
+                    detail: why(control.status, &control.findings),
+                });
+            }
+        }
+        controls.push(ControlSection {
+            id: control.id.clone(),
+            title: control.title.clone(),
+            status: control.status,
+            why: why(control.status, &control.findings),
+            coverage: collectors
+                .iter()
+                .filter_map(|c| coverage.get(c.as_str()).cloned())
+                .collect(),
+            findings: control.findings.clone(),
+            evidence_count: evidence
+                .iter()
+                .filter(|e| e.controls.contains(&control.id))
+                .count(),
+            collectors,
+        });
+    }
+    gaps.sort_by(|a, b| {
+        (a.until.is_some(), &a.collector, a.since, a.kind).cmp(&(
+            b.until.is_some(),
+            &b.collector,
+            b.since,
+            b.kind,
+        ))
+    });
+
+    let summary = [
+        ControlStatus::Satisfied,
+        ControlStatus::NotSatisfied,
+        ControlStatus::Stale,
+        ControlStatus::NotEvaluated,
+        ControlStatus::Missing,
+    ]
+    .into_iter()
+    .map(|status| StatusCount {
+        status,
+        count: controls.iter().filter(|c| c.status == status).count(),
+    })
+    .collect();
+
+    Report {
+        format: REPORT_FORMAT,
+        organization: input.organization.clone(),
+        period: Period { from, to },
+        generated_at: input.generated_at,
+        annexa_version: input.annexa_version.clone(),
+        ledger: input.ledger.clone(),
+        summary,
+        controls,
+        gaps,
+        freshness,
+        figures: input
+            .collectors
+            .iter()
+            .filter(|c| !c.figures.is_empty())
+            .map(|c| CollectorFigures {
+                collector: c.name.clone(),
+                kind: c.kind.clone(),
+                tables: c.figures.clone(),
+            })
+            .collect(),
+        snapshots,
+        evidence,
+    }
+}
+
+/// A slot is met when a successful collection finished between it and the next slot (the end
+/// of the period for the last one).
+fn slot_coverage(c: &CollectorInput, to: DateTime<Utc>) -> Coverage {
+    let finished: Vec<DateTime<Utc>> = c
+        .runs
+        .iter()
+        .filter(|r| r.succeeded)
+        .map(|r| r.finished_at)
+        .collect();
+    let mut missed = Vec::new();
+    for (i, slot) in c.slots.iter().enumerate() {
+        let end = c.slots.get(i + 1).copied().unwrap_or(to);
+        let first_after = finished.partition_point(|t| t < slot);
+        if finished.get(first_after).is_none_or(|t| *t >= end) {
+            missed.push(*slot);
+        }
+    }
+    Coverage {
+        collector: c.name.clone(),
+        schedule: c.schedule.clone(),
+        expected: c.slots.len(),
+        present: c.slots.len() - missed.len(),
+        missed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ControlReport;
+    use chrono::TimeZone;
+
+    fn day(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 10, d, h, 0, 0).unwrap()
+    }
+
+    fn run(id: &str, at: DateTime<Utc>, ok: bool) -> RunInput {
+        RunInput {
+            run_id: id.into(),
+            succeeded: ok,
+            finished_at: at,
+            error: (!ok).then(|| "source missing".into()),
+            items: vec![ItemInput {
+                name: "facts.json".into(),
+                role: "facts".into(),
+                media_type: "application/json".into(),
+                size: Some(10),
+                sha256: format!("{id:0>64}"),
+                object_key: format!("objects/sha256/{id}"),
+            }],
+        }
+    }
+
+    /// A daily collector over October that skipped the 10th and the 11th, then failed on the
+    /// 20th; its evidence stays fresh for 50 hours.
+    pub fn october() -> ReportInput {
+        let mut runs = vec![run("r0", day(1, 0) - Duration::hours(21), true)];
+        for d in 1..=31 {
+            match d {
+                10 | 11 => {}
+                20 => runs.push(run(&format!("r{d}"), day(d, 3), false)),
+                _ => runs.push(run(&format!("r{d}"), day(d, 3), true)),
+            }
+        }
+        ReportInput {
+            organization: "Example Ltd".into(),
+            from: day(1, 0),
+            to: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+            generated_at: Utc.with_ymd_and_hms(2026, 11, 1, 6, 0, 0).unwrap(),
+            as_of: Utc.with_ymd_and_hms(2026, 11, 1, 6, 0, 0).unwrap(),
+            annexa_version: "0.1.0".into(),
+            ledger: LedgerHead {
+                origin: "annexa/example-ltd".into(),
+                tree_size: 40,
+                root_hash: "AAAA".into(),
+                key_name: "annexa/example-ltd".into(),
+                key_id: "01020304".into(),
+                checkpoint: "annexa/example-ltd\n40\nAAAA\n\n— annexa/example-ltd AQIDBA==\n"
+                    .into(),
+            },
+            status: StatusDocument {
+                as_of: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+                controls: vec![ControlReport {
+                    id: "A.5.37".into(),
+                    title: "Documented operating procedures".into(),
+                    status: ControlStatus::Satisfied,
+                    evidence: Vec::new(),
+                    findings: Vec::new(),
+                }],
+            },
+            collectors: vec![CollectorInput {
+                name: "procedures".into(),
+                kind: "policy-document".into(),
+                controls: vec!["A.5.37".into()],
+                max_age: Duration::hours(50),
+                schedule: "0 3 * * *".into(),
+                slots: (1..=31).map(|d| day(d, 3)).collect(),
+                runs,
+                figures: Vec::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn coverage_counts_slots_with_a_successful_snapshot() {
+        let r = build(&october());
+        let cov = &r.controls[0].coverage[0];
+        assert_eq!((cov.present, cov.expected), (28, 31));
+        assert_eq!(cov.missed, vec![day(10, 3), day(11, 3), day(20, 3)]);
+        assert_eq!(cov.text(), "28 of 31 scheduled snapshots");
+    }
+
+    #[test]
+    fn a_snapshot_that_expired_before_the_next_one_is_a_lapse() {
+        let r = build(&october());
+        let lapses: Vec<_> = r
+            .gaps
+            .iter()
+            .filter(|g| g.kind == GapKind::Lapsed)
+            .collect();
+        // The 9th's snapshot expired on the 11th at 05:00; the next came on the 12th at 03:00.
+        assert_eq!(lapses.len(), 1, "{:?}", r.gaps);
+        assert_eq!(lapses[0].since, Some(day(11, 5)));
+        assert_eq!(lapses[0].until, Some(day(12, 3)));
+        // The 19th's snapshot lasted until the 21st: the failed run left no lapse.
+        let stale: Vec<_> = r.evidence.iter().filter(|e| !e.fresh).collect();
+        assert_eq!(stale.len(), 1);
+        assert_eq!(stale[0].run_id, "r9");
+        // The day chart: stale at the end of the 11th only.
+        let days = &r.freshness[0].days;
+        assert_eq!(days.len(), 31);
+        let stale_days: Vec<usize> = (0..31).filter(|i| days[*i] == DayState::Stale).collect();
+        assert_eq!(stale_days, vec![10]);
+    }
+
+    #[test]
+    fn evidence_before_the_period_is_not_listed_but_counts_for_freshness() {
+        let r = build(&october());
+        assert!(r.evidence.iter().all(|e| e.collected_at >= r.period.from));
+        assert_eq!(r.evidence.len(), 28);
+        assert_eq!(r.freshness[0].days[0], DayState::Fresh);
+        assert_eq!(r.period.label(), "2026-10-01 to 2026-10-31");
+    }
+
+    #[test]
+    fn a_collector_that_stopped_is_stale_at_the_end_of_the_period() {
+        let mut input = october();
+        input.collectors[0]
+            .runs
+            .retain(|r| r.finished_at < day(25, 0));
+        let r = build(&input);
+        let open: Vec<_> = r.gaps.iter().filter(|g| g.until.is_none()).collect();
+        let stale = open.iter().find(|g| g.kind == GapKind::Stale).unwrap();
+        assert_eq!(stale.since, Some(day(26, 5)));
+        assert!(open.iter().any(|g| g.kind == GapKind::MissedSlots));
+        assert_eq!(r.freshness[0].days[30], DayState::Stale);
+    }
+
+    #[test]
+    fn a_report_on_a_period_not_over_judges_only_up_to_when_it_was_made() {
+        let mut input = october();
+        input.as_of = day(20, 12);
+        input.collectors[0]
+            .runs
+            .retain(|r| r.finished_at < input.as_of);
+        input.collectors[0].slots.retain(|s| *s < input.as_of);
+        let r = build(&input);
+        // The 19th's snapshot is still fresh on the 20th at noon: no open gap.
+        assert!(
+            r.gaps
+                .iter()
+                .all(|g| g.until.is_some() || g.kind == GapKind::MissedSlots)
+        );
+        assert_eq!(r.freshness[0].days[19], DayState::Fresh);
+        assert!(
+            r.freshness[0].days[20..]
+                .iter()
+                .all(|d| *d == DayState::Unknown)
+        );
+    }
+
+    #[test]
+    fn a_collector_that_never_ran_is_missing() {
+        let mut input = october();
+        input.collectors[0].runs.clear();
+        let r = build(&input);
+        assert_eq!(r.gaps[0].kind, GapKind::Missing);
+        assert!(r.freshness[0].days.iter().all(|d| *d == DayState::None));
+        assert_eq!(r.controls[0].coverage[0].present, 0);
+    }
+
+    /// Text from sources lands in every format; none of it may become markup or a formula.
+    #[test]
+    fn hostile_text_is_escaped_in_html_markdown_and_csv() {
+        let mut input = october();
+        input.status.controls[0].findings.push(FindingRef {
+            code: annexa_collectors::FindingCode::PolicyReviewOverdue,
+            level: annexa_collectors::Level::Fail,
+            subject: "=HYPERLINK(\"http://x\")".into(),
+            message: "<script>alert(1)</script> | pipe".into(),
+            collector: "procedures".into(),
+        });
+        let r = build(&input);
+        let mut html = Vec::new();
+        crate::render_html(&r, &mut html).unwrap();
+        let html = String::from_utf8(html).unwrap();
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        let mut md = Vec::new();
+        crate::render_markdown(&r, &mut md).unwrap();
+        let md = String::from_utf8(md).unwrap();
+        assert!(
+            md.contains("\\<script\\>alert(1)\\</script\\> \\| pipe"),
+            "{md}"
+        );
+        let mut csv = Vec::new();
+        crate::render_findings_csv(&r, &mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        assert!(csv.contains(",\"'=HYPERLINK(\"\"http://x\"\")\","), "{csv}");
+        assert!(!csv.contains(",=HYPERLINK"));
+    }
+
+    #[test]
+    fn oscal_uuids_are_version_5_and_stable() {
+        let r = build(&october());
+        let a = crate::oscal_assessment_results(&r);
+        assert_eq!(a, crate::oscal_assessment_results(&r));
+        let id = a["assessment-results"]["uuid"].as_str().unwrap();
+        assert_eq!(&id[14..15], "5", "{id}");
+        assert_eq!(
+            a["assessment-results"]["results"][0]["observations"]
+                .as_array()
+                .unwrap()
+                .len(),
+            r.snapshots.len()
+        );
+    }
+
+    #[test]
+    fn the_same_input_gives_the_same_report() {
+        assert_eq!(build(&october()), build(&october()));
+    }
+}

@@ -1,0 +1,414 @@
+//! Reports: gathers what a report is made of from the database and the store (the I/O half;
+//! the `annexa-reports` crate builds the model from it and renders it), then writes the
+//! bundle: the files, a `manifest.json` with the SHA-256 of each, and `manifest.json.sig`, a
+//! signed note over the manifest's SHA-256. The bundle is stored as evidence under
+//! `reports/<id>/` and recorded with an audit event.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use annexa_reports::model::{CollectorInput, ItemInput, LedgerHead, ReportInput, RunInput};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+
+use crate::Annexa;
+use crate::controls::CUSTODY;
+use crate::db::{EvidenceRow, RunRow};
+use crate::keys::NoteKey;
+use crate::runner::load_facts;
+use crate::{ledger, registry};
+
+/// The last full calendar month (UTC) before `now`: `[first of last month, first of this month)`.
+pub fn last_full_month(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let first = |y: i32, m: u32| {
+        Utc.from_utc_datetime(
+            &NaiveDate::from_ymd_opt(y, m, 1)
+                .expect("the first of a month exists")
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists"),
+        )
+    };
+    let this = first(now.year(), now.month());
+    let last = if now.month() == 1 {
+        first(now.year() - 1, 12)
+    } else {
+        first(now.year(), now.month() - 1)
+    };
+    (last, this)
+}
+
+fn run_input(run: &RunRow, items: Vec<ItemInput>) -> RunInput {
+    RunInput {
+        run_id: run.id.clone(),
+        succeeded: run.status == "succeeded",
+        finished_at: run.finished_at.unwrap_or(run.started_at),
+        error: run.error.clone(),
+        items,
+    }
+}
+
+fn item(e: EvidenceRow) -> ItemInput {
+    ItemInput {
+        name: e.name,
+        role: e.role,
+        media_type: e.media_type,
+        size: Some(e.size as u64),
+        sha256: e.sha256,
+        object_key: e.object_key,
+    }
+}
+
+/// Everything the report over `[from, to)` needs, as the records stood at `as_of` (the end of
+/// the period, or earlier when the period is not over). The ledger head at `as_of` is signed
+/// with `key` as the checkpoint the report is anchored to.
+pub async fn gather(
+    app: &Annexa,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+    generated_at: DateTime<Utc>,
+    key: &NoteKey,
+) -> anyhow::Result<ReportInput> {
+    let end = to.min(as_of);
+    let status = crate::status::status(app, end).await?;
+
+    // Evidence rows are written before their run finishes; a day's margin catches the rows of
+    // runs that finished just after `from`.
+    let mut items: HashMap<String, Vec<ItemInput>> = HashMap::new();
+    for e in app
+        .db
+        .evidence_between(from - Duration::days(1), end)
+        .await?
+    {
+        items.entry(e.run_id.clone()).or_default().push(item(e));
+    }
+    let before = from - Duration::microseconds(1);
+    let specs = app.config.job_specs();
+    let mut collectors = Vec::new();
+    for config in &app.config.collectors {
+        let collector = registry::build(config, &app.config);
+        let controls = registry::controls_of(config, collector.as_ref(), &app.config.catalog);
+        let max_age = config.max_age.unwrap_or_else(|| {
+            controls
+                .iter()
+                .filter_map(|id| app.config.catalog.get(id))
+                .map(|c| c.max_age)
+                .min()
+                .unwrap_or(std::time::Duration::from_secs(86_400))
+        });
+        let mut runs = Vec::new();
+        if let Some(prior) = app.db.latest_run(&config.name, before, true).await? {
+            runs.push(run_input(&prior, Vec::new()));
+        }
+        for run in app.db.runs_between(Some(&config.name), from, end).await? {
+            let run_items = items.remove(&run.id).unwrap_or_default();
+            runs.push(run_input(&run, run_items));
+        }
+        let mut figures = Vec::new();
+        if let Some(newest) = app.db.latest_run(&config.name, end, true).await? {
+            let evidence = app.db.evidence_of_run(&newest.id).await?;
+            if let Some(facts_row) = evidence.iter().find(|e| e.role == "facts")
+                && let Ok(facts) = load_facts(app, facts_row).await
+            {
+                figures = collector.figures(&facts, from, to);
+            }
+        }
+        // Slots count from the collector's first run: none were due before it was set up.
+        let since = match app.db.first_run(&config.name).await? {
+            Some(first) => first.max(from),
+            None => from,
+        };
+        let slots = specs
+            .iter()
+            .find(|s| s.name == config.name)
+            .map(|s| s.slots(since, end))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| *s < end)
+            .collect();
+        collectors.push(CollectorInput {
+            name: config.name.clone(),
+            kind: collector.kind().to_string(),
+            controls,
+            max_age: Duration::from_std(max_age).unwrap_or(Duration::MAX),
+            schedule: config.schedule.text.clone(),
+            slots,
+            runs,
+            figures,
+        });
+    }
+
+    // The custody log: every run manifest is evidence that collection itself works.
+    let custody_controls = app.config.catalog.controls_for_kind(CUSTODY);
+    if !custody_controls.is_empty() {
+        let max_age = custody_controls
+            .iter()
+            .filter_map(|id| app.config.catalog.get(id))
+            .map(|c| c.max_age)
+            .min()
+            .unwrap_or(std::time::Duration::from_secs(86_400));
+        let manifest = |r: &RunRow| -> Vec<ItemInput> {
+            match (&r.manifest_key, &r.manifest_sha256) {
+                (Some(key), Some(sha256)) => vec![ItemInput {
+                    name: format!("run manifest of {}", r.collector),
+                    role: "manifest".into(),
+                    media_type: "application/json".into(),
+                    size: None,
+                    sha256: sha256.clone(),
+                    object_key: key.clone(),
+                }],
+                _ => Vec::new(),
+            }
+        };
+        let mut runs = Vec::new();
+        if let Some(prior) = app.db.latest_manifest(before).await? {
+            runs.push(run_input(&prior, Vec::new()));
+        }
+        for run in app.db.runs_between(None, from, end).await? {
+            let mut r = run_input(&run, manifest(&run));
+            // A failed collection still leaves a manifest: the custody log itself worked.
+            r.succeeded = run.manifest_key.is_some();
+            runs.push(r);
+        }
+        collectors.push(CollectorInput {
+            name: CUSTODY.to_string(),
+            kind: CUSTODY.to_string(),
+            controls: custody_controls,
+            max_age: Duration::from_std(max_age).unwrap_or(Duration::MAX),
+            schedule: String::new(),
+            slots: Vec::new(),
+            runs,
+            figures: Vec::new(),
+        });
+    }
+
+    let leaves = ledger::decode_leaves(&app.db.leaves_until(end).await?)
+        .map_err(|e| anyhow::anyhow!("{e}; run `annexa verify`"))?;
+    let root = ledger::root(&leaves);
+    let body = ledger::checkpoint_text(&app.config.ledger.origin, leaves.len() as u64, &root);
+    use base64::Engine;
+    let ledger = LedgerHead {
+        origin: app.config.ledger.origin.clone(),
+        tree_size: leaves.len() as u64,
+        root_hash: base64::engine::general_purpose::STANDARD.encode(root),
+        key_name: key.name.clone(),
+        key_id: hex::encode(key.key_id()),
+        checkpoint: key.sign_note(&body),
+    };
+
+    Ok(ReportInput {
+        organization: app.config.organization.clone(),
+        from,
+        to,
+        generated_at,
+        as_of: end,
+        annexa_version: env!("CARGO_PKG_VERSION").to_string(),
+        ledger,
+        status,
+        collectors,
+    })
+}
+
+/// A report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Md,
+    Csv,
+    Json,
+    Oscal,
+}
+
+/// The format version of `manifest.json`.
+pub const BUNDLE_FORMAT: &str = "annexa-report-bundle/1";
+pub const MANIFEST: &str = "manifest.json";
+pub const SIGNATURE: &str = "manifest.json.sig";
+
+#[derive(Debug, Serialize)]
+struct BundleFile {
+    name: String,
+    sha256: String,
+    size: u64,
+}
+
+type Renderer = fn(&annexa_reports::Report, &mut Vec<u8>) -> std::io::Result<()>;
+
+fn files_of(format: ReportFormat) -> Vec<(&'static str, Renderer)> {
+    use annexa_reports as r;
+    match format {
+        ReportFormat::Html => vec![("report.html", |m, o| r::render_html(m, o))],
+        ReportFormat::Md => vec![("report.md", |m, o| r::render_markdown(m, o))],
+        ReportFormat::Csv => vec![
+            ("controls.csv", |m, o| r::render_controls_csv(m, o)),
+            ("gaps.csv", |m, o| r::render_gaps_csv(m, o)),
+            ("findings.csv", |m, o| r::render_findings_csv(m, o)),
+            ("evidence.csv", |m, o| r::render_evidence_csv(m, o)),
+        ],
+        ReportFormat::Json => vec![("report.json", |m, o| r::render_json(m, o))],
+        ReportFormat::Oscal => vec![("oscal-assessment-results.json", |m, o| {
+            r::render_oscal(m, o)
+        })],
+    }
+}
+
+/// Writes `bytes` to `dir/name` through a temporary file, so a reader never sees half a file.
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // Reports are for reading: not the temporary file's 0600.
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )?;
+    tmp.persist(&path)?;
+    Ok(path)
+}
+
+/// A written and stored bundle.
+#[derive(Debug)]
+pub struct Bundle {
+    pub id: String,
+    pub dir: PathBuf,
+    /// Every file written, the manifest and its signature last.
+    pub paths: Vec<PathBuf>,
+    pub model: annexa_reports::Report,
+}
+
+/// Renders the report over `period` (default: the last full month before `as_of`) as the
+/// records stood at `as_of` (default: now), writes the bundle into `out/<id>/`, stores it
+/// under `reports/<id>/` and records a `report-generated` audit event.
+pub async fn write_bundle(
+    app: &Annexa,
+    period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    formats: &[ReportFormat],
+    out: Option<&Path>,
+    as_of: Option<DateTime<Utc>>,
+) -> anyhow::Result<Bundle> {
+    let now = as_of.unwrap_or_else(|| app.clock.now());
+    let (from, to) = period.unwrap_or_else(|| last_full_month(now));
+    if from >= to {
+        anyhow::bail!(
+            "the period is empty: --from {} is not before --to {}",
+            annexa_reports::time(from),
+            annexa_reports::time(to)
+        );
+    }
+    let key = crate::keys::signing_key(app).await?;
+    let input = gather(app, from, to, now, now, &key).await?;
+    let model = annexa_reports::build(&input);
+    drop(input);
+
+    // The id names the period and the content, so the same inputs give the same bundle.
+    let mut json_model = Vec::new();
+    annexa_reports::render_json(&model, &mut json_model)?;
+    let id = format!(
+        "{}--{}-{}",
+        from.format("%Y-%m-%d"),
+        (to - chrono::Duration::seconds(1)).format("%Y-%m-%d"),
+        &hex::encode(Sha256::digest(&json_model))[..12]
+    );
+    drop(json_model);
+
+    let root = out.map_or_else(|| app.config.report_dir.clone(), Path::to_path_buf);
+    let dir = root.join(&id);
+    std::fs::create_dir_all(&dir).with_context(|| {
+        format!(
+            "cannot create the report folder {}; pass --out DIR to write elsewhere",
+            dir.display()
+        )
+    })?;
+
+    let mut formats = formats.to_vec();
+    formats.sort();
+    formats.dedup();
+    let mut files = Vec::new();
+    let mut paths = Vec::new();
+    for format in formats {
+        for (name, render) in files_of(format) {
+            let mut bytes = Vec::new();
+            render(&model, &mut bytes)?;
+            paths.push(
+                write_file(&dir, name, &bytes)
+                    .with_context(|| format!("cannot write {} into {}", name, dir.display()))?,
+            );
+            app.store
+                .put_named(&format!("reports/{id}/{name}"), &bytes)
+                .await?;
+            files.push(BundleFile {
+                name: name.to_string(),
+                sha256: hex::encode(Sha256::digest(&bytes)),
+                size: bytes.len() as u64,
+            });
+        }
+    }
+
+    let manifest = crate::canonical::to_vec(&serde_json::json!({
+        "format": BUNDLE_FORMAT,
+        "report_id": id,
+        "organization": model.organization,
+        "period": {"from": annexa_reports::time(from), "to": annexa_reports::time(to)},
+        "generated_at": annexa_reports::time(model.generated_at),
+        "checkpoint": {
+            "origin": model.ledger.origin,
+            "tree_size": model.ledger.tree_size,
+            "root_hash": model.ledger.root_hash,
+            "key_id": model.ledger.key_id,
+        },
+        "files": files,
+    }));
+    let manifest_sha256 = hex::encode(Sha256::digest(&manifest));
+    let signature = key.sign_note(&format!(
+        "{BUNDLE_FORMAT}\n{id}\nsha256 {manifest_sha256}\n"
+    ));
+    for (name, bytes) in [(MANIFEST, &manifest[..]), (SIGNATURE, signature.as_bytes())] {
+        paths.push(write_file(&dir, name, bytes)?);
+        app.store
+            .put_named(&format!("reports/{id}/{name}"), bytes)
+            .await?;
+    }
+    app.db
+        .record_audit_event(
+            "annexa",
+            "report-generated",
+            &id,
+            serde_json::json!({
+                "manifest_sha256": manifest_sha256,
+                "key_id": model.ledger.key_id,
+                "period": {"from": annexa_reports::time(from), "to": annexa_reports::time(to)},
+            }),
+            app.clock.now(),
+        )
+        .await?;
+
+    Ok(Bundle {
+        id,
+        dir,
+        paths,
+        model,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_full_month_ends_where_this_one_starts() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(
+            last_full_month(at("2026-11-22T10:00:00Z")),
+            (at("2026-10-01T00:00:00Z"), at("2026-11-01T00:00:00Z"))
+        );
+        assert_eq!(
+            last_full_month(at("2027-01-01T00:00:00Z")),
+            (at("2026-12-01T00:00:00Z"), at("2027-01-01T00:00:00Z"))
+        );
+    }
+}

@@ -1,0 +1,460 @@
+//! Reports (issue 7): a month of daily collections in which one collector stops on the 20th,
+//! rendered in every format, checked by tools outside the project (Python's csv module,
+//! compliance-trestle, headless Chromium), and byte-identical for the same inputs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use annexa::Annexa;
+use annexa::keys::{SignedNote, Verifier};
+use annexa::report::{Bundle, ReportFormat};
+use annexa_collectors::FixedClock;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::World;
+
+const CONFIG: &str = r#"
+[organization]
+name = "Example Ltd"
+
+[[collector]]
+name = "procedures"
+kind = "policy-document"
+schedule = "0 3 * * *"
+max_age = "2d"
+paths = ["procedures"]
+
+[[collector]]
+name = "runbooks"
+kind = "policy-document"
+schedule = "0 3 * * *"
+max_age = "2d"
+paths = ["runbooks"]
+"#;
+
+const ALL: [ReportFormat; 5] = [
+    ReportFormat::Html,
+    ReportFormat::Md,
+    ReportFormat::Csv,
+    ReportFormat::Json,
+    ReportFormat::Oscal,
+];
+
+fn oct(day: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 10, day, hour, 0, 0).unwrap()
+}
+
+async fn at(w: &World, now: DateTime<Utc>) -> Annexa {
+    Annexa::open_with_clock(w.loaded_config(&[]), Arc::new(FixedClock(now)))
+        .await
+        .unwrap()
+}
+
+/// October 2026: `procedures` collected every day at 03:00, `runbooks` until the 20th.
+async fn october(w: &World) {
+    w.config(CONFIG);
+    w.write(
+        "procedures/incident.md",
+        &common::procedure("PROC-1", "2026-09-01"),
+    );
+    w.write(
+        "runbooks/restore.md",
+        &common::procedure("RUN-1", "2026-09-01"),
+    );
+    for day in 1..=31 {
+        let app = at(w, oct(day, 3) + Duration::minutes(1)).await;
+        for name in ["procedures", "runbooks"] {
+            if name == "runbooks" && day > 20 {
+                continue;
+            }
+            let config = app.config.collector(name).unwrap();
+            let outcome = annexa::runner::run_collector(&app, config, Some(oct(day, 3)))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(outcome.succeeded(), "{:?}", outcome.run.error);
+        }
+    }
+}
+
+/// The October report, made on November 2nd as the records stood at the end of October.
+async fn october_report(w: &World, out: &Path) -> Bundle {
+    let app = at(w, Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()).await;
+    let period = (
+        oct(1, 0),
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+    );
+    annexa::report::write_bundle(&app, Some(period), &ALL, Some(out), Some(period.1))
+        .await
+        .unwrap()
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap()
+}
+
+fn python(script: &str, args: &[&Path]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs (scripts/test installs what the tests need)");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The text of one section of the Markdown report, up to the next `## `.
+fn md_section<'a>(md: &'a str, heading: &str) -> &'a str {
+    let start = md.find(heading).unwrap_or_else(|| panic!("no {heading}"));
+    let rest = &md[start + heading.len()..];
+    &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+}
+
+#[tokio::test]
+async fn a_collector_that_stopped_is_flagged_stale_in_every_format() {
+    let w = World::new();
+    october(&w).await;
+    let bundle = october_report(&w, &w.path("out")).await;
+    let dir = &bundle.dir;
+
+    // The model: runbooks went stale on the 22nd at 03:01 (its last snapshot of the 20th plus
+    // two days); procedures met 31 of 31 slots, runbooks 20.
+    let json: serde_json::Value = serde_json::from_str(&read(dir, "report.json")).unwrap();
+    let stale: Vec<&serde_json::Value> = json["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["kind"] == "stale")
+        .collect();
+    assert_eq!(stale.len(), 1, "{}", json["gaps"]);
+    assert_eq!(stale[0]["collector"], "runbooks");
+    assert_eq!(stale[0]["since"], "2026-10-22T03:01:00Z");
+    let a524 = json["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "A.5.24")
+        .unwrap();
+    assert_eq!(a524["status"], "stale");
+    let coverage: BTreeMap<String, (u64, u64)> = a524["coverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["collector"].as_str().unwrap().to_string(),
+                (
+                    c["present"].as_u64().unwrap(),
+                    c["expected"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(coverage["procedures"], (31, 31));
+    assert_eq!(coverage["runbooks"], (20, 31));
+    assert_eq!(json["ledger"]["tree_size"], 51);
+
+    // Markdown and HTML: in the stale-and-missing section, before the controls.
+    let md = read(dir, "report.md");
+    let section = md_section(&md, "## Stale and missing evidence");
+    assert!(
+        section
+            .lines()
+            .any(|l| l.starts_with("| runbooks |") && l.contains("| stale |")),
+        "{section}"
+    );
+    // procedures only lacked evidence before its first snapshot, on the 1st at 03:01.
+    let procedures: Vec<&str> = section
+        .lines()
+        .filter(|l| l.starts_with("| procedures |"))
+        .collect();
+    assert_eq!(procedures.len(), 1, "{section}");
+    assert!(procedures[0].contains("| lapsed | 2026-10-01T00:00:00Z | 2026-10-01T03:01:00Z |"));
+    let html = read(dir, "report.html");
+    let gaps = &html[html.find("id=\"stale-and-missing\"").unwrap()..];
+    let gaps = &gaps[..gaps.find("</section>").unwrap()];
+    assert!(
+        gaps.contains("<td>runbooks</td><td>A.5.24</td><td class=\"status\">stale</td>"),
+        "{gaps}"
+    );
+    assert!(!html.contains("<script"), "no script is needed to read it");
+    assert!(!html.contains("src=\"http"), "no external asset");
+    assert_eq!(html.matches("<svg").count(), 2, "two inline charts");
+
+    // CSV, read by Python's csv module into the expected rows.
+    let rows = python(
+        "import csv, json, sys\n\
+         gaps = list(csv.DictReader(open(sys.argv[1], newline='')))\n\
+         controls = list(csv.DictReader(open(sys.argv[2], newline='')))\n\
+         evidence = list(csv.DictReader(open(sys.argv[3], newline='')))\n\
+         print(json.dumps({'stale': [(g['collector'], g['controls'], g['since']) for g in gaps if g['gap'] == 'stale'],\n\
+                           'controls': {c['control']: c['status'] for c in controls},\n\
+                           'evidence': [(e['collector'], e['sha256'], e['fresh']) for e in evidence]}))",
+        &[
+            &dir.join("gaps.csv"),
+            &dir.join("controls.csv"),
+            &dir.join("evidence.csv"),
+        ],
+    );
+    let rows: serde_json::Value = serde_json::from_str(&rows).unwrap();
+    assert_eq!(
+        rows["stale"],
+        serde_json::json!([["runbooks", "A.5.24", "2026-10-22T03:01:00Z"]])
+    );
+    for c in json["controls"].as_array().unwrap() {
+        assert_eq!(rows["controls"][c["id"].as_str().unwrap()], c["status"]);
+    }
+    let expected: Vec<serde_json::Value> = json["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::json!([e["collector"], e["sha256"], e["fresh"].to_string()]))
+        .collect();
+    assert_eq!(rows["evidence"], serde_json::Value::Array(expected));
+
+    // OSCAL: A.5.24 is not satisfied and says why; each snapshot is an observation whose
+    // evidence points at a back-matter resource carrying the object's SHA-256.
+    let oscal: serde_json::Value =
+        serde_json::from_str(&read(dir, "oscal-assessment-results.json")).unwrap();
+    let result = &oscal["assessment-results"]["results"][0];
+    let finding = result["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["target"]["target-id"] == "A.5.24")
+        .unwrap();
+    assert_eq!(finding["target"]["status"]["state"], "not-satisfied");
+    assert!(
+        finding["description"]
+            .as_str()
+            .unwrap()
+            .contains("stale evidence (runbooks)"),
+        "{}",
+        finding["description"]
+    );
+    let observations = result["observations"].as_array().unwrap();
+    // 31 + 20 snapshots of the collectors, 51 run manifests of the custody log.
+    assert_eq!(observations.len(), 102);
+    let resources = oscal["assessment-results"]["back-matter"]["resources"]
+        .as_array()
+        .unwrap();
+    let first_evidence = &observations[0]["relevant-evidence"][0]["href"];
+    let resource = resources
+        .iter()
+        .find(|r| format!("#{}", r["uuid"].as_str().unwrap()) == *first_evidence)
+        .expect("relevant evidence points at a back-matter resource");
+    assert_eq!(resource["rlinks"][0]["hashes"][0]["algorithm"], "SHA-256");
+    let sha = resource["rlinks"][0]["hashes"][0]["value"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        resource["rlinks"][0]["href"].as_str().unwrap(),
+        format!("objects/sha256/{}/{sha}", &sha[..2])
+    );
+}
+
+#[tokio::test]
+async fn the_oscal_output_validates_with_compliance_trestle() {
+    let w = World::new();
+    october(&w).await;
+    let bundle = october_report(&w, &w.path("out")).await;
+    let out = python(
+        "import json, sys\n\
+         from trestle.oscal.assessment_results import AssessmentResults\n\
+         doc = json.load(open(sys.argv[1]))['assessment-results']\n\
+         ar = AssessmentResults.model_validate(doc)\n\
+         r = ar.results[0]\n\
+         print(len(r.observations), len(r.findings), len(ar.back_matter.resources))",
+        &[&bundle.dir.join("oscal-assessment-results.json")],
+    );
+    let counts: Vec<usize> = out.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert_eq!(counts[0], 102);
+    assert_eq!(counts[1], 10, "a finding per control of the catalog");
+    assert!(counts[2] > 3, "{out}");
+}
+
+#[tokio::test]
+async fn the_same_inputs_give_byte_identical_bundles() {
+    let w = World::new();
+    october(&w).await;
+    let a = october_report(&w, &w.path("out-a")).await;
+    let b = october_report(&w, &w.path("out-b")).await;
+    assert_eq!(a.id, b.id);
+    let names = |bundle: &Bundle| -> Vec<String> {
+        bundle
+            .paths
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names(&a).len(), 10);
+    assert_eq!(names(&a), names(&b));
+    for (pa, pb) in a.paths.iter().zip(&b.paths) {
+        assert!(
+            std::fs::read(pa).unwrap() == std::fs::read(pb).unwrap(),
+            "{} differs",
+            pa.display()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_bundle_is_signed_stored_and_recorded() {
+    let w = World::new();
+    october(&w).await;
+    let bundle = october_report(&w, &w.path("out")).await;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read(&bundle.dir, "manifest.json")).unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 8);
+    for f in files {
+        let bytes = std::fs::read(bundle.dir.join(f["name"].as_str().unwrap())).unwrap();
+        assert_eq!(
+            f["sha256"].as_str().unwrap(),
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+        );
+    }
+    // The signature: a signed note over the manifest's SHA-256, by the ledger's key.
+    let app = at(&w, Utc.with_ymd_and_hms(2026, 11, 3, 0, 0, 0).unwrap()).await;
+    let verifier = Verifier::parse(&read(w.path("keys").as_path(), "annexa.key.pub")).unwrap();
+    let note = SignedNote::parse(&read(&bundle.dir, "manifest.json.sig")).unwrap();
+    assert_eq!(
+        note.verified_by(std::slice::from_ref(&verifier))
+            .unwrap()
+            .len(),
+        1
+    );
+    let manifest_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        std::fs::read(bundle.dir.join("manifest.json")).unwrap(),
+    ));
+    assert!(note.text.ends_with(&format!("sha256 {manifest_sha}\n")));
+    assert_eq!(manifest["checkpoint"]["key_id"], verifier.id_hex());
+
+    // Stored as evidence, byte for byte, and recorded in the ledger.
+    for p in &bundle.paths {
+        let name = p.file_name().unwrap().to_string_lossy();
+        let stored = app
+            .store
+            .read(&format!("reports/{}/{name}", bundle.id))
+            .await
+            .unwrap();
+        assert_eq!(stored, std::fs::read(p).unwrap(), "{name}");
+    }
+    let event = app
+        .db
+        .latest_audit_event("report-generated")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.subject, bundle.id);
+    assert!(event.details.contains(&manifest_sha));
+    // The key was recorded when it first signed.
+    let keys = app.db.keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        (keys[0].id.as_str(), keys[0].state.as_str()),
+        (verifier.id_hex().as_str(), "active")
+    );
+}
+
+#[tokio::test]
+async fn a_lost_signing_key_is_not_silently_replaced() {
+    let w = World::new();
+    october(&w).await;
+    october_report(&w, &w.path("out")).await;
+    std::fs::rename(w.path("keys/annexa.key"), w.path("keys/moved.key")).unwrap();
+    let app = at(&w, Utc.with_ymd_and_hms(2026, 11, 3, 0, 0, 0).unwrap()).await;
+    let err = annexa::report::write_bundle(&app, None, &ALL, Some(&w.path("out")), None)
+        .await
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("is not at") && msg.contains("restore"),
+        "{msg}"
+    );
+    assert!(!w.path("keys/annexa.key").exists(), "no new key was made");
+}
+
+/// Chromium: the HTML renders, the stale section is visible on screen and in print, and a
+/// screenshot is kept in `target/test-artifacts/`.
+#[tokio::test]
+async fn the_html_report_renders_in_headless_chromium() {
+    let w = World::new();
+    october(&w).await;
+    let bundle = october_report(&w, &w.path("out")).await;
+    let html = bundle.dir.join("report.html");
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join(format!("report-{:?}.png", common::backend()));
+    let _ = std::fs::remove_file(&screenshot);
+    let pdf = w.path("report.pdf");
+    let chromium = |args: &[String]| {
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", w.path("chromium").display()))
+            .args(args)
+            .output()
+            .expect("chromium runs (scripts/test installs Debian's chromium)");
+        assert!(
+            out.status.success(),
+            "chromium failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let url = format!("file://{}", html.display());
+    chromium(&[
+        "--window-size=1280,2000".into(),
+        format!("--screenshot={}", screenshot.display()),
+        url.clone(),
+    ]);
+    let png = std::fs::read(&screenshot).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(png.len() > 50_000, "a rendered page, not a blank one");
+
+    // What the browser built: the stale row is in the parsed document.
+    let dom = chromium(&["--dump-dom".into(), url.clone()]);
+    let gaps = &dom[dom.find("id=\"stale-and-missing\"").unwrap()..];
+    assert!(gaps[..gaps.find("</section>").unwrap()].contains("runbooks"));
+
+    // What a reader sees: printed to PDF, the text carries the section and the stale row.
+    chromium(&[
+        "--no-pdf-header-footer".into(),
+        format!("--print-to-pdf={}", pdf.display()),
+        url,
+    ]);
+    let text = Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs (scripts/test installs poppler-utils)");
+    let text = String::from_utf8_lossy(&text.stdout);
+    let section = &text[text
+        .find("Stale and missing evidence")
+        .expect("section printed")..];
+    let section = &section[..section.find("Controls at the end of the period").unwrap()];
+    assert!(
+        section
+            .lines()
+            .any(|l| l.contains("runbooks") && l.contains("stale")),
+        "{section}"
+    );
+}
