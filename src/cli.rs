@@ -65,8 +65,31 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Integrity check of the store, the database and the ledger.
-    Verify,
+    /// Integrity check of the store, the database, the ledger and the checkpoints; or, with
+    /// --bundle, of a report bundle alone (no database, no store).
+    Verify {
+        /// A checkpoint (signed note) you trust: the ledger must extend it.
+        #[arg(long, conflicts_with = "bundle")]
+        trusted: Option<PathBuf>,
+        /// A report bundle folder to verify offline.
+        #[arg(long, requires = "keys")]
+        bundle: Option<PathBuf>,
+        /// The verifier file (`annexa keys export`) to check the bundle's signature with.
+        #[arg(long, requires = "bundle")]
+        keys: Option<PathBuf>,
+    },
+    /// Signing keys: generate, rotate, revoke, list, export the verifier file for auditors.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Sign a checkpoint of the ledger and publish it (to the store and `[ledger] publish`).
+    Checkpoint {
+        /// Accept that the database was restored from an older copy and the history after it
+        /// is lost (recorded as an audit event with REASON); annexa then appends again.
+        #[arg(long, value_name = "REASON")]
+        acknowledge_rollback: Option<String>,
+    },
     /// Record a heartbeat of an external job, e.g. in a crontab line:
     /// `pg_dump … && annexa ping db-backup || annexa ping db-backup --fail`.
     Ping {
@@ -81,6 +104,20 @@ pub enum Command {
         #[arg(long, short)]
         message: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// A first signing key, or a new one after the active key was revoked.
+    Generate,
+    /// Replace the active key; the old one is retired and co-signs one checkpoint.
+    Rotate,
+    /// Revoke a key (e.g. compromised): it never signs again.
+    Revoke { id: String },
+    /// The keys annexa knows, with their states.
+    List,
+    /// The verifier file auditors check signatures with (to FILE, or stdout).
+    Export { file: Option<PathBuf> },
 }
 
 fn parse_day(s: &str) -> Option<DateTime<Utc>> {

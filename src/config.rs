@@ -130,6 +130,7 @@ struct RawDatabase {
 struct RawLedger {
     origin: Option<String>,
     key_file: Option<PathBuf>,
+    publish: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -218,6 +219,17 @@ pub struct LedgerConfig {
     /// The checkpoint origin line (C2SP tlog-checkpoint).
     pub origin: String,
     pub key_file: PathBuf,
+    /// The second place checkpoints are published to, beside the store.
+    pub publish: Option<Publish>,
+}
+
+/// Where checkpoints are published besides the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Publish {
+    /// A folder (e.g. a mounted share another team owns).
+    Dir(PathBuf),
+    /// A URL checkpoints are PUT under (`<url>/<date>/<tree size>`).
+    Url(String),
 }
 
 #[derive(Debug, Clone)]
@@ -416,6 +428,13 @@ impl Config {
                     .key_file
                     .unwrap_or_else(|| PathBuf::from("keys/annexa.key")),
             ),
+            publish: raw.ledger.publish.map(|p| {
+                if p.starts_with("https://") || p.starts_with("http://") {
+                    Publish::Url(p.trim_end_matches('/').to_string())
+                } else {
+                    Publish::Dir(resolve(Path::new(&p)))
+                }
+            }),
         };
 
         let report_dir = resolve(

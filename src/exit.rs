@@ -29,8 +29,19 @@ impl Exit {
                     Some(crate::heartbeats::PingError::UnknownJob { .. })
                 )
         };
+        let integrity = |c: &(dyn std::error::Error + 'static)| {
+            matches!(
+                c.downcast_ref::<crate::checkpoint::CheckpointError>(),
+                Some(
+                    crate::checkpoint::CheckpointError::Rollback { .. }
+                        | crate::checkpoint::CheckpointError::Inconsistent { .. }
+                )
+            )
+        };
         if e.chain().any(usage) {
             Exit::Usage
+        } else if e.chain().any(integrity) {
+            Exit::Integrity
         } else {
             Exit::Runtime
         }

@@ -92,12 +92,16 @@ impl NoteKey {
 
     /// Signs `text` (which ends with a newline) as a C2SP signed note.
     pub fn sign_note(&self, text: &str) -> String {
+        sign_note(text, &[self])
+    }
+
+    /// This key's signature line over `text`.
+    fn signature_line(&self, text: &str) -> String {
         use ed25519_dalek::Signer;
-        debug_assert!(text.ends_with('\n'));
         let signature = self.key.sign(text.as_bytes());
         let mut raw = self.key_id().to_vec();
         raw.extend_from_slice(&signature.to_bytes());
-        format!("{text}\n\u{2014} {} {}\n", self.name, BASE64.encode(raw))
+        format!("\u{2014} {} {}\n", self.name, BASE64.encode(raw))
     }
 
     /// Writes `<path>` (private, mode 0600, never overwritten) and `<path>.pub` (verifier).
@@ -118,75 +122,14 @@ impl NoteKey {
     }
 }
 
-/// The key annexa signs with: the key file of the config, which must be the keys table's
-/// active key. On first use (no key file, no key recorded) a key is generated, written 0600 and
-/// recorded, with an audit event. A key file that went missing, or that is not the active key,
-/// is an error: annexa never silently starts signing with another key.
-pub async fn signing_key(app: &crate::Annexa) -> anyhow::Result<NoteKey> {
-    use anyhow::{Context, bail};
-    let path = &app.config.ledger.key_file;
-    let keys = app.db.keys().await?;
-    let active = keys.iter().find(|k| k.state == "active");
-    let key = if path.exists() {
-        NoteKey::read(path).map_err(|e| {
-            anyhow::anyhow!(
-                "the signing key file {} cannot be read: {e}; restore it from your backup",
-                path.display()
-            )
-        })?
-    } else if let Some(active) = active {
-        bail!(
-            "the active signing key {} is not at {}: restore the file from your backup, or replace \
-             the key with `annexa keys rotate`",
-            active.id,
-            path.display()
-        );
-    } else {
-        let key = NoteKey::generate(&app.config.ledger.origin)?;
-        key.write_new(path)
-            .with_context(|| format!("cannot write the signing key to {}", path.display()))?;
-        key
-    };
-    let id = hex::encode(key.key_id());
-    match (active, keys.iter().find(|k| k.id == id)) {
-        (Some(active), _) if active.id == id => {}
-        (Some(active), _) => bail!(
-            "the key file {} holds key {id}, but the active signing key is {}: restore the right \
-             file, or replace the key with `annexa keys rotate`",
-            path.display(),
-            active.id
-        ),
-        (None, Some(known)) => bail!(
-            "the key file {} holds key {id}, which is {}: it never signs again; create a new key \
-             with `annexa keys generate`",
-            path.display(),
-            known.state
-        ),
-        (None, None) => {
-            let now = app.clock.now();
-            app.db
-                .insert_key(&crate::db::KeyRow {
-                    id: id.clone(),
-                    name: key.name.clone(),
-                    verifier: key.verifier_text(),
-                    state: "active".into(),
-                    created_at: now,
-                    retired_at: None,
-                    revoked_at: None,
-                })
-                .await?;
-            app.db
-                .record_audit_event(
-                    "annexa",
-                    "key-activated",
-                    &id,
-                    serde_json::json!({"verifier": key.verifier_text()}),
-                    now,
-                )
-                .await?;
-        }
+/// Signs `text` (which ends with a newline) as a C2SP signed note, by each key in turn.
+pub fn sign_note(text: &str, keys: &[&NoteKey]) -> String {
+    debug_assert!(text.ends_with('\n'));
+    let mut note = format!("{text}\n");
+    for key in keys {
+        note.push_str(&key.signature_line(text));
     }
-    Ok(key)
+    note
 }
 
 /// `<name>+<hex id>+<base64(0x01 ‖ 32 bytes)>` → its parts, the 32 bytes without the

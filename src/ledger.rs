@@ -60,6 +60,46 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// A growing tree's right edge: the roots of its perfect subtrees, largest first. Appending a
+/// leaf and reading the root are O(log n), so every tree head along a ledger comes in one pass.
+#[derive(Debug, Clone, Default)]
+pub struct Frontier {
+    size: u64,
+    /// (height, root) of each perfect subtree, left to right.
+    subtrees: Vec<(u32, Hash)>,
+}
+
+impl Frontier {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn push(&mut self, leaf: Hash) {
+        let mut node = (0, leaf);
+        while let Some(&(height, left)) = self.subtrees.last() {
+            if height != node.0 {
+                break;
+            }
+            self.subtrees.pop();
+            node = (height + 1, node_hash(&left, &node.1));
+        }
+        self.subtrees.push(node);
+        self.size += 1;
+    }
+
+    /// The RFC 6962 tree hash of the leaves pushed so far.
+    pub fn root(&self) -> Hash {
+        let mut subtrees = self.subtrees.iter().rev();
+        let Some(&(_, mut acc)) = subtrees.next() else {
+            return Sha256::digest([]).into();
+        };
+        for (_, left) in subtrees {
+            acc = node_hash(left, &acc);
+        }
+        acc
+    }
+}
+
 /// The largest power of two strictly below `n` (n ≥ 2).
 fn split_point(n: usize) -> usize {
     let k = n.next_power_of_two() / 2;
@@ -106,6 +146,18 @@ mod tests {
                 *expected,
                 "tree size {size}"
             );
+        }
+    }
+
+    #[test]
+    fn the_frontier_gives_the_same_root_as_the_whole_tree_at_every_size() {
+        let leaves: Vec<Hash> = (0..300u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut frontier = Frontier::default();
+        assert_eq!(frontier.root(), root(&[]));
+        for (i, leaf) in leaves.iter().enumerate() {
+            frontier.push(*leaf);
+            assert_eq!(frontier.size(), i as u64 + 1);
+            assert_eq!(frontier.root(), root(&leaves[..=i]), "size {}", i + 1);
         }
     }
 

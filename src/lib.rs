@@ -9,17 +9,20 @@
 //! - `config.rs`: `annexa.toml` + `ANNEXA_…__…` environment, validated into [`config::Config`].
 //! - `store/`: the content-addressed, write-once evidence store (`fs`, `s3`).
 //! - `db/`: runs, evidence, findings, ledger and audit events on SQLite or PostgreSQL.
-//! - `ledger.rs`: the RFC 6962 Merkle tree; `canonical.rs`: canonical JSON for hashed records.
+//! - `ledger.rs`: the RFC 6962 Merkle tree; `canonical.rs`: canonical JSON for hashed records;
+//!   `checkpoint.rs`: signed tree heads, checked against history and published.
 //! - `runner.rs`: one collection run, end to end; `registry.rs`: config → collector.
 //! - `controls/`: the catalog and the pure evaluation; `status.rs` gathers its inputs.
 //! - `report.rs`: gathers a report's inputs for a period (the model and renderers are in
 //!   `annexa-reports`); `commands/report.rs` writes, signs and stores the bundle.
-//! - `verify.rs`: the integrity check of store, database and ledger; `keys.rs`: signing keys.
+//! - `verify.rs`: the integrity check of store, database and ledger; `keys.rs`: the signed-note
+//!   key and note formats; `keyring.rs`: the keys' life (generate, rotate, revoke, export).
 //! - `heartbeats.rs`: recording pings and reading heartbeats (jobs' pings and annexa's runs).
 //! - The collectors live in the `annexa-collectors` crate, the report model and renderers in
 //!   `annexa-reports`.
 
 pub mod canonical;
+pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -27,6 +30,7 @@ pub mod controls;
 pub mod db;
 pub mod exit;
 pub mod heartbeats;
+pub mod keyring;
 pub mod keys;
 pub mod ledger;
 pub mod registry;

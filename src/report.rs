@@ -1,8 +1,9 @@
 //! Reports: gathers what a report is made of from the database and the store (the I/O half;
 //! the `annexa-reports` crate builds the model from it and renders it), then writes the
 //! bundle: the files, a `manifest.json` with the SHA-256 of each, and `manifest.json.sig`, a
-//! signed note over the manifest's SHA-256. The bundle is stored as evidence under
-//! `reports/<id>/` and recorded with an audit event.
+//! signed note over the manifest's SHA-256. The bundle is evidence too: each file is stored
+//! content-addressed (streamed, like any object), the manifest and its signature under
+//! `reports/<id>/`, and an audit event records the manifest's hash in the ledger.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -17,7 +18,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 
 use crate::Annexa;
 use crate::controls::CUSTODY;
-use crate::db::{EvidenceRow, RunRow};
+use crate::db::{ObjectRow, RunRow};
 use crate::keys::NoteKey;
 use crate::runner::load_facts;
 use crate::{ledger, registry};
@@ -51,7 +52,7 @@ fn run_input(run: &RunRow, items: Vec<ItemInput>) -> RunInput {
     }
 }
 
-fn item(e: EvidenceRow) -> ItemInput {
+fn item(e: ObjectRow) -> ItemInput {
     ItemInput {
         name: e.name,
         role: e.role,
@@ -60,6 +61,49 @@ fn item(e: EvidenceRow) -> ItemInput {
         sha256: e.sha256,
         object_key: e.object_key,
     }
+}
+
+/// The checkpoint a report is anchored to: the newest one published by `as_of`; when there is
+/// none yet, the tree head at `as_of`, signed for this report.
+async fn ledger_head(
+    app: &Annexa,
+    as_of: DateTime<Utc>,
+    key: &NoteKey,
+) -> anyhow::Result<LedgerHead> {
+    if let Some(c) = app.db.latest_checkpoint(as_of).await? {
+        let key_name = crate::keys::SignedNote::parse(&c.note)
+            .ok()
+            .and_then(|n| {
+                n.signatures
+                    .into_iter()
+                    .find(|(_, id, _)| hex::encode(id) == c.key_id)
+                    .map(|(name, _, _)| name)
+            })
+            .unwrap_or_default();
+        return Ok(LedgerHead {
+            origin: c.origin,
+            tree_size: c.tree_size as u64,
+            root_hash: c.root_hash,
+            key_name,
+            key_id: c.key_id,
+            checkpoint: c.note,
+            published: Some(c.object_key),
+        });
+    }
+    let leaves = ledger::decode_leaves(&app.db.leaves_until(as_of).await?)
+        .map_err(|e| anyhow::anyhow!("{e}; run `annexa verify`"))?;
+    let root = ledger::root(&leaves);
+    let body = ledger::checkpoint_text(&app.config.ledger.origin, leaves.len() as u64, &root);
+    use base64::Engine;
+    Ok(LedgerHead {
+        origin: app.config.ledger.origin.clone(),
+        tree_size: leaves.len() as u64,
+        root_hash: base64::engine::general_purpose::STANDARD.encode(root),
+        key_name: key.name.clone(),
+        key_id: hex::encode(key.key_id()),
+        checkpoint: key.sign_note(&body),
+        published: None,
+    })
 }
 
 /// Everything the report over `[from, to)` needs, as the records stood at `as_of` (the end of
@@ -74,19 +118,35 @@ pub async fn gather(
     key: &NoteKey,
 ) -> anyhow::Result<ReportInput> {
     let end = to.min(as_of);
-    let status = crate::status::status(app, end).await?;
-
-    // Evidence rows are written before their run finishes; a day's margin catches the rows of
-    // runs that finished just after `from`.
+    let t0 = std::time::Instant::now();
+    // The big reads run side by side, each on its own connection. Evidence rows are written
+    // before their run finishes; a day's margin catches the rows of runs that finished just
+    // after `from`.
+    let (status, objects, period_runs, ledger) = tokio::try_join!(
+        async { Ok::<_, anyhow::Error>(crate::status::status(app, end).await?) },
+        async {
+            Ok(app
+                .db
+                .objects_between(from - Duration::days(1), end)
+                .await?)
+        },
+        async { Ok(app.db.runs_between(from, end).await?) },
+        ledger_head(app, end, key),
+    )?;
+    eprintln!("PROFILE g.reads {:?}", t0.elapsed());
     let mut items: HashMap<String, Vec<ItemInput>> = HashMap::new();
-    for e in app
-        .db
-        .evidence_between(from - Duration::days(1), end)
-        .await?
-    {
+    for e in objects {
         items.entry(e.run_id.clone()).or_default().push(item(e));
     }
+    for run_items in items.values_mut() {
+        run_items.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    eprintln!("PROFILE g.objects {:?}", t0.elapsed());
     let before = from - Duration::microseconds(1);
+    let mut runs_of: HashMap<&str, Vec<&RunRow>> = HashMap::new();
+    for run in &period_runs {
+        runs_of.entry(run.collector.as_str()).or_default().push(run);
+    }
     let specs = app.config.job_specs();
     let mut collectors = Vec::new();
     for config in &app.config.collectors {
@@ -104,9 +164,26 @@ pub async fn gather(
         if let Some(prior) = app.db.latest_run(&config.name, before, true).await? {
             runs.push(run_input(&prior, Vec::new()));
         }
-        for run in app.db.runs_between(Some(&config.name), from, end).await? {
+        let in_period = runs_of.remove(config.name.as_str()).unwrap_or_default();
+        // Slots count from the collector's first run: none were due before it was set up.
+        let since = if app
+            .db
+            .latest_run(&config.name, before, false)
+            .await?
+            .is_some()
+        {
+            from
+        } else {
+            in_period
+                .iter()
+                .map(|r| r.slot_time().unwrap_or(r.started_at))
+                .min()
+                .unwrap_or(from)
+                .max(from)
+        };
+        for run in in_period {
             let run_items = items.remove(&run.id).unwrap_or_default();
-            runs.push(run_input(&run, run_items));
+            runs.push(run_input(run, run_items));
         }
         let mut figures = Vec::new();
         if let Some(newest) = app.db.latest_run(&config.name, end, true).await? {
@@ -117,11 +194,6 @@ pub async fn gather(
                 figures = collector.figures(&facts, from, to);
             }
         }
-        // Slots count from the collector's first run: none were due before it was set up.
-        let since = match app.db.first_run(&config.name).await? {
-            Some(first) => first.max(from),
-            None => from,
-        };
         let slots = specs
             .iter()
             .find(|s| s.name == config.name)
@@ -142,6 +214,7 @@ pub async fn gather(
         });
     }
 
+    eprintln!("PROFILE g.collectors {:?}", t0.elapsed());
     // The custody log: every run manifest is evidence that collection itself works.
     let custody_controls = app.config.catalog.controls_for_kind(CUSTODY);
     if !custody_controls.is_empty() {
@@ -168,8 +241,8 @@ pub async fn gather(
         if let Some(prior) = app.db.latest_manifest(before).await? {
             runs.push(run_input(&prior, Vec::new()));
         }
-        for run in app.db.runs_between(None, from, end).await? {
-            let mut r = run_input(&run, manifest(&run));
+        for run in &period_runs {
+            let mut r = run_input(run, manifest(run));
             // A failed collection still leaves a manifest: the custody log itself worked.
             r.succeeded = run.manifest_key.is_some();
             runs.push(r);
@@ -186,20 +259,7 @@ pub async fn gather(
         });
     }
 
-    let leaves = ledger::decode_leaves(&app.db.leaves_until(end).await?)
-        .map_err(|e| anyhow::anyhow!("{e}; run `annexa verify`"))?;
-    let root = ledger::root(&leaves);
-    let body = ledger::checkpoint_text(&app.config.ledger.origin, leaves.len() as u64, &root);
-    use base64::Engine;
-    let ledger = LedgerHead {
-        origin: app.config.ledger.origin.clone(),
-        tree_size: leaves.len() as u64,
-        root_hash: base64::engine::general_purpose::STANDARD.encode(root),
-        key_name: key.name.clone(),
-        key_id: hex::encode(key.key_id()),
-        checkpoint: key.sign_note(&body),
-    };
-
+    eprintln!("PROFILE g.custody {:?}", t0.elapsed());
     Ok(ReportInput {
         organization: app.config.organization.clone(),
         from,
@@ -233,33 +293,56 @@ struct BundleFile {
     name: String,
     sha256: String,
     size: u64,
+    /// Where the store keeps this file.
+    object_key: String,
 }
 
-type Renderer = fn(&annexa_reports::Report, &mut Vec<u8>) -> std::io::Result<()>;
+/// Hashes what is written to it, and keeps nothing.
+struct HashingSink(Sha256);
+
+impl Write for HashingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+type Renderer = fn(&annexa_reports::Report, &mut dyn Write) -> std::io::Result<()>;
 
 fn files_of(format: ReportFormat) -> Vec<(&'static str, Renderer)> {
     use annexa_reports as r;
     match format {
-        ReportFormat::Html => vec![("report.html", |m, o| r::render_html(m, o))],
-        ReportFormat::Md => vec![("report.md", |m, o| r::render_markdown(m, o))],
+        ReportFormat::Html => vec![("report.html", |m, mut o| r::render_html(m, &mut o))],
+        ReportFormat::Md => vec![("report.md", |m, mut o| r::render_markdown(m, &mut o))],
         ReportFormat::Csv => vec![
-            ("controls.csv", |m, o| r::render_controls_csv(m, o)),
-            ("gaps.csv", |m, o| r::render_gaps_csv(m, o)),
-            ("findings.csv", |m, o| r::render_findings_csv(m, o)),
-            ("evidence.csv", |m, o| r::render_evidence_csv(m, o)),
+            ("controls.csv", |m, mut o| r::render_controls_csv(m, &mut o)),
+            ("gaps.csv", |m, mut o| r::render_gaps_csv(m, &mut o)),
+            ("findings.csv", |m, mut o| r::render_findings_csv(m, &mut o)),
+            ("evidence.csv", |m, mut o| r::render_evidence_csv(m, &mut o)),
         ],
-        ReportFormat::Json => vec![("report.json", |m, o| r::render_json(m, o))],
-        ReportFormat::Oscal => vec![("oscal-assessment-results.json", |m, o| {
-            r::render_oscal(m, o)
+        ReportFormat::Json => vec![("report.json", |m, mut o| r::render_json(m, &mut o))],
+        ReportFormat::Oscal => vec![("oscal-assessment-results.json", |m, mut o| {
+            r::render_oscal(m, &mut o)
         })],
     }
 }
 
-/// Writes `bytes` to `dir/name` through a temporary file, so a reader never sees half a file.
-fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+/// Writes `dir/name` through a temporary file, so a reader never sees half a file.
+fn write_file(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+    write(&mut out)?;
+    out.flush()?;
+    drop(out);
     tmp.as_file().sync_all()?;
     // Reports are for reading: not the temporary file's 0600.
     #[cfg(unix)]
@@ -283,7 +366,7 @@ pub struct Bundle {
 
 /// Renders the report over `period` (default: the last full month before `as_of`) as the
 /// records stood at `as_of` (default: now), writes the bundle into `out/<id>/`, stores it
-/// under `reports/<id>/` and records a `report-generated` audit event.
+/// and records a `report-generated` audit event.
 pub async fn write_bundle(
     app: &Annexa,
     period: Option<(DateTime<Utc>, DateTime<Utc>)>,
@@ -300,21 +383,23 @@ pub async fn write_bundle(
             annexa_reports::time(to)
         );
     }
-    let key = crate::keys::signing_key(app).await?;
+    let key = crate::keyring::signing_key(app).await?;
+    let t0 = std::time::Instant::now();
     let input = gather(app, from, to, now, now, &key).await?;
+    eprintln!("PROFILE gather {:?}", t0.elapsed());
     let model = annexa_reports::build(&input);
     drop(input);
+    eprintln!("PROFILE build {:?}", t0.elapsed());
 
     // The id names the period and the content, so the same inputs give the same bundle.
-    let mut json_model = Vec::new();
-    annexa_reports::render_json(&model, &mut json_model)?;
+    let mut json_hash = HashingSink(Sha256::new());
+    annexa_reports::render_json(&model, &mut json_hash)?;
     let id = format!(
         "{}--{}-{}",
         from.format("%Y-%m-%d"),
         (to - chrono::Duration::seconds(1)).format("%Y-%m-%d"),
-        &hex::encode(Sha256::digest(&json_model))[..12]
+        &hex::encode(json_hash.0.finalize())[..12]
     );
-    drop(json_model);
 
     let root = out.map_or_else(|| app.config.report_dir.clone(), Path::to_path_buf);
     let dir = root.join(&id);
@@ -328,24 +413,42 @@ pub async fn write_bundle(
     let mut formats = formats.to_vec();
     formats.sort();
     formats.dedup();
-    let mut files = Vec::new();
-    let mut paths = Vec::new();
+    // Each file is rendered on its own thread; they are stored in order as they finish.
+    let model = std::sync::Arc::new(model);
+    let mut renders = Vec::new();
     for format in formats {
         for (name, render) in files_of(format) {
-            let mut bytes = Vec::new();
-            render(&model, &mut bytes)?;
-            paths.push(
-                write_file(&dir, name, &bytes)
-                    .with_context(|| format!("cannot write {} into {}", name, dir.display()))?,
-            );
-            app.store
-                .put_named(&format!("reports/{id}/{name}"), &bytes)
+            let (model, dir) = (model.clone(), dir.clone());
+            renders.push((
+                name,
+                tokio::task::spawn_blocking(move || {
+                    write_file(&dir, name, |out| render(&model, out))
+                }),
+            ));
+        }
+    }
+    let mut files = Vec::new();
+    let mut paths = Vec::new();
+    for (name, render) in renders {
+        {
+            let path = render
+                .await
+                .context("a report renderer stopped")?
+                .with_context(|| format!("cannot write {} into {}", name, dir.display()))?;
+            eprintln!("PROFILE render {name} {:?}", t0.elapsed());
+            // Streamed into the store, content-addressed like any evidence.
+            let stored = app
+                .store
+                .put_object(&annexa_collectors::Body::File(path.clone()))
                 .await?;
             files.push(BundleFile {
                 name: name.to_string(),
-                sha256: hex::encode(Sha256::digest(&bytes)),
-                size: bytes.len() as u64,
+                sha256: stored.sha256,
+                size: stored.size,
+                object_key: stored.key,
             });
+            paths.push(path);
+            eprintln!("PROFILE stored {name} {:?}", t0.elapsed());
         }
     }
 
@@ -368,7 +471,7 @@ pub async fn write_bundle(
         "{BUNDLE_FORMAT}\n{id}\nsha256 {manifest_sha256}\n"
     ));
     for (name, bytes) in [(MANIFEST, &manifest[..]), (SIGNATURE, signature.as_bytes())] {
-        paths.push(write_file(&dir, name, bytes)?);
+        paths.push(write_file(&dir, name, |out| out.write_all(bytes))?);
         app.store
             .put_named(&format!("reports/{id}/{name}"), bytes)
             .await?;
@@ -391,7 +494,7 @@ pub async fn write_bundle(
         id,
         dir,
         paths,
-        model,
+        model: std::sync::Arc::into_inner(model).expect("every renderer has finished"),
     })
 }
 

@@ -30,6 +30,7 @@ pub struct VerifyReport {
     pub bytes_hashed: u64,
     pub runs_checked: usize,
     pub ledger_size: usize,
+    pub checkpoints_checked: usize,
     /// The root recomputed from the leaf bytes (hex).
     pub ledger_root: String,
     pub violations: Vec<Violation>,
@@ -68,7 +69,8 @@ fn violation(
 }
 
 /// Checks everything; only I/O failures (an unreachable store or database) are errors.
-pub async fn verify(app: &Annexa) -> anyhow::Result<VerifyReport> {
+/// `trusted` is a checkpoint (signed note) the caller trusts; the ledger must extend it.
+pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<VerifyReport> {
     let evidence = app.db.all_evidence().await?;
     let runs = app.db.finished_runs().await?;
     let leaves = app.db.ledger().await?;
@@ -276,11 +278,13 @@ pub async fn verify(app: &Annexa) -> anyhow::Result<VerifyReport> {
             None => recomputed.push(stored),
         }
     }
+    let ledgered: BTreeSet<&str> = leaves
+        .iter()
+        .filter(|l| l.kind == "audit_event")
+        .map(|l| l.ref_id.as_str())
+        .collect();
     for e in &events {
-        if !leaves
-            .iter()
-            .any(|l| l.kind == "audit_event" && l.ref_id == e.id)
-        {
+        if !ledgered.contains(e.id.as_str()) {
             violations.push(violation(
                 "audit-event-unledgered",
                 format!("audit_events[{}]", e.id),
@@ -290,8 +294,14 @@ pub async fn verify(app: &Annexa) -> anyhow::Result<VerifyReport> {
         }
     }
 
+    // 4. Checkpoints: signed by a key valid at the time, consistent with the ledger and with
+    // each other, never replayed; the trusted one is extended.
+    let checkpoints_checked =
+        check_checkpoints(app, &recomputed, trusted, &mut violations, &mut notes).await?;
+
     Ok(VerifyReport {
         store: app.store.location(),
+        checkpoints_checked,
         objects_checked: hashed.len(),
         bytes_hashed,
         runs_checked: runs.len(),
@@ -328,4 +338,500 @@ fn check_row(
             row.size.to_string(),
         ));
     }
+}
+
+/// One checkpoint as found: where, when (as far as known), and its note.
+struct FoundCheckpoint {
+    location: String,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The date in its store key, for ordering.
+    date: Option<chrono::NaiveDate>,
+    note: String,
+}
+
+/// Checks every checkpoint in the store and the database, and the trusted one.
+async fn check_checkpoints(
+    app: &Annexa,
+    leaves: &[ledger::Hash],
+    trusted: Option<&str>,
+    all_violations: &mut Vec<Violation>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<usize> {
+    let mut found_violations = Vec::new();
+    let violations = &mut found_violations;
+    use crate::checkpoint::Body;
+    use crate::keys::SignedNote;
+
+    let keys = app.db.keys().await?;
+    let verifiers: Vec<(crate::keys::Verifier, &crate::db::KeyRow)> = keys
+        .iter()
+        .filter_map(|k| {
+            crate::keys::Verifier::parse(&k.verifier)
+                .ok()
+                .map(|v| (v, k))
+        })
+        .collect();
+    let rows = app.db.checkpoints().await?;
+    let mut found: Vec<FoundCheckpoint> = Vec::new();
+    let mut stored_notes: BTreeMap<String, String> = BTreeMap::new();
+    for key in app.store.list("ledger/checkpoints").await? {
+        let note = match app.store.read(&key).await {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => return Err(anyhow::anyhow!("reading {key}: {e}")),
+        };
+        let date = key
+            .split('/')
+            .nth(2)
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        stored_notes.insert(key.clone(), note.clone());
+        found.push(FoundCheckpoint {
+            at: rows
+                .iter()
+                .find(|r| r.object_key == key)
+                .map(|r| r.created_at),
+            location: key,
+            date,
+            note,
+        });
+    }
+    for row in &rows {
+        match stored_notes.get(&row.object_key) {
+            None => violations.push(violation(
+                "checkpoint-missing",
+                &row.object_key,
+                format!("the checkpoint of tree size {}", row.tree_size),
+                "not in the store",
+            )),
+            Some(n) if *n != row.note => violations.push(violation(
+                "checkpoint-altered",
+                &row.object_key,
+                "the note recorded in the database",
+                "another note",
+            )),
+            Some(_) => {}
+        }
+    }
+    if let Some(t) = trusted {
+        found.push(FoundCheckpoint {
+            location: "the trusted checkpoint".into(),
+            at: None,
+            date: None,
+            note: t.to_string(),
+        });
+    }
+
+    // Roots of the recomputed tree at every size a checkpoint names, in one pass.
+    let mut bodies: Vec<(usize, Body)> = Vec::new();
+    for (i, c) in found.iter().enumerate() {
+        let note = match SignedNote::parse(&c.note) {
+            Ok(n) => n,
+            Err(e) => {
+                violations.push(violation(
+                    "checkpoint-unreadable",
+                    &c.location,
+                    "a signed note",
+                    e,
+                ));
+                continue;
+            }
+        };
+        let signers: Vec<&(crate::keys::Verifier, &crate::db::KeyRow)> = verifiers
+            .iter()
+            .filter(|(v, _)| {
+                note.signatures
+                    .iter()
+                    .any(|(name, id, _)| *id == v.id && *name == v.name)
+            })
+            .collect();
+        if signers.is_empty() {
+            violations.push(violation(
+                "checkpoint-unknown-key",
+                &c.location,
+                "a signature by a key annexa recorded",
+                note.signatures
+                    .iter()
+                    .map(|(n, id, _)| format!("{n} {}", hex::encode(id)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
+            continue;
+        }
+        let only: Vec<crate::keys::Verifier> = signers.iter().map(|(v, _)| v.clone()).collect();
+        if let Err(e) = note.verified_by(&only) {
+            violations.push(violation(
+                "checkpoint-signature-invalid",
+                &c.location,
+                "a valid Ed25519 signature",
+                e,
+            ));
+            continue;
+        }
+        // A key signs validly only before it was revoked.
+        let signed_at = c.at.or_else(|| {
+            c.date
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        });
+        for (_, k) in &signers {
+            if let (Some(revoked), Some(at)) = (k.revoked_at, signed_at)
+                && at >= revoked
+            {
+                violations.push(violation(
+                    "checkpoint-signed-by-revoked-key",
+                    &c.location,
+                    format!(
+                        "a signature before key {} was revoked ({})",
+                        k.id,
+                        crate::db::ts(revoked)
+                    ),
+                    format!("signed {}", crate::db::ts(at)),
+                ));
+            }
+        }
+        match Body::parse(&note.text) {
+            Ok(b) => {
+                if b.origin != app.config.ledger.origin {
+                    violations.push(violation(
+                        "checkpoint-origin",
+                        &c.location,
+                        &app.config.ledger.origin,
+                        &b.origin,
+                    ));
+                }
+                if let Some(size) = c
+                    .location
+                    .rsplit('/')
+                    .next()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    && c.date.is_some()
+                    && size != b.size
+                {
+                    violations.push(violation(
+                        "checkpoint-replayed",
+                        &c.location,
+                        format!("tree size {size}"),
+                        format!("tree size {}", b.size),
+                    ));
+                }
+                bodies.push((i, b));
+            }
+            Err(e) => violations.push(violation(
+                "checkpoint-unreadable",
+                &c.location,
+                "origin, size, root",
+                e,
+            )),
+        }
+    }
+
+    // Published checkpoints only grow: a later date with a smaller tree is an old one replayed.
+    let mut dated: Vec<(chrono::NaiveDate, u64, &str)> = bodies
+        .iter()
+        .filter_map(|(i, b)| {
+            found[*i]
+                .date
+                .map(|d| (d, b.size, found[*i].location.as_str()))
+        })
+        .collect();
+    dated.sort();
+    let mut largest: Option<(u64, &str)> = None;
+    for (_, size, location) in &dated {
+        if let Some((max, at)) = largest
+            && *size < max
+        {
+            violations.push(violation(
+                "checkpoint-replayed",
+                *location,
+                format!("a tree of at least {max} leaves (published earlier at {at})"),
+                format!("tree size {size}"),
+            ));
+        }
+        if largest.is_none_or(|(max, _)| *size >= max) {
+            largest = Some((*size, location));
+        }
+    }
+    // Two checkpoints for one size must agree.
+    let mut by_size: BTreeMap<u64, (&str, &str)> = BTreeMap::new();
+    for (i, b) in &bodies {
+        match by_size.get(&b.size) {
+            Some((root, at)) if *root != b.root => violations.push(violation(
+                "checkpoint-conflict",
+                &found[*i].location,
+                format!("root {root} (as in {at})"),
+                format!("root {}", b.root),
+            )),
+            Some(_) => {}
+            None => {
+                by_size.insert(b.size, (&b.root, &found[*i].location));
+            }
+        }
+    }
+    // Each checkpoint is a prefix of the ledger: its root is the root of its first leaves.
+    let mut wanted: Vec<(u64, usize)> = bodies.iter().map(|(i, b)| (b.size, *i)).collect();
+    wanted.sort();
+    let mut frontier = ledger::Frontier::default();
+    let mut wanted = wanted.into_iter().peekable();
+    let check =
+        |frontier: &ledger::Frontier, i: usize, b: &Body, violations: &mut Vec<Violation>| {
+            use base64::Engine;
+            let actual = base64::engine::general_purpose::STANDARD.encode(frontier.root());
+            if actual != b.root {
+                violations.push(violation(
+                    "checkpoint-inconsistent",
+                    &found[i].location,
+                    format!("root {} at tree size {}", b.root, b.size),
+                    format!("root {actual} recomputed from the ledger"),
+                ));
+            }
+        };
+    let body_of = |i: usize| {
+        &bodies
+            .iter()
+            .find(|(j, _)| *j == i)
+            .expect("a parsed body")
+            .1
+    };
+    while let Some((0, i)) = wanted.peek().copied() {
+        check(&frontier, i, body_of(i), violations);
+        wanted.next();
+    }
+    for leaf in leaves {
+        frontier.push(*leaf);
+        while let Some((size, i)) = wanted.next_if(|(size, _)| *size == frontier.size()) {
+            debug_assert_eq!(size, frontier.size());
+            check(&frontier, i, body_of(i), violations);
+        }
+    }
+    for (size, i) in wanted {
+        violations.push(violation(
+            "ledger-rollback",
+            &found[i].location,
+            format!("a ledger of at least {size} leaves"),
+            format!(
+                "{} leaves: the database was restored from an older copy, or rows were deleted",
+                leaves.len()
+            ),
+        ));
+    }
+    // History an operator acknowledged losing (a restored database) is worth a note, not a
+    // violation: the audit event says who accepted it and why.
+    let acknowledged = crate::checkpoint::acknowledged_rollbacks(app).await?;
+    let size_at: BTreeMap<&str, u64> = bodies
+        .iter()
+        .map(|(i, b)| (found[*i].location.as_str(), b.size))
+        .collect();
+    for v in found_violations {
+        let lost = size_at.get(v.location.as_str()).is_some_and(|size| {
+            acknowledged
+                .iter()
+                .any(|(db_size, published)| size > db_size && size <= published)
+        });
+        if lost
+            && found
+                .iter()
+                .any(|c| c.location == v.location && c.date.is_some())
+        {
+            notes.push(format!(
+                "{} ({}): history lost in a rollback an operator acknowledged",
+                v.location, v.kind
+            ));
+        } else {
+            all_violations.push(v);
+        }
+    }
+    Ok(found.len())
+}
+
+/// Verifies a report bundle with nothing but its files and the verifier file: the signature on
+/// the manifest (by a key not revoked when the report was made), the manifest's hash, and the
+/// hash and size of every file it lists.
+pub fn verify_bundle(
+    dir: &std::path::Path,
+    keys: &[crate::keyring::TrustedKey],
+) -> anyhow::Result<VerifyReport> {
+    use crate::report::{BUNDLE_FORMAT, MANIFEST, SIGNATURE};
+    let mut violations = Vec::new();
+    let mut notes = Vec::new();
+    let mut report = VerifyReport {
+        store: format!("bundle {}", dir.display()),
+        objects_checked: 0,
+        bytes_hashed: 0,
+        runs_checked: 0,
+        ledger_size: 0,
+        checkpoints_checked: 0,
+        ledger_root: String::new(),
+        violations: Vec::new(),
+        notes: Vec::new(),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a folder; pass the folder `annexa report` wrote",
+            dir.display()
+        );
+    }
+    let read = |name: &str| std::fs::read(dir.join(name));
+    let (manifest, signature) = match (read(MANIFEST), read(SIGNATURE)) {
+        (Ok(m), Ok(s)) => (m, String::from_utf8_lossy(&s).into_owned()),
+        (m, s) => {
+            for (name, r) in [(MANIFEST, m.err()), (SIGNATURE, s.err())] {
+                if let Some(e) = r {
+                    violations.push(violation(
+                        "bundle-file-missing",
+                        name,
+                        "present",
+                        e.to_string(),
+                    ));
+                }
+            }
+            report.violations = violations;
+            return Ok(report);
+        }
+    };
+    let manifest_sha = hex::encode(Sha256::digest(&manifest));
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(&manifest).ok();
+    let generated_at = parsed
+        .as_ref()
+        .and_then(|m| m["generated_at"].as_str())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
+
+    match crate::keys::SignedNote::parse(&signature) {
+        Err(e) => violations.push(violation(
+            "bundle-signature-unreadable",
+            SIGNATURE,
+            "a signed note",
+            e,
+        )),
+        Ok(note) => {
+            let verifiers: Vec<crate::keys::Verifier> =
+                keys.iter().map(|k| k.verifier.clone()).collect();
+            match note.verified_by(&verifiers) {
+                Err(e) => violations.push(violation(
+                    "bundle-signature-invalid",
+                    SIGNATURE,
+                    "a valid signature",
+                    e,
+                )),
+                Ok(signers) if signers.is_empty() => violations.push(violation(
+                    "bundle-unknown-key",
+                    SIGNATURE,
+                    "a signature by a key in the verifier file",
+                    note.signatures
+                        .iter()
+                        .map(|(n, id, _)| format!("{n} {}", hex::encode(id)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )),
+                Ok(signers) => {
+                    for v in signers {
+                        let revoked = keys
+                            .iter()
+                            .find(|k| k.verifier.id == v.id)
+                            .and_then(|k| k.revoked_at);
+                        if let Some(revoked) = revoked
+                            && generated_at.is_none_or(|g| g >= revoked)
+                        {
+                            violations.push(violation(
+                                "bundle-signed-by-revoked-key",
+                                SIGNATURE,
+                                format!(
+                                    "a signature before key {} was revoked ({})",
+                                    v.id_hex(),
+                                    crate::db::ts(revoked)
+                                ),
+                                format!(
+                                    "a report generated {}",
+                                    generated_at
+                                        .map(crate::db::ts)
+                                        .unwrap_or_else(|| "at an unknown time".into())
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            let lines: Vec<&str> = note.text.lines().collect();
+            if lines.first() != Some(&BUNDLE_FORMAT)
+                || lines.get(2) != Some(&format!("sha256 {manifest_sha}").as_str())
+            {
+                violations.push(violation(
+                    "bundle-manifest-altered",
+                    MANIFEST,
+                    lines
+                        .get(2)
+                        .copied()
+                        .unwrap_or("the signed hash")
+                        .to_string(),
+                    format!("sha256 {manifest_sha}"),
+                ));
+            }
+        }
+    }
+
+    let files = parsed
+        .as_ref()
+        .and_then(|m| m["files"].as_array().cloned())
+        .unwrap_or_default();
+    if parsed.is_none() {
+        violations.push(violation(
+            "bundle-manifest-unreadable",
+            MANIFEST,
+            "JSON",
+            "not JSON",
+        ));
+    }
+    let mut listed = BTreeSet::from([MANIFEST.to_string(), SIGNATURE.to_string()]);
+    for f in &files {
+        let (Some(name), Some(sha), Some(size)) =
+            (f["name"].as_str(), f["sha256"].as_str(), f["size"].as_u64())
+        else {
+            violations.push(violation(
+                "bundle-manifest-unreadable",
+                MANIFEST,
+                "name, sha256 and size per file",
+                f.to_string(),
+            ));
+            continue;
+        };
+        listed.insert(name.to_string());
+        if name.contains('/') || name.contains("..") {
+            violations.push(violation(
+                "bundle-manifest-unreadable",
+                MANIFEST,
+                "a file name",
+                name,
+            ));
+            continue;
+        }
+        match crate::store::hash_file(&dir.join(name)) {
+            Ok((hash, actual_size)) => {
+                report.objects_checked += 1;
+                report.bytes_hashed += actual_size;
+                let hash = hex::encode(hash);
+                if hash != sha || actual_size != size {
+                    violations.push(violation(
+                        "bundle-file-altered",
+                        name,
+                        format!("sha256 {sha}, {size} bytes"),
+                        format!("sha256 {hash}, {actual_size} bytes"),
+                    ));
+                }
+            }
+            Err(e) => violations.push(violation(
+                "bundle-file-missing",
+                name,
+                format!("sha256 {sha}"),
+                e.to_string(),
+            )),
+        }
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !listed.contains(&name) {
+            notes.push(format!("{name} is in the folder but not in the manifest: it is not part of the signed report"));
+        }
+    }
+    report.violations = violations;
+    report.notes = notes;
+    Ok(report)
 }

@@ -338,15 +338,32 @@ async fn the_bundle_is_signed_stored_and_recorded() {
     assert!(note.text.ends_with(&format!("sha256 {manifest_sha}\n")));
     assert_eq!(manifest["checkpoint"]["key_id"], verifier.id_hex());
 
-    // Stored as evidence, byte for byte, and recorded in the ledger.
-    for p in &bundle.paths {
-        let name = p.file_name().unwrap().to_string_lossy();
+    // Stored as evidence, byte for byte: each file content-addressed, the manifest and its
+    // signature under reports/<id>/; and recorded in the ledger.
+    for f in files {
+        let name = f["name"].as_str().unwrap();
+        let stored = app
+            .store
+            .read(f["object_key"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            stored,
+            std::fs::read(bundle.dir.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    for name in ["manifest.json", "manifest.json.sig"] {
         let stored = app
             .store
             .read(&format!("reports/{}/{name}", bundle.id))
             .await
             .unwrap();
-        assert_eq!(stored, std::fs::read(p).unwrap(), "{name}");
+        assert_eq!(
+            stored,
+            std::fs::read(bundle.dir.join(name)).unwrap(),
+            "{name}"
+        );
     }
     let event = app
         .db

@@ -74,13 +74,7 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         ("Period", format!("{} (UTC)", r.period.label())),
         ("Generated", time(r.generated_at)),
         ("annexa version", r.annexa_version.clone()),
-        (
-            "Ledger checkpoint",
-            format!(
-                "tree size {}, root hash {}, signed by key {} ({})",
-                head.tree_size, head.root_hash, head.key_id, head.key_name
-            ),
-        ),
+        ("Ledger checkpoint", head.describe()),
     ] {
         writeln!(out, "<tr><td>{k}</td><td>{}</td></tr>", esc(&v))?;
     }
@@ -206,7 +200,7 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             if c.evidence_count == 1 { "" } else { "s" }
         )?;
         if c.evidence_count > 0 {
-            evidence_table(r, Some(&c.id), out)?;
+            evidence_table(r, &c.id, out)?;
         }
         writeln!(out, "</section>")?;
     }
@@ -245,11 +239,26 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
 
     writeln!(
         out,
-        "<section id=\"evidence-index\">\n<h2>Evidence index</h2>\n<p>Every object stored in the period, with its SHA-256. \
-         An object lives in the evidence store at its key.</p>"
+        "<section id=\"evidence-index\">\n<h2>Evidence index</h2>\n<p>What each collector stored in the period. \
+         Every object, with its SHA-256 and its key in the evidence store, is listed under the controls above, \
+         and in <code>evidence.csv</code> and <code>report.json</code>.</p>\n<table>\n\
+         <tr><th>Collector</th><th>Controls</th><th>Snapshots</th><th>Objects</th><th>Stale objects</th><th>Bytes</th><th>First</th><th>Last</th></tr>"
     )?;
-    evidence_table(r, None, out)?;
-    writeln!(out, "</section>")?;
+    for i in &r.index {
+        writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&i.collector),
+            esc(&i.controls.join(", ")),
+            i.snapshots,
+            i.objects,
+            i.stale_objects,
+            i.bytes,
+            i.first.map(time).unwrap_or_else(|| "–".into()),
+            i.last.map(time).unwrap_or_else(|| "–".into()),
+        )?;
+    }
+    writeln!(out, "</table>\n</section>")?;
 
     writeln!(
         out,
@@ -268,7 +277,7 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-fn evidence_table(r: &Report, control: Option<&str>, out: &mut impl Write) -> std::io::Result<()> {
+fn evidence_table(r: &Report, control: &str, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
         "<table>\n<tr><th>Collector</th><th>Object</th><th>Collected</th><th>Expires</th><th>Fresh</th><th>SHA-256</th><th>Object key</th></tr>"
@@ -276,7 +285,7 @@ fn evidence_table(r: &Report, control: Option<&str>, out: &mut impl Write) -> st
     for e in r
         .evidence
         .iter()
-        .filter(|e| control.is_none_or(|c| e.controls.iter().any(|x| x == c)))
+        .filter(|e| e.controls.iter().any(|x| x == control))
     {
         writeln!(
             out,

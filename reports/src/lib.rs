@@ -66,9 +66,9 @@ pub fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Writes the report model as JSON.
+/// Writes the report model as JSON (compact: it is for programs; `jq .` pretty-prints it).
 pub fn render_json(r: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, r)?;
+    serde_json::to_writer(&mut *out, r)?;
     writeln!(out)
 }
 

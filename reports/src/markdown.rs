@@ -21,20 +21,25 @@ fn cell(s: &str) -> String {
     out
 }
 
-fn table(out: &mut impl Write, columns: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+fn table<R: AsRef<[String]>>(
+    out: &mut impl Write,
+    columns: &[&str],
+    rows: impl IntoIterator<Item = R>,
+) -> std::io::Result<()> {
     writeln!(out, "| {} |", columns.join(" | "))?;
     writeln!(out, "|{}", "---|".repeat(columns.len()))?;
     for row in rows {
+        let row = row.as_ref();
         let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
         writeln!(out, "| {} |", cells.join(" | "))?;
     }
     writeln!(out)
 }
 
-fn evidence_rows(r: &Report, control: Option<&str>) -> Vec<Vec<String>> {
+fn evidence_rows<'a>(r: &'a Report, control: &'a str) -> impl Iterator<Item = Vec<String>> + 'a {
     r.evidence
         .iter()
-        .filter(|e| control.is_none_or(|c| e.controls.iter().any(|x| x == c)))
+        .filter(move |e| e.controls.iter().any(|x| x == control))
         .map(|e| {
             vec![
                 e.collector.clone(),
@@ -46,7 +51,6 @@ fn evidence_rows(r: &Report, control: Option<&str>) -> Vec<Vec<String>> {
                 e.object_key.clone(),
             ]
         })
-        .collect()
 }
 
 const EVIDENCE_COLUMNS: [&str; 7] = [
@@ -71,13 +75,7 @@ pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
             vec!["Period".into(), format!("{} (UTC)", r.period.label())],
             vec!["Generated".into(), time(r.generated_at)],
             vec!["annexa version".into(), r.annexa_version.clone()],
-            vec![
-                "Ledger checkpoint".into(),
-                format!(
-                    "tree size {}, root hash {}, signed by key {} ({})",
-                    head.tree_size, head.root_hash, head.key_id, head.key_name
-                ),
-            ],
+            vec!["Ledger checkpoint".into(), head.describe()],
         ],
     )?;
 
@@ -219,7 +217,7 @@ pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
             c.evidence_count
         )?;
         if c.evidence_count > 0 {
-            table(out, &EVIDENCE_COLUMNS, &evidence_rows(r, Some(&c.id)))?;
+            table(out, &EVIDENCE_COLUMNS, evidence_rows(r, &c.id))?;
         }
     }
 
@@ -239,7 +237,42 @@ pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
     }
 
     writeln!(out, "## Evidence index\n")?;
-    table(out, &EVIDENCE_COLUMNS, &evidence_rows(r, None))?;
+    writeln!(
+        out,
+        "What each collector stored in the period. Every object, with its SHA-256 and its key in \
+         the evidence store, is listed under the controls above, and in `evidence.csv` and \
+         `report.json`.\n"
+    )?;
+    let rows: Vec<Vec<String>> = r
+        .index
+        .iter()
+        .map(|i| {
+            vec![
+                i.collector.clone(),
+                i.controls.join(", "),
+                i.snapshots.to_string(),
+                i.objects.to_string(),
+                i.stale_objects.to_string(),
+                i.bytes.to_string(),
+                i.first.map(time).unwrap_or_else(|| "–".into()),
+                i.last.map(time).unwrap_or_else(|| "–".into()),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "Collector",
+            "Controls",
+            "Snapshots",
+            "Objects",
+            "Stale objects",
+            "Bytes",
+            "First",
+            "Last",
+        ],
+        &rows,
+    )?;
 
     writeln!(out, "## How to verify this report\n")?;
     writeln!(

@@ -26,6 +26,26 @@ pub struct LedgerHead {
     pub key_id: String,
     /// The signed checkpoint (C2SP signed note), verbatim.
     pub checkpoint: String,
+    /// Where the store publishes it; `None` when no checkpoint was published by the end of the
+    /// period and this one was signed for the report.
+    pub published: Option<String>,
+}
+
+impl LedgerHead {
+    /// One line for the report's header.
+    pub fn describe(&self) -> String {
+        format!(
+            "tree size {}, root hash {}, signed by key {} ({}); {}",
+            self.tree_size,
+            self.root_hash,
+            self.key_id,
+            self.key_name,
+            match &self.published {
+                Some(key) => format!("published at {key}"),
+                None => "no checkpoint was published by the end of the period, so this one was signed for the report".to_string(),
+            }
+        )
+    }
 }
 
 /// One stored object of a run.
@@ -244,6 +264,22 @@ pub struct Freshness {
     pub days: Vec<DayState>,
 }
 
+/// The evidence index by collector: what each stored in the period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexEntry {
+    pub collector: String,
+    pub controls: Vec<String>,
+    pub snapshots: usize,
+    pub objects: usize,
+    /// Objects that a lapse followed (see [`EvidenceEntry::fresh`]).
+    pub stale_objects: usize,
+    pub bytes: u64,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub first: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub last: Option<DateTime<Utc>>,
+}
+
 /// One collector's figures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CollectorFigures {
@@ -282,6 +318,7 @@ pub struct Report {
     pub figures: Vec<CollectorFigures>,
     #[serde(skip)]
     pub snapshots: Vec<Snapshot>,
+    pub index: Vec<IndexEntry>,
     pub evidence: Vec<EvidenceEntry>,
 }
 
@@ -572,6 +609,34 @@ pub fn build(input: &ReportInput) -> Report {
     })
     .collect();
 
+    let index = input
+        .collectors
+        .iter()
+        .map(|c| {
+            let mut entry = IndexEntry {
+                collector: c.name.clone(),
+                controls: c.controls.clone(),
+                snapshots: 0,
+                objects: 0,
+                stale_objects: 0,
+                bytes: 0,
+                first: None,
+                last: None,
+            };
+            for s in snapshots.iter().filter(|s| s.collector == c.name) {
+                entry.snapshots += 1;
+                entry.first = entry.first.or(Some(s.collected_at));
+                entry.last = Some(s.collected_at);
+                for e in &evidence[s.evidence.clone()] {
+                    entry.objects += 1;
+                    entry.stale_objects += usize::from(!e.fresh);
+                    entry.bytes += e.size.unwrap_or(0);
+                }
+            }
+            entry
+        })
+        .collect();
+
     Report {
         format: REPORT_FORMAT,
         organization: input.organization.clone(),
@@ -594,6 +659,7 @@ pub fn build(input: &ReportInput) -> Report {
             })
             .collect(),
         snapshots,
+        index,
         evidence,
     }
 }
@@ -677,6 +743,7 @@ mod tests {
                 key_id: "01020304".into(),
                 checkpoint: "annexa/example-ltd\n40\nAAAA\n\n— annexa/example-ltd AQIDBA==\n"
                     .into(),
+                published: None,
             },
             status: StatusDocument {
                 as_of: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),

@@ -2,16 +2,17 @@
 //! snapshot (a successful collection, with its `collected` and `expires` times and its collector
 //! as origin), a back-matter resource per stored object (its key and SHA-256), and a finding
 //! per control. UUIDs are version 5, derived from what they name, so the same report gives the
-//! same bytes.
+//! same bytes. The document is serialized as it is walked, never held whole in memory.
 
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeSeq, Serializer};
 use uuid::Uuid;
 
 use crate::ControlStatus;
-use crate::model::Report;
+use crate::model::{Report, Snapshot};
 
 pub const OSCAL_VERSION: &str = "1.1.2";
 
@@ -26,8 +27,292 @@ fn t(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// The document, as JSON.
-pub fn oscal_assessment_results(r: &Report) -> Value {
+#[derive(Serialize)]
+struct Document<'a> {
+    #[serde(rename = "assessment-results")]
+    assessment_results: AssessmentResults<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct AssessmentResults<'a> {
+    uuid: String,
+    metadata: Metadata,
+    import_ap: ImportAp,
+    results: [OscalResult<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    back_matter: Option<BackMatter<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Metadata {
+    title: String,
+    last_modified: String,
+    version: String,
+    oscal_version: &'static str,
+    parties: [Party; 1],
+}
+
+#[derive(Serialize)]
+struct Party {
+    uuid: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: String,
+}
+
+#[derive(Serialize)]
+struct ImportAp {
+    href: &'static str,
+    remarks: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct OscalResult<'a> {
+    uuid: String,
+    title: String,
+    description: String,
+    start: String,
+    end: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_definitions: Option<LocalDefinitions>,
+    reviewed_controls: ReviewedControls,
+    #[serde(skip_serializing_if = "Observations::is_empty")]
+    observations: Observations<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    findings: Vec<Finding<'a>>,
+}
+
+#[derive(Serialize)]
+struct LocalDefinitions {
+    components: Vec<Component>,
+}
+
+#[derive(Serialize)]
+struct Component {
+    uuid: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: String,
+    description: String,
+    status: State,
+}
+
+#[derive(Serialize)]
+struct State {
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ReviewedControls {
+    control_selections: [ControlSelection; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ControlSelection {
+    include_controls: Vec<ControlId>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ControlId {
+    control_id: String,
+}
+
+/// The observations, serialized one by one from the report.
+struct Observations<'a>(&'a Report);
+
+impl Observations<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.snapshots.is_empty()
+    }
+}
+
+impl Serialize for Observations<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.snapshots.len()))?;
+        for snapshot in &self.0.snapshots {
+            seq.serialize_element(&observation(self.0, snapshot))?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Observation {
+    uuid: String,
+    title: String,
+    description: String,
+    methods: [&'static str; 1],
+    origins: [Origin; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    relevant_evidence: Vec<RelevantEvidence>,
+    collected: String,
+    expires: String,
+}
+
+#[derive(Serialize)]
+struct Origin {
+    actors: [Actor; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Actor {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    actor_uuid: String,
+}
+
+#[derive(Serialize)]
+struct RelevantEvidence {
+    href: String,
+    description: String,
+}
+
+fn observation(r: &Report, s: &Snapshot) -> Observation {
+    Observation {
+        uuid: uuid(&format!("observation|{}", s.run_id)),
+        title: format!("{} snapshot of {}", s.collector, t(s.collected_at)),
+        description: format!(
+            "Evidence collected by `{}` in run {}.",
+            s.collector, s.run_id
+        ),
+        methods: ["TEST"],
+        origins: [Origin {
+            actors: [Actor {
+                kind: "tool",
+                actor_uuid: uuid(&format!("component|{}", s.collector)),
+            }],
+        }],
+        relevant_evidence: r.evidence[s.evidence.clone()]
+            .iter()
+            .map(|e| RelevantEvidence {
+                href: format!("#{}", uuid(&format!("object|{}", e.sha256))),
+                description: match e.size {
+                    Some(size) => format!("{} ({}, {size} bytes)", e.name, e.media_type),
+                    None => format!("{} ({})", e.name, e.media_type),
+                },
+            })
+            .collect(),
+        collected: t(s.collected_at),
+        expires: t(s.expires_at),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Finding<'a> {
+    uuid: String,
+    title: String,
+    description: String,
+    target: Target,
+    #[serde(skip_serializing_if = "RelatedObservations::is_empty")]
+    related_observations: RelatedObservations<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Target {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    target_id: String,
+    status: State,
+}
+
+/// The observations of a control's collectors, serialized one by one.
+struct RelatedObservations<'a> {
+    report: &'a Report,
+    collectors: &'a [String],
+}
+
+impl RelatedObservations<'_> {
+    fn snapshots(&self) -> impl Iterator<Item = &Snapshot> {
+        self.report
+            .snapshots
+            .iter()
+            .filter(|s| self.collectors.contains(&s.collector))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.snapshots().next().is_none()
+    }
+}
+
+impl Serialize for RelatedObservations<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Related {
+            #[serde(rename = "observation-uuid")]
+            observation_uuid: String,
+        }
+        let mut seq = s.serialize_seq(None)?;
+        for snapshot in self.snapshots() {
+            seq.serialize_element(&Related {
+                observation_uuid: uuid(&format!("observation|{}", snapshot.run_id)),
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct BackMatter<'a> {
+    resources: Resources<'a>,
+}
+
+/// One resource per distinct object, serialized one by one.
+struct Resources<'a>(&'a Report);
+
+impl Serialize for Resources<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Resource<'a> {
+            uuid: String,
+            title: &'a str,
+            rlinks: [Rlink<'a>; 1],
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct Rlink<'a> {
+            href: &'a str,
+            media_type: &'a str,
+            hashes: [Hash<'a>; 1],
+        }
+        #[derive(Serialize)]
+        struct Hash<'a> {
+            algorithm: &'static str,
+            value: &'a str,
+        }
+        let mut seen = BTreeSet::new();
+        let mut seq = s.serialize_seq(None)?;
+        for e in &self.0.evidence {
+            if !seen.insert(e.sha256.as_str()) {
+                continue;
+            }
+            seq.serialize_element(&Resource {
+                uuid: uuid(&format!("object|{}", e.sha256)),
+                title: &e.name,
+                rlinks: [Rlink {
+                    href: &e.object_key,
+                    media_type: &e.media_type,
+                    hashes: [Hash {
+                        algorithm: "SHA-256",
+                        value: &e.sha256,
+                    }],
+                }],
+            })?;
+        }
+        seq.end()
+    }
+}
+
+fn document(r: &Report) -> Document<'_> {
     let scope = format!(
         "{}|{}|{}|{}",
         r.organization,
@@ -36,55 +321,21 @@ pub fn oscal_assessment_results(r: &Report) -> Value {
         t(r.generated_at)
     );
     let collectors: BTreeSet<&str> = r.snapshots.iter().map(|s| s.collector.as_str()).collect();
-    let components: Vec<Value> = collectors
+    let components: Vec<Component> = collectors
         .iter()
-        .map(|c| {
-            json!({
-                "uuid": uuid(&format!("component|{c}")),
-                "type": "software",
-                "title": format!("annexa collector {c}"),
-                "description": format!("The annexa collector `{c}`, which gathers evidence on a schedule."),
-                "status": {"state": "operational"},
-            })
+        .map(|c| Component {
+            uuid: uuid(&format!("component|{c}")),
+            kind: "software",
+            title: format!("annexa collector {c}"),
+            description: format!(
+                "The annexa collector `{c}`, which gathers evidence on a schedule."
+            ),
+            status: State {
+                state: "operational",
+            },
         })
         .collect();
-
-    let observations: Vec<Value> = r
-        .snapshots
-        .iter()
-        .map(|s| {
-            let evidence: Vec<Value> = r.evidence[s.evidence.clone()]
-                .iter()
-                .map(|e| {
-                    json!({
-                        "href": format!("#{}", uuid(&format!("object|{}", e.sha256))),
-                        "description": match e.size {
-                            Some(size) => format!("{} ({}, {size} bytes)", e.name, e.media_type),
-                            None => format!("{} ({})", e.name, e.media_type),
-                        },
-                    })
-                })
-                .collect();
-            let mut o = json!({
-                "uuid": uuid(&format!("observation|{}", s.run_id)),
-                "title": format!("{} snapshot of {}", s.collector, t(s.collected_at)),
-                "description": format!("Evidence collected by `{}` in run {}.", s.collector, s.run_id),
-                "methods": ["TEST"],
-                "origins": [{"actors": [{
-                    "type": "tool",
-                    "actor-uuid": uuid(&format!("component|{}", s.collector)),
-                }]}],
-                "collected": t(s.collected_at),
-                "expires": t(s.expires_at),
-            });
-            if !evidence.is_empty() {
-                o["relevant-evidence"] = Value::Array(evidence);
-            }
-            o
-        })
-        .collect();
-
-    let findings: Vec<Value> = r
+    let findings = r
         .controls
         .iter()
         .map(|c| {
@@ -99,95 +350,102 @@ pub fn oscal_assessment_results(r: &Report) -> Value {
                 ));
             }
             for g in r.gaps.iter().filter(|g| g.controls.contains(&c.id)) {
-                description.push_str(&format!("\n- {} evidence ({}): {}", g.kind.as_str(), g.collector, g.detail));
+                description.push_str(&format!(
+                    "\n- {} evidence ({}): {}",
+                    g.kind.as_str(),
+                    g.collector,
+                    g.detail
+                ));
             }
-            let related: Vec<Value> = r
-                .snapshots
-                .iter()
-                .filter(|s| c.collectors.contains(&s.collector))
-                .map(|s| json!({"observation-uuid": uuid(&format!("observation|{}", s.run_id))}))
-                .collect();
-            let mut f = json!({
-                "uuid": uuid(&format!("finding|{scope}|{}", c.id)),
-                "title": format!("{} {}", c.id, c.title),
-                "description": description,
-                "target": {
-                    "type": "objective-id",
-                    "target-id": c.id,
-                    "status": {"state": if c.status == ControlStatus::Satisfied { "satisfied" } else { "not-satisfied" }},
+            Finding {
+                uuid: uuid(&format!("finding|{scope}|{}", c.id)),
+                title: format!("{} {}", c.id, c.title),
+                description,
+                target: Target {
+                    kind: "objective-id",
+                    target_id: c.id.clone(),
+                    status: State {
+                        state: if c.status == ControlStatus::Satisfied {
+                            "satisfied"
+                        } else {
+                            "not-satisfied"
+                        },
+                    },
                 },
-            });
-            if !related.is_empty() {
-                f["related-observations"] = Value::Array(related);
+                related_observations: RelatedObservations {
+                    report: r,
+                    collectors: &c.collectors,
+                },
             }
-            f
         })
         .collect();
-
-    let mut seen = BTreeSet::new();
-    let resources: Vec<Value> = r
-        .evidence
-        .iter()
-        .filter(|e| seen.insert(e.sha256.as_str()))
-        .map(|e| {
-            json!({
-                "uuid": uuid(&format!("object|{}", e.sha256)),
-                "title": e.name,
-                "rlinks": [{
-                    "href": e.object_key,
-                    "media-type": e.media_type,
-                    "hashes": [{"algorithm": "SHA-256", "value": e.sha256}],
+    Document {
+        assessment_results: AssessmentResults {
+            uuid: uuid(&format!("assessment-results|{scope}")),
+            metadata: Metadata {
+                title: format!(
+                    "ISO/IEC 27001:2022 Annex A assessment results: {}, {}",
+                    r.organization,
+                    r.period.label()
+                ),
+                last_modified: t(r.generated_at),
+                version: r.annexa_version.clone(),
+                oscal_version: OSCAL_VERSION,
+                parties: [Party {
+                    uuid: uuid(&format!("party|{}", r.organization)),
+                    kind: "organization",
+                    name: r.organization.clone(),
                 }],
-            })
-        })
-        .collect();
-
-    let mut result = json!({
-        "uuid": uuid(&format!("result|{scope}")),
-        "title": format!("Annex A evidence, {}", r.period.label()),
-        "description": format!(
-            "Evidence annexa collected for {} from {} to {} (UTC), and each control's status at the end of the period. \
-             The ledger checkpoint the report is anchored to: tree size {}, root hash {}, key {}.",
-            r.organization, t(r.period.from), t(r.period.to), r.ledger.tree_size, r.ledger.root_hash, r.ledger.key_id
-        ),
-        "start": t(r.period.from),
-        "end": t(r.period.to),
-        "reviewed-controls": {"control-selections": [{
-            "include-controls": r.controls.iter().map(|c| json!({"control-id": c.id})).collect::<Vec<_>>(),
-        }]},
-    });
-    if !components.is_empty() {
-        result["local-definitions"] = json!({"components": components});
-    }
-    if !observations.is_empty() {
-        result["observations"] = Value::Array(observations);
-    }
-    if !findings.is_empty() {
-        result["findings"] = Value::Array(findings);
-    }
-    let mut doc = json!({
-        "uuid": uuid(&format!("assessment-results|{scope}")),
-        "metadata": {
-            "title": format!("ISO/IEC 27001:2022 Annex A assessment results: {}, {}", r.organization, r.period.label()),
-            "last-modified": t(r.generated_at),
-            "version": r.annexa_version,
-            "oscal-version": OSCAL_VERSION,
-            "parties": [{"uuid": uuid(&format!("party|{}", r.organization)), "type": "organization", "name": r.organization}],
+            },
+            import_ap: ImportAp {
+                href: "#",
+                remarks: "annexa assesses continuously against its control catalog; there is no separate assessment plan.",
+            },
+            results: [OscalResult {
+                uuid: uuid(&format!("result|{scope}")),
+                title: format!("Annex A evidence, {}", r.period.label()),
+                description: format!(
+                    "Evidence annexa collected for {} from {} to {} (UTC), and each control's status at the end of the period. \
+                     The ledger checkpoint the report is anchored to: tree size {}, root hash {}, key {}.",
+                    r.organization,
+                    t(r.period.from),
+                    t(r.period.to),
+                    r.ledger.tree_size,
+                    r.ledger.root_hash,
+                    r.ledger.key_id
+                ),
+                start: t(r.period.from),
+                end: t(r.period.to),
+                local_definitions: (!components.is_empty())
+                    .then_some(LocalDefinitions { components }),
+                reviewed_controls: ReviewedControls {
+                    control_selections: [ControlSelection {
+                        include_controls: r
+                            .controls
+                            .iter()
+                            .map(|c| ControlId {
+                                control_id: c.id.clone(),
+                            })
+                            .collect(),
+                    }],
+                },
+                observations: Observations(r),
+                findings,
+            }],
+            back_matter: (!r.evidence.is_empty()).then_some(BackMatter {
+                resources: Resources(r),
+            }),
         },
-        "import-ap": {
-            "href": "#",
-            "remarks": "annexa assesses continuously against its control catalog; there is no separate assessment plan.",
-        },
-        "results": [result],
-    });
-    if !resources.is_empty() {
-        doc["back-matter"] = json!({"resources": resources});
     }
-    json!({"assessment-results": doc})
 }
 
-/// Writes the OSCAL assessment results as JSON.
+/// The document as a JSON value (for tests and small reports).
+pub fn oscal_assessment_results(r: &Report) -> serde_json::Value {
+    serde_json::to_value(document(r)).expect("the OSCAL document serializes")
+}
+
+/// Writes the OSCAL assessment results as compact JSON, streaming.
 pub fn render_oscal(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &oscal_assessment_results(r))?;
+    serde_json::to_writer(&mut *out, &document(r))?;
     writeln!(out)
 }

@@ -1,7 +1,9 @@
 //! One module per subcommand; each returns the [`Exit`] it ends with.
 
+mod checkpoint;
 mod controls;
 mod init;
+mod keys;
 mod ping;
 mod report;
 mod run;
@@ -18,6 +20,14 @@ use crate::exit::Exit;
 pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     if let Command::Init { dir } = &cli.command {
         return init::init(dir.as_deref());
+    }
+    if let Command::Verify {
+        bundle: Some(bundle),
+        keys: Some(keys),
+        ..
+    } = &cli.command
+    {
+        return verify::verify_bundle(bundle, keys, cli.json);
     }
     let config = Config::load(&cli.config)?;
     if let Command::Controls = cli.command {
@@ -37,7 +47,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Run => run::run(&app, cli.json).await,
         Command::Collect { names, all } => run::collect(&app, &names, all, cli.json).await,
         Command::Status => status::status(&app, cli.as_of, cli.json).await,
-        Command::Verify => verify::verify(&app, cli.json).await,
+        Command::Verify { trusted, .. } => verify::verify(&app, trusted.as_deref(), cli.json).await,
+        Command::Checkpoint {
+            acknowledge_rollback,
+        } => checkpoint::checkpoint(&app, acknowledge_rollback.as_deref(), cli.json).await,
+        Command::Keys { action } => keys::keys(&app, action, cli.json).await,
         Command::Report {
             from,
             to,

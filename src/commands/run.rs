@@ -88,6 +88,8 @@ async fn run_all(
     mut jobs: Vec<(&CollectorConfig, Option<chrono::DateTime<chrono::Utc>>)>,
     json: bool,
 ) -> anyhow::Result<Vec<RunOutcome>> {
+    // A database restored from an older copy must not grow a second history.
+    crate::checkpoint::guard_append(app).await?;
     // cron-health last, so it sees the heartbeats of the runs of this same cycle.
     jobs.sort_by_key(|(c, _)| matches!(c.kind, crate::config::CollectorKind::CronHealth(_)));
     let mut outcomes = Vec::new();
@@ -134,6 +136,16 @@ pub async fn run(app: &Annexa, json: bool) -> anyhow::Result<Exit> {
         println!("no collectors configured: add a [[collector]] table (see annexa.example.toml)");
     }
     let outcomes = run_all(app, due, json).await?;
+    // The daily checkpoint.
+    if crate::checkpoint::due(app).await? {
+        let made = crate::checkpoint::create(app).await?;
+        if !json {
+            println!(
+                "checkpoint of tree size {} signed by key {} at {}",
+                made.checkpoint.tree_size, made.checkpoint.key_id, made.checkpoint.object_key
+            );
+        }
+    }
     let doc = crate::status::status(app, app.clock.now()).await?;
     if json {
         let runs: Vec<RunSummary> = outcomes.iter().map(RunSummary::from).collect();

@@ -3,21 +3,43 @@
 use crate::Annexa;
 use crate::exit::Exit;
 
-pub async fn verify(app: &Annexa, json: bool) -> anyhow::Result<Exit> {
-    let report = crate::verify::verify(app).await?;
+pub async fn verify(
+    app: &Annexa,
+    trusted: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let trusted = match trusted {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+            anyhow::anyhow!("cannot read the trusted checkpoint {}: {e}", p.display())
+        })?),
+        None => None,
+    };
+    let report = crate::verify::verify(app, trusted.as_deref()).await?;
+    let header = format!(
+        "store {}: {} objects re-hashed ({} bytes), {} runs, ledger of {} leaves with root {}, {} checkpoints",
+        report.store,
+        report.objects_checked,
+        report.bytes_hashed,
+        report.runs_checked,
+        report.ledger_size,
+        report.ledger_root,
+        report.checkpoints_checked
+    );
+    print_report(&report, &header, json)
+}
+
+/// Prints a verify report; exit 4 when anything does not match.
+fn print_report(
+    report: &crate::verify::VerifyReport,
+    header: &str,
+    json: bool,
+) -> anyhow::Result<Exit> {
     let mut out = String::new();
     if json {
         out = serde_json::to_string(&report)? + "\n";
     } else {
-        out.push_str(&format!(
-            "store {}: {} objects re-hashed ({} bytes), {} runs, ledger of {} leaves with root {}\n",
-            report.store,
-            report.objects_checked,
-            report.bytes_hashed,
-            report.runs_checked,
-            report.ledger_size,
-            report.ledger_root
-        ));
+        out.push_str(header);
+        out.push('\n');
         for note in &report.notes {
             out.push_str(&format!("note: {note}\n"));
         }
@@ -42,4 +64,24 @@ pub async fn verify(app: &Annexa, json: bool) -> anyhow::Result<Exit> {
     } else {
         Exit::Integrity
     })
+}
+
+/// `annexa verify --bundle DIR --keys FILE`: the bundle alone, offline.
+pub fn verify_bundle(
+    dir: &std::path::Path,
+    keys: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let keys = std::fs::read_to_string(keys)
+        .map_err(|e| anyhow::anyhow!("cannot read the verifier file {}: {e}", keys.display()))?;
+    let keys = crate::keyring::read_verifier_file(&keys)
+        .map_err(|e| anyhow::anyhow!("the verifier file is not usable: {e}"))?;
+    let report = crate::verify::verify_bundle(dir, &keys)?;
+    let header = format!(
+        "bundle {}: {} files re-hashed ({} bytes)",
+        dir.display(),
+        report.objects_checked,
+        report.bytes_hashed
+    );
+    print_report(&report, &header, json)
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use annexa_collectors::cron_health::{Heartbeat, PingKind};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 // Dynamic SQL here is only ever built from the column-list constants below, never from input.
 use sqlx::{AnyPool, AssertSqlSafe, Connection, Row};
@@ -39,6 +39,11 @@ pub enum DbError {
 
 /// A timestamp as the database stores it.
 pub fn ts(t: DateTime<Utc>) -> String {
+    // Times compare as text: beyond year 9999 RFC 3339 would print `+262143-…`, which sorts
+    // before every real time. The end of year 9999 stands for "no bound".
+    if t.year() > 9999 {
+        return "9999-12-31T23:59:59.999999Z".to_string();
+    }
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -85,6 +90,13 @@ const RUN_COLUMNS: &str = "id, collector, kind, collector_version, slot, status,
      finished_at, error_code, error, manifest_key, manifest_sha256, ledger_index";
 
 impl RunRow {
+    /// The scheduled slot this run filled, as a time.
+    pub fn slot_time(&self) -> Option<DateTime<Utc>> {
+        self.slot
+            .as_deref()
+            .and_then(|s| parse_ts("runs.slot", s).ok())
+    }
+
     fn from_row(row: &AnyRow) -> Result<RunRow, DbError> {
         let finished: Option<String> = row.try_get("finished_at")?;
         Ok(RunRow {
@@ -160,6 +172,32 @@ pub struct LedgerRow {
     pub leaf_hash: String,
     pub kind: String,
     pub ref_id: String,
+}
+
+/// The object of an evidence row, as reports list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRow {
+    pub run_id: String,
+    pub name: String,
+    pub role: String,
+    pub media_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub object_key: String,
+}
+
+/// One signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    pub tree_size: i64,
+    /// Base64.
+    pub root_hash: String,
+    pub origin: String,
+    pub key_id: String,
+    /// The signed note, verbatim.
+    pub note: String,
+    pub created_at: DateTime<Utc>,
+    pub object_key: String,
 }
 
 /// One signing key.
@@ -358,17 +396,38 @@ impl Db {
         as_of: DateTime<Utc>,
         succeeded_only: bool,
     ) -> Result<Option<RunRow>, DbError> {
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE collector = $1 AND finished_at IS NOT NULL \
-             AND finished_at <= $2 AND status {} ORDER BY finished_at DESC, id DESC LIMIT 1",
-            if succeeded_only {
-                "= 'succeeded'"
+        // One indexed lookup per status: `status IN (…)` would sort every run of the collector.
+        let succeeded = self
+            .latest_with_status(collector, as_of, "succeeded")
+            .await?;
+        if succeeded_only {
+            return Ok(succeeded);
+        }
+        let failed = self.latest_with_status(collector, as_of, "failed").await?;
+        Ok(match (succeeded, failed) {
+            (Some(s), Some(f)) => Some(if (f.finished_at, &f.id) > (s.finished_at, &s.id) {
+                f
             } else {
-                "IN ('succeeded', 'failed')"
-            }
+                s
+            }),
+            (s, f) => s.or(f),
+        })
+    }
+
+    async fn latest_with_status(
+        &self,
+        collector: &str,
+        as_of: DateTime<Utc>,
+        status: &str,
+    ) -> Result<Option<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE collector = $1 AND status = $2 \
+             AND finished_at IS NOT NULL AND finished_at <= $3 \
+             ORDER BY finished_at DESC, id DESC LIMIT 1"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(collector)
+            .bind(status)
             .bind(ts(as_of))
             .fetch_optional(&self.pool)
             .await?;
@@ -443,47 +502,62 @@ impl Db {
             .collect()
     }
 
-    /// Finished runs (succeeded or failed) with `from <= finished_at < to`, oldest first; of
-    /// one collector, or of all.
+    /// Finished runs (succeeded or failed) with `from <= finished_at < to`, oldest first.
     pub async fn runs_between(
         &self,
-        collector: Option<&str>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<RunRow>, DbError> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('succeeded', 'failed') \
-             AND finished_at >= $1 AND finished_at < $2 {} ORDER BY finished_at, id",
-            if collector.is_some() {
-                "AND collector = $3"
-            } else {
-                ""
-            }
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(ts(from)).bind(ts(to));
-        if let Some(c) = collector {
-            query = query.bind(c);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(RunRow::from_row).collect()
-    }
-
-    /// Evidence rows with `from <= collected_at < to`, in insertion order.
-    pub async fn evidence_between(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<EvidenceRow>, DbError> {
-        let sql = format!(
-            "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE collected_at >= $1 AND collected_at < $2 \
-             ORDER BY id"
+             AND finished_at >= $1 AND finished_at < $2 ORDER BY finished_at, id"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(ts(from))
             .bind(ts(to))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(EvidenceRow::from_row).collect()
+        rows.iter().map(RunRow::from_row).collect()
+    }
+
+    /// The objects of the evidence rows with `from <= collected_at < to`, in no particular
+    /// order (sorting them here would cost more than the query).
+    pub async fn objects_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ObjectRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT run_id, name, role, media_type, size, sha256, object_key FROM evidence \
+             WHERE collected_at >= $1 AND collected_at < $2",
+        )
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ObjectRow {
+                    run_id: r.try_get("run_id")?,
+                    name: r.try_get("name")?,
+                    role: r.try_get("role")?,
+                    media_type: r.try_get("media_type")?,
+                    size: r.try_get("size")?,
+                    sha256: r.try_get("sha256")?,
+                    object_key: r.try_get("object_key")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every leaf hash (hex) of the ledger, in order.
+    pub async fn leaves(&self) -> Result<Vec<String>, DbError> {
+        let rows = sqlx::query("SELECT leaf_hash FROM ledger ORDER BY idx")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("leaf_hash")?))
+            .collect()
     }
 
     /// The leaf hashes (hex) of the ledger as it stood at `as_of`, in order.
@@ -495,6 +569,79 @@ impl Db {
         rows.iter()
             .map(|r| Ok(r.try_get::<String, _>("leaf_hash")?))
             .collect()
+    }
+
+    /// Every checkpoint, smallest tree first.
+    pub async fn checkpoints(&self) -> Result<Vec<CheckpointRow>, DbError> {
+        self.checkpoints_where("", None).await
+    }
+
+    /// The newest checkpoint made at or before `as_of`.
+    pub async fn latest_checkpoint(
+        &self,
+        as_of: DateTime<Utc>,
+    ) -> Result<Option<CheckpointRow>, DbError> {
+        Ok(self
+            .checkpoints_where(
+                "WHERE created_at <= $1 ORDER BY tree_size DESC LIMIT 1",
+                Some(as_of),
+            )
+            .await?
+            .pop())
+    }
+
+    async fn checkpoints_where(
+        &self,
+        clause: &str,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Vec<CheckpointRow>, DbError> {
+        let sql = format!(
+            "SELECT tree_size, root_hash, origin, key_id, note, created_at, object_key \
+             FROM checkpoints {} ",
+            if clause.is_empty() {
+                "ORDER BY tree_size"
+            } else {
+                clause
+            }
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(t) = as_of {
+            query = query.bind(ts(t));
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CheckpointRow {
+                    tree_size: r.try_get("tree_size")?,
+                    root_hash: r.try_get("root_hash")?,
+                    origin: r.try_get("origin")?,
+                    key_id: r.try_get("key_id")?,
+                    note: r.try_get("note")?,
+                    created_at: parse_ts(
+                        "checkpoints.created_at",
+                        &r.try_get::<String, _>("created_at")?,
+                    )?,
+                    object_key: r.try_get("object_key")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO checkpoints (tree_size, root_hash, origin, key_id, note, created_at, object_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(c.tree_size)
+        .bind(&c.root_hash)
+        .bind(&c.origin)
+        .bind(&c.key_id)
+        .bind(&c.note)
+        .bind(ts(c.created_at))
+        .bind(&c.object_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Every signing key, oldest first.
@@ -523,6 +670,29 @@ impl Db {
                 })
             })
             .collect()
+    }
+
+    /// Retires or revokes a key, at `at`.
+    pub async fn set_key_state(
+        &self,
+        id: &str,
+        state: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        let column = match state {
+            "retired" => "retired_at",
+            "revoked" => "revoked_at",
+            other => unreachable!("keys only become retired or revoked, not {other}"),
+        };
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE keys SET state = $1, {column} = $2 WHERE id = $3"
+        )))
+        .bind(state)
+        .bind(ts(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Records a new active key.
@@ -671,6 +841,21 @@ impl Db {
         row.try_get::<Option<String>, _>("first")?
             .map(|f| parse_ts("runs.started_at", &f))
             .transpose()
+    }
+
+    /// Every audit event with this action, oldest first.
+    pub async fn audit_events_with_action(
+        &self,
+        action: &str,
+    ) -> Result<Vec<AuditEventRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, subject, details, ledger_index FROM audit_events \
+             WHERE action = $1 ORDER BY ledger_index",
+        )
+        .bind(action)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(AuditEventRow::from_row).collect()
     }
 
     /// The newest audit event with this action.
@@ -846,5 +1031,18 @@ impl AppendTx {
     pub async fn commit(self) -> Result<(), DbError> {
         self.tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_compare_as_text_even_without_a_bound() {
+        let now = ts(Utc::now());
+        assert!(ts(DateTime::<Utc>::MAX_UTC) > now);
+        assert!(ts(DateTime::<Utc>::MIN_UTC) < now, "{}", ts(DateTime::<Utc>::MIN_UTC));
+        assert_eq!(parse_ts("t", &now).map(ts).unwrap(), now);
     }
 }

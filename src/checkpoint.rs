@@ -1,0 +1,394 @@
+//! Signed checkpoints: a C2SP `tlog-checkpoint` (origin, tree size, root hash) signed as a
+//! C2SP signed note, recorded in the `checkpoints` table and published where a restored
+//! database cannot take it back: the store (`ledger/checkpoints/<date>/<tree size>`, written
+//! once) and, when configured, a second location.
+//!
+//! Before signing, the ledger is checked against every checkpoint already made and the newest
+//! one published: a smaller tree (a database restored from an older copy) or a different root
+//! at a checkpointed size (history rewritten) is refused, so annexa never signs two
+//! checkpoints that disagree.
+
+use chrono::{DateTime, Utc};
+
+use crate::Annexa;
+use crate::config::Publish;
+use crate::db::CheckpointRow;
+use crate::keys::{SignedNote, Verifier};
+use crate::ledger::{self, Frontier};
+
+/// Where the store keeps the checkpoint of `size` made at `at`.
+pub fn store_key(at: DateTime<Utc>, size: u64) -> String {
+    format!("ledger/checkpoints/{}/{size}", at.format("%Y-%m-%d"))
+}
+
+/// Why annexa refuses to sign.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    #[error(
+        "the database's ledger has {db_size} leaves, but checkpoint {published} (tree size {published_size}) was \
+         published: the database was restored from an older copy or rows were deleted; annexa appends nothing \
+         until this is explained: run `annexa verify`, restore the newest database, or acknowledge the rollback"
+    )]
+    Rollback {
+        db_size: u64,
+        published_size: u64,
+        published: String,
+    },
+    #[error(
+        "the ledger disagrees with checkpoint {location}: at tree size {size} it was signed with root {signed}, the \
+         database's leaves give {actual}; history was rewritten: run `annexa verify`"
+    )]
+    Inconsistent {
+        location: String,
+        size: u64,
+        signed: String,
+        actual: String,
+    },
+    #[error(
+        "the ledger is empty: there is nothing to checkpoint until `annexa run` has recorded something"
+    )]
+    Empty,
+}
+
+/// The body of a checkpoint note, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    pub origin: String,
+    pub size: u64,
+    /// Base64.
+    pub root: String,
+}
+
+impl Body {
+    /// Reads the first three lines of a checkpoint (extension lines after them are ignored).
+    pub fn parse(text: &str) -> Result<Body, String> {
+        let mut lines = text.lines();
+        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next())
+        else {
+            return Err("a checkpoint has an origin, a tree size and a root hash line".into());
+        };
+        let size = size
+            .parse()
+            .map_err(|_| format!("`{size}` is not a tree size"))?;
+        Ok(Body {
+            origin: origin.to_string(),
+            size,
+            root: root.to_string(),
+        })
+    }
+}
+
+fn b64(h: &ledger::Hash) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(h)
+}
+
+/// The newest checkpoint published in the store: its key and note.
+pub async fn newest_published(app: &Annexa) -> anyhow::Result<Option<(String, String)>> {
+    let mut newest: Option<(u64, String)> = None;
+    for key in app.store.list("ledger/checkpoints").await? {
+        if let Some(size) = key.rsplit('/').next().and_then(|s| s.parse::<u64>().ok())
+            && newest.as_ref().is_none_or(|(n, _)| size > *n)
+        {
+            newest = Some((size, key));
+        }
+    }
+    let Some((_, key)) = newest else {
+        return Ok(None);
+    };
+    let note = String::from_utf8_lossy(&app.store.read(&key).await?).into_owned();
+    Ok(Some((key, note)))
+}
+
+/// The verifiers of every key annexa has recorded.
+pub async fn verifiers(app: &Annexa) -> anyhow::Result<Vec<Verifier>> {
+    app.db
+        .keys()
+        .await?
+        .iter()
+        .map(|k| Verifier::parse(&k.verifier).map_err(|e| anyhow::anyhow!("key {}: {e}", k.id)))
+        .collect()
+}
+
+/// Checks the database's ledger against the recorded checkpoints and the newest published one;
+/// returns the leaves' frontier at the full size.
+async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> anyhow::Result<Frontier> {
+    let mut anchors: Vec<(u64, String, String)> = app
+        .db
+        .checkpoints()
+        .await?
+        .into_iter()
+        .map(|c| (c.tree_size as u64, c.root_hash, c.object_key))
+        .collect();
+    if let Some((key, note)) = newest_published(app).await? {
+        let note = SignedNote::parse(&note).map_err(|e| {
+            anyhow::anyhow!("the published checkpoint {key} is not a signed note: {e}")
+        })?;
+        if note
+            .verified_by(&verifiers(app).await?)
+            .map_err(anyhow::Error::msg)?
+            .is_empty()
+        {
+            anyhow::bail!(
+                "the published checkpoint {key} is not signed by any key annexa knows: run `annexa verify`"
+            );
+        }
+        let body = Body::parse(&note.text).map_err(anyhow::Error::msg)?;
+        let acknowledged = acknowledged_rollbacks(app)
+            .await?
+            .iter()
+            .any(|(_, accepted)| *accepted >= body.size);
+        if acknowledged {
+            // The operator accepted losing this history; the new one starts from the database.
+        } else if body.size > leaves.len() as u64 {
+            return Err(CheckpointError::Rollback {
+                db_size: leaves.len() as u64,
+                published_size: body.size,
+                published: key,
+            }
+            .into());
+        } else {
+            anchors.push((body.size, body.root, key));
+        }
+    }
+    anchors.sort();
+    let mut frontier = Frontier::default();
+    let mut anchors = anchors.into_iter().peekable();
+    for leaf in leaves {
+        frontier.push(*leaf);
+        while let Some((size, signed, location)) =
+            anchors.next_if(|(size, _, _)| *size <= frontier.size())
+        {
+            if size == frontier.size() && signed != b64(&frontier.root()) {
+                return Err(CheckpointError::Inconsistent {
+                    location,
+                    size,
+                    signed,
+                    actual: b64(&frontier.root()),
+                }
+                .into());
+            }
+        }
+    }
+    if let Some((size, _, published)) = anchors.next() {
+        return Err(CheckpointError::Rollback {
+            db_size: leaves.len() as u64,
+            published_size: size,
+            published,
+        }
+        .into());
+    }
+    Ok(frontier)
+}
+
+/// What `create` did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub checkpoint: CheckpointRow,
+    /// False when the newest checkpoint already covers the whole ledger.
+    pub new: bool,
+    /// Where it was published besides the store.
+    pub published: Option<String>,
+}
+
+/// Signs and publishes a checkpoint of the whole ledger, unless the newest one covers it.
+pub async fn create(app: &Annexa) -> anyhow::Result<Outcome> {
+    let key = crate::keyring::signing_key(app).await?;
+    create_signed(app, &[&key]).await
+}
+
+/// The same, signed by each of `keys` (a rotation signs with the new key and the old).
+pub async fn create_signed(
+    app: &Annexa,
+    keys: &[&crate::keys::NoteKey],
+) -> anyhow::Result<Outcome> {
+    let leaves = ledger::decode_leaves(&app.db.leaves().await?)
+        .map_err(|e| anyhow::anyhow!("{e}; run `annexa verify`"))?;
+    if leaves.is_empty() {
+        return Err(CheckpointError::Empty.into());
+    }
+    let frontier = check_history(app, &leaves).await?;
+    if let Some(latest) = app.db.checkpoints().await?.pop()
+        && latest.tree_size as u64 == frontier.size()
+    {
+        return Ok(Outcome {
+            checkpoint: latest,
+            new: false,
+            published: None,
+        });
+    }
+    let now = app.clock.now();
+    let root = frontier.root();
+    let note = crate::keys::sign_note(
+        &ledger::checkpoint_text(&app.config.ledger.origin, frontier.size(), &root),
+        keys,
+    );
+    let object_key = store_key(now, frontier.size());
+    app.store.put_named(&object_key, note.as_bytes()).await?;
+    let row = CheckpointRow {
+        tree_size: frontier.size() as i64,
+        root_hash: b64(&root),
+        origin: app.config.ledger.origin.clone(),
+        key_id: hex::encode(keys[0].key_id()),
+        note,
+        created_at: now,
+        object_key,
+    };
+    app.db.insert_checkpoint(&row).await?;
+    let published = match &app.config.ledger.publish {
+        None => None,
+        Some(target) => Some(publish(target, &row).await?),
+    };
+    Ok(Outcome {
+        checkpoint: row,
+        new: true,
+        published,
+    })
+}
+
+/// Writes the checkpoint to the second location, once: an existing copy must be identical.
+async fn publish(target: &Publish, row: &CheckpointRow) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let rel = row
+        .object_key
+        .strip_prefix("ledger/checkpoints/")
+        .expect("checkpoint keys start with ledger/checkpoints/");
+    match target {
+        Publish::Dir(dir) => {
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().expect("a date folder"))
+                .with_context(|| format!("cannot publish the checkpoint into {}", dir.display()))?;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    f.write_all(row.note.as_bytes())?;
+                    f.sync_all()?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if std::fs::read_to_string(&path)? != row.note {
+                        anyhow::bail!(
+                            "{} already holds a different checkpoint of tree size {}: someone else signs into this folder, or history was rewritten",
+                            path.display(),
+                            row.tree_size
+                        );
+                    }
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot publish the checkpoint to {}", path.display())
+                    });
+                }
+            }
+            Ok(path.display().to_string())
+        }
+        Publish::Url(base) => {
+            let url = format!("{base}/{rel}");
+            let response = reqwest::Client::new()
+                .put(&url)
+                .header("content-type", "text/plain; charset=utf-8")
+                .body(row.note.clone())
+                .send()
+                .await
+                .with_context(|| format!("cannot publish the checkpoint to {url}"))?;
+            if !response.status().is_success() {
+                anyhow::bail!(
+                    "publishing the checkpoint to {url} failed with HTTP {}",
+                    response.status()
+                );
+            }
+            Ok(url)
+        }
+    }
+}
+
+/// Whether the daily checkpoint is due: none yet, or none made today (UTC).
+pub async fn due(app: &Annexa) -> anyhow::Result<bool> {
+    let now = app.clock.now();
+    Ok(match app.db.latest_checkpoint(now).await? {
+        None => !app.db.leaves_until(now).await?.is_empty(),
+        Some(c) => c.created_at.date_naive() < now.date_naive(),
+    })
+}
+
+/// The tree size of the newest published checkpoint, and where it is.
+async fn newest_published_size(app: &Annexa) -> anyhow::Result<Option<(u64, String)>> {
+    let Some((key, note)) = newest_published(app).await? else {
+        return Ok(None);
+    };
+    // An unreadable note is for `annexa verify` to report; it anchors nothing here.
+    Ok(SignedNote::parse(&note)
+        .ok()
+        .and_then(|n| Body::parse(&n.text).ok())
+        .map(|b| (b.size, key)))
+}
+
+/// The database sizes at which an operator acknowledged a rollback, with the published size
+/// they accepted losing.
+pub async fn acknowledged_rollbacks(app: &Annexa) -> anyhow::Result<Vec<(u64, u64)>> {
+    Ok(app
+        .db
+        .audit_events_with_action(ROLLBACK_ACKNOWLEDGED)
+        .await?
+        .iter()
+        .filter_map(|e| {
+            let d: serde_json::Value = serde_json::from_str(&e.details).ok()?;
+            Some((d["db_size"].as_u64()?, d["published_size"].as_u64()?))
+        })
+        .collect())
+}
+
+pub const ROLLBACK_ACKNOWLEDGED: &str = "rollback-acknowledged";
+
+/// Refuses to append to a ledger smaller than the newest published checkpoint (a database
+/// restored from an older copy), until an operator acknowledges it.
+pub async fn guard_append(app: &Annexa) -> anyhow::Result<()> {
+    let Some((published_size, published)) = newest_published_size(app).await? else {
+        return Ok(());
+    };
+    let db_size = app.db.leaves().await?.len() as u64;
+    if published_size <= db_size
+        || acknowledged_rollbacks(app)
+            .await?
+            .iter()
+            .any(|(_, accepted)| *accepted >= published_size)
+    {
+        return Ok(());
+    }
+    Err(CheckpointError::Rollback {
+        db_size,
+        published_size,
+        published,
+    }
+    .into())
+}
+
+/// `annexa checkpoint --acknowledge-rollback REASON`: the operator accepts that the history
+/// after the database's ledger is lost; recorded as an audit event, after which annexa appends
+/// again and verify reports the lost checkpoints as notes.
+pub async fn acknowledge_rollback(
+    app: &Annexa,
+    reason: &str,
+) -> anyhow::Result<Option<(u64, u64)>> {
+    let Some((published_size, published)) = newest_published_size(app).await? else {
+        return Ok(None);
+    };
+    let db_size = app.db.leaves().await?.len() as u64;
+    if published_size <= db_size {
+        return Ok(None);
+    }
+    app.db
+        .record_audit_event(
+            "operator",
+            ROLLBACK_ACKNOWLEDGED,
+            &published,
+            serde_json::json!({"db_size": db_size, "published_size": published_size, "reason": reason}),
+            app.clock.now(),
+        )
+        .await?;
+    Ok(Some((db_size, published_size)))
+}

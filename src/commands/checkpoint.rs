@@ -1,0 +1,57 @@
+//! `annexa checkpoint`: signs and publishes a checkpoint of the ledger.
+
+use crate::Annexa;
+use crate::exit::Exit;
+
+pub async fn checkpoint(
+    app: &Annexa,
+    acknowledge: Option<&str>,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    if let Some(reason) = acknowledge {
+        match crate::checkpoint::acknowledge_rollback(app, reason).await? {
+            Some((db_size, published)) => eprintln!(
+                "rollback acknowledged: the ledger continues from {db_size} leaves; the published history up to {published} leaves is set aside (audit event recorded)"
+            ),
+            None => eprintln!(
+                "no rollback to acknowledge: the ledger extends every published checkpoint"
+            ),
+        }
+    }
+    let outcome = crate::checkpoint::create(app).await?;
+    let c = &outcome.checkpoint;
+    let text = if json {
+        serde_json::to_string(&serde_json::json!({
+            "tree_size": c.tree_size,
+            "root_hash": c.root_hash,
+            "key_id": c.key_id,
+            "new": outcome.new,
+            "object_key": c.object_key,
+            "published": outcome.published,
+            "note": c.note,
+        }))? + "\n"
+    } else {
+        let mut t = if outcome.new {
+            format!(
+                "checkpoint of tree size {} signed by key {}, stored at {} in {}\n",
+                c.tree_size,
+                c.key_id,
+                c.object_key,
+                app.store.location()
+            )
+        } else {
+            format!(
+                "the ledger has not grown since checkpoint {} (tree size {})\n",
+                c.object_key, c.tree_size
+            )
+        };
+        if let Some(p) = &outcome.published {
+            t.push_str(&format!("published to {p}\n"));
+        }
+        t.push('\n');
+        t.push_str(&c.note);
+        t
+    };
+    super::print(text.as_bytes())?;
+    Ok(Exit::Ok)
+}

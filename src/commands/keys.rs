@@ -1,0 +1,80 @@
+//! `annexa keys generate | rotate | revoke ID | list | export [FILE]`.
+
+use crate::Annexa;
+use crate::cli::KeysAction;
+use crate::exit::Exit;
+use crate::keyring;
+
+pub async fn keys(app: &Annexa, action: KeysAction, json: bool) -> anyhow::Result<Exit> {
+    let path = app.config.ledger.key_file.display();
+    let text = match action {
+        KeysAction::Generate => {
+            let key = keyring::generate(app).await?;
+            format!(
+                "key {} is active: {path} (private, mode 0600), {path}.pub (the verifier)\n",
+                hex::encode(key.key_id())
+            )
+        }
+        KeysAction::Rotate => {
+            let (old, new) = keyring::rotate(app).await?;
+            format!(
+                "key {} is active ({path}); key {} is retired (its file moved to {path}.{}); a checkpoint signed by both is published\n",
+                hex::encode(new.key_id()),
+                hex::encode(old.key_id()),
+                hex::encode(old.key_id())
+            )
+        }
+        KeysAction::Revoke { id } => {
+            let key = keyring::revoke(app, &id).await?;
+            format!(
+                "key {} is revoked since {}; it never signs again{}\n",
+                key.id,
+                key.revoked_at.map(annexa_reports::time).unwrap_or_default(),
+                if app.db.keys().await?.iter().any(|k| k.state == "active") {
+                    ""
+                } else {
+                    "; no key is active: run `annexa keys generate`"
+                }
+            )
+        }
+        KeysAction::List => {
+            let keys = app.db.keys().await?;
+            if json {
+                let list: Vec<serde_json::Value> = keys
+                    .iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "id": k.id, "name": k.name, "state": k.state, "verifier": k.verifier,
+                            "created_at": annexa_reports::time(k.created_at),
+                            "retired_at": k.retired_at.map(annexa_reports::time),
+                            "revoked_at": k.revoked_at.map(annexa_reports::time),
+                        })
+                    })
+                    .collect();
+                serde_json::to_string(&list)? + "\n"
+            } else {
+                keys.iter()
+                    .map(|k| format!("{} {:<8} {}\n", k.id, k.state, keyring::verifier_line(k)))
+                    .collect()
+            }
+        }
+        KeysAction::Export { file } => {
+            let mut text = String::from(
+                "# annexa verifier file: one key per line, with when it was created, retired or revoked.\n",
+            );
+            for k in app.db.keys().await? {
+                text.push_str(&keyring::verifier_line(&k));
+                text.push('\n');
+            }
+            match file {
+                Some(f) => {
+                    std::fs::write(&f, &text)?;
+                    format!("wrote {}\n", f.display())
+                }
+                None => text,
+            }
+        }
+    };
+    super::print(text.as_bytes())?;
+    Ok(Exit::Ok)
+}
