@@ -199,7 +199,11 @@ async fn daily_checkpoints(app: &annexa::Annexa, runs: &[(DateTime<Utc>, usize, 
                     key_id: hex::encode(key.key_id()),
                     note,
                     created_at: next_midnight,
-                    object_key: annexa::checkpoint::store_key(next_midnight, frontier.size()),
+                    object_key: annexa::checkpoint::store_key(
+                        next_midnight,
+                        frontier.size(),
+                        &root,
+                    ),
                 })
                 .await
                 .unwrap();

@@ -16,9 +16,20 @@ use crate::db::CheckpointRow;
 use crate::keys::{SignedNote, Verifier};
 use crate::ledger::{self, Frontier};
 
-/// Where the store keeps the checkpoint of `size` made at `at`.
-pub fn store_key(at: DateTime<Utc>, size: u64) -> String {
-    format!("ledger/checkpoints/{}/{size}", at.format("%Y-%m-%d"))
+/// Where the store keeps the checkpoint of `size` made at `at`:
+/// `ledger/checkpoints/<date>/<tree size>-<first 8 hex digits of the root>`. The root in the
+/// name keeps a new history (after an acknowledged rollback) from colliding with the old one.
+pub fn store_key(at: DateTime<Utc>, size: u64, root: &ledger::Hash) -> String {
+    format!(
+        "ledger/checkpoints/{}/{size}-{}",
+        at.format("%Y-%m-%d"),
+        &hex::encode(root)[..8]
+    )
+}
+
+/// The tree size a checkpoint's store key names.
+pub fn size_in_key(key: &str) -> Option<u64> {
+    key.rsplit('/').next()?.split('-').next()?.parse().ok()
 }
 
 /// Why annexa refuses to sign.
@@ -88,7 +99,7 @@ fn b64(h: &ledger::Hash) -> String {
 pub async fn newest_published(app: &Annexa) -> anyhow::Result<Option<(String, String)>> {
     let mut newest: Option<(u64, String)> = None;
     for key in app.store.list("ledger/checkpoints").await? {
-        if let Some(size) = key.rsplit('/').next().and_then(|s| s.parse::<u64>().ok())
+        if let Some(size) = size_in_key(&key)
             && newest.as_ref().is_none_or(|(n, _)| size > *n)
         {
             newest = Some((size, key));
@@ -224,7 +235,7 @@ pub async fn create_signed(
         &ledger::checkpoint_text(&app.config.ledger.origin, frontier.size(), &root),
         keys,
     );
-    let object_key = store_key(now, frontier.size());
+    let object_key = store_key(now, frontier.size(), &root);
     app.store.put_named(&object_key, note.as_bytes()).await?;
     let row = CheckpointRow {
         tree_size: frontier.size() as i64,

@@ -63,6 +63,53 @@ fn item(e: ObjectRow) -> ItemInput {
     }
 }
 
+/// `[from, to)` in four slices, in order: a month holds many rows, and the database driver
+/// decodes rows on one thread per connection, so slices read on parallel connections.
+fn slices(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    const SLICES: i32 = 4;
+    let step = (to - from) / SLICES;
+    (0..SLICES)
+        .map(|i| {
+            let end = if i == SLICES - 1 {
+                to
+            } else {
+                from + step * (i + 1)
+            };
+            (from + step * i, end)
+        })
+        .collect()
+}
+
+/// The evidence objects collected in `[from, to)`.
+async fn objects_between(
+    app: &Annexa,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> anyhow::Result<Vec<crate::db::ObjectRow>> {
+    let parts = futures::future::try_join_all(
+        slices(from, to)
+            .into_iter()
+            .map(|(a, b)| app.db.objects_between(a, b)),
+    )
+    .await?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// The runs that finished in `[from, to)`, oldest first.
+async fn runs_between(
+    app: &Annexa,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> anyhow::Result<Vec<RunRow>> {
+    let parts = futures::future::try_join_all(
+        slices(from, to)
+            .into_iter()
+            .map(|(a, b)| app.db.runs_between(a, b)),
+    )
+    .await?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
 /// The checkpoint a report is anchored to: the newest one published by `as_of`; when there is
 /// none yet, the tree head at `as_of`, signed for this report.
 async fn ledger_head(
@@ -118,22 +165,15 @@ pub async fn gather(
     key: &NoteKey,
 ) -> anyhow::Result<ReportInput> {
     let end = to.min(as_of);
-    let t0 = std::time::Instant::now();
     // The big reads run side by side, each on its own connection. Evidence rows are written
     // before their run finishes; a day's margin catches the rows of runs that finished just
     // after `from`.
     let (status, objects, period_runs, ledger) = tokio::try_join!(
         async { Ok::<_, anyhow::Error>(crate::status::status(app, end).await?) },
-        async {
-            Ok(app
-                .db
-                .objects_between(from - Duration::days(1), end)
-                .await?)
-        },
-        async { Ok(app.db.runs_between(from, end).await?) },
+        objects_between(app, from - Duration::days(1), end),
+        runs_between(app, from, end),
         ledger_head(app, end, key),
     )?;
-    eprintln!("PROFILE g.reads {:?}", t0.elapsed());
     let mut items: HashMap<String, Vec<ItemInput>> = HashMap::new();
     for e in objects {
         items.entry(e.run_id.clone()).or_default().push(item(e));
@@ -141,15 +181,28 @@ pub async fn gather(
     for run_items in items.values_mut() {
         run_items.sort_by(|a, b| a.name.cmp(&b.name));
     }
-    eprintln!("PROFILE g.objects {:?}", t0.elapsed());
     let before = from - Duration::microseconds(1);
     let mut runs_of: HashMap<&str, Vec<&RunRow>> = HashMap::new();
     for run in &period_runs {
         runs_of.entry(run.collector.as_str()).or_default().push(run);
     }
     let specs = app.config.job_specs();
+    // Per collector, side by side: its last runs before the period and its newest facts.
+    let history = futures::future::try_join_all(app.config.collectors.iter().map(|config| async {
+        let (prior_success, prior_failure) = app.db.latest_runs(&config.name, before).await?;
+        let mut facts = None;
+        if let Some(newest) = app.db.latest_run(&config.name, end, true).await? {
+            let evidence = app.db.evidence_of_run(&newest.id).await?;
+            if let Some(facts_row) = evidence.iter().find(|e| e.role == "facts") {
+                facts = load_facts(app, facts_row).await.ok();
+            }
+        }
+        Ok::<_, anyhow::Error>((prior_success, prior_failure.is_some(), facts))
+    }))
+    .await?;
     let mut collectors = Vec::new();
-    for config in &app.config.collectors {
+    for (config, (prior_success, prior_failure, facts)) in app.config.collectors.iter().zip(history)
+    {
         let collector = registry::build(config, &app.config);
         let controls = registry::controls_of(config, collector.as_ref(), &app.config.catalog);
         let max_age = config.max_age.unwrap_or_else(|| {
@@ -161,17 +214,13 @@ pub async fn gather(
                 .unwrap_or(std::time::Duration::from_secs(86_400))
         });
         let mut runs = Vec::new();
-        if let Some(prior) = app.db.latest_run(&config.name, before, true).await? {
+        let ran_before = prior_failure || prior_success.is_some();
+        if let Some(prior) = prior_success {
             runs.push(run_input(&prior, Vec::new()));
         }
         let in_period = runs_of.remove(config.name.as_str()).unwrap_or_default();
         // Slots count from the collector's first run: none were due before it was set up.
-        let since = if app
-            .db
-            .latest_run(&config.name, before, false)
-            .await?
-            .is_some()
-        {
+        let since = if ran_before {
             from
         } else {
             in_period
@@ -185,15 +234,9 @@ pub async fn gather(
             let run_items = items.remove(&run.id).unwrap_or_default();
             runs.push(run_input(run, run_items));
         }
-        let mut figures = Vec::new();
-        if let Some(newest) = app.db.latest_run(&config.name, end, true).await? {
-            let evidence = app.db.evidence_of_run(&newest.id).await?;
-            if let Some(facts_row) = evidence.iter().find(|e| e.role == "facts")
-                && let Ok(facts) = load_facts(app, facts_row).await
-            {
-                figures = collector.figures(&facts, from, to);
-            }
-        }
+        let figures = facts
+            .map(|f| collector.figures(&f, from, to))
+            .unwrap_or_default();
         let slots = specs
             .iter()
             .find(|s| s.name == config.name)
@@ -214,7 +257,6 @@ pub async fn gather(
         });
     }
 
-    eprintln!("PROFILE g.collectors {:?}", t0.elapsed());
     // The custody log: every run manifest is evidence that collection itself works.
     let custody_controls = app.config.catalog.controls_for_kind(CUSTODY);
     if !custody_controls.is_empty() {
@@ -259,7 +301,6 @@ pub async fn gather(
         });
     }
 
-    eprintln!("PROFILE g.custody {:?}", t0.elapsed());
     Ok(ReportInput {
         organization: app.config.organization.clone(),
         from,
@@ -331,7 +372,8 @@ fn files_of(format: ReportFormat) -> Vec<(&'static str, Renderer)> {
     }
 }
 
-/// Writes `dir/name` through a temporary file, so a reader never sees half a file.
+/// Writes `dir/name` through a temporary file, so a reader never sees half a file. Not fsynced:
+/// the durable copy is the one the store keeps (and fsyncs); this one is for reading now.
 fn write_file(
     dir: &Path,
     name: &str,
@@ -343,7 +385,6 @@ fn write_file(
     write(&mut out)?;
     out.flush()?;
     drop(out);
-    tmp.as_file().sync_all()?;
     // Reports are for reading: not the temporary file's 0600.
     #[cfg(unix)]
     std::fs::set_permissions(
@@ -384,12 +425,9 @@ pub async fn write_bundle(
         );
     }
     let key = crate::keyring::signing_key(app).await?;
-    let t0 = std::time::Instant::now();
     let input = gather(app, from, to, now, now, &key).await?;
-    eprintln!("PROFILE gather {:?}", t0.elapsed());
     let model = annexa_reports::build(&input);
     drop(input);
-    eprintln!("PROFILE build {:?}", t0.elapsed());
 
     // The id names the period and the content, so the same inputs give the same bundle.
     let mut json_hash = HashingSink(Sha256::new());
@@ -430,26 +468,22 @@ pub async fn write_bundle(
     let mut files = Vec::new();
     let mut paths = Vec::new();
     for (name, render) in renders {
-        {
-            let path = render
-                .await
-                .context("a report renderer stopped")?
-                .with_context(|| format!("cannot write {} into {}", name, dir.display()))?;
-            eprintln!("PROFILE render {name} {:?}", t0.elapsed());
-            // Streamed into the store, content-addressed like any evidence.
-            let stored = app
-                .store
-                .put_object(&annexa_collectors::Body::File(path.clone()))
-                .await?;
-            files.push(BundleFile {
-                name: name.to_string(),
-                sha256: stored.sha256,
-                size: stored.size,
-                object_key: stored.key,
-            });
-            paths.push(path);
-            eprintln!("PROFILE stored {name} {:?}", t0.elapsed());
-        }
+        let path = render
+            .await
+            .context("a report renderer stopped")?
+            .with_context(|| format!("cannot write {} into {}", name, dir.display()))?;
+        // Streamed into the store, content-addressed like any evidence.
+        let stored = app
+            .store
+            .put_object(&annexa_collectors::Body::File(path.clone()))
+            .await?;
+        files.push(BundleFile {
+            name: name.to_string(),
+            sha256: stored.sha256,
+            size: stored.size,
+            object_key: stored.key,
+        });
+        paths.push(path);
     }
 
     let manifest = crate::canonical::to_vec(&serde_json::json!({

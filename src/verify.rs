@@ -82,14 +82,23 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
     let mut keys: BTreeSet<String> = app.store.list("objects").await?.into_iter().collect();
     keys.extend(evidence.iter().map(|e| e.object_key.clone()));
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    // Shown only on a terminal.
+    let progress = indicatif::ProgressBar::new(keys.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "verifying {pos}/{len} objects [{elapsed_precise}] {wide_bar} {eta} left",
+        )
+        .expect("a valid template"),
+    );
     let hashed: BTreeMap<String, Result<(String, u64), StoreError>> = futures::stream::iter(keys)
-        .map(|key| async move {
+        .map(|key| async {
             let result = app.store.hash(&key).await;
+            progress.inc(1);
             (key, result)
         })
         .buffer_unordered(parallel)
         .collect()
         .await;
+    progress.finish_and_clear();
     let mut bytes_hashed = 0;
     for (key, result) in &hashed {
         let named = key.rsplit('/').next().unwrap_or_default();
@@ -195,11 +204,12 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
         }
         manifest_bytes.insert(run.id.clone(), bytes);
     }
+    let recorded: BTreeSet<&str> = runs
+        .iter()
+        .filter_map(|r| r.manifest_key.as_deref())
+        .collect();
     for key in app.store.list("runs").await? {
-        if !runs
-            .iter()
-            .any(|r| r.manifest_key.as_deref() == Some(key.as_str()))
-        {
+        if !recorded.contains(key.as_str()) {
             notes.push(format!(
                 "{key} has no recorded run (a run killed before its database commit); it is kept"
             ));
@@ -498,11 +508,7 @@ async fn check_checkpoints(
                         &b.origin,
                     ));
                 }
-                if let Some(size) = c
-                    .location
-                    .rsplit('/')
-                    .next()
-                    .and_then(|s| s.parse::<u64>().ok())
+                if let Some(size) = crate::checkpoint::size_in_key(&c.location)
                     && c.date.is_some()
                     && size != b.size
                 {

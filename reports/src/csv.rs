@@ -135,21 +135,23 @@ pub fn render_evidence_csv(r: &Report, out: &mut impl Write) -> std::io::Result<
             "object_key",
             "controls",
         ],
-        r.evidence.iter().map(|e| {
-            vec![
-                e.collector.as_str().into(),
-                e.run_id.as_str().into(),
-                e.name.as_str().into(),
-                e.role.as_str().into(),
-                e.media_type.as_str().into(),
-                e.size.map(|s| s.to_string()).unwrap_or_default().into(),
-                time(e.collected_at).into(),
-                time(e.expires_at).into(),
-                if e.fresh { "true" } else { "false" }.into(),
-                e.sha256.as_str().into(),
-                e.object_key.as_str().into(),
-                e.controls.join(" ").into(),
-            ]
+        r.snapshots_of("").flat_map(|(collected, expires, items)| {
+            items.iter().map(move |e| {
+                vec![
+                    e.collector.as_str().into(),
+                    e.run_id.as_str().into(),
+                    e.name.as_str().into(),
+                    e.role.as_str().into(),
+                    e.media_type.as_str().into(),
+                    e.size.map(|s| s.to_string()).unwrap_or_default().into(),
+                    collected.clone().into(),
+                    expires.clone().into(),
+                    if e.fresh { "true" } else { "false" }.into(),
+                    e.sha256.as_str().into(),
+                    e.object_key.as_str().into(),
+                    e.controls.join(" ").into(),
+                ]
+            })
         }),
     )
 }

@@ -282,22 +282,18 @@ fn evidence_table(r: &Report, control: &str, out: &mut impl Write) -> std::io::R
         out,
         "<table>\n<tr><th>Collector</th><th>Object</th><th>Collected</th><th>Expires</th><th>Fresh</th><th>SHA-256</th><th>Object key</th></tr>"
     )?;
-    for e in r
-        .evidence
-        .iter()
-        .filter(|e| e.controls.iter().any(|x| x == control))
-    {
-        writeln!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"hash\">{}</td><td class=\"hash\">{}</td></tr>",
-            esc(&e.collector),
-            esc(&e.name),
-            time(e.collected_at),
-            time(e.expires_at),
-            if e.fresh { "fresh" } else { "stale" },
-            esc(&e.sha256),
-            esc(&e.object_key)
-        )?;
+    for (collected, expires, items) in r.snapshots_of(control) {
+        for e in items {
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{collected}</td><td>{expires}</td><td>{}</td><td class=\"hash\">{}</td><td class=\"hash\">{}</td></tr>",
+                esc(&e.collector),
+                esc(&e.name),
+                if e.fresh { "fresh" } else { "stale" },
+                esc(&e.sha256),
+                esc(&e.object_key)
+            )?;
+        }
     }
     writeln!(out, "</table>")
 }

@@ -37,19 +37,19 @@ fn table<R: AsRef<[String]>>(
 }
 
 fn evidence_rows<'a>(r: &'a Report, control: &'a str) -> impl Iterator<Item = Vec<String>> + 'a {
-    r.evidence
-        .iter()
-        .filter(move |e| e.controls.iter().any(|x| x == control))
-        .map(|e| {
-            vec![
-                e.collector.clone(),
-                e.name.clone(),
-                time(e.collected_at),
-                time(e.expires_at),
-                if e.fresh { "fresh" } else { "stale" }.to_string(),
-                e.sha256.clone(),
-                e.object_key.clone(),
-            ]
+    r.snapshots_of(control)
+        .flat_map(|(collected, expires, items)| {
+            items.iter().map(move |e| {
+                vec![
+                    e.collector.clone(),
+                    e.name.clone(),
+                    collected.clone(),
+                    expires.clone(),
+                    if e.fresh { "fresh" } else { "stale" }.to_string(),
+                    e.sha256.clone(),
+                    e.object_key.clone(),
+                ]
+            })
         })
 }
 

@@ -328,6 +328,28 @@ impl Report {
         day_starts(self.period.from, self.period.to)
     }
 
+    /// The snapshots bearing on `control` (all of them for `""`), each with its collection and
+    /// expiry time formatted once, and its objects.
+    pub fn snapshots_of<'a>(
+        &'a self,
+        control: &'a str,
+    ) -> impl Iterator<Item = (String, String, &'a [EvidenceEntry])> + 'a {
+        self.snapshots.iter().filter_map(move |s| {
+            let items = &self.evidence[s.evidence.clone()];
+            let bears = control.is_empty()
+                || items
+                    .first()
+                    .is_some_and(|e| e.controls.iter().any(|c| c == control));
+            (bears && !items.is_empty()).then(|| {
+                (
+                    crate::time(s.collected_at),
+                    crate::time(s.expires_at),
+                    items,
+                )
+            })
+        })
+    }
+
     /// True when some control is not satisfied at the end of the period (exit code 3).
     pub fn has_gaps(&self) -> bool {
         self.controls

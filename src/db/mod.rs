@@ -174,6 +174,18 @@ pub struct LedgerRow {
     pub ref_id: String,
 }
 
+/// The one of two runs that finished later (by id when they finished together).
+pub fn newer(a: Option<RunRow>, b: Option<RunRow>) -> Option<RunRow> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if (b.finished_at, &b.id) > (a.finished_at, &a.id) {
+            b
+        } else {
+            a
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The object of an evidence row, as reports list it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRow {
@@ -296,7 +308,7 @@ impl Db {
             .close()
             .await?;
         let pool = AnyPoolOptions::new()
-            .max_connections(if engine == Engine::Sqlite { 4 } else { 8 })
+            .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
@@ -396,22 +408,24 @@ impl Db {
         as_of: DateTime<Utc>,
         succeeded_only: bool,
     ) -> Result<Option<RunRow>, DbError> {
-        // One indexed lookup per status: `status IN (…)` would sort every run of the collector.
-        let succeeded = self
-            .latest_with_status(collector, as_of, "succeeded")
-            .await?;
         if succeeded_only {
-            return Ok(succeeded);
+            return self.latest_with_status(collector, as_of, "succeeded").await;
         }
-        let failed = self.latest_with_status(collector, as_of, "failed").await?;
-        Ok(match (succeeded, failed) {
-            (Some(s), Some(f)) => Some(if (f.finished_at, &f.id) > (s.finished_at, &s.id) {
-                f
-            } else {
-                s
-            }),
-            (s, f) => s.or(f),
-        })
+        let (succeeded, failed) = self.latest_runs(collector, as_of).await?;
+        Ok(newer(succeeded, failed))
+    }
+
+    /// The newest successful and the newest failed run of a collector at or before `as_of`.
+    /// One indexed lookup per status: `status IN (…)` would sort every run of the collector.
+    pub async fn latest_runs(
+        &self,
+        collector: &str,
+        as_of: DateTime<Utc>,
+    ) -> Result<(Option<RunRow>, Option<RunRow>), DbError> {
+        futures::try_join!(
+            self.latest_with_status(collector, as_of, "succeeded"),
+            self.latest_with_status(collector, as_of, "failed"),
+        )
     }
 
     async fn latest_with_status(
@@ -521,33 +535,55 @@ impl Db {
     }
 
     /// The objects of the evidence rows with `from <= collected_at < to`, in no particular
-    /// order (sorting them here would cost more than the query).
+    /// order. Rows come back one per run, the run's objects joined in one text column: a
+    /// month holds many objects, and the drivers pay per row far more than per byte.
     pub async fn objects_between(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ObjectRow>, DbError> {
-        let rows = sqlx::query(
-            "SELECT run_id, name, role, media_type, size, sha256, object_key FROM evidence \
-             WHERE collected_at >= $1 AND collected_at < $2",
-        )
-        .bind(ts(from))
-        .bind(ts(to))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ObjectRow {
-                    run_id: r.try_get("run_id")?,
-                    name: r.try_get("name")?,
-                    role: r.try_get("role")?,
-                    media_type: r.try_get("media_type")?,
-                    size: r.try_get("size")?,
-                    sha256: r.try_get("sha256")?,
-                    object_key: r.try_get("object_key")?,
-                })
-            })
-            .collect()
+        // Unit (31) and record (30) separators never occur in names, types, hashes or keys.
+        let (unit, record, join) = match self.engine {
+            Engine::Sqlite => ("char(31)", "char(30)", "group_concat"),
+            Engine::Postgres => ("chr(31)", "chr(30)", "string_agg"),
+        };
+        let sql = format!(
+            "SELECT run_id, {join}(name || {unit} || role || {unit} || media_type || {unit} || \
+             CAST(size AS TEXT) || {unit} || sha256 || {unit} || object_key, {record}) AS objects \
+             FROM evidence WHERE collected_at >= $1 AND collected_at < $2 GROUP BY run_id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(ts(from))
+            .bind(ts(to))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut objects = Vec::with_capacity(rows.len() * 5);
+        for r in &rows {
+            let run_id: String = r.try_get("run_id")?;
+            let joined: String = r.try_get("objects")?;
+            for object in joined.split('\u{1e}') {
+                let f: Vec<&str> = object.split('\u{1f}').collect();
+                let [name, role, media_type, size, sha256, object_key] = f[..] else {
+                    return Err(DbError::Corrupt {
+                        what: format!("the evidence of run {run_id}"),
+                        value: "a field separator inside a value".into(),
+                    });
+                };
+                objects.push(ObjectRow {
+                    run_id: run_id.clone(),
+                    name: name.to_string(),
+                    role: role.to_string(),
+                    media_type: media_type.to_string(),
+                    size: size.parse().map_err(|_| DbError::Corrupt {
+                        what: format!("the size of an object of run {run_id}"),
+                        value: size.to_string(),
+                    })?,
+                    sha256: sha256.to_string(),
+                    object_key: object_key.to_string(),
+                });
+            }
+        }
+        Ok(objects)
     }
 
     /// Every leaf hash (hex) of the ledger, in order.
@@ -1042,7 +1078,11 @@ mod tests {
     fn times_compare_as_text_even_without_a_bound() {
         let now = ts(Utc::now());
         assert!(ts(DateTime::<Utc>::MAX_UTC) > now);
-        assert!(ts(DateTime::<Utc>::MIN_UTC) < now, "{}", ts(DateTime::<Utc>::MIN_UTC));
+        assert!(
+            ts(DateTime::<Utc>::MIN_UTC) < now,
+            "{}",
+            ts(DateTime::<Utc>::MIN_UTC)
+        );
         assert_eq!(parse_ts("t", &now).map(ts).unwrap(), now);
     }
 }

@@ -1,0 +1,743 @@
+//! Integrity (issue 9): the tamper matrix, checkpoints, key rotation and revocation, offline
+//! verification of a report bundle, and a property test of random mutations. Each tamper is
+//! detected by `annexa verify` with the right violation and passes again once restored.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use annexa::keys::NoteKey;
+use common::{Backend, World};
+use sqlx::Row;
+
+const CONFIG: &str = r#"
+[organization]
+name = "Example Ltd"
+
+[[collector]]
+name = "procedures"
+kind = "policy-document"
+schedule = "0 3 * * *"
+paths = ["procedures"]
+"#;
+
+/// Two collections and a checkpoint after each.
+fn world() -> World {
+    let w = World::new();
+    w.config(CONFIG);
+    w.write(
+        "procedures/incident.md",
+        &common::procedure("PROC-1", &common::reviewed_days_ago(10)),
+    );
+    for round in 0..2 {
+        w.write(
+            "procedures/round.md",
+            &common::procedure(&format!("R-{round}"), &common::reviewed_days_ago(5)),
+        );
+        w.annexa(&["collect", "--all"]).expect(0);
+        w.annexa(&["checkpoint"]).expect(0);
+    }
+    w.annexa(&["verify"]).expect(0);
+    w
+}
+
+fn database_url(w: &World) -> String {
+    match &w.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", w.path("data/annexa.db").display()),
+    }
+}
+
+/// Runs statements as someone with direct access to the database would, triggers off.
+async fn sql(w: &World, statements: &[&str]) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&database_url(w)).await.unwrap();
+    let unlock: &[&str] = if w.database_url.is_some() {
+        &[
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
+            "ALTER TABLE ledger DISABLE TRIGGER ledger_append_only",
+        ]
+    } else {
+        &[
+            "DROP TRIGGER IF EXISTS audit_events_append_only_update",
+            "DROP TRIGGER IF EXISTS audit_events_append_only_delete",
+            "DROP TRIGGER IF EXISTS ledger_append_only_update",
+            "DROP TRIGGER IF EXISTS ledger_append_only_delete",
+        ]
+    };
+    for s in unlock.iter().chain(statements) {
+        sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    pool.close().await;
+}
+
+async fn one(w: &World, query: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&database_url(w)).await.unwrap();
+    let row = sqlx::query(sqlx::AssertSqlSafe(query.to_string()))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let value: String = row.try_get(0).unwrap();
+    pool.close().await;
+    value
+}
+
+/// `annexa verify --json`: exit 4 with a violation of `kind`.
+fn detected(w: &World, kind: &str) {
+    let out = w.annexa(&["verify", "--json"]);
+    assert_eq!(
+        out.code, 4,
+        "verify should fail with {kind}:\n{}",
+        out.stdout
+    );
+    let kinds: BTreeSet<String> = out.json()["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.contains(kind), "expected {kind}, got {kinds:?}");
+}
+
+fn clean(w: &World) {
+    let out = w.annexa(&["verify", "--json"]);
+    assert_eq!(out.code, 0, "verify should pass:\n{}", out.stdout);
+}
+
+fn evidence_key(w: &World) -> String {
+    let out = w.annexa(&["status", "--json"]).json();
+    out["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["evidence"].as_array().unwrap().iter())
+        .find(|e| e["collector"] == "procedures")
+        .map(|e| e["object_key"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+/// Changes a file, runs `check`, then puts the original bytes back and expects a clean verify.
+fn with_file_changed(
+    w: &World,
+    key: &str,
+    change: impl FnOnce(&mut Vec<u8>),
+    check: impl FnOnce(),
+) {
+    let path = w.object_file(key);
+    let original = std::fs::read(&path).unwrap();
+    let mut changed = original.clone();
+    change(&mut changed);
+    std::fs::write(&path, &changed).unwrap();
+    check();
+    std::fs::write(&path, &original).unwrap();
+    clean(w);
+}
+
+#[test]
+fn stored_bytes_bit_flipped_truncated_deleted_or_swapped_are_caught() {
+    let w = world();
+    let key = evidence_key(&w);
+    with_file_changed(
+        &w,
+        &key,
+        |b| b[0] ^= 0x01,
+        || detected(&w, "object-altered"),
+    );
+    with_file_changed(
+        &w,
+        &key,
+        |b| {
+            b.pop();
+        },
+        || detected(&w, "object-altered"),
+    );
+    // Replaced by another object of the same size.
+    with_file_changed(
+        &w,
+        &key,
+        |b| {
+            let n = b.len();
+            *b = vec![b'x'; n];
+        },
+        || detected(&w, "object-altered"),
+    );
+    // Deleted.
+    let path = w.object_file(&key);
+    let original = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    detected(&w, "object-missing");
+    std::fs::write(&path, original).unwrap();
+    clean(&w);
+}
+
+#[tokio::test]
+async fn a_run_manifest_or_an_evidence_row_edited_is_caught() {
+    let w = world();
+    let manifest = one(
+        &w,
+        "SELECT manifest_key FROM runs ORDER BY ledger_index LIMIT 1",
+    )
+    .await;
+    with_file_changed(
+        &w,
+        &manifest,
+        |b| {
+            let text = String::from_utf8(b.clone()).unwrap();
+            *b = text
+                .replacen("\"procedures\"", "\"procedurez\"", 1)
+                .into_bytes();
+        },
+        || detected(&w, "manifest-altered"),
+    );
+    let sha = one(&w, "SELECT sha256 FROM evidence ORDER BY id LIMIT 1").await;
+    let forged = format!(
+        "{}{}",
+        if sha.starts_with('0') { "1" } else { "0" },
+        &sha[1..]
+    );
+    sql(
+        &w,
+        &[&format!(
+            "UPDATE evidence SET sha256 = '{forged}' WHERE sha256 = '{sha}'"
+        )],
+    )
+    .await;
+    detected(&w, "evidence-row-altered");
+    sql(
+        &w,
+        &[&format!(
+            "UPDATE evidence SET sha256 = '{sha}' WHERE sha256 = '{forged}'"
+        )],
+    )
+    .await;
+    clean(&w);
+}
+
+#[tokio::test]
+async fn audit_events_edited_deleted_or_swapped_are_caught() {
+    let w = world();
+    let first = "(SELECT id FROM audit_events ORDER BY ledger_index LIMIT 1)";
+    let id = one(
+        &w,
+        &format!("SELECT id FROM audit_events WHERE id = {first}"),
+    )
+    .await;
+    let details = one(
+        &w,
+        &format!("SELECT details FROM audit_events WHERE id = '{id}'"),
+    )
+    .await;
+    // Edited.
+    sql(
+        &w,
+        &[&format!(
+            "UPDATE audit_events SET actor = 'mallory' WHERE id = '{id}'"
+        )],
+    )
+    .await;
+    detected(&w, "ledger-leaf-mismatch");
+    sql(
+        &w,
+        &[&format!(
+            "UPDATE audit_events SET actor = 'annexa' WHERE id = '{id}'"
+        )],
+    )
+    .await;
+    clean(&w);
+    // Deleted, then put back as it was.
+    let row = format!(
+        "SELECT id, at, actor, action, subject, details, ledger_index FROM audit_events WHERE id = '{id}'"
+    );
+    let (at, action, subject, index) = {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&database_url(&w)).await.unwrap();
+        let r = sqlx::query(sqlx::AssertSqlSafe(row))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let v = (
+            r.try_get::<String, _>("at").unwrap(),
+            r.try_get::<String, _>("action").unwrap(),
+            r.try_get::<String, _>("subject").unwrap(),
+            r.try_get::<i64, _>("ledger_index").unwrap(),
+        );
+        pool.close().await;
+        v
+    };
+    sql(
+        &w,
+        &[&format!("DELETE FROM audit_events WHERE id = '{id}'")],
+    )
+    .await;
+    detected(&w, "audit-event-missing");
+    sql(
+        &w,
+        &[&format!(
+            "INSERT INTO audit_events (id, at, actor, action, subject, details, ledger_index) \
+         VALUES ('{id}', '{at}', 'annexa', '{action}', '{subject}', '{}', {index})",
+            details.replace('\'', "''")
+        )],
+    )
+    .await;
+    clean(&w);
+    // Two rows swapped: each row's content under the other's id and ledger index.
+    let second = one(
+        &w,
+        "SELECT id FROM audit_events ORDER BY ledger_index DESC LIMIT 1",
+    )
+    .await;
+    let action2 = one(
+        &w,
+        &format!("SELECT action FROM audit_events WHERE id = '{second}'"),
+    )
+    .await;
+    assert_ne!(action, action2, "two different events to swap");
+    sql(
+        &w,
+        &[
+            &format!("UPDATE audit_events SET action = '{action2}' WHERE id = '{id}'"),
+            &format!("UPDATE audit_events SET action = '{action}' WHERE id = '{second}'"),
+        ],
+    )
+    .await;
+    detected(&w, "ledger-leaf-mismatch");
+    sql(
+        &w,
+        &[
+            &format!("UPDATE audit_events SET action = '{action}' WHERE id = '{id}'"),
+            &format!("UPDATE audit_events SET action = '{action2}' WHERE id = '{second}'"),
+        ],
+    )
+    .await;
+    clean(&w);
+}
+
+/// A copy of the database as it stood, to "restore" later: a file for SQLite, a template
+/// database for PostgreSQL. Returns the URL of the copy.
+async fn snapshot(w: &World) -> String {
+    match &w.database_url {
+        None => {
+            let copy = w.path("data/older.db");
+            std::fs::copy(w.path("data/annexa.db"), &copy).unwrap();
+            format!("sqlite://{}", copy.display())
+        }
+        Some(url) => {
+            let mut u = url::Url::parse(url).unwrap();
+            let name = u.path().trim_start_matches('/').to_string();
+            let copy = format!("{name}_older");
+            let mut admin = u.clone();
+            admin.set_path("/postgres");
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(admin.as_str()).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE {copy} TEMPLATE {name}"
+            )))
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            u.set_path(&format!("/{copy}"));
+            u.to_string()
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_database_restored_from_an_older_copy_is_caught_and_refused_until_acknowledged() {
+    let w = World::new();
+    w.config(CONFIG);
+    w.write(
+        "procedures/incident.md",
+        &common::procedure("PROC-1", &common::reviewed_days_ago(10)),
+    );
+    w.annexa(&["collect", "--all"]).expect(0);
+    w.annexa(&["checkpoint"]).expect(0);
+    let older = snapshot(&w).await;
+    w.annexa(&["collect", "--all"]).expect(0);
+    w.annexa(&["checkpoint"]).expect(0);
+    clean(&w);
+
+    // The older copy: its ledger is shorter than the checkpoint the store published.
+    let restored = [("ANNEXA_DATABASE__URL", older.as_str())];
+    let out = w.annexa_env(&["verify", "--json"], &restored);
+    assert_eq!(out.code, 4, "{}", out.stdout);
+    assert!(out.stdout.contains("ledger-rollback"), "{}", out.stdout);
+    // It refuses to append, and says why.
+    let refused = w.annexa_env(&["collect", "--all"], &restored).expect(4);
+    assert!(
+        refused.stderr.contains("restored from an older copy"),
+        "{}",
+        refused.stderr
+    );
+    // Restoring the newest database puts everything right.
+    clean(&w);
+
+    // An operator who accepts the loss says so; it is recorded, and annexa goes on.
+    let ack = w.annexa_env(
+        &[
+            "checkpoint",
+            "--acknowledge-rollback",
+            "restored after disk failure; INC-9",
+        ],
+        &restored,
+    );
+    assert_eq!(ack.code, 0, "{}", ack.stderr);
+    w.annexa_env(&["collect", "--all"], &restored).expect(0);
+    let out = w.annexa_env(&["verify", "--json"], &restored);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("rollback an operator acknowledged"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Writes a note into the store as if published on `date`.
+fn publish(w: &World, date: &str, size: u64, note: &str) -> PathBuf {
+    let path = w.object_file(&format!("ledger/checkpoints/{date}/{size}"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, note).unwrap();
+    path
+}
+
+/// Every published checkpoint: (its store key, tree size, note), smallest first.
+fn checkpoints(w: &World) -> Vec<(String, u64, String)> {
+    let mut found = Vec::new();
+    let root = w.object_file("ledger/checkpoints");
+    for day in std::fs::read_dir(&root).unwrap() {
+        let day = day.unwrap();
+        for f in std::fs::read_dir(day.path()).unwrap() {
+            let f = f.unwrap();
+            let note = std::fs::read_to_string(f.path()).unwrap();
+            let name = f.file_name().to_string_lossy().into_owned();
+            let size = name.split('-').next().unwrap().parse().unwrap();
+            let key = format!(
+                "ledger/checkpoints/{}/{name}",
+                day.file_name().to_string_lossy()
+            );
+            found.push((key, size, note));
+        }
+    }
+    found.sort_by_key(|(_, size, _)| *size);
+    found
+}
+
+fn tomorrow() -> String {
+    (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+#[test]
+fn forged_replayed_and_conflicting_checkpoints_are_caught() {
+    let w = world();
+    let found = checkpoints(&w);
+    assert_eq!(found.len(), 2, "one checkpoint per collection");
+    let (_, old_size, old_note) = found[0].clone();
+    let (_, size, note) = found[1].clone();
+    let body = note[..note.find("\n\n").unwrap() + 1].to_string();
+
+    // Signed by a key annexa never recorded.
+    let stranger = NoteKey::generate("annexa/example-ltd").unwrap();
+    let path = publish(&w, &tomorrow(), size, &stranger.sign_note(&body));
+    detected(&w, "checkpoint-unknown-key");
+    std::fs::remove_file(path).unwrap();
+    clean(&w);
+
+    // An old checkpoint replayed as the newest.
+    let path = publish(&w, &tomorrow(), old_size, &old_note);
+    detected(&w, "checkpoint-replayed");
+    std::fs::remove_file(path).unwrap();
+    clean(&w);
+
+    // Two conflicting checkpoints for one size, both by the real key.
+    let key = NoteKey::read(&w.path("keys/annexa.key")).unwrap();
+    let mut lines: Vec<&str> = body.lines().collect();
+    let forged_root = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_string();
+    lines[2] = &forged_root;
+    let path = publish(
+        &w,
+        &tomorrow(),
+        size,
+        &key.sign_note(&(lines.join("\n") + "\n")),
+    );
+    detected(&w, "checkpoint-conflict");
+    detected(&w, "checkpoint-inconsistent");
+    std::fs::remove_file(path).unwrap();
+    clean(&w);
+
+    // A published checkpoint edited in place.
+    let (key, _, _) = found[1].clone();
+    let path = w.object_file(&key);
+    std::fs::write(
+        &path,
+        note.replacen(&format!("\n{size}\n"), &format!("\n{}\n", size + 1), 1),
+    )
+    .unwrap();
+    detected(&w, "checkpoint-altered");
+    std::fs::write(&path, &note).unwrap();
+    clean(&w);
+}
+
+#[test]
+fn a_revoked_key_never_signs_and_what_it_signs_after_revocation_is_caught() {
+    let w = world();
+    let key = NoteKey::read(&w.path("keys/annexa.key")).unwrap();
+    let id = hex::encode(key.key_id());
+    w.annexa(&["keys", "revoke", &id]).expect(0);
+    // Its earlier checkpoints stay valid.
+    clean(&w);
+    // annexa refuses to sign with it.
+    w.annexa(&["collect", "--all"]).expect(0);
+    let refused = w.annexa(&["checkpoint"]).expect(1);
+    assert!(refused.stderr.contains("revoked"), "{}", refused.stderr);
+    // A checkpoint someone signs with it anyway, after the revocation, is caught.
+    let (_, size, note) = checkpoints(&w).pop().unwrap();
+    let body = &note[..note.find("\n\n").unwrap() + 1];
+    let path = publish(&w, &tomorrow(), size, &key.sign_note(body));
+    detected(&w, "checkpoint-signed-by-revoked-key");
+    std::fs::remove_file(path).unwrap();
+    clean(&w);
+    // A new key takes over.
+    w.annexa(&["keys", "generate"]).expect(0);
+    w.annexa(&["checkpoint"]).expect(0);
+    clean(&w);
+    let list = w.annexa(&["keys", "list", "--json"]).json();
+    let states: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["revoked", "active"]);
+}
+
+#[test]
+fn rotation_publishes_one_checkpoint_signed_by_both_keys() {
+    let w = world();
+    let old = NoteKey::read(&w.path("keys/annexa.key")).unwrap();
+    w.annexa(&["keys", "rotate"]).expect(0);
+    let new = NoteKey::read(&w.path("keys/annexa.key")).unwrap();
+    assert_ne!(old.key_id(), new.key_id());
+    let (_, _, note) = checkpoints(&w).pop().unwrap();
+    let parsed = annexa::keys::SignedNote::parse(&note).unwrap();
+    let verifiers = [old.verifier(), new.verifier()];
+    let both = parsed.verified_by(&verifiers).unwrap();
+    assert_eq!(both.len(), 2, "{note}");
+    clean(&w);
+    // After rotation only the new key signs.
+    w.annexa(&["collect", "--all"]).expect(0);
+    w.annexa(&["checkpoint"]).expect(0);
+    let (_, _, note) = checkpoints(&w).pop().unwrap();
+    let parsed = annexa::keys::SignedNote::parse(&note).unwrap();
+    assert_eq!(parsed.signatures.len(), 1);
+    assert_eq!(parsed.verified_by(&[new.verifier()]).unwrap().len(), 1);
+    clean(&w);
+}
+
+#[test]
+fn verify_checks_the_trusted_checkpoint_is_extended() {
+    let w = world();
+    let (_, _, first) = checkpoints(&w).remove(0);
+    w.write("trusted", &first);
+    w.annexa(&["verify", "--trusted", w.path("trusted").to_str().unwrap()])
+        .expect(0);
+    // A trusted checkpoint the ledger does not extend (another history).
+    let key = NoteKey::read(&w.path("keys/annexa.key")).unwrap();
+    let mut lines: Vec<String> = first.lines().take(3).map(String::from).collect();
+    lines[2] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into();
+    w.write("other", &key.sign_note(&(lines.join("\n") + "\n")));
+    let out = w.annexa(&[
+        "verify",
+        "--json",
+        "--trusted",
+        w.path("other").to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 4);
+    assert!(
+        out.stdout.contains("checkpoint-inconsistent"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn an_auditor_verifies_a_report_bundle_offline_with_only_the_key_file() {
+    let w = world();
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let report = w
+        .annexa(&["report", "--from", &today, "--to", &today, "--json"])
+        .json();
+    let dir = PathBuf::from(report["dir"].as_str().unwrap());
+    w.annexa(&[
+        "keys",
+        "export",
+        w.path("annexa-keys.txt").to_str().unwrap(),
+    ])
+    .expect(0);
+    // No config, no database, no store: only the folder and the key file.
+    let auditor = World::with_backend(Backend::Local);
+    let keys = w.path("annexa-keys.txt");
+    let verify = |dir: &PathBuf, keys: &PathBuf| -> common::Run {
+        std::process::Command::new(env!("CARGO_BIN_EXE_annexa"))
+            .current_dir(auditor.dir.path())
+            .env_remove("ANNEXA_CONFIG")
+            .args(["verify", "--json", "--bundle"])
+            .arg(dir)
+            .arg("--keys")
+            .arg(keys)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let ok = verify(&dir, &keys);
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    assert_eq!(ok.json()["objects_checked"], 8);
+
+    // A file changed after signing.
+    let html = dir.join("report.html");
+    let original = std::fs::read(&html).unwrap();
+    std::fs::write(&html, [&original[..], b"<!-- edited -->"].concat()).unwrap();
+    let out = verify(&dir, &keys);
+    assert_eq!(out.code, 4);
+    assert!(out.stdout.contains("bundle-file-altered"), "{}", out.stdout);
+    std::fs::write(&html, &original).unwrap();
+    // The manifest changed (a file's hash replaced to match an edit).
+    let manifest = dir.join("manifest.json");
+    let original_manifest = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        original_manifest.replacen("\"size\":", "\"size\": ", 1),
+    )
+    .unwrap();
+    let out = verify(&dir, &keys);
+    assert!(
+        out.stdout.contains("bundle-manifest-altered"),
+        "{}",
+        out.stdout
+    );
+    std::fs::write(&manifest, &original_manifest).unwrap();
+    // Another organization's key.
+    let stranger = NoteKey::generate("annexa/example-ltd").unwrap();
+    auditor.write("stranger.txt", &stranger.verifier_text());
+    let out = verify(&dir, &auditor.path("stranger.txt"));
+    assert_eq!(out.code, 4);
+    assert!(out.stdout.contains("bundle-unknown-key"), "{}", out.stdout);
+    assert_eq!(verify(&dir, &keys).code, 0);
+}
+
+/// A tiny deterministic generator (xorshift64*), so a failure names the seed that found it.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[tokio::test]
+async fn no_random_mutation_of_stored_bytes_or_rows_passes_verify() {
+    let seed: u64 = std::env::var("ANNEXA_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_micros() as u64 | 1);
+    println!("seed {seed} (ANNEXA_TEST_SEED={seed} repeats this run)");
+    let mut rng = Rng(seed);
+    let w = world();
+    // Everything annexa stored: objects, manifests, checkpoints.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&database_url(&w)).await.unwrap();
+    let mut keys: Vec<String> = Vec::new();
+    for q in [
+        "SELECT DISTINCT object_key FROM evidence",
+        "SELECT manifest_key FROM runs WHERE manifest_key IS NOT NULL",
+        "SELECT object_key FROM checkpoints",
+    ] {
+        for r in sqlx::query(q).fetch_all(&pool).await.unwrap() {
+            keys.push(r.try_get(0).unwrap());
+        }
+    }
+    let ids: Vec<i64> = sqlx::query("SELECT id FROM evidence ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get(0).unwrap())
+        .collect();
+    pool.close().await;
+
+    for round in 0..12 {
+        let what = rng.below(4);
+        match what {
+            0 | 1 => {
+                let key = &keys[rng.below(keys.len())];
+                let path = w.object_file(key);
+                let original = std::fs::read(&path).unwrap();
+                let mut changed = original.clone();
+                if what == 0 {
+                    let bit = rng.below(changed.len() * 8);
+                    changed[bit / 8] ^= 1 << (bit % 8);
+                } else {
+                    changed.truncate(rng.below(changed.len()));
+                }
+                std::fs::write(&path, &changed).unwrap();
+                let out = w.annexa(&["verify", "--json"]);
+                assert_eq!(
+                    out.code, 4,
+                    "seed {seed}, round {round}: {key} mutated, verify passed"
+                );
+                std::fs::write(&path, &original).unwrap();
+            }
+            _ => {
+                let id = ids[rng.below(ids.len())];
+                let (column, value) = if what == 2 {
+                    ("sha256", format!("'{:064x}'", rng.next()))
+                } else {
+                    ("size", (rng.next() % 1_000_000 + 1_000_001).to_string())
+                };
+                let original = one(
+                    &w,
+                    &format!("SELECT CAST({column} AS TEXT) FROM evidence WHERE id = {id}"),
+                )
+                .await;
+                sql(
+                    &w,
+                    &[&format!(
+                        "UPDATE evidence SET {column} = {value} WHERE id = {id}"
+                    )],
+                )
+                .await;
+                let out = w.annexa(&["verify", "--json"]);
+                assert_eq!(
+                    out.code, 4,
+                    "seed {seed}, round {round}: evidence {id}.{column} mutated, verify passed"
+                );
+                let restore = if column == "size" {
+                    original
+                } else {
+                    format!("'{original}'")
+                };
+                sql(
+                    &w,
+                    &[&format!(
+                        "UPDATE evidence SET {column} = {restore} WHERE id = {id}"
+                    )],
+                )
+                .await;
+            }
+        }
+    }
+    clean(&w);
+}
