@@ -54,6 +54,7 @@ fn child(backend: &str, file: &Path, store_dir: &Path, endpoint: Option<String>)
             multipart_threshold: 64 * MIB,
             part_size: 16 * MIB,
             static_credentials: Some(("bench".into(), Secret::new("bench-secret".into()))),
+            object_lock: None,
         }),
     };
     let config = base;

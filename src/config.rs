@@ -119,6 +119,8 @@ struct RawStore {
     path_style: Option<bool>,
     multipart_threshold_mib: Option<u64>,
     part_size_mib: Option<u64>,
+    object_lock_mode: Option<String>,
+    object_lock_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +214,15 @@ pub struct S3Config {
     /// An access key id and secret given by a program embedding annexa. The config file never
     /// sets this: there, credentials come from the AWS environment variables or profile files.
     pub static_credentials: Option<(String, Secret<String>)>,
+    /// S3 Object Lock retention set on every object written.
+    pub object_lock: Option<ObjectLock>,
+}
+
+/// An Object Lock retention: `GOVERNANCE` or `COMPLIANCE`, for a number of days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectLock {
+    pub mode: String,
+    pub days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -638,6 +649,8 @@ fn validate_store(
                 ("endpoint", raw.endpoint.is_some()),
                 ("bucket", raw.bucket.is_some()),
                 ("region", raw.region.is_some()),
+                ("object_lock_mode", raw.object_lock_mode.is_some()),
+                ("object_lock_days", raw.object_lock_days.is_some()),
             ] {
                 if set {
                     problems.push(format!("store.{key} applies only to kind = \"s3\""));
@@ -676,7 +689,34 @@ fn validate_store(
                     "store.part_size_mib must be at least 5 (S3's smallest part)".to_string(),
                 );
             }
+            let object_lock = match (raw.object_lock_mode, raw.object_lock_days) {
+                (None, None) => None,
+                (Some(mode), days) => {
+                    let mode = mode.to_ascii_uppercase();
+                    if mode != "GOVERNANCE" && mode != "COMPLIANCE" {
+                        problems.push(format!(
+                            "store.object_lock_mode `{mode}` is unknown: use \"GOVERNANCE\" or \"COMPLIANCE\""
+                        ));
+                    }
+                    let days = days.unwrap_or(0);
+                    if days == 0 {
+                        problems.push(
+                            "store.object_lock_days must be at least 1 when store.object_lock_mode is set"
+                                .to_string(),
+                        );
+                    }
+                    Some(ObjectLock { mode, days })
+                }
+                (None, Some(_)) => {
+                    problems.push(
+                        "store.object_lock_days needs store.object_lock_mode (\"GOVERNANCE\" or \"COMPLIANCE\")"
+                            .to_string(),
+                    );
+                    None
+                }
+            };
             Some(StoreConfig::S3(S3Config {
+                object_lock,
                 endpoint: raw.endpoint,
                 region: raw.region.unwrap_or_else(|| "us-east-1".to_string()),
                 bucket,

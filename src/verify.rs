@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -79,9 +78,11 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
     let mut notes = Vec::new();
 
     // 1. Every object, listed or referenced, is re-hashed; its key names its hash.
-    let mut keys: BTreeSet<String> = app.store.list("objects").await?.into_iter().collect();
+    let mut keys: Vec<String> = app.store.list("objects").await?;
     keys.extend(evidence.iter().map(|e| e.object_key.clone()));
-    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    keys.sort_unstable();
+    keys.dedup();
+    let keys = std::sync::Arc::new(keys);
     // Shown only on a terminal.
     let progress = indicatif::ProgressBar::new(keys.len() as u64).with_style(
         indicatif::ProgressStyle::with_template(
@@ -89,18 +90,14 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
         )
         .expect("a valid template"),
     );
-    let hashed: BTreeMap<String, Result<(String, u64), StoreError>> = futures::stream::iter(keys)
-        .map(|key| async {
-            let result = app.store.hash(&key).await;
-            progress.inc(1);
-            (key, result)
-        })
-        .buffer_unordered(parallel)
-        .collect()
-        .await;
+    let results = app.store.hash_all(keys.clone(), progress.clone()).await?;
     progress.finish_and_clear();
+    let hashed = Hashed {
+        keys: &keys,
+        results: &results,
+    };
     let mut bytes_hashed = 0;
-    for (key, result) in &hashed {
+    for (key, result) in keys.iter().zip(&results) {
         let named = key.rsplit('/').next().unwrap_or_default();
         match result {
             Ok((sha, size)) => {
@@ -312,7 +309,7 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
     Ok(VerifyReport {
         store: app.store.location(),
         checkpoints_checked,
-        objects_checked: hashed.len(),
+        objects_checked: keys.len(),
         bytes_hashed,
         runs_checked: runs.len(),
         ledger_size: leaves.len(),
@@ -322,12 +319,21 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
     })
 }
 
+/// Every re-hashed object: sorted keys, and their results in the same order.
+struct Hashed<'a> {
+    keys: &'a [String],
+    results: &'a [crate::store::HashResult],
+}
+
+impl Hashed<'_> {
+    fn get(&self, key: &str) -> Option<&crate::store::HashResult> {
+        let i = self.keys.binary_search_by(|k| k.as_str().cmp(key)).ok()?;
+        Some(&self.results[i])
+    }
+}
+
 /// An evidence row must name the object its hash names, with the size the object has.
-fn check_row(
-    row: &EvidenceRow,
-    hashed: &BTreeMap<String, Result<(String, u64), StoreError>>,
-    violations: &mut Vec<Violation>,
-) {
+fn check_row(row: &EvidenceRow, hashed: &Hashed, violations: &mut Vec<Violation>) {
     let location = format!("evidence row {} / {}", row.run_id, row.name);
     let key_hash = row.object_key.rsplit('/').next().unwrap_or_default();
     if row.sha256 != key_hash {

@@ -156,6 +156,52 @@ impl FsStore {
         .await
     }
 
+    pub async fn hash_all(
+        &self,
+        keys: std::sync::Arc<Vec<String>>,
+        progress: indicatif::ProgressBar,
+    ) -> Result<Vec<super::HashResult>, StoreError> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const BATCH: usize = 64;
+        let store = self.clone();
+        blocking(move || {
+            let next = AtomicUsize::new(0);
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let mut results: Vec<(usize, super::HashResult)> = std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut done = Vec::new();
+                            loop {
+                                let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                                if start >= keys.len() {
+                                    return done;
+                                }
+                                let end = (start + BATCH).min(keys.len());
+                                for (i, key) in keys[start..end].iter().enumerate() {
+                                    let result = store.path_of(key).and_then(|path| {
+                                        hash_file(&path)
+                                            .map(|(d, size)| (hex::encode(d), size))
+                                            .map_err(|e| store.not_found_or_io(key, e))
+                                    });
+                                    done.push((start + i, result));
+                                }
+                                progress.inc((end - start) as u64);
+                            }
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().expect("a hashing thread panicked"))
+                    .collect()
+            });
+            results.sort_by_key(|(i, _)| *i);
+            Ok(results.into_iter().map(|(_, r)| r).collect())
+        })
+        .await
+    }
+
     fn not_found_or_io(&self, key: &str, e: io::Error) -> StoreError {
         if e.kind() == io::ErrorKind::NotFound {
             StoreError::NotFound {

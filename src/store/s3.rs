@@ -117,11 +117,90 @@ impl S3Store {
                 },
                 other => other,
             })?;
+        if store.config.object_lock.is_some() {
+            let enabled = store
+                .client
+                .get_object_lock_configuration()
+                .bucket(&store.config.bucket)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.object_lock_configuration)
+                .and_then(|c| c.object_lock_enabled)
+                .is_some_and(|e| e == aws_sdk_s3::types::ObjectLockEnabled::Enabled);
+            if !enabled {
+                return Err(StoreError::Other {
+                    location: store.location.clone(),
+                    reason: format!(
+                        "store.object_lock_mode is set, but bucket `{}` does not have Object Lock enabled; \
+                         create the bucket with Object Lock, or remove store.object_lock_mode",
+                        store.config.bucket
+                    ),
+                });
+            }
+        }
         Ok(store)
     }
 
     pub fn location(&self) -> String {
         self.location.clone()
+    }
+
+    /// The Object Lock mode objects are written with, when configured.
+    fn lock_mode(&self) -> Option<aws_sdk_s3::types::ObjectLockMode> {
+        self.config
+            .object_lock
+            .as_ref()
+            .map(|l| aws_sdk_s3::types::ObjectLockMode::from(l.mode.as_str()))
+    }
+
+    /// The Content-MD5 that some stores (moto) demand on a write with Object Lock headers;
+    /// none when Object Lock is off.
+    async fn lock_md5(&self, body: &Body) -> Result<Option<String>, StoreError> {
+        use md5::Digest as _;
+        if self.config.object_lock.is_none() {
+            return Ok(None);
+        }
+        let digest = match body {
+            Body::Bytes(b) => md5::Md5::digest(b).to_vec(),
+            Body::File(path) => {
+                let path = path.clone();
+                blocking(move || {
+                    let mut file = std::fs::File::open(&path).map_err(|e| StoreError::Io {
+                        location: path.display().to_string(),
+                        source: e,
+                    })?;
+                    let mut hasher = md5::Md5::new();
+                    let mut buf = vec![0u8; super::CHUNK];
+                    loop {
+                        let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| {
+                            StoreError::Io {
+                                location: path.display().to_string(),
+                                source: e,
+                            }
+                        })?;
+                        if n == 0 {
+                            break;
+                        }
+                        hasher.update(&buf[..n]);
+                    }
+                    Ok(hasher.finalize().to_vec())
+                })
+                .await?
+            }
+        };
+        Ok(Some(BASE64.encode(digest)))
+    }
+
+    /// Until when a new object is retained: now plus the configured days.
+    fn retain_until(&self) -> Option<aws_sdk_s3::primitives::DateTime> {
+        self.config.object_lock.as_ref().map(|l| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs() as i64;
+            aws_sdk_s3::primitives::DateTime::from_secs(now + i64::from(l.days) * 86_400)
+        })
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -253,7 +332,8 @@ impl S3Store {
                     }
                 };
                 let b64 = BASE64.encode(digest);
-                self.put_once(&object.key, stream, &b64).await?;
+                let md5 = self.lock_md5(body).await?;
+                self.put_once(&object.key, stream, &b64, md5).await?;
                 self.confirm(&object.key, &[&b64]).await?;
             }
         }
@@ -277,7 +357,8 @@ impl S3Store {
                 other => other.map(|()| object),
             };
         }
-        self.put_once(key, ByteStream::from(bytes.to_vec()), &b64)
+        let md5 = self.lock_md5(&Body::Bytes(bytes.to_vec())).await?;
+        self.put_once(key, ByteStream::from(bytes.to_vec()), &b64, md5)
             .await?;
         self.confirm(key, &[&b64]).await?;
         Ok(object)
@@ -290,6 +371,7 @@ impl S3Store {
         key: &str,
         body: ByteStream,
         checksum_b64: &str,
+        content_md5: Option<String>,
     ) -> Result<(), StoreError> {
         let result = self
             .client
@@ -299,6 +381,9 @@ impl S3Store {
             .body(body)
             .checksum_sha256(checksum_b64)
             .if_none_match("*")
+            .set_object_lock_mode(self.lock_mode())
+            .set_object_lock_retain_until_date(self.retain_until())
+            .set_content_md5(content_md5)
             .send()
             .await;
         match result {
@@ -322,6 +407,8 @@ impl S3Store {
             .bucket(&self.config.bucket)
             .key(&full_key)
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .set_object_lock_mode(self.lock_mode())
+            .set_object_lock_retain_until_date(self.retain_until())
             .send()
             .await
             .map_err(|e| self.classify(e, key))?;
