@@ -357,25 +357,13 @@ pub const ROLLBACK_ACKNOWLEDGED: &str = "rollback-acknowledged";
 
 /// Refuses to append to a ledger smaller than the newest published checkpoint (a database
 /// restored from an older copy), until an operator acknowledges it.
+///
+/// The whole ledger is re-read: a restored database that has grown back past the published
+/// size must still have the published root at that size.
 pub async fn guard_append(app: &Annexa) -> anyhow::Result<()> {
-    let Some((published_size, published)) = newest_published_size(app).await? else {
-        return Ok(());
-    };
-    let db_size = app.db.leaves().await?.len() as u64;
-    if published_size <= db_size
-        || acknowledged_rollbacks(app)
-            .await?
-            .iter()
-            .any(|(_, accepted)| *accepted >= published_size)
-    {
-        return Ok(());
-    }
-    Err(CheckpointError::Rollback {
-        db_size,
-        published_size,
-        published,
-    }
-    .into())
+    let leaves = ledger::decode_leaves(&app.db.leaves().await?)
+        .map_err(|e| anyhow::anyhow!("{e}; run `annexa verify`"))?;
+    check_history(app, &leaves).await.map(|_| ())
 }
 
 /// `annexa checkpoint --acknowledge-rollback REASON`: the operator accepts that the history

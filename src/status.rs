@@ -65,16 +65,53 @@ async fn source_state(
     })
 }
 
+/// The newest `annexa verify` by `as_of` found violations: an `integrity-violation` finding on
+/// the custody log until a later verify passes.
+async fn verify_findings(app: &Annexa, as_of: DateTime<Utc>) -> Result<Vec<Finding>, DbError> {
+    let events = app
+        .db
+        .audit_events_with_action(crate::verify::VERIFIED)
+        .await?;
+    let Some(last) = events
+        .iter()
+        .rev()
+        .find(|e| e.at.as_str() <= crate::db::ts(as_of).as_str())
+    else {
+        return Ok(Vec::new());
+    };
+    let details: serde_json::Value = serde_json::from_str(&last.details).unwrap_or_default();
+    let count = details["violations"].as_u64().unwrap_or(0);
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Finding::new(
+        FindingCode::IntegrityViolation,
+        "annexa verify",
+        format!(
+            "`annexa verify` on {} found {count} integrity violation(s) ({}); run it for the list, and do not trust this evidence until they are explained",
+            &last.at[..16].replace('T', " "),
+            details["kinds"]
+                .as_array()
+                .map(|k| k
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        ),
+    )])
+}
+
 /// The status of every control at `as_of`, from evidence collected by then.
 pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument, DbError> {
-    // One source per collector, read side by side (each a few indexed lookups).
-    let mut sources = futures::future::try_join_all(
-        app.config
-            .collectors
-            .iter()
-            .map(|config| source_state(app, config, as_of)),
-    )
-    .await?;
+    // One source per collector, two at a time (each a few indexed lookups): more would open
+    // more connections than the lookups take, which on PostgreSQL costs an authentication each.
+    use futures::{StreamExt, TryStreamExt};
+    let mut sources: Vec<SourceState> = futures::stream::iter(&app.config.collectors)
+        .map(|config| source_state(app, config, as_of))
+        .buffered(2)
+        .try_collect()
+        .await?;
 
     // The custody log: every run manifest is evidence that evidence collection works.
     let custody_controls = app.config.catalog.controls_for_kind(CUSTODY);
@@ -100,7 +137,7 @@ pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument
                 );
                 (state, vec![object])
             }),
-            findings: Vec::new(),
+            findings: verify_findings(app, as_of).await?,
         });
     }
 

@@ -12,6 +12,31 @@ use crate::db::EvidenceRow;
 use crate::ledger;
 use crate::store::StoreError;
 
+/// The audit event each `annexa verify` of the store leaves: how many violations it found.
+pub const VERIFIED: &str = "verified";
+
+/// Records the outcome of a verify as an audit event, so status (and alerts) see it; never
+/// into a ledger that a published checkpoint says was rolled back or rewritten.
+pub async fn record(app: &Annexa, report: &VerifyReport) -> anyhow::Result<()> {
+    crate::checkpoint::guard_append(app).await?;
+    let kinds: BTreeSet<&str> = report.violations.iter().map(|v| v.kind).collect();
+    app.db
+        .record_audit_event(
+            "annexa",
+            VERIFIED,
+            &report.store,
+            serde_json::json!({
+                "violations": report.violations.len(),
+                "kinds": kinds,
+                "objects": report.objects_checked,
+                "ledger_size": report.ledger_size,
+            }),
+            app.clock.now(),
+        )
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
     /// What kind of mismatch, e.g. `object-altered`, `manifest-missing`, `ledger-leaf-mismatch`.

@@ -322,8 +322,18 @@ async fn audit_events_edited_deleted_or_swapped_are_caught() {
 async fn snapshot(w: &World) -> String {
     match &w.database_url {
         None => {
+            // A consistent copy, what is still in the WAL included.
             let copy = w.path("data/older.db");
-            std::fs::copy(w.path("data/annexa.db"), &copy).unwrap();
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&database_url(w)).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "VACUUM INTO '{}'",
+                copy.display()
+            )))
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
             format!("sqlite://{}", copy.display())
         }
         Some(url) => {
@@ -365,7 +375,7 @@ async fn a_database_restored_from_an_older_copy_is_caught_and_refused_until_ackn
     // The older copy: its ledger is shorter than the checkpoint the store published.
     let restored = [("ANNEXA_DATABASE__URL", older.as_str())];
     let out = w.annexa_env(&["verify", "--json"], &restored);
-    assert_eq!(out.code, 4, "{}", out.stdout);
+    assert_eq!(out.code, 4, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("ledger-rollback"), "{}", out.stdout);
     // It refuses to append, and says why.
     let refused = w.annexa_env(&["collect", "--all"], &restored).expect(4);
@@ -740,4 +750,87 @@ async fn no_random_mutation_of_stored_bytes_or_rows_passes_verify() {
         }
     }
     clean(&w);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_published_to_a_folder_and_to_a_url() {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path_regex(
+            r"^/checkpoints/\d{4}-\d{2}-\d{2}/\d+-[0-9a-f]{8}$",
+        ))
+        .respond_with(ResponseTemplate::new(201))
+        .expect(1)
+        .mount(&server)
+        .await;
+    for publish in [
+        format!("{}/checkpoints", server.uri()),
+        "published".to_string(),
+    ] {
+        let w = World::new();
+        w.config(&format!("{CONFIG}\n[ledger]\npublish = \"{publish}\"\n"));
+        w.write(
+            "procedures/incident.md",
+            &common::procedure("PROC-1", &common::reviewed_days_ago(10)),
+        );
+        w.annexa(&["collect", "--all"]).expect(0);
+        let out = w.annexa(&["checkpoint", "--json"]).expect(0).json();
+        let note = out["note"].as_str().unwrap().to_string();
+        let rel = out["object_key"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("ledger/checkpoints/")
+            .unwrap()
+            .to_string();
+        let published = out["published"].as_str().unwrap();
+        if publish.starts_with("http") {
+            assert_eq!(published, format!("{publish}/{rel}"));
+            let requests = server.received_requests().await.unwrap();
+            assert_eq!(requests.len(), 1);
+            assert_eq!(String::from_utf8_lossy(&requests[0].body), note);
+        } else {
+            let path = w.path("published").join(&rel);
+            assert_eq!(published, path.display().to_string());
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), note);
+        }
+    }
+}
+
+#[test]
+fn a_failed_verify_is_an_integrity_violation_on_a528_until_one_passes() {
+    let w = world();
+    let a528 = |w: &World| {
+        let doc = w.annexa(&["status", "--json"]).json();
+        doc["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "A.5.28")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(a528(&w)["status"], "satisfied");
+    let key = evidence_key(&w);
+    with_file_changed(
+        &w,
+        &key,
+        |b| b[0] ^= 0x80,
+        || {
+            detected(&w, "object-altered");
+            let control = a528(&w);
+            assert_eq!(control["status"], "not_satisfied", "{control}");
+            let finding = &control["findings"][0];
+            assert_eq!(finding["code"], "integrity-violation");
+            assert!(
+                finding["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("object-altered")
+            );
+        },
+    );
+    // with_file_changed ended with a passing verify.
+    assert_eq!(a528(&w)["status"], "satisfied");
 }

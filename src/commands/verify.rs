@@ -15,6 +15,11 @@ pub async fn verify(
         None => None,
     };
     let report = crate::verify::verify(app, trusted.as_deref()).await?;
+    // The outcome is an audit event: a failed verify is an `integrity-violation` finding on
+    // A.5.28 until a later one passes. A database that cannot take it is already reported.
+    if let Err(e) = crate::verify::record(app, &report).await {
+        eprintln!("warning: the outcome of this verify could not be recorded: {e:#}");
+    }
     let header = format!(
         "store {}: {} objects re-hashed ({} bytes), {} runs, ledger of {} leaves with root {}, {} checkpoints",
         report.store,
