@@ -14,7 +14,7 @@ use crate::Annexa;
 use crate::config::Publish;
 use crate::db::CheckpointRow;
 use crate::keys::{SignedNote, Verifier};
-use crate::ledger::{self, Frontier};
+use crate::ledger;
 
 /// Where the store keeps the checkpoint of `size` made at `at`:
 /// `ledger/checkpoints/<date>/<tree size>-<first 8 hex digits of the root>`. The root in the
@@ -122,9 +122,8 @@ pub async fn verifiers(app: &Annexa) -> anyhow::Result<Vec<Verifier>> {
         .collect()
 }
 
-/// Checks the database's ledger against the recorded checkpoints and the newest published one;
-/// returns the leaves' frontier at the full size.
-async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> anyhow::Result<Frontier> {
+/// Checks the database's ledger against the recorded checkpoints and the newest published one.
+async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> anyhow::Result<()> {
     let mut anchors: Vec<(u64, String, String)> = app
         .db
         .checkpoints()
@@ -163,34 +162,32 @@ async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> anyhow::Result<
             anchors.push((body.size, body.root, key));
         }
     }
-    anchors.sort();
-    let mut frontier = Frontier::default();
-    let mut anchors = anchors.into_iter().peekable();
-    for leaf in leaves {
-        frontier.push(*leaf);
-        while let Some((size, signed, location)) =
-            anchors.next_if(|(size, _, _)| *size <= frontier.size())
-        {
-            if size == frontier.size() && signed != b64(&frontier.root()) {
+    let sizes: Vec<u64> = anchors.iter().map(|(size, _, _)| *size).collect();
+    for ((size, signed, location), root) in
+        anchors.into_iter().zip(ledger::roots_at(leaves, &sizes))
+    {
+        match root {
+            None => {
+                return Err(CheckpointError::Rollback {
+                    db_size: leaves.len() as u64,
+                    published_size: size,
+                    published: location,
+                }
+                .into());
+            }
+            Some(root) if b64(&root) != signed => {
                 return Err(CheckpointError::Inconsistent {
                     location,
                     size,
                     signed,
-                    actual: b64(&frontier.root()),
+                    actual: b64(&root),
                 }
                 .into());
             }
+            Some(_) => {}
         }
     }
-    if let Some((size, _, published)) = anchors.next() {
-        return Err(CheckpointError::Rollback {
-            db_size: leaves.len() as u64,
-            published_size: size,
-            published,
-        }
-        .into());
-    }
-    Ok(frontier)
+    Ok(())
 }
 
 /// What `create` did.
@@ -219,9 +216,10 @@ pub async fn create_signed(
     if leaves.is_empty() {
         return Err(CheckpointError::Empty.into());
     }
-    let frontier = check_history(app, &leaves).await?;
+    check_history(app, &leaves).await?;
+    let size = leaves.len() as u64;
     if let Some(latest) = app.db.checkpoints().await?.pop()
-        && latest.tree_size as u64 == frontier.size()
+        && latest.tree_size as u64 == size
     {
         return Ok(Outcome {
             checkpoint: latest,
@@ -230,15 +228,15 @@ pub async fn create_signed(
         });
     }
     let now = app.clock.now();
-    let root = frontier.root();
+    let root = ledger::root(&leaves);
     let note = crate::keys::sign_note(
-        &ledger::checkpoint_text(&app.config.ledger.origin, frontier.size(), &root),
+        &ledger::checkpoint_text(&app.config.ledger.origin, size, &root),
         keys,
     );
-    let object_key = store_key(now, frontier.size(), &root);
+    let object_key = store_key(now, size, &root);
     app.store.put_named(&object_key, note.as_bytes()).await?;
     let row = CheckpointRow {
-        tree_size: frontier.size() as i64,
+        tree_size: size as i64,
         root_hash: b64(&root),
         origin: app.config.ledger.origin.clone(),
         key_id: hex::encode(keys[0].key_id()),
@@ -363,7 +361,7 @@ pub const ROLLBACK_ACKNOWLEDGED: &str = "rollback-acknowledged";
 pub async fn guard_append(app: &Annexa) -> anyhow::Result<()> {
     let leaves = ledger::decode_leaves(&app.db.leaves().await?)
         .map_err(|e| anyhow::anyhow!("{e}; run `annexa verify`"))?;
-    check_history(app, &leaves).await.map(|_| ())
+    check_history(app, &leaves).await
 }
 
 /// `annexa checkpoint --acknowledge-rollback REASON`: the operator accepts that the history

@@ -100,6 +100,28 @@ impl Frontier {
     }
 }
 
+/// The root of the tree at each of `sizes` (in any order), from one pass over the leaves;
+/// `None` for a size beyond the ledger.
+pub fn roots_at(leaves: &[Hash], sizes: &[u64]) -> Vec<Option<Hash>> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| sizes[i]);
+    let mut roots = vec![None; sizes.len()];
+    let mut frontier = Frontier::default();
+    let mut pending = order.into_iter().peekable();
+    let mut leaves = leaves.iter();
+    while let Some(&i) = pending.peek() {
+        if sizes[i] == frontier.size() {
+            roots[i] = Some(frontier.root());
+            pending.next();
+        } else if let Some(leaf) = leaves.next() {
+            frontier.push(*leaf);
+        } else {
+            break;
+        }
+    }
+    roots
+}
+
 /// The largest power of two strictly below `n` (n ≥ 2).
 fn split_point(n: usize) -> usize {
     let k = n.next_power_of_two() / 2;
@@ -159,6 +181,17 @@ mod tests {
             assert_eq!(frontier.size(), i as u64 + 1);
             assert_eq!(frontier.root(), root(&leaves[..=i]), "size {}", i + 1);
         }
+    }
+
+    #[test]
+    fn roots_at_any_sizes_in_one_pass() {
+        let leaves: Vec<Hash> = (0..20u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let roots = roots_at(&leaves, &[7, 0, 20, 21, 7]);
+        assert_eq!(roots[0], Some(root(&leaves[..7])));
+        assert_eq!(roots[1], Some(root(&[])));
+        assert_eq!(roots[2], Some(root(&leaves)));
+        assert_eq!(roots[3], None, "beyond the ledger");
+        assert_eq!(roots[4], roots[0]);
     }
 
     #[test]
