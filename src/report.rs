@@ -63,6 +63,23 @@ fn item(e: ObjectRow) -> ItemInput {
     }
 }
 
+fn to_duration(d: std::time::Duration) -> Duration {
+    Duration::from_std(d).unwrap_or(Duration::MAX)
+}
+
+/// How long a source's evidence stays fresh when its collector sets no `max_age`: the shortest
+/// maximum age of the controls it evidences.
+fn shortest_max_age(app: &Annexa, controls: &[String]) -> Duration {
+    to_duration(
+        controls
+            .iter()
+            .filter_map(|id| app.config.catalog.get(id))
+            .map(|c| c.max_age)
+            .min()
+            .unwrap_or(std::time::Duration::from_secs(86_400)),
+    )
+}
+
 /// `[from, to)` in four slices, in order: a month holds many rows, and the database driver
 /// decodes rows on one thread per connection, so slices read on parallel connections.
 fn slices(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
@@ -205,14 +222,9 @@ pub async fn gather(
     {
         let collector = registry::build(config, &app.config);
         let controls = registry::controls_of(config, collector.as_ref(), &app.config.catalog);
-        let max_age = config.max_age.unwrap_or_else(|| {
-            controls
-                .iter()
-                .filter_map(|id| app.config.catalog.get(id))
-                .map(|c| c.max_age)
-                .min()
-                .unwrap_or(std::time::Duration::from_secs(86_400))
-        });
+        let max_age = config
+            .max_age
+            .map_or_else(|| shortest_max_age(app, &controls), to_duration);
         let mut runs = Vec::new();
         let ran_before = prior_failure || prior_success.is_some();
         if let Some(prior) = prior_success {
@@ -249,7 +261,7 @@ pub async fn gather(
             name: config.name.clone(),
             kind: collector.kind().to_string(),
             controls,
-            max_age: Duration::from_std(max_age).unwrap_or(Duration::MAX),
+            max_age,
             schedule: config.schedule.text.clone(),
             slots,
             runs,
@@ -260,12 +272,7 @@ pub async fn gather(
     // The custody log: every run manifest is evidence that collection itself works.
     let custody_controls = app.config.catalog.controls_for_kind(CUSTODY);
     if !custody_controls.is_empty() {
-        let max_age = custody_controls
-            .iter()
-            .filter_map(|id| app.config.catalog.get(id))
-            .map(|c| c.max_age)
-            .min()
-            .unwrap_or(std::time::Duration::from_secs(86_400));
+        let max_age = shortest_max_age(app, &custody_controls);
         let manifest = |r: &RunRow| -> Vec<ItemInput> {
             match (&r.manifest_key, &r.manifest_sha256) {
                 (Some(key), Some(sha256)) => vec![ItemInput {
@@ -293,7 +300,7 @@ pub async fn gather(
             name: CUSTODY.to_string(),
             kind: CUSTODY.to_string(),
             controls: custody_controls,
-            max_age: Duration::from_std(max_age).unwrap_or(Duration::MAX),
+            max_age,
             schedule: String::new(),
             slots: Vec::new(),
             runs,
