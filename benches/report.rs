@@ -9,6 +9,8 @@
 //!
 //! Targets: report ≤ 2 s with peak RSS ≤ 256 MiB; status ≤ 100 ms.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -26,16 +28,6 @@ const CONTROLS: [&str; 10] = [
     "A.5.24", "A.5.25", "A.5.26", "A.5.27", "A.5.28", "A.5.30", "A.5.36", "A.8.8", "A.8.13",
     "A.8.16",
 ];
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
 
 /// The database comes from `ANNEXA_DATABASE__URL` (a password never goes in the file).
 fn config_text() -> String {
@@ -247,7 +239,7 @@ fn child_report(config: &str, out: &str) {
         exit,
         annexa::exit::Exit::Gaps | annexa::exit::Exit::Ok
     ));
-    eprintln!("RESULT {secs} {}", peak_rss_mib());
+    common::report_child(secs);
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -261,24 +253,16 @@ fn measure(label: &str, dir: &Path, database_url: &str) {
     let mut rss = Vec::new();
     for round in 0..ROUNDS {
         let out = dir.join(format!("out-{round}"));
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args([
+        let (s, r) = common::run_child(
+            &[
                 "child-report",
                 config.to_str().unwrap(),
                 out.to_str().unwrap(),
-            ])
-            .env("ANNEXA_DATABASE__URL", database_url)
-            .stdout(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&child.stderr);
-        let line = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("RESULT "))
-            .unwrap_or_else(|| panic!("the child failed:\n{stderr}"));
-        let mut parts = line.split_whitespace().map(|p| p.parse::<f64>().unwrap());
-        secs.push(parts.next().unwrap());
-        rss.push(parts.next().unwrap());
+            ],
+            &[("ANNEXA_DATABASE__URL", database_url)],
+        );
+        secs.push(s);
+        rss.push(r);
     }
     let sizes: Vec<String> = std::fs::read_dir(
         std::fs::read_dir(dir.join("out-0"))

@@ -6,6 +6,8 @@
 //! Each backend runs in a child process of this binary so that its peak RSS (VmHWM) is its
 //! own. Targets (issue 2): fs ≥ 1.0 GB/s with peak RSS ≤ 64 MiB; S3 peak RSS ≤ 128 MiB.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,15 +19,6 @@ use annexa_collectors::Body;
 
 const MIB: u64 = 1024 * 1024;
 const ROUNDS: usize = 5;
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 fn make_file(path: &Path, mib: u64) {
     let mut f = std::fs::File::create(path).unwrap();
@@ -84,7 +77,7 @@ fn child(backend: &str, file: &Path, store_dir: &Path, endpoint: Option<String>)
             size / MIB,
             rates[ROUNDS - 1],
             rates[ROUNDS / 2],
-            peak_rss_mib(),
+            common::peak_rss_mib(),
         );
     });
 }

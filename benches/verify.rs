@@ -8,25 +8,16 @@
 //!
 //! Targets: ≥ 2.0 GB/s on the mixed store, with bounded memory; ≥ 20,000 objects/s on the small.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
 use sha2::{Digest, Sha256};
 
 const ROUNDS: usize = 3;
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
 
 /// Fills `buf` with cheap pseudo-random bytes (xorshift), so no two objects are alike.
 fn fill(buf: &mut [u8], mut seed: u64) {
@@ -98,25 +89,14 @@ fn child_verify(config: &str) {
     let exit = runtime.block_on(annexa::commands::dispatch(cli)).unwrap();
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(exit, annexa::exit::Exit::Ok, "the generated store verifies");
-    eprintln!("RESULT {secs} {}", peak_rss_mib());
+    common::report_child(secs);
 }
 
 fn measure(label: &str, dir: &Path, objects: u64, bytes: u64) {
     let config = dir.join("annexa.toml");
     let mut results = Vec::new();
     for round in 0..=ROUNDS {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(["child-verify", config.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&child.stderr);
-        let line = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("RESULT "))
-            .unwrap_or_else(|| panic!("the child failed:\n{stderr}"));
-        let mut parts = line.split_whitespace().map(|p| p.parse::<f64>().unwrap());
-        let (secs, rss) = (parts.next().unwrap(), parts.next().unwrap());
+        let (secs, rss) = common::run_child(&["child-verify", config.to_str().unwrap()], &[]);
         if round > 0 {
             results.push((secs, rss));
         }
