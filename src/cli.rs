@@ -36,8 +36,12 @@ pub struct Cli {
 pub enum Command {
     /// Write a commented annexa.toml and a signing key into DIR (default: the current folder).
     Init { dir: Option<PathBuf> },
-    /// One full cycle: collect what is due, check, evaluate.
+    /// One full cycle: collect what is due, check, evaluate, alert, checkpoint and report if
+    /// due. For cron; `annexa worker` does the same on its own schedule.
     Run,
+    /// Run continuously: every collector on its schedule, the daily checkpoint and verify, the
+    /// configured report, gap alerts; serve /health, /ready, /metrics and POST /ping/{job}.
+    Worker,
     /// Run the named collectors now, whether due or not.
     Collect {
         names: Vec<String>,

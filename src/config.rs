@@ -18,6 +18,13 @@ use annexa_collectors::policy_document::PolicyDocumentConfig;
 use annexa_collectors::{FindingCode, Level};
 use serde::Deserialize;
 
+mod worker;
+
+pub use worker::{
+    AlertsConfig, EmailConfig, SinkConfig, SinkKind, SmtpTls, WorkerConfig, check_host, check_url,
+    is_public,
+};
+
 use crate::controls::Catalog;
 
 /// The prefix of environment variables that override config keys; `__` separates levels.
@@ -101,6 +108,12 @@ struct RawConfig {
     controls: BTreeMap<String, crate::controls::ControlOverride>,
     #[serde(default)]
     findings: RawFindings,
+    #[serde(default)]
+    worker: worker::RawWorker,
+    #[serde(default)]
+    alerts: worker::RawAlerts,
+    #[serde(default, rename = "sink")]
+    sinks: Vec<worker::RawSink>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +151,8 @@ struct RawLedger {
 #[derive(Debug, Default, Deserialize)]
 struct RawReport {
     out: Option<PathBuf>,
+    schedule: Option<String>,
+    formats: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +204,10 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// Where `annexa report` writes bundles unless `--out` says otherwise.
     pub report_dir: PathBuf,
+    /// When the worker writes a report of the previous month, and in which formats.
+    pub report_schedule: Option<(Schedule, Vec<crate::report::ReportFormat>)>,
+    pub worker: WorkerConfig,
+    pub alerts: AlertsConfig,
     pub collectors: Vec<CollectorConfig>,
     pub jobs: Vec<JobConfig>,
     pub catalog: Catalog,
@@ -318,6 +337,48 @@ impl Schedule {
         t: chrono::DateTime<chrono::Utc>,
     ) -> Option<chrono::DateTime<chrono::Utc>> {
         self.cron.find_previous_occurrence(&t, true).ok()
+    }
+
+    /// The first scheduled slot after `t`.
+    pub fn next_after(
+        &self,
+        t: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.cron.find_next_occurrence(&t, false).ok()
+    }
+}
+
+/// `[report] schedule` and `formats`: the worker's scheduled report (all formats by default).
+fn validate_report_schedule(
+    schedule: Option<String>,
+    formats: Option<Vec<String>>,
+    problems: &mut Vec<String>,
+) -> Option<(Schedule, Vec<crate::report::ReportFormat>)> {
+    use clap::ValueEnum;
+    let formats = match formats {
+        None => crate::report::ReportFormat::value_variants().to_vec(),
+        Some(names) => names
+            .iter()
+            .filter_map(|n| {
+                crate::report::ReportFormat::from_str(n, true)
+                    .map_err(|_| {
+                        problems.push(format!(
+                            "report.formats: unknown format `{n}`; use html, md, csv, json or oscal"
+                        ))
+                    })
+                    .ok()
+            })
+            .collect(),
+    };
+    let text = schedule?;
+    match text.parse::<Schedule>() {
+        Ok(s) => Some((s, formats)),
+        Err(e) => {
+            problems.push(format!(
+                "report.schedule: `{text}` is not a cron expression: {e}"
+            ));
+            None
+        }
     }
 }
 
@@ -453,6 +514,10 @@ impl Config {
                 .out
                 .unwrap_or_else(|| PathBuf::from("out/reports")),
         );
+        let report_schedule =
+            validate_report_schedule(raw.report.schedule, raw.report.formats, &mut problems);
+        let worker = worker::validate_worker(raw.worker, &mut problems);
+        let alerts = worker::validate_alerts(raw.alerts, raw.sinks, env, &mut problems);
 
         let catalog = match Catalog::with_overrides(raw.controls) {
             Ok(c) => c,
@@ -511,6 +576,9 @@ impl Config {
             database_url,
             ledger,
             report_dir,
+            report_schedule,
+            worker,
+            alerts,
             collectors,
             jobs,
             catalog,

@@ -21,9 +21,11 @@
 //! - The collectors live in the `annexa-collectors` crate, the report model and renderers in
 //!   `annexa-reports`.
 
+pub mod alerts;
 pub mod canonical;
 pub mod checkpoint;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod controls;
@@ -36,13 +38,15 @@ pub mod ledger;
 pub mod registry;
 pub mod report;
 pub mod runner;
+pub mod scheduler;
+pub mod server;
 pub mod status;
 pub mod store;
 pub mod verify;
 
 use std::sync::Arc;
 
-use annexa_collectors::{Clock, SystemClock};
+use annexa_collectors::Clock;
 
 use crate::config::Config;
 use crate::db::Db;
@@ -55,12 +59,18 @@ pub struct Annexa {
     pub db: Db,
     pub store: Arc<EvidenceStore>,
     pub clock: Arc<dyn Clock>,
+    /// How many times faster than real time the clock runs (1 but under a simulated clock).
+    pub speed: f64,
 }
 
 impl Annexa {
-    /// Opens the database (running migrations) and the store.
+    /// Opens the database (running migrations) and the store, on the system clock (or the
+    /// simulated one `ANNEXA_SIMULATED_CLOCK` sets up for tests).
     pub async fn open(config: Config) -> anyhow::Result<Annexa> {
-        Annexa::open_with_clock(config, Arc::new(SystemClock)).await
+        let (clock, speed) = crate::clock::from_env().map_err(anyhow::Error::msg)?;
+        let mut app = Annexa::open_with_clock(config, clock).await?;
+        app.speed = speed;
+        Ok(app)
     }
 
     pub async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Annexa> {
@@ -76,11 +86,18 @@ impl Annexa {
             db,
             store: Arc::new(store),
             clock,
+            speed: 1.0,
         })
     }
 }
 
 impl Annexa {
+    /// Sleeps for `d` on this process's clock.
+    pub async fn sleep(&self, d: chrono::Duration) {
+        let real = d.to_std().unwrap_or_default().div_f64(self.speed);
+        tokio::time::sleep(real).await
+    }
+
     /// A finding with the level the config sets for its code, if it sets one.
     pub fn apply_level(
         &self,

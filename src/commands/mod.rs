@@ -9,6 +9,7 @@ mod report;
 mod run;
 mod status;
 mod verify;
+mod worker;
 
 use std::io::Write;
 
@@ -44,6 +45,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     }
     let app = Annexa::open(config).await?;
     match cli.command {
+        Command::Worker => worker::worker(app, cli.json).await,
         Command::Run => run::run(&app, cli.json).await,
         Command::Collect { names, all } => run::collect(&app, &names, all, cli.json).await,
         Command::Status => status::status(&app, cli.as_of, cli.json).await,
@@ -68,7 +70,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
 }
 
 /// Writes to stdout; a closed pipe (`annexa status | head`) is not an error.
-fn print(text: &[u8]) -> anyhow::Result<()> {
+pub fn print(text: &[u8]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

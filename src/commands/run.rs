@@ -8,6 +8,7 @@ use crate::Annexa;
 use crate::config::{CollectorConfig, ConfigError};
 use crate::exit::Exit;
 use crate::runner::{RunOutcome, run_collector};
+use crate::scheduler::Task;
 
 /// One line of machine output per run.
 #[derive(Serialize)]
@@ -113,42 +114,46 @@ async fn run_all(
 
 pub async fn run(app: &Annexa, json: bool) -> anyhow::Result<Exit> {
     note_config(app).await?;
-    let now = app.clock.now();
-    let mut due = Vec::new();
-    for c in &app.config.collectors {
-        let Some(slot) = c.schedule.slot_at(now) else {
-            continue;
-        };
-        if app.db.slot_taken(&c.name, &crate::db::ts(slot)).await? {
-            if !json {
-                println!(
-                    "{}: not due (slot {} already collected; schedule {})",
-                    c.name,
-                    slot.format("%Y-%m-%d %H:%M UTC"),
-                    c.schedule.text
-                );
-            }
-        } else {
-            due.push((c, Some(slot)));
-        }
-    }
     if app.config.collectors.is_empty() && !json {
         println!("no collectors configured: add a [[collector]] table (see annexa.example.toml)");
     }
-    let outcomes = run_all(app, due, json).await?;
-    // The daily checkpoint.
-    if crate::checkpoint::due(app).await? {
-        let made = crate::checkpoint::create(app).await?;
-        if !json {
+    // One tick of the worker's scheduler: due slots, due tasks, gaps and alerts.
+    let (_never, stop) = tokio::sync::watch::channel(false);
+    let client = crate::alerts::http_client(app.config.alerts.allow_insecure_urls);
+    let holder = crate::scheduler::holder_id();
+    let current = std::sync::Mutex::new(None);
+    // `annexa run` leaves the daily verify to the worker (or to cron calling `annexa verify`).
+    let tasks = [Task::Checkpoint, Task::Report];
+    let tick = crate::scheduler::tick(app, &tasks, &holder, &client, json, &stop, &current).await?;
+    if !json {
+        for o in &tick.runs {
+            println!("{}", describe(app, o));
+        }
+        for (name, slot) in &tick.not_due {
+            let schedule = app.config.collector(name).map(|c| c.schedule.text.as_str());
             println!(
-                "checkpoint of tree size {} signed by key {} at {}",
-                made.checkpoint.tree_size, made.checkpoint.key_id, made.checkpoint.object_key
+                "{name}: not due (slot {} already collected; schedule {})",
+                slot.format("%Y-%m-%d %H:%M UTC"),
+                schedule.unwrap_or_default()
             );
         }
+        for (name, held) in &tick.busy {
+            println!(
+                "{name}: skipped, another process ({}) is running it (lease until {})",
+                held.holder,
+                held.until.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+        for (task, done) in &tick.tasks {
+            println!("{}: {done}", task.name());
+        }
+    }
+    for e in &tick.errors {
+        eprintln!("error: {e}");
     }
     let doc = crate::status::status(app, app.clock.now()).await?;
     if json {
-        let runs: Vec<RunSummary> = outcomes.iter().map(RunSummary::from).collect();
+        let runs: Vec<RunSummary> = tick.runs.iter().map(RunSummary::from).collect();
         let out = serde_json::json!({ "runs": runs, "status": doc });
         super::print(format!("{out}\n").as_bytes())?;
     } else {
@@ -157,13 +162,15 @@ pub async fn run(app: &Annexa, json: bool) -> anyhow::Result<Exit> {
         annexa_reports::render_status_table(&doc, &mut table)?;
         super::print(&table)?;
     }
-    Ok(if outcomes.iter().any(|o| !o.succeeded()) {
-        Exit::Runtime
-    } else if doc.has_gaps() {
-        Exit::Gaps
-    } else {
-        Exit::Ok
-    })
+    Ok(
+        if !tick.errors.is_empty() || tick.runs.iter().any(|o| !o.succeeded()) {
+            Exit::Runtime
+        } else if doc.has_gaps() {
+            Exit::Gaps
+        } else {
+            Exit::Ok
+        },
+    )
 }
 
 pub async fn collect(

@@ -15,6 +15,12 @@ use sqlx::{AnyPool, AssertSqlSafe, Connection, Row};
 
 use crate::config::Secret;
 
+mod alerts;
+mod worker;
+
+pub use alerts::{AlertRow, GapRow, NewAlert, SinkCounts};
+pub use worker::{HeldBy, Lease, RunCount};
+
 /// Which database engine a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {

@@ -1,0 +1,420 @@
+//! Delivering the outbox: at least once, in order per sink, with backoff, honouring a 429's
+//! `retry_after`. A failed attempt is recorded and retried; an alert is never dropped. One
+//! undelivered for longer than `undeliverable_after` is reported on stdout (and in /metrics).
+//!
+//! Error texts name the sink and the host, never the URL: webhook URLs and bot tokens are
+//! secrets (reqwest's errors carry the URL, so it is stripped).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::AlertMessage;
+use crate::Annexa;
+use crate::config::{EmailConfig, SinkConfig, SinkKind, SmtpTls};
+
+/// Why an attempt failed, and when the receiver asked to be tried again.
+#[derive(Debug)]
+struct Failure {
+    error: String,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn new(error: impl Into<String>) -> Failure {
+        Failure {
+            error: error.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// What one delivery pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub delivered: usize,
+    pub failed: usize,
+    /// Alerts newly reported as undeliverable for too long.
+    pub overdue: usize,
+}
+
+/// Resolves names only to public addresses, unless insecure addresses are allowed.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs = public_addrs(&host, 0).await?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+async fn public_addrs(
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let all: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    let public: Vec<SocketAddr> = all
+        .iter()
+        .copied()
+        .filter(|a| crate::config::is_public(a.ip()))
+        .collect();
+    if public.is_empty() {
+        return Err(format!(
+            "{host} resolves to no public address; set alerts.allow_insecure_urls = true to allow it"
+        )
+        .into());
+    }
+    Ok(public)
+}
+
+/// The client alerts are sent with: timeouts, no redirects (a redirect could lead anywhere),
+/// and, unless insecure URLs are allowed, only public addresses.
+pub fn http_client(allow_insecure: bool) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("annexa/", env!("CARGO_PKG_VERSION")));
+    let builder = if allow_insecure {
+        builder
+    } else {
+        builder.dns_resolver(Arc::new(PublicOnly))
+    };
+    builder
+        .build()
+        .expect("a client with these settings builds")
+}
+
+/// The delay before attempt `attempts + 1`: 30 s doubling to at most an hour, or what the
+/// receiver asked for.
+fn backoff(attempts: i64, asked: Option<Duration>) -> Duration {
+    let doubling = Duration::from_secs(30) * 2u32.saturating_pow(attempts.clamp(0, 16) as u32);
+    asked.unwrap_or(doubling.min(Duration::from_secs(3600)))
+}
+
+/// Sends every due alert once; records each outcome.
+pub async fn deliver_due(
+    app: &Annexa,
+    client: &reqwest::Client,
+    json: bool,
+) -> anyhow::Result<DeliveryReport> {
+    let mut report = DeliveryReport::default();
+    let now = app.clock.now();
+    // A sink that failed waits for its backoff before its next alert is tried: order is kept.
+    let mut blocked: BTreeSet<String> = BTreeSet::new();
+    for alert in app.db.due_alerts(now).await? {
+        if blocked.contains(&alert.sink) {
+            continue;
+        }
+        let outcome = match app
+            .config
+            .alerts
+            .sinks
+            .iter()
+            .find(|s| s.name == alert.sink)
+        {
+            None => Err(Failure::new(format!(
+                "sink `{}` is no longer configured; add it back to deliver this alert",
+                alert.sink
+            ))),
+            Some(sink) => match serde_json::from_str::<AlertMessage>(&alert.body) {
+                Ok(message) => send(client, sink, &message, alert.id, json).await,
+                Err(e) => Err(Failure::new(format!(
+                    "the queued message is not readable: {e}"
+                ))),
+            },
+        };
+        match outcome {
+            Ok(()) => {
+                app.db.alert_delivered(alert.id, app.clock.now()).await?;
+                report.delivered += 1;
+            }
+            Err(f) => {
+                let wait = backoff(alert.attempts, f.retry_after);
+                let next = app.clock.now() + chrono::Duration::from_std(wait)?;
+                tracing::warn!(
+                    alert = alert.id,
+                    sink = %alert.sink,
+                    "alert not delivered: {}; next attempt at {next}",
+                    f.error
+                );
+                app.db.alert_failed(alert.id, &f.error, next).await?;
+                blocked.insert(alert.sink.clone());
+                report.failed += 1;
+            }
+        }
+    }
+    report.overdue = report_overdue(app, json).await?;
+    Ok(report)
+}
+
+/// Reports alerts undelivered for longer than `undeliverable_after` (once each). They stay
+/// queued and are still retried.
+async fn report_overdue(app: &Annexa, json: bool) -> anyhow::Result<usize> {
+    let now = app.clock.now();
+    let cutoff = now - chrono::Duration::from_std(app.config.alerts.undeliverable_after)?;
+    let overdue = app.db.overdue_alerts(cutoff).await?;
+    for a in &overdue {
+        let waited = annexa_collectors::human_duration((now - a.created_at).num_seconds());
+        let error = a.last_error.as_deref().unwrap_or("no attempt yet");
+        let line = if json {
+            serde_json::json!({
+                "undeliverable_alert": a.id, "sink": a.sink, "event": a.event,
+                "gap": a.dedup_key, "queued_at": annexa_reports::time(a.created_at),
+                "attempts": a.attempts, "last_error": error,
+            })
+            .to_string()
+        } else {
+            format!(
+                "ALERT UNDELIVERABLE: {} alert for gap {} to sink `{}` is still not delivered after {waited} ({} attempts; last error: {error}). It stays queued and is retried; fix the sink.",
+                a.event.to_uppercase(),
+                a.dedup_key,
+                a.sink,
+                a.attempts
+            )
+        };
+        crate::commands::print(format!("{line}\n").as_bytes())?;
+        app.db.mark_overdue_reported(a.id, now).await?;
+    }
+    Ok(overdue.len())
+}
+
+/// One attempt to one sink.
+async fn send(
+    client: &reqwest::Client,
+    sink: &SinkConfig,
+    m: &AlertMessage,
+    delivery: i64,
+    json: bool,
+) -> Result<(), Failure> {
+    match &sink.kind {
+        SinkKind::Stdout => {
+            let text = if json {
+                serde_json::to_string(&serde_json::json!({ "alert": m })).expect("serializes")
+            } else {
+                format!("{}\n{}\n", m.title, m.text)
+            };
+            crate::commands::print(format!("{text}\n").as_bytes())
+                .map_err(|e| Failure::new(format!("writing to stdout: {e}")))
+        }
+        SinkKind::Discord { url } => {
+            let content = truncate(&format!("**{}**\n{}", m.title, m.text), 2000);
+            let body =
+                serde_json::json!({ "content": content, "allowed_mentions": { "parse": [] } });
+            post_json(client, url.expose(), &body, &[]).await
+        }
+        SinkKind::Slack { url } => {
+            let body = serde_json::json!({ "text": format!("*{}*\n{}", m.title, m.text) });
+            post_json(client, url.expose(), &body, &[]).await
+        }
+        SinkKind::Telegram {
+            api_url,
+            token,
+            chat_id,
+        } => {
+            let url = format!("{api_url}/bot{}/sendMessage", token.expose());
+            let body = serde_json::json!({
+                "chat_id": chat_id,
+                "text": truncate(&format!("{}\n\n{}", m.title, m.text), 4096),
+                "disable_web_page_preview": true,
+            });
+            post_json(client, &url, &body, &[]).await
+        }
+        SinkKind::Webhook { url, secret } => {
+            let body = serde_json::to_vec(m).expect("a message serializes");
+            let timestamp = Utc::now().timestamp().to_string();
+            let signature = sign(secret.expose().as_bytes(), &timestamp, &body);
+            let headers = [
+                ("x-annexa-timestamp", timestamp),
+                ("x-annexa-signature", format!("sha256={signature}")),
+                ("x-annexa-delivery", delivery.to_string()),
+            ];
+            post(client, url.expose(), body, &headers).await
+        }
+        SinkKind::Email(email) => send_email(email, m, delivery).await,
+    }
+}
+
+/// The webhook signature: hex HMAC-SHA256 over `<timestamp>.<body>`.
+pub fn sign(key: &[u8], timestamp: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let mut t: String = text.chars().take(max_chars - 1).collect();
+    t.push('…');
+    t
+}
+
+async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    headers: &[(&str, String)],
+) -> Result<(), Failure> {
+    post(
+        client,
+        url,
+        serde_json::to_vec(body).expect("JSON"),
+        headers,
+    )
+    .await
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    headers: &[(&str, String)],
+) -> Result<(), Failure> {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    for (k, v) in headers {
+        request = request.header(*k, v);
+    }
+    let response = request.send().await.map_err(|e| {
+        let e = e.without_url();
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            reason.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        Failure::new(format!("sending to {host} failed: {reason}"))
+    })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let header_wait = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    let text = response.text().await.unwrap_or_default();
+    let body_wait = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| {
+            // Discord: {"retry_after": 1.5}; Telegram: {"parameters": {"retry_after": 3}}.
+            v.get("retry_after")
+                .or_else(|| v.pointer("/parameters/retry_after"))
+                .and_then(|r| r.as_f64())
+        });
+    let retry_after = (status.as_u16() == 429)
+        .then(|| body_wait.or(header_wait))
+        .flatten()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
+    let hint = match status.as_u16() {
+        429 => "rate limited",
+        401 | 403 => "refused: check the token or webhook URL in the environment",
+        404 => "not found: the webhook may have been deleted; update the URL in the environment",
+        500..=599 => "the receiver failed",
+        _ => "refused",
+    };
+    Err(Failure {
+        error: format!(
+            "{host} answered HTTP {} ({hint}): {}",
+            status.as_u16(),
+            truncate(text.trim(), 200)
+        ),
+        retry_after,
+    })
+}
+
+async fn send_email(e: &EmailConfig, m: &AlertMessage, delivery: i64) -> Result<(), Failure> {
+    use lettre::message::header::ContentType;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let fail = |what: &str, err: &dyn std::fmt::Display| {
+        Failure::new(format!("email via {}:{}: {what}: {err}", e.host, e.port))
+    };
+    if e.tls != SmtpTls::None {
+        public_addrs(&e.host, e.port)
+            .await
+            .map_err(|err| fail("address", &err))?;
+    }
+    let mut builder = Message::builder()
+        .from(e.from.parse().map_err(|err| fail("from", &err))?)
+        .subject(m.title.clone())
+        .header(ContentType::TEXT_PLAIN)
+        .message_id(Some(format!(
+            "<annexa-alert-{delivery}@{}>",
+            e.from.rsplit('@').next().unwrap_or("annexa")
+        )));
+    for to in &e.to {
+        builder = builder.to(to.parse().map_err(|err| fail("to", &err))?);
+    }
+    let message = builder
+        .body(m.text.clone())
+        .map_err(|err| fail("message", &err))?;
+    let transport = match e.tls {
+        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host),
+        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host),
+        SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            &e.host,
+        )),
+    }
+    .map_err(|err| fail("TLS setup", &err))?
+    .port(e.port)
+    .timeout(Some(Duration::from_secs(20)));
+    let transport = match &e.credentials {
+        Some((user, pass)) => {
+            transport.credentials(Credentials::new(user.clone(), pass.expose().clone()))
+        }
+        None => transport,
+    }
+    .build();
+    transport
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|err| fail("SMTP", &err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_an_hour_unless_the_receiver_says() {
+        assert_eq!(backoff(0, None), Duration::from_secs(30));
+        assert_eq!(backoff(3, None), Duration::from_secs(240));
+        assert_eq!(backoff(40, None), Duration::from_secs(3600));
+        assert_eq!(
+            backoff(5, Some(Duration::from_millis(1500))),
+            Duration::from_millis(1500)
+        );
+    }
+
+    #[test]
+    fn webhook_signature_is_hmac_sha256_of_timestamp_dot_body() {
+        // printf '1700000000.{}' | openssl dgst -sha256 -hmac Jefe
+        assert_eq!(
+            sign(b"Jefe", "1700000000", b"{}"),
+            "d3793e2b4103edfbd98cc19591832f5fad701d413db9fcae0ae7dab8184ed207"
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! `annexa worker`: the scheduler and its HTTP endpoint, until SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::Annexa;
+use crate::db::Engine;
+use crate::exit::Exit;
+use crate::scheduler::Worker;
+
+pub async fn worker(app: Annexa, json: bool) -> anyhow::Result<Exit> {
+    let app = Arc::new(app);
+    let listen = app.config.worker.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {listen}: set another address in [worker] listen")
+        })?;
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    let worker = Worker::new(app.clone());
+    let mut server_stop = stop.clone();
+    let router = crate::server::router(app.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    println!(
+        "annexa worker {} serving http://{listen} (/health, /ready, /metrics, POST /ping/{{job}}); {} collector(s) scheduled",
+        worker.holder,
+        app.config.collectors.len()
+    );
+
+    // On SQLite one worker runs at a time; it holds the `worker` lease while it does.
+    let mut wait = stop.clone();
+    let single = if app.db.engine() == Engine::Sqlite {
+        match worker.hold_single_lease(&mut wait).await? {
+            Some(lease) => Some(lease),
+            None => return Ok(Exit::Ok),
+        }
+    } else {
+        None
+    };
+    let renewal = single.clone().map(|lease| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let ttl = chrono::Duration::from_std(app.config.worker.lease).unwrap_or_default();
+            loop {
+                app.sleep(ttl / 3).await;
+                if !matches!(
+                    app.db.renew_lease(&lease, app.clock.now() + ttl).await,
+                    Ok(true)
+                ) {
+                    tracing::error!("lost the worker lease on the SQLite database");
+                }
+            }
+        })
+    });
+
+    let result = worker.run(stop, json).await;
+    if let Some(r) = renewal {
+        r.abort();
+    }
+    if let Some(lease) = single {
+        app.db.release_lease(&lease, app.clock.now()).await?;
+    }
+    let _ = server.await;
+    result?;
+    println!("stopped");
+    Ok(Exit::Ok)
+}
+
+/// SIGTERM (systemd, docker stop, kill) or Ctrl-C.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,253 @@
+//! What the worker keeps in the database: leases with fencing tokens, the slots of its tasks,
+//! runs it cuts or takes over, and the figures `/metrics` reports.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Db, DbError, parse_ts, ts};
+
+/// A lease this process holds. `token` grows with every new holder: a fencing token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    pub holder: String,
+    pub token: i64,
+}
+
+/// Who holds a lease another process asked for, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBy {
+    pub holder: String,
+    pub until: DateTime<Utc>,
+}
+
+/// Runs by collector and status, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCount {
+    pub collector: String,
+    pub status: String,
+    pub count: i64,
+}
+
+impl Db {
+    /// Takes the lease `name` for `holder` until `until`, if it is free or expired (or already
+    /// `holder`'s). Otherwise says who holds it.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Result<Lease, HeldBy>, DbError> {
+        let row = sqlx::query(
+            "INSERT INTO leases (name, holder, token, expires_at) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+             token = leases.token + 1, expires_at = excluded.expires_at \
+             WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder \
+             RETURNING token",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ts(until))
+        .bind(ts(now))
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(row) = row {
+            return Ok(Ok(Lease {
+                name: name.to_string(),
+                holder: holder.to_string(),
+                token: row.try_get("token")?,
+            }));
+        }
+        let row = sqlx::query("SELECT holder, expires_at FROM leases WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(Err(HeldBy {
+            holder: row.try_get("holder")?,
+            until: parse_ts(
+                "leases.expires_at",
+                &row.try_get::<String, _>("expires_at")?,
+            )?,
+        }))
+    }
+
+    /// Extends a lease still held with the same token. False when it was lost (it expired and
+    /// another process took it).
+    pub async fn renew_lease(&self, lease: &Lease, until: DateTime<Utc>) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND token = $4",
+        )
+        .bind(ts(until))
+        .bind(&lease.name)
+        .bind(&lease.holder)
+        .bind(lease.token)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives a lease up at once (it expires now; its token is kept, so tokens only grow).
+    pub async fn release_lease(&self, lease: &Lease, now: DateTime<Utc>) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND token = $4",
+        )
+        .bind(ts(now))
+        .bind(&lease.name)
+        .bind(&lease.holder)
+        .bind(lease.token)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Gives up every lease `holder` holds under `name` (after its work was cut short).
+    pub async fn release_held(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3")
+            .bind(ts(now))
+            .bind(name)
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a run cancelled and gives its slot up (it moves to `cancelled_slot`). Only a
+    /// `running` run is cancelled; returns whether one was.
+    pub async fn cancel_run(
+        &self,
+        id: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'cancelled', finished_at = $1, error = $2, \
+             cancelled_slot = slot, slot = NULL WHERE id = $3 AND status = 'running'",
+        )
+        .bind(ts(at))
+        .bind(reason)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The id of the run still `running` in a collector's slot, if any.
+    pub async fn running_in_slot(
+        &self,
+        collector: &str,
+        slot: &str,
+    ) -> Result<Option<String>, DbError> {
+        let row = sqlx::query(
+            "SELECT id FROM runs WHERE collector = $1 AND slot = $2 AND status = 'running'",
+        )
+        .bind(collector)
+        .bind(slot)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get("id")).transpose()?)
+    }
+
+    /// The slots of a collector that have a finished run, in `[from, to]`.
+    pub async fn filled_slots(
+        &self,
+        collector: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<String>, DbError> {
+        let rows = sqlx::query(
+            "SELECT slot FROM runs WHERE collector = $1 AND slot >= $2 AND slot <= $3 \
+             AND status <> 'running'",
+        )
+        .bind(collector)
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("slot")?))
+            .collect()
+    }
+
+    /// Whether a worker task (checkpoint, verify, report) was done for a slot.
+    pub async fn task_done(&self, task: &str, slot: DateTime<Utc>) -> Result<bool, DbError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM task_slots WHERE task = $1 AND slot = $2")
+            .bind(task)
+            .bind(ts(slot))
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Records a task's slot as done. False when another worker recorded it first.
+    pub async fn mark_task_done(
+        &self,
+        task: &str,
+        slot: DateTime<Utc>,
+        outcome: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let result = sqlx::query(
+            "INSERT INTO task_slots (task, slot, done_at, outcome) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(task)
+        .bind(ts(slot))
+        .bind(ts(at))
+        .bind(outcome)
+        .execute(self.pool())
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs by collector and status.
+    pub async fn run_counts(&self) -> Result<Vec<RunCount>, DbError> {
+        let rows = sqlx::query(
+            "SELECT collector, status, COUNT(*) AS n FROM runs GROUP BY collector, status \
+             ORDER BY collector, status",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunCount {
+                    collector: r.try_get("collector")?,
+                    status: r.try_get("status")?,
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest successful finish per collector.
+    pub async fn last_successes(&self) -> Result<Vec<(String, DateTime<Utc>)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT collector, MAX(finished_at) AS at FROM runs WHERE status = 'succeeded' \
+             GROUP BY collector ORDER BY collector",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("collector")?,
+                    parse_ts("runs.finished_at", &r.try_get::<String, _>("at")?)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+}

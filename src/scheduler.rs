@@ -1,0 +1,531 @@
+//! Scheduling: which slots are due, who runs them, and the worker's loop.
+//!
+//! One [`tick`] does everything that is due now, deciding from the database alone: the slots
+//! of each collector without a finished run, the worker tasks (daily checkpoint, daily verify,
+//! the configured report) not yet done for their slot, then the gap evaluation and alert
+//! delivery. `annexa run` is one tick; `annexa worker` ticks, then sleeps until the next slot.
+//! So catch-up after a restart and a wake-up that comes twice are the same, idempotent code.
+//!
+//! Exactly one run per (collector, slot): the unique key on `runs` is the guarantee. A lease
+//! per collector (with a fencing token) keeps two workers from doing the same work: the
+//! holder renews it while it runs; a worker that dies stops renewing, and once the lease
+//! expires another worker takes it, marks the dead worker's `running` run `cancelled` (which
+//! fences it: a late commit of that run fails) and runs the slot itself.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::Annexa;
+use crate::config::{CollectorConfig, CollectorKind, Schedule};
+use crate::db::{HeldBy, Lease, ts};
+use crate::runner::{RunOutcome, run_collector};
+
+/// How far back missed slots are caught up: a slot older than its collector's `grace` stays
+/// missed (a lapse the report shows), since a run now would not be on time for it anyway.
+const MAX_CATCH_UP: usize = 100;
+
+/// Who this process is, in leases and messages: host, pid and a random tag.
+pub fn holder_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    format!("{host}/{}/{}", std::process::id(), &tag[24..])
+}
+
+fn collector_lease(name: &str) -> String {
+    format!("collector:{name}")
+}
+
+/// What happened to one slot.
+#[derive(Debug)]
+pub enum SlotOutcome {
+    Ran(Box<RunOutcome>),
+    /// Another run already filled it.
+    Filled,
+    /// Another process is working on this collector.
+    Busy(HeldBy),
+}
+
+/// The slots of a collector that are due at `now` and have no finished run: the latest slot,
+/// and older ones still within `grace`. Oldest first.
+pub async fn due_slots(
+    app: &Annexa,
+    c: &CollectorConfig,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<DateTime<Utc>>> {
+    let Some(latest) = c.schedule.slot_at(now) else {
+        return Ok(Vec::new());
+    };
+    let grace = chrono::Duration::from_std(c.grace).unwrap_or(chrono::Duration::zero());
+    let mut slots = Vec::new();
+    let mut t = c.schedule.next_after(now - grace);
+    while let Some(s) = t.filter(|s| *s < latest && slots.len() < MAX_CATCH_UP) {
+        slots.push(s);
+        t = c.schedule.next_after(s);
+    }
+    slots.push(latest);
+    let filled = app.db.filled_slots(&c.name, slots[0], latest).await?;
+    slots.retain(|s| !filled.contains(&ts(*s)));
+    Ok(slots)
+}
+
+/// Runs one collector for one slot under its lease, taking over a run whose worker died.
+pub async fn run_slot(
+    app: &Annexa,
+    c: &CollectorConfig,
+    slot: DateTime<Utc>,
+    holder: &str,
+) -> anyhow::Result<SlotOutcome> {
+    let ttl = chrono::Duration::from_std(app.config.worker.lease)?;
+    let now = app.clock.now();
+    let lease = match app
+        .db
+        .acquire_lease(&collector_lease(&c.name), holder, now, now + ttl)
+        .await?
+    {
+        Ok(lease) => lease,
+        Err(held) => return Ok(SlotOutcome::Busy(held)),
+    };
+    let result = async {
+        // Holding the collector's lease, a `running` run in this slot has no live worker.
+        if let Some(orphan) = app.db.running_in_slot(&c.name, &ts(slot)).await? {
+            let reason = format!(
+                "cancelled: the worker running it stopped renewing its lease; the slot was taken over by {holder} (fencing token {})",
+                lease.token
+            );
+            if app.db.cancel_run(&orphan, &reason, now).await? {
+                tracing::warn!(run = %orphan, collector = %c.name, "took over the slot of a dead worker");
+            }
+        }
+        tokio::select! {
+            outcome = run_collector(app, c, Some(slot)) => Ok::<_, anyhow::Error>(outcome?),
+            never = keep_renewing(app, &lease) => match never {},
+        }
+    }
+    .await;
+    if let Err(e) = app.db.release_lease(&lease, app.clock.now()).await {
+        tracing::warn!("could not release lease {}: {e}", lease.name);
+    }
+    Ok(match result? {
+        Some(outcome) => SlotOutcome::Ran(Box::new(outcome)),
+        None => SlotOutcome::Filled,
+    })
+}
+
+/// Renews a lease every third of its life, forever (the caller stops polling it). A lease
+/// lost anyway is logged; the run it covers is fenced by its `running` row.
+async fn keep_renewing(app: &Annexa, lease: &Lease) -> std::convert::Infallible {
+    let ttl = chrono::Duration::from_std(app.config.worker.lease).unwrap_or_default();
+    loop {
+        app.sleep(ttl / 3).await;
+        match app.db.renew_lease(lease, app.clock.now() + ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(lease = %lease.name, "lost the lease: another worker took over")
+            }
+            Err(e) => tracing::warn!(lease = %lease.name, "could not renew the lease: {e}"),
+        }
+    }
+}
+
+/// A worker task with a schedule of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Checkpoint,
+    Verify,
+    Report,
+}
+
+impl Task {
+    pub const ALL: [Task; 3] = [Task::Checkpoint, Task::Verify, Task::Report];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Checkpoint => "checkpoint",
+            Task::Verify => "verify",
+            Task::Report => "report",
+        }
+    }
+
+    fn schedule(self, app: &Annexa) -> Option<&Schedule> {
+        match self {
+            Task::Checkpoint => Some(&app.config.worker.checkpoint),
+            Task::Verify => Some(&app.config.worker.verify),
+            Task::Report => app.config.report_schedule.as_ref().map(|(s, _)| s),
+        }
+    }
+}
+
+/// Does a task for its slot; returns what to record and print.
+async fn do_task(app: &Annexa, task: Task) -> anyhow::Result<String> {
+    Ok(match task {
+        Task::Checkpoint => {
+            if crate::checkpoint::due(app).await? {
+                let made = crate::checkpoint::create(app).await?;
+                format!(
+                    "checkpoint of tree size {} signed by key {} at {}",
+                    made.checkpoint.tree_size, made.checkpoint.key_id, made.checkpoint.object_key
+                )
+            } else {
+                "no checkpoint needed (one was made today)".into()
+            }
+        }
+        Task::Verify => {
+            let report = crate::verify::verify(app, None).await?;
+            crate::verify::record(app, &report).await?;
+            if report.violations.is_empty() {
+                format!(
+                    "verified {} objects and a ledger of {} leaves: no violations",
+                    report.objects_checked, report.ledger_size
+                )
+            } else {
+                format!(
+                    "VERIFY FOUND {} INTEGRITY VIOLATION(S): run `annexa verify` for the list",
+                    report.violations.len()
+                )
+            }
+        }
+        Task::Report => {
+            let formats = app
+                .config
+                .report_schedule
+                .as_ref()
+                .map(|(_, f)| f.clone())
+                .unwrap_or_default();
+            let bundle = crate::report::write_bundle(app, None, &formats, None, None).await?;
+            format!(
+                "report {} for {} written to {}",
+                bundle.id,
+                bundle.model.period.label(),
+                bundle.dir.display()
+            )
+        }
+    })
+}
+
+/// What one tick did.
+#[derive(Debug, Default)]
+pub struct TickReport {
+    pub runs: Vec<RunOutcome>,
+    /// Slots skipped because another process holds the collector, with who and until when.
+    pub busy: Vec<(String, HeldBy)>,
+    /// Collectors whose due slots were already filled.
+    pub not_due: Vec<(String, DateTime<Utc>)>,
+    pub tasks: Vec<(Task, String)>,
+    pub errors: Vec<String>,
+    pub evaluation: Option<crate::alerts::Evaluation>,
+    pub delivery: Option<crate::alerts::DeliveryReport>,
+    /// When there is next something to do.
+    pub next: Option<DateTime<Utc>>,
+}
+
+/// One pass of the scheduler: every due slot, each of `tasks` if due, then gaps and alerts. `stop`
+/// turning true stops it from starting anything new. Errors of single slots and tasks are
+/// collected in the report, not returned: one failing source does not stop the others.
+pub async fn tick(
+    app: &Annexa,
+    tasks: &[Task],
+    holder: &str,
+    client: &reqwest::Client,
+    json: bool,
+    stop: &watch::Receiver<bool>,
+    current: &Mutex<Option<(String, DateTime<Utc>)>>,
+) -> anyhow::Result<TickReport> {
+    let mut report = TickReport::default();
+    let now = app.clock.now();
+    let mut next = now + chrono::Duration::from_std(app.config.worker.evaluate_every)?;
+    // A database restored from an older copy must not grow a second history.
+    crate::checkpoint::guard_append(app).await?;
+
+    // cron-health last, so it sees the heartbeats of the runs of this same tick.
+    let mut collectors: Vec<&CollectorConfig> = app.config.collectors.iter().collect();
+    collectors.sort_by_key(|c| matches!(c.kind, CollectorKind::CronHealth(_)));
+    for c in collectors {
+        if let Some(n) = c.schedule.next_after(now) {
+            next = next.min(n);
+        }
+        let slots = due_slots(app, c, now).await?;
+        if slots.is_empty()
+            && let Some(latest) = c.schedule.slot_at(now)
+        {
+            report.not_due.push((c.name.clone(), latest));
+        }
+        for slot in slots {
+            if *stop.borrow() {
+                return Ok(report);
+            }
+            *current.lock().expect("not poisoned") = Some((c.name.clone(), slot));
+            let outcome = run_slot(app, c, slot, holder).await;
+            *current.lock().expect("not poisoned") = None;
+            match outcome {
+                Ok(SlotOutcome::Ran(o)) => report.runs.push(*o),
+                Ok(SlotOutcome::Filled) => {}
+                Ok(SlotOutcome::Busy(held)) => {
+                    next = next.min(held.until);
+                    report.busy.push((c.name.clone(), held));
+                    break;
+                }
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("{} (slot {}): {e:#}", c.name, ts(slot)));
+                    break;
+                }
+            }
+        }
+    }
+
+    for &task in tasks {
+        let Some(schedule) = task.schedule(app) else {
+            continue;
+        };
+        if let Some(n) = schedule.next_after(now) {
+            next = next.min(n);
+        }
+        let Some(slot) = schedule.slot_at(now) else {
+            continue;
+        };
+        if *stop.borrow() || app.db.task_done(task.name(), slot).await? {
+            continue;
+        }
+        match run_task(app, task, slot, holder).await {
+            Ok(Some(done)) => report.tasks.push((task, done)),
+            Ok(None) => {}
+            Err(e) => report.errors.push(format!("{}: {e:#}", task.name())),
+        }
+    }
+
+    let lease_name = "alerts";
+    let ttl = chrono::Duration::from_std(app.config.worker.lease)?;
+    let t = app.clock.now();
+    if let Ok(lease) = app.db.acquire_lease(lease_name, holder, t, t + ttl).await? {
+        let result = async {
+            report.evaluation = Some(crate::alerts::evaluate(app, t).await?);
+            report.delivery = Some(crate::alerts::deliver_due(app, client, json).await?);
+            anyhow::Ok(app.db.next_alert_attempt().await?)
+        }
+        .await;
+        app.db.release_lease(&lease, app.clock.now()).await?;
+        match result {
+            Ok(Some(n)) => next = next.min(n),
+            Ok(None) => {}
+            Err(e) => report.errors.push(format!("alerts: {e:#}")),
+        }
+    }
+    report.next = Some(next);
+    Ok(report)
+}
+
+/// Does a task under its lease and records its slot as done. None when another worker has it.
+async fn run_task(
+    app: &Annexa,
+    task: Task,
+    slot: DateTime<Utc>,
+    holder: &str,
+) -> anyhow::Result<Option<String>> {
+    let ttl = chrono::Duration::from_std(app.config.worker.lease)?;
+    let now = app.clock.now();
+    let name = format!("task:{}", task.name());
+    let Ok(lease) = app.db.acquire_lease(&name, holder, now, now + ttl).await? else {
+        return Ok(None);
+    };
+    let result = async {
+        // Checked again under the lease: another worker may have just finished it.
+        if app.db.task_done(task.name(), slot).await? {
+            return Ok(None);
+        }
+        let done = tokio::select! {
+            done = do_task(app, task) => done?,
+            never = keep_renewing(app, &lease) => match never {},
+        };
+        app.db
+            .mark_task_done(task.name(), slot, &done, app.clock.now())
+            .await?;
+        Ok(Some(done))
+    }
+    .await;
+    app.db.release_lease(&lease, app.clock.now()).await?;
+    result
+}
+
+/// The worker: ticks until told to stop, then drains.
+pub struct Worker {
+    pub app: Arc<Annexa>,
+    pub holder: String,
+    client: reqwest::Client,
+    /// The slot being run now, to record it as cancelled if the drain deadline cuts it.
+    current: Mutex<Option<(String, DateTime<Utc>)>>,
+}
+
+impl Worker {
+    pub fn new(app: Arc<Annexa>) -> Worker {
+        let client = crate::alerts::http_client(app.config.alerts.allow_insecure_urls);
+        Worker {
+            app,
+            holder: holder_id(),
+            client,
+            current: Mutex::new(None),
+        }
+    }
+
+    /// On SQLite only one worker runs: waits until this one holds the `worker` lease, saying
+    /// who holds it meanwhile.
+    pub async fn hold_single_lease(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<Lease>> {
+        let ttl = chrono::Duration::from_std(self.app.config.worker.lease)?;
+        let mut said = false;
+        loop {
+            let now = self.app.clock.now();
+            match self
+                .app
+                .db
+                .acquire_lease("worker", &self.holder, now, now + ttl)
+                .await?
+            {
+                Ok(lease) => return Ok(Some(lease)),
+                Err(held) => {
+                    if !said {
+                        println!(
+                            "another worker ({}) holds the lease on this SQLite database until {}; waiting for it (only one worker runs on SQLite; use PostgreSQL for several)",
+                            held.holder,
+                            held.until.format("%Y-%m-%d %H:%M:%S UTC")
+                        );
+                        said = true;
+                    }
+                    let wait =
+                        (held.until - now).max(chrono::Duration::milliseconds(10)) + ttl / 10;
+                    tokio::select! {
+                        _ = self.app.sleep(wait) => {}
+                        _ = stop.changed() => return Ok(None),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ticks until `stop` turns true; then stops taking new work, lets the run in flight
+    /// finish within `[worker] drain`, and records a run cut by the deadline as `cancelled`.
+    pub async fn run(&self, mut stop: watch::Receiver<bool>, json: bool) -> anyhow::Result<()> {
+        let app = &self.app;
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let view = stop.clone();
+            let tick = tick(
+                app,
+                &Task::ALL,
+                &self.holder,
+                &self.client,
+                json,
+                &view,
+                &self.current,
+            );
+            tokio::pin!(tick);
+            let report = tokio::select! {
+                r = &mut tick => r,
+                _ = stop.changed() => {
+                    let drain = app.config.worker.drain;
+                    println!(
+                        "stopping: no new work; waiting up to {} for the work in flight",
+                        humantime::format_duration(drain)
+                    );
+                    let real = drain.div_f64(app.speed);
+                    match tokio::time::timeout(real, &mut tick).await {
+                        Ok(r) => {
+                            self.print(&r?, json);
+                        }
+                        Err(_) => self.cancel_current(drain).await?,
+                    }
+                    return Ok(());
+                }
+            };
+            let report = match report {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e:#}; retrying at the next wake-up");
+                    TickReport {
+                        next: Some(
+                            app.clock.now()
+                                + chrono::Duration::from_std(app.config.worker.evaluate_every)?,
+                        ),
+                        ..TickReport::default()
+                    }
+                }
+            };
+            self.print(&report, json);
+            let now = app.clock.now();
+            let next = report.next.unwrap_or(now);
+            tokio::select! {
+                _ = app.sleep(next - now) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Records the run the drain deadline cut as `cancelled` and gives its lease up.
+    async fn cancel_current(&self, drain: std::time::Duration) -> anyhow::Result<()> {
+        let current = self.current.lock().expect("not poisoned").take();
+        let Some((collector, slot)) = current else {
+            println!("stopped: the drain deadline cut a task; it is retried by the next worker");
+            return Ok(());
+        };
+        let db = &self.app.db;
+        let now = self.app.clock.now();
+        if let Some(run) = db.running_in_slot(&collector, &ts(slot)).await? {
+            let reason = format!(
+                "cancelled: the worker was stopped and the run did not finish within the {} drain deadline; the slot is free for the next worker",
+                humantime::format_duration(drain)
+            );
+            db.cancel_run(&run, &reason, now)
+                .await
+                .context("recording the cut run as cancelled")?;
+            println!(
+                "{collector}: run {run} for slot {} cancelled at shutdown",
+                ts(slot)
+            );
+        }
+        db.release_held(&collector_lease(&collector), &self.holder, now)
+            .await?;
+        Ok(())
+    }
+
+    fn print(&self, r: &TickReport, json: bool) {
+        let mut out = String::new();
+        for o in &r.runs {
+            out.push_str(&if json {
+                serde_json::json!({"run": o.run.id, "collector": o.run.collector, "slot": o.run.slot, "status": o.run.status}).to_string()
+            } else {
+                format!(
+                    "{} slot {}: run {} {}",
+                    o.run.collector,
+                    o.run.slot.as_deref().unwrap_or("-"),
+                    o.run.id,
+                    o.run.status
+                )
+            });
+            out.push('\n');
+        }
+        for (task, done) in &r.tasks {
+            out.push_str(&format!("{}: {done}\n", task.name()));
+        }
+        for e in &r.errors {
+            out.push_str(&format!("error: {e}\n"));
+        }
+        if let Some(d) = r.delivery
+            && (d.delivered > 0 || d.failed > 0)
+        {
+            out.push_str(&format!(
+                "alerts: {} delivered, {} attempts failed (retried with backoff)\n",
+                d.delivered, d.failed
+            ));
+        }
+        let _ = crate::commands::print(out.as_bytes());
+    }
+}
