@@ -1,5 +1,5 @@
 //! A simulated clock for tests of the worker: `ANNEXA_SIMULATED_CLOCK="START,SPEED,EPOCH_MS"`
-//! makes "now" START at the real instant EPOCH_MS (Unix milliseconds) and run SPEED times
+//! makes "now" START until the real instant EPOCH_MS (Unix milliseconds), then run SPEED times
 //! faster than real time. Several processes given the same value share one clock, so two
 //! workers can race over a day of hourly slots in seconds. Not for production use.
 
@@ -19,9 +19,11 @@ pub struct SimulatedClock {
 
 impl Clock for SimulatedClock {
     fn now(&self) -> DateTime<Utc> {
+        // Before EPOCH the clock stands at START.
         let real = (Utc::now() - self.epoch)
             .num_microseconds()
-            .unwrap_or(i64::MAX) as f64;
+            .unwrap_or(i64::MAX)
+            .max(0) as f64;
         self.start + chrono::Duration::microseconds((real * self.speed) as i64)
     }
 }

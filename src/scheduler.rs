@@ -23,8 +23,8 @@ use crate::config::{CollectorConfig, CollectorKind, Schedule};
 use crate::db::{HeldBy, Lease, ts};
 use crate::runner::{RunOutcome, run_collector};
 
-/// How far back missed slots are caught up: a slot older than its collector's `grace` stays
-/// missed (a lapse the report shows), since a run now would not be on time for it anyway.
+/// Missed slots are caught up while a run would still be on time for them (within the
+/// collector's `grace`); older ones stay missed, a lapse the report shows. At most this many.
 const MAX_CATCH_UP: usize = 100;
 
 /// Who this process is, in leases and messages: host, pid and a random tag.
@@ -50,8 +50,8 @@ pub enum SlotOutcome {
     Busy(HeldBy),
 }
 
-/// The slots of a collector that are due at `now` and have no finished run: the latest slot,
-/// and older ones still within `grace`. Oldest first.
+/// The slots of a collector due at `now` without a finished run, oldest first: the latest
+/// slot, and the slots missed since the newest one filled that are still within `grace`.
 pub async fn due_slots(
     app: &Annexa,
     c: &CollectorConfig,
@@ -62,10 +62,12 @@ pub async fn due_slots(
     };
     let grace = chrono::Duration::from_std(c.grace).unwrap_or(chrono::Duration::zero());
     let mut slots = Vec::new();
-    let mut t = c.schedule.next_after(now - grace);
-    while let Some(s) = t.filter(|s| *s < latest && slots.len() < MAX_CATCH_UP) {
-        slots.push(s);
-        t = c.schedule.next_after(s);
+    if let Some(after) = app.db.catch_up_from(&c.name).await? {
+        let mut t = c.schedule.next_after(after.max(now - grace));
+        while let Some(s) = t.filter(|s| *s < latest && slots.len() < MAX_CATCH_UP) {
+            slots.push(s);
+            t = c.schedule.next_after(s);
+        }
     }
     slots.push(latest);
     let filled = app.db.filled_slots(&c.name, slots[0], latest).await?;
@@ -91,8 +93,8 @@ pub async fn run_slot(
         Err(held) => return Ok(SlotOutcome::Busy(held)),
     };
     let result = async {
-        // Holding the collector's lease, a `running` run in this slot has no live worker.
-        if let Some(orphan) = app.db.running_in_slot(&c.name, &ts(slot)).await? {
+        // Holding the collector's lease, a scheduled run still `running` has no live worker.
+        for orphan in app.db.running_in_slots(&c.name).await? {
             let reason = format!(
                 "cancelled: the worker running it stopped renewing its lease; the slot was taken over by {holder} (fencing token {})",
                 lease.token
@@ -388,7 +390,12 @@ impl Worker {
                 .acquire_lease("worker", &self.holder, now, now + ttl)
                 .await?
             {
-                Ok(lease) => return Ok(Some(lease)),
+                Ok(lease) => {
+                    if said {
+                        println!("this worker ({}) now holds the worker lease", self.holder);
+                    }
+                    return Ok(Some(lease));
+                }
                 Err(held) => {
                     if !said {
                         println!(

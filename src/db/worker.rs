@@ -153,6 +153,40 @@ impl Db {
         Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 
+    /// The runs of a collector still `running` in a slot (not the on-demand ones of
+    /// `annexa collect`).
+    pub async fn running_in_slots(&self, collector: &str) -> Result<Vec<String>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id FROM runs WHERE collector = $1 AND slot IS NOT NULL AND status = 'running'",
+        )
+        .bind(collector)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    /// The instant after which a collector's missed slots count: its newest slot with a
+    /// finished run; else just before the slot of a run that never finished (a worker died
+    /// during the very first one); None for a collector that never ran on schedule.
+    pub async fn catch_up_from(&self, collector: &str) -> Result<Option<DateTime<Utc>>, DbError> {
+        let row = sqlx::query(
+            "SELECT MAX(CASE WHEN status <> 'running' THEN slot END) AS last, MIN(slot) AS first \
+             FROM runs WHERE collector = $1",
+        )
+        .bind(collector)
+        .fetch_one(self.pool())
+        .await?;
+        let time = |c: &str| -> Result<Option<DateTime<Utc>>, DbError> {
+            row.try_get::<Option<String>, _>(c)?
+                .map(|s| parse_ts("runs.slot", &s))
+                .transpose()
+        };
+        Ok(match time("last")? {
+            Some(last) => Some(last),
+            None => time("first")?.map(|f| f - chrono::Duration::seconds(1)),
+        })
+    }
+
     /// The slots of a collector that have a finished run, in `[from, to]`.
     pub async fn filled_slots(
         &self,

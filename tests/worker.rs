@@ -1,0 +1,494 @@
+//! `annexa worker` as real processes: two workers racing over a day of hourly slots on one
+//! PostgreSQL database (simulated clock), `kill -9` of the worker holding a slot, SIGTERM
+//! draining or cutting the run in flight, one worker at a time on SQLite, and the HTTP
+//! endpoint (/health, /ready, /metrics, POST /ping/{job}).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Backend, World};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A world whose database is PostgreSQL on either backend pass (the store follows the pass).
+fn postgres_world() -> World {
+    let mut w = World::new();
+    if w.database_url.is_none() {
+        let url = common::fresh_postgres_database();
+        w.env.push(("ANNEXA_DATABASE__URL".into(), url.clone()));
+        w.database_url = Some(url);
+    }
+    w
+}
+
+/// Runs SQL on the world's PostgreSQL database; rows as `|`-separated lines.
+fn psql(w: &World, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .arg(w.database_url.as_ref().expect("a PostgreSQL world"))
+        .args(["-At", "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A worker process whose output goes to files in the world.
+struct Worker {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+    port: u16,
+}
+
+impl Worker {
+    fn start(w: &World, name: &str, env: &[(&str, &str)]) -> Worker {
+        let port = common::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut env: Vec<(&str, &str)> = env.to_vec();
+        env.push(("ANNEXA_WORKER__LISTEN", &listen));
+        let out = w.path(&format!("{name}.out"));
+        let err = w.path(&format!("{name}.err"));
+        let child = w
+            .command(&["worker"], &env)
+            .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(&err).unwrap()))
+            .spawn()
+            .expect("annexa worker starts");
+        Worker {
+            child,
+            out,
+            err,
+            port,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    fn output(&self) -> String {
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            std::fs::read_to_string(&self.err).unwrap_or_default()
+        )
+    }
+
+    /// Waits until stdout contains `text`.
+    fn wait_for(&self, text: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.stdout().contains(text) {
+            assert!(
+                start.elapsed() < limit,
+                "worker did not print {text:?} within {limit:?}\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then the exit code within `limit`.
+    fn stop(mut self, limit: Duration) -> (i32, String) {
+        self.signal("-TERM");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code().unwrap_or(-1), self.output());
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("worker did not stop within {limit:?}\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One HTTP/1.1 request to the worker; status code and body.
+    fn http(&self, request_line: &str, headers: &[&str], body: &str) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut req =
+            format!("{request_line} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+        for h in headers {
+            req.push_str(&format!("{h}\r\n"));
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        s.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let code = resp[9..12].parse().unwrap();
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (code, body)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn epoch_ms_in(delay: Duration) -> i64 {
+    chrono::Utc::now().timestamp_millis() + delay.as_millis() as i64
+}
+
+const TWO_HOURLY_COLLECTORS: &str = r#"
+[organization]
+name = "Test Org"
+
+[worker]
+lease = "1h"
+drain = "1h"
+evaluate_every = "3h"
+
+[[job]]
+name = "nightly-backup"
+schedule = "0 2 * * *"
+token_env = "ANNEXA_TEST_PING_TOKEN"
+
+[[collector]]
+name = "policies"
+kind = "policy-document"
+schedule = "0 * * * *"
+grace = "3h"
+paths = ["policies"]
+review_grace_days = 30
+
+[[collector]]
+name = "policies-b"
+kind = "policy-document"
+schedule = "0 * * * *"
+grace = "3h"
+paths = ["policies"]
+review_grace_days = 30
+"#;
+
+#[test]
+fn two_workers_on_postgres_run_a_day_of_hourly_slots_exactly_once() {
+    let w = postgres_world();
+    w.config(TWO_HOURLY_COLLECTORS);
+    w.write(
+        "policies/incident-management.md",
+        &common::procedure("ISP-002", &common::reviewed_days_ago(10)),
+    );
+    // One simulated hour per real second, from 2026-11-21 23:59 (two seconds from now).
+    let epoch = epoch_ms_in(Duration::from_secs(2));
+    let clock = format!("2026-11-21T23:59:00Z,3600,{epoch}");
+    let env = [
+        ("ANNEXA_SIMULATED_CLOCK", clock.as_str()),
+        ("ANNEXA_TEST_PING_TOKEN", "ping-s3cret"),
+    ];
+    let a = Worker::start(&w, "worker-a", &env);
+    let b = Worker::start(&w, "worker-b", &env);
+    a.wait_for("serving http://", Duration::from_secs(20));
+    b.wait_for("serving http://", Duration::from_secs(20));
+
+    // The HTTP endpoint, while the day goes by.
+    assert_eq!(a.http("GET /health", &[], ""), (200, "ok\n".into()));
+    assert_eq!(b.http("GET /ready", &[], ""), (200, "ready\n".into()));
+    let (code, body) = a.http(
+        "POST /ping/nightly-backup?status=fail",
+        &["Authorization: Bearer ping-s3cret"],
+        "disk full",
+    );
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "recorded fail for nightly-backup\n")
+    );
+    let (code, body) = a.http(
+        "POST /ping/nightly-backup",
+        &["Authorization: Bearer wrong"],
+        "",
+    );
+    assert_eq!(code, 401, "{body}");
+    assert!(!body.contains("ping-s3cret"));
+    let (code, _) = b.http("POST /ping/no-such-job", &[], "");
+    assert_eq!(code, 404);
+    assert_eq!(
+        psql(
+            &w,
+            "SELECT kind || ' ' || source || ' ' || message FROM heartbeats"
+        ),
+        "fail http disk full"
+    );
+
+    // Until 2026-11-23 00:50, simulated.
+    let until = epoch + 24_833 - chrono::Utc::now().timestamp_millis();
+    std::thread::sleep(Duration::from_millis(until.max(0) as u64));
+    let (code, metrics) = b.http("GET /metrics", &[], "");
+    assert_eq!(code, 200);
+    for line in [
+        "# TYPE annexa_runs_total counter",
+        "annexa_runs_total{collector=\"policies\",status=\"succeeded\"} 26",
+        "annexa_runs_total{collector=\"policies-b\",status=\"succeeded\"} 26",
+        "annexa_last_success_timestamp_seconds{collector=\"policies\"} ",
+        "annexa_open_gaps{control=\"A.8.16\"} ",
+    ] {
+        assert!(
+            metrics.contains(line),
+            "{line} not in\n{metrics}\nslots:\n{}",
+            psql(&w, "SELECT collector || ' ' || slot || ' ' || started_at FROM runs ORDER BY slot")
+        );
+    }
+    let (code_a, out_a) = a.stop(Duration::from_secs(30));
+    let (code_b, out_b) = b.stop(Duration::from_secs(30));
+    assert_eq!((code_a, code_b), (0, 0), "{out_a}\n{out_b}");
+
+    for collector in ["policies", "policies-b"] {
+        // Every hour of 2026-11-22 has exactly one run, whichever worker took it.
+        let per_slot = psql(
+            &w,
+            &format!(
+                "SELECT slot || ' ' || COUNT(*) || ' ' || string_agg(status, ',') FROM runs \
+                 WHERE collector = '{collector}' AND slot LIKE '2026-11-22T%' GROUP BY slot ORDER BY slot"
+            ),
+        );
+        let expected: Vec<String> = (0..24)
+            .map(|h| format!("2026-11-22T{h:02}:00:00.000000Z 1 succeeded"))
+            .collect();
+        assert_eq!(
+            per_slot,
+            expected.join("\n"),
+            "{collector}\n{out_a}\n{out_b}"
+        );
+    }
+    assert_eq!(
+        psql(
+            &w,
+            "SELECT COUNT(*) FROM runs WHERE slot IS NOT NULL GROUP BY collector, slot HAVING COUNT(*) > 1"
+        ),
+        ""
+    );
+    // Both took part in the race.
+    for (name, out) in [("a", &out_a), ("b", &out_b)] {
+        assert!(
+            out.contains(": run ") && out.contains(" succeeded"),
+            "worker {name} ran nothing\n{out}"
+        );
+    }
+    // The daily tasks: once per day, whichever worker did them.
+    assert_eq!(
+        psql(
+            &w,
+            "SELECT task || ' ' || slot FROM task_slots WHERE slot LIKE '2026-11-22%' ORDER BY task"
+        ),
+        "checkpoint 2026-11-22T00:00:00.000000Z\nverify 2026-11-22T00:30:00.000000Z"
+    );
+    let verified = psql(
+        &w,
+        "SELECT outcome FROM task_slots WHERE task = 'verify' AND slot LIKE '2026-11-22%'",
+    );
+    assert!(verified.contains("no violations"), "{verified}");
+}
+
+/// A GitHub stand-in whose Dependabot endpoint answers after `delay` (real time).
+async fn slow_github(delay: Duration) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/octocat/hello-world/dependabot/alerts"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!([]))
+                .set_delay(delay),
+        )
+        .mount(&server)
+        .await;
+    for p in ["code-scanning", "secret-scanning"] {
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/octocat/hello-world/{p}/alerts")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+fn slow_config(server: &MockServer, worker: &str) -> String {
+    format!(
+        "[worker]\n{worker}\n\n[[collector]]\nname = \"github\"\nkind = \"github-alerts\"\n\
+         schedule = \"* * * * *\"\nrepos = [\"octocat/hello-world\"]\nbase_url = \"{}\"\n\
+         token_env = \"ANNEXA_TEST_GH_TOKEN\"\n",
+        server.uri()
+    )
+}
+
+/// Waits until the stand-in has been asked for Dependabot alerts `n` times: a run is in flight.
+fn wait_for_requests(rt: &tokio::runtime::Runtime, server: &MockServer, n: usize) {
+    let start = Instant::now();
+    while rt
+        .block_on(server.received_requests())
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path().contains("dependabot"))
+        .count()
+        < n
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "no run started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const GH: (&str, &str) = ("ANNEXA_TEST_GH_TOKEN", "ghp_worker_test");
+
+#[test]
+fn kill_9_of_the_worker_running_a_slot_lets_another_worker_take_it_over() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(slow_github(Duration::from_secs(4)));
+    let w = postgres_world();
+    w.config(&slow_config(&server, "lease = \"3s\"\ndrain = \"30s\""));
+    let a = Worker::start(&w, "worker-a", &[GH]);
+    wait_for_requests(&rt, &server, 1);
+    // A holds the slot; B starts, finds the lease taken, and waits for it.
+    let b = Worker::start(&w, "worker-b", &[GH]);
+    b.wait_for("serving http://", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    a.signal("-KILL");
+
+    let start = Instant::now();
+    let cancelled = loop {
+        let row = psql(
+            &w,
+            "SELECT c.cancelled_slot || ' ' || c.error FROM runs c JOIN runs s \
+             ON s.slot = c.cancelled_slot AND s.collector = c.collector \
+             WHERE c.status = 'cancelled' AND s.status = 'succeeded'",
+        );
+        if !row.is_empty() {
+            break row;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "no worker took the slot over\n{}",
+            b.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        cancelled.contains("stopped renewing its lease; the slot was taken over by"),
+        "{cancelled}"
+    );
+    let slot = cancelled.split(' ').next().unwrap();
+    assert_eq!(
+        psql(
+            &w,
+            &format!("SELECT status FROM runs WHERE slot = '{slot}'")
+        ),
+        "succeeded",
+        "exactly one run holds the slot"
+    );
+    let (code, out) = b.stop(Duration::from_secs(30));
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn sigterm_drains_the_run_in_flight_or_cancels_it_at_the_deadline() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // Drained: the run finishes within the deadline.
+    let server = rt.block_on(slow_github(Duration::from_secs(2)));
+    let w = World::new();
+    w.config(&slow_config(&server, "drain = \"30s\""));
+    let worker = Worker::start(&w, "worker", &[GH]);
+    wait_for_requests(&rt, &server, 1);
+    let (code, out) = worker.stop(Duration::from_secs(30));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("stopping: no new work; waiting up to 30s"),
+        "{out}"
+    );
+    assert!(
+        out.contains("github slot ") && out.contains(" succeeded"),
+        "{out}"
+    );
+    let status = w.annexa(&["status", "--json"]).json();
+    let a88 = status["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "A.8.8")
+        .unwrap()
+        .clone();
+    assert_eq!(a88["evidence"][0]["collector"], "github", "{a88}");
+
+    // Cut: the run outlives the deadline and is recorded as cancelled, its slot left free.
+    let server = rt.block_on(slow_github(Duration::from_secs(8)));
+    let w = World::new();
+    w.config(&slow_config(&server, "drain = \"1s\""));
+    let worker = Worker::start(&w, "worker", &[GH]);
+    wait_for_requests(&rt, &server, 1);
+    let (code, out) = worker.stop(Duration::from_secs(10));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("cancelled at shutdown"), "{out}");
+    let rt2 = tokio::runtime::Runtime::new().unwrap();
+    let config = w.loaded_config(&[GH]);
+    rt2.block_on(async {
+        let app = annexa::Annexa::open(config).await.unwrap();
+        let run = app.db.run(&latest_run_id(&out)).await.unwrap().unwrap();
+        assert_eq!(run.status, "cancelled");
+        assert_eq!(run.slot, None, "a cancelled run gives its slot up");
+        assert!(
+            run.error
+                .unwrap()
+                .contains("did not finish within the 1s drain deadline")
+        );
+    });
+}
+
+/// The run id in "github: run <id> for slot … cancelled at shutdown".
+fn latest_run_id(out: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| l.contains("cancelled at shutdown"))
+        .unwrap();
+    line.split(" run ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn on_sqlite_a_second_worker_says_the_lease_is_held_and_waits() {
+    let w = World::with_backend(Backend::Local);
+    w.config(&format!(
+        "[worker]\nlease = \"3s\"\n{}",
+        common::POLICY_CONFIG
+    ));
+    w.write(
+        "policies/incident-management.md",
+        &common::procedure("ISP-002", &common::reviewed_days_ago(10)),
+    );
+    let a = Worker::start(&w, "worker-a", &[]);
+    a.wait_for("policies slot ", Duration::from_secs(30));
+    let b = Worker::start(&w, "worker-b", &[]);
+    b.wait_for(
+        "holds the lease on this SQLite database",
+        Duration::from_secs(20),
+    );
+    assert!(!b.stdout().contains("policies slot "), "{}", b.output());
+    let (code, out) = a.stop(Duration::from_secs(20));
+    assert_eq!(code, 0, "{out}");
+    b.wait_for("now holds the worker lease", Duration::from_secs(20));
+    let (code, out) = b.stop(Duration::from_secs(20));
+    assert_eq!(code, 0, "{out}");
+}
