@@ -1241,7 +1241,22 @@ mod tests {
             })
             .map(|l| format!("{l}\n"))
             .collect();
-        let env = [("ANNEXA_DB_BACKUP_TOKEN", "t")];
+        let env = [
+            ("ANNEXA_DB_BACKUP_TOKEN", "t"),
+            (
+                "ANNEXA_DISCORD_WEBHOOK",
+                "https://discord.com/api/webhooks/1/x",
+            ),
+            (
+                "ANNEXA_SLACK_WEBHOOK",
+                "https://hooks.slack.com/services/T/B/x",
+            ),
+            ("ANNEXA_TELEGRAM_BOT_TOKEN", "1:x"),
+            ("ANNEXA_SMTP_USER", "annexa"),
+            ("ANNEXA_SMTP_PASSWORD", "x"),
+            ("ANNEXA_SIEM_WEBHOOK", "https://siem.example.com/in"),
+            ("ANNEXA_SIEM_WEBHOOK_SECRET", "x"),
+        ];
         let err = parse(&uncommented, &env).unwrap_err();
         // Uncommented, the s3-only keys clash with kind = "fs" and the job has two token
         // sources; nothing else is wrong.

@@ -4,8 +4,8 @@
 //! # Layout
 //!
 //! - `main.rs` parses the command line and maps the result to an exit code; `cli.rs` defines it.
-//! - `commands/`: one module per subcommand (`init`, `run`, `collect`, `status`, `controls`,
-//!   `verify`).
+//! - `commands/`: one module per subcommand (`init`, `run`, `collect`, `worker`, `status`,
+//!   `controls`, `report`, `verify`, `checkpoint`, `keys`, `ping`).
 //! - `config.rs`: `annexa.toml` + `ANNEXA_…__…` environment, validated into [`config::Config`].
 //! - `store/`: the content-addressed, write-once evidence store (`fs`, `s3`).
 //! - `db/`: runs, evidence, findings, ledger and audit events on SQLite or PostgreSQL.
@@ -18,6 +18,9 @@
 //! - `verify.rs`: the integrity check of store, database and ledger; `keys.rs`: the signed-note
 //!   key and note formats; `keyring.rs`: the keys' life (generate, rotate, revoke, export).
 //! - `heartbeats.rs`: recording pings and reading heartbeats (jobs' pings and annexa's runs).
+//! - `scheduler.rs`: what is due, leases, one tick (`annexa run`) and the worker's loop;
+//!   `server.rs`: the worker's HTTP endpoint; `alerts/`: gaps, the outbox and its sinks;
+//!   `clock.rs`: the simulated clock tests run workers on.
 //! - The collectors live in the `annexa-collectors` crate, the report model and renderers in
 //!   `annexa-reports`.
 

@@ -246,7 +246,10 @@ fn two_workers_on_postgres_run_a_day_of_hourly_slots_exactly_once() {
         assert!(
             metrics.contains(line),
             "{line} not in\n{metrics}\nslots:\n{}",
-            psql(&w, "SELECT collector || ' ' || slot || ' ' || started_at FROM runs ORDER BY slot")
+            psql(
+                &w,
+                "SELECT collector || ' ' || slot || ' ' || started_at FROM runs ORDER BY slot"
+            )
         );
     }
     let (code_a, out_a) = a.stop(Duration::from_secs(30));

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::Annexa;
 use crate::db::{GapRow, NewAlert};
 
-pub use sinks::{DeliveryReport, deliver_due, http_client};
+pub use sinks::{DeliveryReport, deliver_due, http_client, sign};
 
 /// One gap, as the security lead reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,17 +100,13 @@ pub fn gaps_of(doc: &StatusDocument) -> Vec<Gap> {
                 ),
                 _,
             )
-            | (_, None) => format!(
-                "missing: no fresh evidence for {}; what was expected is in the message above",
-                control.id
-            ),
+            | (_, None) => format!("missing: no fresh evidence for {}", control.id),
             (_, Some(e)) => format!(
-                "run {} of `{}` collected {} shows it (object {}, sha256 {})",
+                "run {} of `{}` collected {} shows it (object {})",
                 e.run_id,
                 e.collector,
-                annexa_reports::time(e.collected_at),
-                e.object_key,
-                e.sha256
+                e.collected_at.format("%Y-%m-%d %H:%M UTC"),
+                e.object_key
             ),
         };
         let mut add = |gap: Gap| {

@@ -108,10 +108,14 @@ pub async fn deliver_due(
 ) -> anyhow::Result<DeliveryReport> {
     let mut report = DeliveryReport::default();
     let now = app.clock.now();
-    // A sink that failed waits for its backoff before its next alert is tried: order is kept.
+    // Each sink gets its alerts in order: one waiting for its retry holds back those after it.
     let mut blocked: BTreeSet<String> = BTreeSet::new();
-    for alert in app.db.due_alerts(now).await? {
+    for alert in app.db.pending_alerts().await? {
         if blocked.contains(&alert.sink) {
+            continue;
+        }
+        if alert.next_attempt_at > now {
+            blocked.insert(alert.sink.clone());
             continue;
         }
         let outcome = match app
@@ -164,7 +168,10 @@ async fn report_overdue(app: &Annexa, json: bool) -> anyhow::Result<usize> {
     let overdue = app.db.overdue_alerts(cutoff).await?;
     for a in &overdue {
         let waited = annexa_collectors::human_duration((now - a.created_at).num_seconds());
-        let error = a.last_error.as_deref().unwrap_or("no attempt yet");
+        let error = a
+            .last_error
+            .as_deref()
+            .unwrap_or("not tried yet: an earlier alert to this sink is still failing");
         let line = if json {
             serde_json::json!({
                 "undeliverable_alert": a.id, "sink": a.sink, "event": a.event,

@@ -35,6 +35,7 @@ pub struct AlertRow {
     pub body: String,
     pub created_at: DateTime<Utc>,
     pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
 }
 
@@ -60,7 +61,8 @@ pub struct NewAlert {
 
 const GAP_COLUMNS: &str = "dedup_key, control, code, subject, state, opened_at, last_seen_at, \
                            cleared_at, notified_at, detail";
-const ALERT_COLUMNS: &str = "id, dedup_key, event, sink, body, created_at, attempts, last_error";
+const ALERT_COLUMNS: &str =
+    "id, dedup_key, event, sink, body, created_at, attempts, next_attempt_at, last_error";
 
 fn gap_row(row: &AnyRow) -> Result<GapRow, DbError> {
     let time =
@@ -94,6 +96,10 @@ fn alert_row(row: &AnyRow) -> Result<AlertRow, DbError> {
             &row.try_get::<String, _>("created_at")?,
         )?,
         attempts: row.try_get("attempts")?,
+        next_attempt_at: parse_ts(
+            "alerts.next_attempt_at",
+            &row.try_get::<String, _>("next_attempt_at")?,
+        )?,
         last_error: row.try_get("last_error")?,
     })
 }
@@ -155,14 +161,10 @@ impl Db {
         Ok(())
     }
 
-    /// Pending alerts whose next attempt is due, oldest first.
-    pub async fn due_alerts(&self, now: DateTime<Utc>) -> Result<Vec<AlertRow>, DbError> {
-        let sql = format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'pending' AND next_attempt_at <= $1 \
-             ORDER BY id"
-        );
+    /// Every pending alert, oldest first.
+    pub async fn pending_alerts(&self) -> Result<Vec<AlertRow>, DbError> {
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'pending' ORDER BY id");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(ts(now))
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(alert_row).collect()

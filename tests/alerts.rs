@@ -1,0 +1,494 @@
+//! Gap alerts end to end, through `annexa run` at pinned (simulated) times: loopback receivers
+//! for Discord, Slack, Telegram and a signed webhook, a real SMTP server (aiosmtpd), stdout.
+//! One OPEN per gap and sink, nothing more while nothing changes, retries after 500 and 429
+//! (honouring retry_after), one RESOLVED when fixed, reminders on cadence, and an undeliverable
+//! sink reported, never dropped, with no secret in any output.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::World;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const DISCORD: &str = "/api/webhooks/1/discord-secret-path";
+const SLACK: &str = "/services/T0/B0/slack-secret-path";
+const TELEGRAM_TOKEN: &str = "123456:telegram-secret-token";
+const HOOK: &str = "/hooks/annexa";
+const HOOK_SECRET: &str = "hmac-secret-key";
+const BROKEN: &str = "/gone/broken-secret-path";
+const SECRETS: [&str; 5] = [
+    "discord-secret-path",
+    "slack-secret-path",
+    "telegram-secret-token",
+    HOOK_SECRET,
+    "broken-secret-path",
+];
+
+/// Receivers: the first Discord post fails with 500, the first Slack and Telegram posts are
+/// rate limited (Retry-After header; Telegram's `parameters.retry_after`); `BROKEN` is gone.
+async fn receivers() -> MockServer {
+    let server = MockServer::start().await;
+    let once_then = |p: &str, first: ResponseTemplate, then: ResponseTemplate| {
+        let p = p.to_string();
+        let server = &server;
+        async move {
+            Mock::given(method("POST"))
+                .and(path(p.clone()))
+                .respond_with(first)
+                .up_to_n_times(1)
+                .with_priority(1)
+                .mount(server)
+                .await;
+            Mock::given(method("POST"))
+                .and(path(p))
+                .respond_with(then)
+                .with_priority(2)
+                .mount(server)
+                .await;
+        }
+    };
+    once_then(
+        DISCORD,
+        ResponseTemplate::new(500),
+        ResponseTemplate::new(204),
+    )
+    .await;
+    once_then(
+        SLACK,
+        ResponseTemplate::new(429).insert_header("retry-after", "120"),
+        ResponseTemplate::new(200).set_body_string("ok"),
+    )
+    .await;
+    once_then(
+        &format!("/bot{TELEGRAM_TOKEN}/sendMessage"),
+        ResponseTemplate::new(429).set_body_json(json!({
+            "ok": false, "error_code": 429,
+            "description": "Too Many Requests: retry after 90",
+            "parameters": {"retry_after": 90}
+        })),
+        ResponseTemplate::new(200).set_body_json(json!({"ok": true})),
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path(HOOK))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(BROKEN))
+        .respond_with(ResponseTemplate::new(404).set_body_string("Unknown Webhook"))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// aiosmtpd on loopback, delivering into a Maildir; stopped on drop.
+struct Smtp {
+    child: Child,
+    port: u16,
+    maildir: std::path::PathBuf,
+}
+
+impl Smtp {
+    fn start(w: &World) -> Smtp {
+        let port = common::free_port();
+        let maildir = w.path("maildir");
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "aiosmtpd did not start: install it with `pip install aiosmtpd` (./scripts/test does)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Smtp {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    /// The messages received: (subject, body), decoded by Python's email package.
+    fn messages(&self) -> Vec<(String, String)> {
+        let script = r#"
+import json, mailbox, sys
+box = mailbox.Maildir(sys.argv[1], create=False)
+from email import policy
+from email.parser import BytesParser
+out = []
+for key in sorted(box.keys()):
+    with box.get_file(key) as f:
+        m = BytesParser(policy=policy.default).parse(f)
+    out.append([str(m["subject"]), m.get_content(), str(m["to"])])
+print(json.dumps(out))
+"#;
+        if !self.maildir.join("new").exists() {
+            return Vec::new();
+        }
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(&self.maildir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Vec<(String, String, String)> = serde_json::from_slice(&out.stdout).unwrap();
+        v.into_iter()
+            .map(|(s, b, to)| {
+                assert_eq!(to, "security@example.com");
+                (s, b)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(w: &World, server: &MockServer, smtp: &Smtp) {
+    w.config(&format!(
+        r#"
+[organization]
+name = "Test Org"
+
+[alerts]
+remind_every = "24h"
+resolve_after = "30m"
+undeliverable_after = "2h"
+allow_insecure_urls = true
+
+[[sink]]
+kind = "discord"
+url_env = "T_DISCORD"
+
+[[sink]]
+kind = "slack"
+url_env = "T_SLACK"
+
+[[sink]]
+kind = "telegram"
+token_env = "T_TELEGRAM"
+chat_id = "-1001234"
+api_url = "{uri}"
+
+[[sink]]
+kind = "webhook"
+url_env = "T_HOOK"
+secret_env = "T_HOOK_SECRET"
+
+[[sink]]
+kind = "email"
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+from = "annexa@example.com"
+to = ["security@example.com"]
+
+[[sink]]
+kind = "stdout"
+
+[[sink]]
+name = "broken"
+kind = "webhook"
+url_env = "T_BROKEN"
+secret_env = "T_HOOK_SECRET"
+
+[[collector]]
+name = "policies"
+kind = "policy-document"
+schedule = "0 * * * *"
+paths = ["policies"]
+review_grace_days = 30
+"#,
+        uri = server.uri(),
+        port = smtp.port
+    ));
+}
+
+/// `annexa run` with the clock pinned at `at`.
+fn run_at(w: &World, server: &MockServer, at: &str) -> common::Run {
+    let clock = format!("{at},0.000000001,{}", chrono::Utc::now().timestamp_millis());
+    let uri = server.uri();
+    let env = [
+        ("ANNEXA_SIMULATED_CLOCK", clock),
+        ("T_DISCORD", format!("{uri}{DISCORD}")),
+        ("T_SLACK", format!("{uri}{SLACK}")),
+        ("T_TELEGRAM", TELEGRAM_TOKEN.to_string()),
+        ("T_HOOK", format!("{uri}{HOOK}")),
+        ("T_HOOK_SECRET", HOOK_SECRET.to_string()),
+        ("T_BROKEN", format!("{uri}{BROKEN}")),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = w.annexa_env(&["run"], &env);
+    for secret in SECRETS {
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "{secret} printed:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    run
+}
+
+fn received(rt: &tokio::runtime::Runtime, server: &MockServer, p: &str) -> Vec<Request> {
+    rt.block_on(server.received_requests())
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == p)
+        .collect()
+}
+
+fn body(r: &Request) -> Value {
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+fn policy(reviewed: &str) -> String {
+    common::procedure("ISP-002", reviewed)
+}
+
+#[test]
+fn gaps_open_once_per_sink_retry_resolve_remind_and_report_undeliverable() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(receivers());
+    let w = World::new();
+    let smtp = Smtp::start(&w);
+    config(&w, &server, &smtp);
+    w.write("policies/incident-management.md", &policy("2025-06-01"));
+    let telegram = format!("/bot{TELEGRAM_TOKEN}/sendMessage");
+
+    // 10:05: the policy is overdue and most controls have no evidence: one OPEN per gap.
+    let first = run_at(&w, &server, "2026-11-22T10:05:00Z").expect(3);
+    let hooks = received(&rt, &server, HOOK);
+    let opens: Vec<Value> = hooks.iter().map(body).collect();
+    let k = opens.len();
+    assert!(k >= 5, "{k} gaps: {opens:?}");
+    let keys: BTreeSet<&str> = opens
+        .iter()
+        .map(|m| m["dedup_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), k, "one OPEN per gap");
+    assert!(opens.iter().all(|m| m["event"] == "open"));
+    // Signed: HMAC-SHA256 over "<timestamp>.<body>".
+    for r in &hooks {
+        let ts = r
+            .headers
+            .get("x-annexa-timestamp")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let sig = r
+            .headers
+            .get("x-annexa-signature")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert_eq!(
+            sig,
+            format!(
+                "sha256={}",
+                annexa::alerts::sign(HOOK_SECRET.as_bytes(), ts, &r.body)
+            )
+        );
+    }
+    let overdue = opens
+        .iter()
+        .find(|m| m["gap"]["code"] == "policy-review-overdue")
+        .expect("the overdue policy is a gap");
+    let key = overdue["dedup_key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("A.5.24|policy-review-overdue|"), "{key}");
+    let title = "[annexa] OPEN: A.5.24 Information security incident management planning and preparation is not satisfied";
+    assert_eq!(overdue["title"], title, "{overdue}");
+    let text = overdue["text"].as_str().unwrap();
+    for line in [
+        "What is wrong: policy-review-overdue (fail) on ",
+        "Control: A.5.24 Information security incident management planning and preparation (status not_satisfied)",
+        "Since: 2026-11-22 10:05 UTC",
+        "Evidence: run ",
+        "Next step: review the policy document and update its review date",
+        "Organization: Test Org",
+    ] {
+        assert!(text.contains(line), "{line:?} not in\n{text}");
+    }
+    assert_eq!(overdue["since"], "2026-11-22T10:05:00Z");
+    // Email delivered all of them, with the same words.
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), k);
+    let mail = mails
+        .iter()
+        .find(|(s, _)| s == title)
+        .expect("the overdue policy's mail");
+    assert!(
+        mail.1.contains("Next step: review the policy document"),
+        "{}",
+        mail.1
+    );
+    // stdout too.
+    assert!(first.stdout.contains(title), "{}", first.stdout);
+    // The first Discord post failed (500), Slack and Telegram were rate limited: each sink
+    // stopped there, to keep its order.
+    assert_eq!(received(&rt, &server, DISCORD).len(), 1);
+    assert_eq!(received(&rt, &server, SLACK).len(), 1, "{}", first.stderr);
+    assert_eq!(received(&rt, &server, &telegram).len(), 1);
+
+    // 10:06: Discord is retried after its 30 s backoff; Slack (retry-after 120 s) and Telegram
+    // (retry_after 90 s) wait. Nothing changed: no new alerts.
+    let second = run_at(&w, &server, "2026-11-22T10:06:00Z").expect(3);
+    assert_eq!(received(&rt, &server, DISCORD).len(), k + 1);
+    assert_eq!(
+        received(&rt, &server, SLACK).len(),
+        1,
+        "{}\n{}",
+        first.stderr,
+        second.stderr
+    );
+    assert_eq!(received(&rt, &server, &telegram).len(), 1);
+    assert_eq!(received(&rt, &server, HOOK).len(), k);
+
+    // 10:08: the rate limits have passed.
+    run_at(&w, &server, "2026-11-22T10:08:00Z").expect(3);
+    let slack = received(&rt, &server, SLACK);
+    assert_eq!(slack.len(), k + 1);
+    assert!(
+        slack
+            .iter()
+            .skip(1)
+            .any(|r| body(r)["text"] == format!("*{title}*\n{text}"))
+    );
+    let tg = received(&rt, &server, &telegram);
+    assert_eq!(tg.len(), k + 1);
+    assert!(tg.iter().skip(1).all(|r| body(r)["chat_id"] == "-1001234"));
+    let discord = received(&rt, &server, DISCORD);
+    assert!(
+        discord
+            .iter()
+            .any(|r| body(r)["content"] == format!("**{title}**\n{text}"))
+    );
+    assert_eq!(smtp.messages().len(), k, "dedup: no second mail");
+
+    // The policy is reviewed; 11:05 collects it: the gap is gone, but not for 30 min yet.
+    w.write(
+        "policies/incident-management.md",
+        &policy(&common::reviewed_days_ago(1)),
+    );
+    run_at(&w, &server, "2026-11-22T11:05:00Z");
+    assert_eq!(received(&rt, &server, HOOK).len(), k);
+    // 11:40: one RESOLVED in each sink.
+    run_at(&w, &server, "2026-11-22T11:40:00Z");
+    let hooks = received(&rt, &server, HOOK);
+    assert_eq!(hooks.len(), k + 1);
+    let resolved = body(&hooks[k]);
+    assert_eq!(resolved["event"], "resolved");
+    assert_eq!(resolved["dedup_key"], key.as_str());
+    assert!(
+        resolved["text"].as_str().unwrap().contains(
+            "Open since 2026-11-22 10:05 UTC, gone since 2026-11-22 11:05 UTC (open for 1 h)"
+        ),
+        "{resolved}"
+    );
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), k + 1);
+    assert!(
+        mails
+            .iter()
+            .any(|(s, _)| s.starts_with("[annexa] RESOLVED: A.5.24 ")),
+        "{mails:?}"
+    );
+    for p in [DISCORD, SLACK, telegram.as_str()] {
+        assert_eq!(received(&rt, &server, p).len(), k + 2, "{p}: one RESOLVED");
+    }
+
+    // 12:10: the broken sink has failed every alert for over 2 h: reported, still queued.
+    let late = run_at(&w, &server, "2026-11-22T12:10:00Z");
+    let reports: Vec<&str> = late
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("ALERT UNDELIVERABLE"))
+        .collect();
+    assert_eq!(reports.len(), k, "{}", late.stdout);
+    assert!(reports.iter().all(|l| l.contains("to sink `broken`")));
+    assert!(reports[0].contains("answered HTTP 404"), "{}", reports[0]);
+    assert!(reports[1].contains("an earlier alert to this sink is still failing"));
+    let again = run_at(&w, &server, "2026-11-22T12:20:00Z");
+    assert!(
+        !again.stdout.contains("ALERT UNDELIVERABLE"),
+        "reported once"
+    );
+    let tries = received(&rt, &server, BROKEN).len();
+    assert!(
+        tries > 3,
+        "the oldest alert to the broken sink is still retried: {tries}"
+    );
+
+    // A day later: one reminder per gap still open, none for the resolved one.
+    run_at(&w, &server, "2026-11-23T10:10:00Z");
+    let reminders: Vec<Value> = received(&rt, &server, HOOK)
+        .iter()
+        .skip(k + 1)
+        .map(body)
+        .collect();
+    assert_eq!(reminders.len(), k - 1, "{reminders:?}");
+    assert!(
+        reminders
+            .iter()
+            .all(|m| m["event"] == "reminder" && m["dedup_key"] != key.as_str())
+    );
+    assert!(
+        reminders[0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("[annexa] STILL OPEN after 1 d"),
+        "{}",
+        reminders[0]["title"]
+    );
+}
+
+#[test]
+fn a_sink_url_to_a_private_address_or_over_http_is_refused_unless_allowed() {
+    let w = World::new();
+    w.config(
+        "[[sink]]\nkind = \"discord\"\nurl_env = \"T_DISCORD\"\n\n[[sink]]\nkind = \"slack\"\nurl_env = \"T_SLACK\"\n",
+    );
+    let run = w
+        .annexa_env(
+            &["status"],
+            &[
+                ("T_DISCORD", "http://discord.com/api/webhooks/1/secret-a"),
+                ("T_SLACK", "https://10.0.0.8/services/secret-b"),
+            ],
+        )
+        .expect(2);
+    assert!(
+        run.stderr
+            .contains("sink `discord`: the URL to discord.com is plain http"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("sink `slack`: 10.0.0.8 is not a public address"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("secret-a") && !run.stderr.contains("secret-b"));
+}
