@@ -225,19 +225,24 @@ review_grace_days = 30
     ));
 }
 
-/// `annexa run` with the clock pinned at `at`.
-fn run_at(w: &World, server: &MockServer, at: &str) -> common::Run {
-    let clock = format!("{at},0.000000001,{}", chrono::Utc::now().timestamp_millis());
+/// The sinks' secrets, as the environment holds them.
+fn sink_env(server: &MockServer) -> Vec<(&'static str, String)> {
     let uri = server.uri();
-    let env = [
-        ("ANNEXA_SIMULATED_CLOCK", clock),
+    vec![
         ("T_DISCORD", format!("{uri}{DISCORD}")),
         ("T_SLACK", format!("{uri}{SLACK}")),
         ("T_TELEGRAM", TELEGRAM_TOKEN.to_string()),
         ("T_HOOK", format!("{uri}{HOOK}")),
         ("T_HOOK_SECRET", HOOK_SECRET.to_string()),
         ("T_BROKEN", format!("{uri}{BROKEN}")),
-    ];
+    ]
+}
+
+/// `annexa run` with the clock pinned at `at`.
+fn run_at(w: &World, server: &MockServer, at: &str) -> common::Run {
+    let clock = format!("{at},0.000000001,{}", chrono::Utc::now().timestamp_millis());
+    let mut env = sink_env(server);
+    env.push(("ANNEXA_SIMULATED_CLOCK", clock));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let run = w.annexa_env(&["run"], &env);
     for secret in SECRETS {
@@ -434,6 +439,25 @@ fn gaps_open_once_per_sink_retry_resolve_remind_and_report_undeliverable() {
         !again.stdout.contains("ALERT UNDELIVERABLE"),
         "reported once"
     );
+    // …and counted in /metrics.
+    let metrics = rt.block_on(async {
+        let env = sink_env(&server);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let app = annexa::Annexa::open(w.loaded_config(&env)).await.unwrap();
+        annexa::server::render_metrics(&app).await.unwrap()
+    });
+    for line in [
+        format!("annexa_alerts_undeliverable{{sink=\"broken\"}} {k}"),
+        format!(
+            "annexa_alert_deliveries_total{{sink=\"webhook\"}} {}",
+            k + 1
+        ),
+        "annexa_alert_delivery_failures_total{sink=\"discord\"} 1".to_string(),
+        "annexa_alerts_pending{sink=\"slack\"} 0".to_string(),
+        "annexa_open_gaps{control=\"A.5.24\"} 0".to_string(),
+    ] {
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
     let tries = received(&rt, &server, BROKEN).len();
     assert!(
         tries > 3,

@@ -160,6 +160,10 @@ lease = "1h"
 drain = "1h"
 evaluate_every = "3h"
 
+[report]
+schedule = "0 6 * * *"
+formats = ["json", "md"]
+
 [[job]]
 name = "nightly-backup"
 schedule = "0 2 * * *"
@@ -294,8 +298,28 @@ fn two_workers_on_postgres_run_a_day_of_hourly_slots_exactly_once() {
             &w,
             "SELECT task || ' ' || slot FROM task_slots WHERE slot LIKE '2026-11-22%' ORDER BY task"
         ),
-        "checkpoint 2026-11-22T00:00:00.000000Z\nverify 2026-11-22T00:30:00.000000Z"
+        "checkpoint 2026-11-22T00:00:00.000000Z\nreport 2026-11-22T06:00:00.000000Z\nverify 2026-11-22T00:30:00.000000Z"
     );
+    let report = psql(
+        &w,
+        "SELECT outcome FROM task_slots WHERE task = 'report' AND slot LIKE '2026-11-22%'",
+    );
+    assert!(
+        report.contains("for 2026-10"),
+        "the last full month: {report}"
+    );
+    let dir = report.rsplit(" written to ").next().unwrap();
+    for file in [
+        "report.json",
+        "report.md",
+        "manifest.json",
+        "manifest.json.sig",
+    ] {
+        assert!(
+            std::path::Path::new(dir).join(file).exists(),
+            "{dir}/{file}"
+        );
+    }
     let verified = psql(
         &w,
         "SELECT outcome FROM task_slots WHERE task = 'verify' AND slot LIKE '2026-11-22%'",
@@ -494,4 +518,73 @@ fn on_sqlite_a_second_worker_says_the_lease_is_held_and_waits() {
     b.wait_for("now holds the worker lease", Duration::from_secs(20));
     let (code, out) = b.stop(Duration::from_secs(20));
     assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_restarted_worker_catches_up_missed_slots_within_grace_and_leaves_older_ones_missed() {
+    let w = World::new();
+    w.config(
+        r#"
+[worker]
+lease = "1h"
+evaluate_every = "6h"
+
+[[collector]]
+name = "wide"
+kind = "policy-document"
+schedule = "0 * * * *"
+grace = "3h"
+paths = ["policies"]
+
+[[collector]]
+name = "narrow"
+kind = "policy-document"
+schedule = "0 * * * *"
+grace = "30m"
+paths = ["policies"]
+"#,
+    );
+    w.write(
+        "policies/incident-management.md",
+        &common::procedure("ISP-002", &common::reviewed_days_ago(10)),
+    );
+    // One simulated hour per real second from 00:59; the worker runs until about 02:30, is
+    // down until about 05:30, then starts again.
+    let epoch = epoch_ms_in(Duration::from_secs(2));
+    let clock = format!("2026-11-22T00:59:00Z,3600,{epoch}");
+    let env = [("ANNEXA_SIMULATED_CLOCK", clock.as_str())];
+    let sleep_until = |virtual_minutes_after_0059: i64| {
+        let at = epoch + virtual_minutes_after_0059 * 1000 / 60;
+        let ms = at - chrono::Utc::now().timestamp_millis();
+        std::thread::sleep(Duration::from_millis(ms.max(0) as u64));
+    };
+    let first = Worker::start(&w, "first", &env);
+    sleep_until(91);
+    let (code, out) = first.stop(Duration::from_secs(20));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("wide slot 2026-11-22T02:00"), "{out}");
+    sleep_until(271);
+    let second = Worker::start(&w, "second", &env);
+    second.wait_for("narrow slot 2026-11-22T05:00", Duration::from_secs(20));
+    let (code, out) = second.stop(Duration::from_secs(20));
+    assert_eq!(code, 0, "{out}");
+
+    let slots = |collector: &str| -> Vec<String> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let config = w.loaded_config(&[]);
+        rt.block_on(async {
+            let app = annexa::Annexa::open(config).await.unwrap();
+            let from = "2026-11-22T00:00:00Z".parse().unwrap();
+            let to = "2026-11-22T06:00:00Z".parse().unwrap();
+            let mut s = app.db.filled_slots(collector, from, to).await.unwrap();
+            s.sort();
+            s.iter().map(|t| t[11..16].to_string()).collect()
+        })
+    };
+    // 03:00 and 04:00 were missed; a run at 05:30 is within 3 h of them, not within 30 min.
+    assert_eq!(
+        slots("wide"),
+        ["00:00", "01:00", "02:00", "03:00", "04:00", "05:00"]
+    );
+    assert_eq!(slots("narrow"), ["00:00", "01:00", "02:00", "05:00"]);
 }
