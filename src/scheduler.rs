@@ -307,8 +307,9 @@ pub async fn tick(
     if let Ok(lease) = app.db.acquire_lease(lease_name, holder, t, t + ttl).await? {
         let result = async {
             report.evaluation = Some(crate::alerts::evaluate(app, t).await?);
-            report.delivery = Some(crate::alerts::deliver_due(app, client, json).await?);
-            anyhow::Ok(app.db.next_alert_attempt().await?)
+            let delivery = crate::alerts::deliver_due(app, client, json).await?;
+            report.delivery = Some(delivery);
+            anyhow::Ok(delivery.next_attempt)
         }
         .await;
         app.db.release_lease(&lease, app.clock.now()).await?;

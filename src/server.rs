@@ -85,9 +85,9 @@ pub async fn render_metrics(app: &Annexa) -> anyhow::Result<String> {
         }
     };
     section(
-        "annexa_runs_total",
-        "counter",
-        "Collector runs recorded, by collector and status.",
+        "annexa_runs",
+        "gauge",
+        "Collector runs recorded, by collector and status (a run moves from running to its end status).",
         runs.iter()
             .map(|r| {
                 format!(

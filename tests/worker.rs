@@ -241,9 +241,9 @@ fn two_workers_on_postgres_run_a_day_of_hourly_slots_exactly_once() {
     let (code, metrics) = b.http("GET /metrics", &[], "");
     assert_eq!(code, 200);
     for line in [
-        "# TYPE annexa_runs_total counter",
-        "annexa_runs_total{collector=\"policies\",status=\"succeeded\"} 26",
-        "annexa_runs_total{collector=\"policies-b\",status=\"succeeded\"} 26",
+        "# TYPE annexa_runs gauge",
+        "annexa_runs{collector=\"policies\",status=\"succeeded\"} 26",
+        "annexa_runs{collector=\"policies-b\",status=\"succeeded\"} 26",
         "annexa_last_success_timestamp_seconds{collector=\"policies\"} ",
         "annexa_open_gaps{control=\"A.8.16\"} ",
     ] {

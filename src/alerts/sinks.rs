@@ -41,6 +41,14 @@ pub struct DeliveryReport {
     pub failed: usize,
     /// Alerts newly reported as undeliverable for too long.
     pub overdue: usize,
+    /// When the next alert waiting for a retry is due.
+    pub next_attempt: Option<chrono::DateTime<Utc>>,
+}
+
+impl DeliveryReport {
+    fn wait_until(&mut self, t: chrono::DateTime<Utc>) {
+        self.next_attempt = Some(self.next_attempt.map_or(t, |n| n.min(t)));
+    }
 }
 
 /// Resolves names only to public addresses, unless insecure addresses are allowed.
@@ -116,6 +124,7 @@ pub async fn deliver_due(
         }
         if alert.next_attempt_at > now {
             blocked.insert(alert.sink.clone());
+            report.wait_until(alert.next_attempt_at);
             continue;
         }
         let outcome = match app
@@ -152,6 +161,7 @@ pub async fn deliver_due(
                 );
                 app.db.alert_failed(alert.id, &f.error, next).await?;
                 blocked.insert(alert.sink.clone());
+                report.wait_until(next);
                 report.failed += 1;
             }
         }

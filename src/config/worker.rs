@@ -131,10 +131,7 @@ pub(super) fn validate_worker(raw: RawWorker, problems: &mut Vec<String>) -> Wor
         SocketAddr::from(([127, 0, 0, 1], 9464))
     });
     let duration = |key: &str, value: Option<String>, default: &str, problems: &mut Vec<String>| {
-        parse_duration(value.as_deref().unwrap_or(default)).unwrap_or_else(|e| {
-            problems.push(format!("worker.{key}: {e}"));
-            Duration::from_secs(60)
-        })
+        setting_duration(&format!("worker.{key}"), value, default, problems)
     };
     let schedule = |key: &str, value: Option<String>, default: &str, problems: &mut Vec<String>| {
         let text = value.unwrap_or_else(|| default.to_string());
@@ -159,6 +156,23 @@ pub(super) fn validate_worker(raw: RawWorker, problems: &mut Vec<String>) -> Wor
     }
 }
 
+/// A duration setting, or its default; a bad one is a problem (and the default stands in).
+fn setting_duration(
+    key: &str,
+    value: Option<String>,
+    default: &str,
+    problems: &mut Vec<String>,
+) -> Duration {
+    let default_value = parse_duration(default).expect("defaults are valid");
+    match value {
+        None => default_value,
+        Some(v) => parse_duration(&v).unwrap_or_else(|e| {
+            problems.push(format!("{key}: {e}"));
+            default_value
+        }),
+    }
+}
+
 pub(super) fn validate_alerts(
     raw: RawAlerts,
     sinks: Vec<RawSink>,
@@ -166,10 +180,7 @@ pub(super) fn validate_alerts(
     problems: &mut Vec<String>,
 ) -> AlertsConfig {
     let duration = |key: &str, value: Option<String>, default: &str, problems: &mut Vec<String>| {
-        parse_duration(value.as_deref().unwrap_or(default)).unwrap_or_else(|e| {
-            problems.push(format!("alerts.{key}: {e}"));
-            Duration::from_secs(3600)
-        })
+        setting_duration(&format!("alerts.{key}"), value, default, problems)
     };
     let allow_insecure_urls = raw.allow_insecure_urls.unwrap_or(false);
     let mut valid = Vec::new();
@@ -430,5 +441,59 @@ mod tests {
             assert!(!e.contains("/hook") && !e.contains("webhooks"), "{e}");
         }
         assert!(check_url("http://127.0.0.1:9000/hook", true).is_ok());
+    }
+
+    #[test]
+    fn bad_worker_and_sink_settings_are_each_named() {
+        let text = r#"
+[worker]
+listen = "everywhere"
+drain = "soon"
+verify = "at night"
+
+[alerts]
+remind_every = "fortnightly"
+
+[[sink]]
+kind = "pager"
+
+[[sink]]
+kind = "discord"
+url_env = "UNSET_DISCORD_URL"
+
+[[sink]]
+name = "mail"
+kind = "email"
+host = "127.0.0.1"
+tls = "none"
+from = "not an address"
+to = ["security@example.com"]
+
+[[sink]]
+kind = "telegram"
+token_env = "TG"
+"#;
+        let env = [("TG".to_string(), "1:x".to_string())];
+        let err =
+            crate::config::Config::parse(text, std::path::Path::new("a.toml"), &env).unwrap_err();
+        let expected = [
+            "worker.listen `everywhere` is not an address",
+            "worker.drain: `soon` is not a duration",
+            "worker.verify: `at night` is not a cron expression",
+            "alerts.remind_every: `fortnightly` is not a duration",
+            "sink `pager`: kind `pager`: use stdout, discord, slack, telegram, email or webhook",
+            "sink `discord`: url_env: the environment variable UNSET_DISCORD_URL is not set",
+            "sink `mail`: tls = \"none\" sends mail in clear text",
+            "sink `mail`: `not an address` is not an email address",
+            "sink `telegram`: set `chat_id`",
+        ];
+        for e in expected {
+            assert!(
+                err.problems.iter().any(|p| p.starts_with(e)),
+                "{e:?} not in {:#?}",
+                err.problems
+            );
+        }
+        assert_eq!(err.problems.len(), expected.len(), "{:#?}", err.problems);
     }
 }

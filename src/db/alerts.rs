@@ -170,17 +170,6 @@ impl Db {
         rows.iter().map(alert_row).collect()
     }
 
-    /// The earliest next attempt of a pending alert.
-    pub async fn next_alert_attempt(&self) -> Result<Option<DateTime<Utc>>, DbError> {
-        let row =
-            sqlx::query("SELECT MIN(next_attempt_at) AS at FROM alerts WHERE state = 'pending'")
-                .fetch_one(self.pool())
-                .await?;
-        row.try_get::<Option<String>, _>("at")?
-            .map(|s| parse_ts("alerts.next_attempt_at", &s))
-            .transpose()
-    }
-
     pub async fn alert_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE alerts SET state = 'delivered', attempts = attempts + 1, delivered_at = $1 \
