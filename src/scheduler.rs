@@ -40,6 +40,16 @@ fn collector_lease(name: &str) -> String {
     format!("collector:{name}")
 }
 
+/// Collectors in the order a cycle runs them: cron-health last, so it sees the heartbeats of
+/// the runs of the same cycle.
+pub fn in_run_order<'a>(
+    collectors: impl Iterator<Item = &'a CollectorConfig>,
+) -> Vec<&'a CollectorConfig> {
+    let mut ordered: Vec<&CollectorConfig> = collectors.collect();
+    ordered.sort_by_key(|c| matches!(c.kind, CollectorKind::CronHealth(_)));
+    ordered
+}
+
 /// What happened to one slot.
 #[derive(Debug)]
 pub enum SlotOutcome {
@@ -120,7 +130,7 @@ pub async fn run_slot(
 
 /// Renews a lease every third of its life, forever (the caller stops polling it). A lease
 /// lost anyway is logged; the run it covers is fenced by its `running` row.
-async fn keep_renewing(app: &Annexa, lease: &Lease) -> std::convert::Infallible {
+pub async fn keep_renewing(app: &Annexa, lease: &Lease) -> std::convert::Infallible {
     let ttl = chrono::Duration::from_std(app.config.worker.lease).unwrap_or_default();
     loop {
         app.sleep(ttl / 3).await;
@@ -243,10 +253,7 @@ pub async fn tick(
     // A database restored from an older copy must not grow a second history.
     crate::checkpoint::guard_append(app).await?;
 
-    // cron-health last, so it sees the heartbeats of the runs of this same tick.
-    let mut collectors: Vec<&CollectorConfig> = app.config.collectors.iter().collect();
-    collectors.sort_by_key(|c| matches!(c.kind, CollectorKind::CronHealth(_)));
-    for c in collectors {
+    for c in in_run_order(app.config.collectors.iter()) {
         if let Some(n) = c.schedule.next_after(now) {
             next = next.min(n);
         }

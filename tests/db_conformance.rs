@@ -94,11 +94,77 @@ async fn one_run_per_collector_and_slot_but_any_number_on_demand() {
             .await
             .unwrap()
     );
-    assert!(db.slot_taken("policies", slot).await.unwrap());
+    assert_eq!(db.running_in_slots("policies").await.unwrap(), ["a"]);
+    // A cancelled run gives its slot up, and only then can the slot be filled again.
+    assert!(db.cancel_run("a", "cut", at(5)).await.unwrap());
     assert!(
-        !db.slot_taken("policies", "2026-11-23T03:00:00.000000Z")
+        !db.cancel_run("a", "cut", at(5)).await.unwrap(),
+        "only a running run"
+    );
+    assert_eq!(db.run("a").await.unwrap().unwrap().slot, None);
+    assert!(db.running_in_slots("policies").await.unwrap().is_empty());
+    assert!(
+        db.start_run(&run("f", "policies", Some(slot), at(6)))
             .await
             .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn leases_go_to_one_holder_at_a_time_with_growing_tokens() {
+    let (db, _dir) = fresh_db().await;
+    let until = |h| at(h);
+    let a = db
+        .acquire_lease("collector:x", "a", at(1), until(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.token, 1);
+    let held = db
+        .acquire_lease("collector:x", "b", at(1), until(2))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!((held.holder.as_str(), held.until), ("a", until(2)));
+    assert!(db.renew_lease(&a, until(4)).await.unwrap());
+    assert!(
+        db.acquire_lease("collector:x", "b", at(3), until(5))
+            .await
+            .unwrap()
+            .is_err(),
+        "renewed, so still held"
+    );
+    // Expired: b takes it with the next token; a can neither renew nor release it any more.
+    let b = db
+        .acquire_lease("collector:x", "b", at(4), until(6))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.token, 2);
+    assert!(!db.renew_lease(&a, until(9)).await.unwrap());
+    db.release_lease(&a, at(4)).await.unwrap();
+    assert!(
+        db.acquire_lease("collector:x", "c", at(5), until(7))
+            .await
+            .unwrap()
+            .is_err()
+    );
+    // Released by its holder: free at once, and the token keeps growing.
+    db.release_lease(&b, at(5)).await.unwrap();
+    let c = db
+        .acquire_lease("collector:x", "c", at(5), until(7))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.token, 3);
+    // Other leases are independent.
+    assert_eq!(
+        db.acquire_lease("alerts", "a", at(5), until(6))
+            .await
+            .unwrap()
+            .unwrap()
+            .token,
+        1
     );
 }
 

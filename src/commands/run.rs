@@ -84,29 +84,21 @@ async fn note_config(app: &Annexa) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_all(
+/// Runs collectors now, outside their schedule (no slot, so no lease: any number may run).
+async fn collect_now(
     app: &Annexa,
-    mut jobs: Vec<(&CollectorConfig, Option<chrono::DateTime<chrono::Utc>>)>,
+    selected: Vec<&CollectorConfig>,
     json: bool,
 ) -> anyhow::Result<Vec<RunOutcome>> {
     // A database restored from an older copy must not grow a second history.
     crate::checkpoint::guard_append(app).await?;
-    // cron-health last, so it sees the heartbeats of the runs of this same cycle.
-    jobs.sort_by_key(|(c, _)| matches!(c.kind, crate::config::CollectorKind::CronHealth(_)));
     let mut outcomes = Vec::new();
-    for (config, slot) in jobs {
-        match run_collector(app, config, slot).await? {
-            Some(outcome) => {
-                if !json {
-                    println!("{}", describe(app, &outcome));
-                }
-                outcomes.push(outcome);
+    for config in crate::scheduler::in_run_order(selected.into_iter()) {
+        if let Some(outcome) = run_collector(app, config, None).await? {
+            if !json {
+                println!("{}", describe(app, &outcome));
             }
-            None if !json => println!(
-                "{}: this slot was already taken by another run",
-                config.name
-            ),
-            None => {}
+            outcomes.push(outcome);
         }
     }
     Ok(outcomes)
@@ -195,7 +187,7 @@ pub async fn collect(
         selected
     };
     note_config(app).await?;
-    let outcomes = run_all(app, selected.into_iter().map(|c| (c, None)).collect(), json).await?;
+    let outcomes = collect_now(app, selected, json).await?;
     if json {
         let runs: Vec<RunSummary> = outcomes.iter().map(RunSummary::from).collect();
         super::print(format!("{}\n", serde_json::json!({ "runs": runs })).as_bytes())?;

@@ -52,18 +52,7 @@ pub async fn worker(app: Annexa, json: bool) -> anyhow::Result<Exit> {
     };
     let renewal = single.clone().map(|lease| {
         let app = app.clone();
-        tokio::spawn(async move {
-            let ttl = chrono::Duration::from_std(app.config.worker.lease).unwrap_or_default();
-            loop {
-                app.sleep(ttl / 3).await;
-                if !matches!(
-                    app.db.renew_lease(&lease, app.clock.now() + ttl).await,
-                    Ok(true)
-                ) {
-                    tracing::error!("lost the worker lease on the SQLite database");
-                }
-            }
-        })
+        tokio::spawn(async move { match crate::scheduler::keep_renewing(&app, &lease).await {} })
     });
 
     let result = worker.run(stop, json).await;

@@ -399,16 +399,6 @@ impl Db {
         Ok(())
     }
 
-    /// Whether a run for this collector and slot exists.
-    pub async fn slot_taken(&self, collector: &str, slot: &str) -> Result<bool, DbError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE collector = $1 AND slot = $2")
-            .bind(collector)
-            .bind(slot)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
-    }
-
     /// The newest finished run of a collector at or before `as_of`; only successful ones when
     /// `succeeded_only`.
     pub async fn latest_run(
