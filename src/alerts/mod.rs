@@ -186,7 +186,21 @@ fn next_step(code: FindingCode, collector: &str) -> String {
         C::IntegrityViolation => {
             "run `annexa verify` and investigate; do not modify the store or the database".into()
         }
-        _ => "update the incident record (classification, timestamps, post-mortem) or act on the finding".into(),
+        C::IncidentUnclassified => "give the incident a severity from the policy's classes".into(),
+        C::IncidentTriageLate | C::IncidentResolutionLate | C::IncidentOpenOverdue => {
+            "work the incident to its target and record its timestamps in the incident log".into()
+        }
+        C::PostmortemMissing | C::PostmortemLate => {
+            "write the post-mortem and link it from the incident record".into()
+        }
+        C::BreachNotificationLate => {
+            "notify as the policy requires and record when it was done".into()
+        }
+        C::AlertDismissalUnexplained => "record why the GitHub alert was dismissed".into(),
+        C::PolicyMetadataMissing => {
+            "add the missing header field (owner, version, review cycle, review date)".into()
+        }
+        _ => "run `annexa status` for the control's evidence and findings".into(),
     }
 }
 
