@@ -516,3 +516,43 @@ fn a_sink_url_to_a_private_address_or_over_http_is_refused_unless_allowed() {
     );
     assert!(!run.stderr.contains("secret-a") && !run.stderr.contains("secret-b"));
 }
+
+#[test]
+fn an_unreachable_sink_keeps_its_alerts_queued_and_names_only_the_host() {
+    let w = World::new();
+    let closed = common::free_port();
+    w.config(&format!(
+        "[alerts]\nallow_insecure_urls = true\n\n[[sink]]\nname = \"siem\"\nkind = \"webhook\"\nurl_env = \"T_HOOK\"\nsecret_env = \"T_HOOK_SECRET\"\n{}",
+        common::POLICY_CONFIG
+    ));
+    w.write("policies/incident-management.md", &policy("2025-06-01"));
+    let url = format!("http://127.0.0.1:{closed}/in/unreachable-secret-path");
+    let env = [("T_HOOK", url.as_str()), ("T_HOOK_SECRET", HOOK_SECRET)];
+    let run = w.annexa_env(&["run"], &env).expect(3);
+    assert!(
+        run.stderr.contains("sending to 127.0.0.1 failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("unreachable-secret-path")
+            && !run.stdout.contains("unreachable-secret-path")
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = w.loaded_config(&env);
+    rt.block_on(async {
+        let app = annexa::Annexa::open(config).await.unwrap();
+        let alerts = app.db.pending_alerts().await.unwrap();
+        assert!(!alerts.is_empty());
+        assert_eq!(alerts[0].attempts, 1, "tried once, queued for its retry");
+        assert!(
+            alerts.iter().skip(1).all(|a| a.attempts == 0),
+            "the rest wait in order"
+        );
+        assert!(
+            alerts
+                .iter()
+                .all(|a| !a.body.contains("unreachable-secret-path"))
+        );
+    });
+}

@@ -227,6 +227,15 @@ fn two_workers_on_postgres_run_a_day_of_hourly_slots_exactly_once() {
     assert!(!body.contains("ping-s3cret"));
     let (code, _) = b.http("POST /ping/no-such-job", &[], "");
     assert_eq!(code, 404);
+    let (code, body) = b.http(
+        "POST /ping/nightly-backup?status=maybe",
+        &["Authorization: Bearer ping-s3cret"],
+        "",
+    );
+    assert_eq!(
+        (code, body.as_str()),
+        (400, "status `maybe`: use start, success or fail\n")
+    );
     assert_eq!(
         psql(
             &w,
@@ -587,4 +596,22 @@ paths = ["policies"]
         ["00:00", "01:00", "02:00", "03:00", "04:00", "05:00"]
     );
     assert_eq!(slots("narrow"), ["00:00", "01:00", "02:00", "05:00"]);
+}
+
+#[test]
+fn a_listen_address_in_use_is_refused_saying_what_to_change() {
+    let w = World::new();
+    w.config(common::POLICY_CONFIG);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let run = w
+        .annexa_env(&["worker"], &[("ANNEXA_WORKER__LISTEN", &listen)])
+        .expect(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot listen on {listen}: set another address in [worker] listen"
+        )),
+        "{}",
+        run.stderr
+    );
 }
