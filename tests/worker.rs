@@ -615,3 +615,71 @@ fn a_listen_address_in_use_is_refused_saying_what_to_change() {
         run.stderr
     );
 }
+
+#[test]
+fn ready_says_what_is_unreachable_and_the_worker_recovers_when_the_database_returns() {
+    let w = postgres_world();
+    w.config(&format!(
+        "[worker]\nevaluate_every = \"1s\"\n{}",
+        common::POLICY_CONFIG
+    ));
+    w.write(
+        "policies/incident-management.md",
+        &common::procedure("ISP-002", &common::reviewed_days_ago(10)),
+    );
+    let worker = Worker::start(&w, "worker", &[]);
+    worker.wait_for("policies slot ", Duration::from_secs(30));
+    assert_eq!(worker.http("GET /ready", &[], ""), (200, "ready\n".into()));
+
+    // The database goes away: no new connections, the open ones cut.
+    let db = url::Url::parse(w.database_url.as_ref().unwrap()).unwrap();
+    let name = db.path().trim_start_matches('/').to_string();
+    let admin = std::env::var("ANNEXA_TEST_POSTGRES_URL").unwrap();
+    let sql = |q: &str| {
+        let out = std::process::Command::new("psql")
+            .arg(&admin)
+            .args(["-At", "-c", q])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
+    sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ));
+    let poll = |want: u16| {
+        let start = Instant::now();
+        loop {
+            let (code, body) = worker.http("GET /ready", &[], "");
+            if code == want {
+                return body;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "/ready stayed {code}: {body}\n{}",
+                worker.output()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let body = poll(503);
+    assert!(body.starts_with("not ready: database: "), "{body}");
+    assert!(
+        !body.contains("postgres:postgres@"),
+        "no credentials: {body}"
+    );
+    assert_eq!(
+        worker.http("GET /health", &[], "").0,
+        200,
+        "alive meanwhile"
+    );
+
+    sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    assert_eq!(poll(200), "ready\n");
+    let (code, out) = worker.stop(Duration::from_secs(30));
+    assert_eq!(code, 0, "{out}");
+}
