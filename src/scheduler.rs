@@ -511,36 +511,45 @@ impl Worker {
         Ok(())
     }
 
+    /// One line per thing the tick did: text, or with --json one JSON object per line.
     fn print(&self, r: &TickReport, json: bool) {
-        let mut out = String::new();
+        use serde_json::json;
+        let mut lines: Vec<(String, serde_json::Value)> = Vec::new();
         for o in &r.runs {
-            out.push_str(&if json {
-                serde_json::json!({"run": o.run.id, "collector": o.run.collector, "slot": o.run.slot, "status": o.run.status}).to_string()
-            } else {
-                format!(
-                    "{} slot {}: run {} {}",
-                    o.run.collector,
-                    o.run.slot.as_deref().unwrap_or("-"),
-                    o.run.id,
-                    o.run.status
-                )
-            });
-            out.push('\n');
-        }
-        for (task, done) in &r.tasks {
-            out.push_str(&format!("{}: {done}\n", task.name()));
-        }
-        for e in &r.errors {
-            out.push_str(&format!("error: {e}\n"));
-        }
-        if let Some(d) = r.delivery
-            && (d.delivered > 0 || d.failed > 0)
-        {
-            out.push_str(&format!(
-                "alerts: {} delivered, {} attempts failed (retried with backoff)\n",
-                d.delivered, d.failed
+            let slot = o.run.slot.as_deref().unwrap_or("-");
+            lines.push((
+                format!("{} slot {slot}: run {} {}", o.run.collector, o.run.id, o.run.status),
+                json!({"run": o.run.id, "collector": o.run.collector, "slot": o.run.slot, "status": o.run.status}),
             ));
         }
+        for (task, done) in &r.tasks {
+            lines.push((
+                format!("{}: {done}", task.name()),
+                json!({"task": task.name(), "outcome": done}),
+            ));
+        }
+        for e in &r.errors {
+            lines.push((format!("error: {e}"), json!({ "error": e })));
+        }
+        if let Some(e) = r.evaluation.filter(|e| e.queued > 0) {
+            lines.push((
+                format!("gaps: {} open; {} alert(s) queued", e.open_gaps, e.queued),
+                json!({"open_gaps": e.open_gaps, "alerts_queued": e.queued}),
+            ));
+        }
+        if let Some(d) = r.delivery.filter(|d| d.delivered > 0 || d.failed > 0) {
+            lines.push((
+                format!(
+                    "alerts: {} delivered, {} attempts failed (retried with backoff)",
+                    d.delivered, d.failed
+                ),
+                json!({"alerts_delivered": d.delivered, "alert_attempts_failed": d.failed}),
+            ));
+        }
+        let out: String = lines
+            .into_iter()
+            .map(|(text, value)| if json { value.to_string() } else { text } + "\n")
+            .collect();
         let _ = crate::commands::print(out.as_bytes());
     }
 }

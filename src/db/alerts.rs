@@ -222,15 +222,6 @@ impl Db {
         Ok(())
     }
 
-    /// Every alert queued, oldest first (for tests and audits of what was sent).
-    pub async fn alerts(&self) -> Result<Vec<AlertRow>, DbError> {
-        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts ORDER BY id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(alert_row).collect()
-    }
-
     /// Deliveries, failed attempts and pending alerts per sink.
     pub async fn sink_counts(&self) -> Result<Vec<SinkCounts>, DbError> {
         let rows = sqlx::query(
