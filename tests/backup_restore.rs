@@ -22,28 +22,6 @@ fn admin() -> String {
     })
 }
 
-fn psql(db_url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            db_url,
-            "-c",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn db_url(name: &str) -> String {
     let mut u = url::Url::parse(&admin()).unwrap();
     u.set_path(&format!("/{name}"));
@@ -53,8 +31,8 @@ fn db_url(name: &str) -> String {
 /// A source database with 3 accounts; returns its name.
 fn source_db() -> String {
     let name = format!("src_{}", uuid::Uuid::now_v7().simple());
-    psql(&admin(), &format!("CREATE DATABASE {name}"));
-    psql(
+    common::psql(&admin(), &format!("CREATE DATABASE {name}"));
+    common::psql(
         &db_url(&name),
         "CREATE TABLE accounts (id int PRIMARY KEY, email text, created_at timestamptz NOT NULL DEFAULT now()); \
          INSERT INTO accounts (id, email) VALUES (1, 'a@example.com'), (2, 'b@example.com'), (3, 'c@example.com');",
@@ -103,7 +81,7 @@ async fn collect(c: &BackupRestore) -> (BackupFacts, Vec<annexa_collectors::Find
 }
 
 fn scratch_databases() -> Vec<String> {
-    psql(
+    common::psql(
         &admin(),
         "SELECT datname FROM pg_database WHERE datname LIKE 'annexa_drill_%' ORDER BY 1",
     )
@@ -204,17 +182,17 @@ async fn drills_never_drop_a_database_they_did_not_create_and_sweep_their_own_le
     // A leftover of a killed drill (prefix and mark), and a stranger with the prefix only.
     let leftover = format!("annexa_drill_left{}", uuid::Uuid::now_v7().simple());
     let stranger = format!("annexa_drill_stranger{}", uuid::Uuid::now_v7().simple());
-    psql(&admin(), &format!("CREATE DATABASE {leftover}"));
+    common::psql(&admin(), &format!("CREATE DATABASE {leftover}"));
     // Made by a process on this host that no longer runs.
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    psql(
+    common::psql(
         &admin(),
         &format!(
             "COMMENT ON DATABASE {leftover} IS 'annexa restore drill; host={}; pid=999999999; started=2026-11-22T00:00:00+00:00'",
             host.trim()
         ),
     );
-    psql(&admin(), &format!("CREATE DATABASE {stranger}"));
+    common::psql(&admin(), &format!("CREATE DATABASE {stranger}"));
     let dir = tempfile::tempdir().unwrap();
     pg_dump(&db, "-Fc", &dir.path().join("app.dump"));
     let (facts, _) = collect(&collector(dir.path(), "")).await;
@@ -236,7 +214,7 @@ async fn drills_never_drop_a_database_they_did_not_create_and_sweep_their_own_le
         !left.contains(&leftover) && !left.contains(&drill.scratch),
         "{left:?}"
     );
-    psql(&admin(), &format!("DROP DATABASE {stranger}"));
+    common::psql(&admin(), &format!("DROP DATABASE {stranger}"));
 }
 
 #[tokio::test]

@@ -27,17 +27,7 @@ fn postgres_world() -> World {
 
 /// Runs SQL on the world's PostgreSQL database; rows as `|`-separated lines.
 fn psql(w: &World, sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .arg(w.database_url.as_ref().expect("a PostgreSQL world"))
-        .args(["-At", "-c", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::psql(w.database_url.as_ref().expect("a PostgreSQL world"), sql)
 }
 
 /// A worker process whose output goes to files in the world.
@@ -635,18 +625,7 @@ fn ready_says_what_is_unreachable_and_the_worker_recovers_when_the_database_retu
     let db = url::Url::parse(w.database_url.as_ref().unwrap()).unwrap();
     let name = db.path().trim_start_matches('/').to_string();
     let admin = std::env::var("ANNEXA_TEST_POSTGRES_URL").unwrap();
-    let sql = |q: &str| {
-        let out = std::process::Command::new("psql")
-            .arg(&admin)
-            .args(["-At", "-c", q])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let sql = |q: &str| common::psql(&admin, q);
     sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
     sql(&format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"

@@ -111,15 +111,24 @@ pub fn fresh_postgres_database() -> String {
         )
     });
     let name = format!("annexa_test_{}", uuid::Uuid::now_v7().simple());
-    let status = Command::new("psql")
-        .arg(&admin)
-        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
-        .status()
-        .expect("psql runs");
-    assert!(status.success(), "creating database {name} failed");
+    psql(&admin, &format!("CREATE DATABASE {name}"));
     let mut url = url::Url::parse(&admin).unwrap();
     url.set_path(&name);
     url.to_string()
+}
+
+/// Runs SQL with psql against `url`, stopping at the first error; the rows, `|`-separated.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// One test's world: a folder with a config, sources, a database and a store.
