@@ -169,7 +169,7 @@ async fn generate(dir: &Path, database_url: &str) {
 
 /// A checkpoint at every midnight, as the worker makes them.
 async fn daily_checkpoints(app: &annexa::Annexa, runs: &[(DateTime<Utc>, usize, bool)]) {
-    let key = annexa::keyring::signing_key(app).await.unwrap();
+    let key = annexa::ledger::keyring::signing_key(app).await.unwrap();
     let mut frontier = annexa::ledger::Frontier::default();
     let mut next_midnight = runs[0]
         .0
@@ -198,7 +198,7 @@ async fn daily_checkpoints(app: &annexa::Annexa, runs: &[(DateTime<Utc>, usize, 
                     key_id: hex::encode(key.key_id()),
                     note,
                     created_at: next_midnight,
-                    object_key: annexa::checkpoint::store_key(
+                    object_key: annexa::ledger::checkpoint::store_key(
                         next_midnight,
                         frontier.size(),
                         &root,
@@ -237,7 +237,7 @@ fn child_report(config: &str, out: &str) {
     let secs = started.elapsed().as_secs_f64();
     assert!(matches!(
         exit,
-        annexa::exit::Exit::Gaps | annexa::exit::Exit::Ok
+        annexa::cli::exit::Exit::Gaps | annexa::cli::exit::Exit::Ok
     ));
     common::report_child(secs);
 }

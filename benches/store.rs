@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use annexa::config::{S3Config, Secret, StoreConfig};
+use annexa::base::Secret;
 use annexa::store::EvidenceStore;
+use annexa::store::{S3Config, StoreConfig};
 use annexa_collectors::Body;
 
 const MIB: u64 = 1024 * 1024;

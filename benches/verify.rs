@@ -88,7 +88,11 @@ fn child_verify(config: &str) {
     let started = Instant::now();
     let exit = runtime.block_on(annexa::commands::dispatch(cli)).unwrap();
     let secs = started.elapsed().as_secs_f64();
-    assert_eq!(exit, annexa::exit::Exit::Ok, "the generated store verifies");
+    assert_eq!(
+        exit,
+        annexa::cli::exit::Exit::Ok,
+        "the generated store verifies"
+    );
     common::report_child(secs);
 }
 

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use annexa::cli::Cli;
-use annexa::exit::Exit;
+use annexa::cli::exit::Exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use annexa::Annexa;
 use annexa::config::Config;
-use annexa::heartbeats::{PingError, Via, record_ping};
+use annexa::evidence::heartbeats::{PingError, Via, record_ping};
 use annexa_collectors::FixedClock;
 use annexa_collectors::cron_health::PingKind;
 use chrono::{DateTime, TimeZone, Utc};
@@ -42,16 +42,11 @@ async fn stored_facts(
     app: &Annexa,
     as_of: DateTime<Utc>,
 ) -> annexa_collectors::cron_health::CronHealthFacts {
-    let run = app
-        .db
-        .latest_run("cron-health", as_of, true)
+    let facts = annexa::evidence::facts::newest(app, "cron-health", as_of)
         .await
         .unwrap()
-        .unwrap();
-    let rows = app.db.evidence_of_run(&run.id).await.unwrap();
-    let facts = annexa::runner::load_facts(app, rows.iter().find(|r| r.role == "facts").unwrap())
-        .await
-        .unwrap();
+        .expect("a successful run")
+        .expect("facts that match their hash");
     serde_json::from_value(facts).unwrap()
 }
 
@@ -87,12 +82,12 @@ async fn at(config: &Config, now: DateTime<Utc>) -> Annexa {
 async fn missed_and_failed(config: &Config, now: DateTime<Utc>) -> Vec<(String, String)> {
     let app = at(config, now).await;
     let collector = app.config.collector("cron-health").unwrap();
-    let outcome = annexa::runner::run_collector(&app, collector, None)
+    let outcome = annexa::evidence::runner::run_collector(&app, collector, None)
         .await
         .unwrap()
         .unwrap();
     assert!(outcome.succeeded(), "{:?}", outcome.run.error);
-    let doc = annexa::status::status(&app, now).await.unwrap();
+    let doc = annexa::views::status::status(&app, now).await.unwrap();
     let a816 = doc.controls.iter().find(|c| c.id == "A.8.16").unwrap();
     let a536 = doc.controls.iter().find(|c| c.id == "A.5.36").unwrap();
     assert_eq!(

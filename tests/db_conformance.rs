@@ -3,8 +3,9 @@
 
 mod common;
 
-use annexa::config::Secret;
-use annexa::db::{Db, Engine, RunRow};
+use annexa::base::Secret;
+use annexa::db::{Db, Engine, RunRow, RunStatus};
+use annexa::ledger::audit::{self, Actor, AuditAction};
 use chrono::{DateTime, TimeZone, Utc};
 
 async fn fresh_db() -> (Db, tempfile::TempDir) {
@@ -32,7 +33,7 @@ fn run(id: &str, collector: &str, slot: Option<&str>, started: DateTime<Utc>) ->
         kind: "policy-document".into(),
         collector_version: "0".into(),
         slot: slot.map(str::to_string),
-        status: "running".into(),
+        status: RunStatus::Running,
         started_at: started,
         finished_at: None,
         error_code: None,
@@ -44,7 +45,7 @@ fn run(id: &str, collector: &str, slot: Option<&str>, started: DateTime<Utc>) ->
 }
 
 async fn finish(db: &Db, mut r: RunRow, status: &str, finished: DateTime<Utc>) {
-    r.status = status.into();
+    r.status = status.parse().unwrap();
     r.finished_at = Some(finished);
     r.manifest_key = Some(format!("runs/{}/{}.json", r.collector, r.id));
     r.manifest_sha256 = Some("00".repeat(32));
@@ -194,7 +195,7 @@ async fn latest_runs_respect_as_of_and_status() {
     assert_eq!(latest(at(3), true).await.as_deref(), Some("r1"));
     assert_eq!(latest(at(6), true).await.as_deref(), Some("r3"));
     let run = db.run("r2").await.unwrap().unwrap();
-    assert_eq!(run.status, "failed");
+    assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.ledger_index, Some(1));
     assert_eq!(run.finished_at, Some(at(2)));
     assert_eq!(db.latest_manifest(at(4)).await.unwrap().unwrap().id, "r2");
@@ -207,9 +208,10 @@ async fn concurrent_appends_get_contiguous_ledger_indexes() {
     for i in 0..24 {
         let db = db.clone();
         tasks.push(tokio::spawn(async move {
-            db.record_audit_event(
-                "test",
-                "append",
+            audit::record(
+                &db,
+                Actor::Annexa,
+                AuditAction::ConfigLoaded,
                 &format!("e{i}"),
                 serde_json::json!({"i": i}),
                 at(1),
@@ -236,19 +238,23 @@ async fn concurrent_appends_get_contiguous_ledger_indexes() {
             .into_iter()
             .find(|e| e.id == leaf.ref_id)
             .unwrap();
-        assert_eq!(
-            leaf.leaf_hash,
-            hex::encode(annexa::ledger::leaf_hash(&event.leaf_bytes()))
-        );
+        assert_eq!(leaf.leaf_hash, hex::encode(audit::leaf_hash(&event)));
     }
 }
 
 #[tokio::test]
 async fn the_ledger_and_audit_events_are_append_only() {
     let (db, _dir) = fresh_db().await;
-    db.record_audit_event("test", "first", "s", serde_json::json!({}), at(1))
-        .await
-        .unwrap();
+    audit::record(
+        &db,
+        Actor::Operator,
+        AuditAction::KeyRevoked,
+        "s",
+        serde_json::json!({}),
+        at(1),
+    )
+    .await
+    .unwrap();
     for sql in [
         "UPDATE audit_events SET actor = 'mallory'",
         "DELETE FROM audit_events",
@@ -258,5 +264,5 @@ async fn the_ledger_and_audit_events_are_append_only() {
         let err = sqlx::query(sql).execute(db.pool()).await.expect_err(sql);
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
-    assert_eq!(db.audit_events().await.unwrap()[0].actor, "test");
+    assert_eq!(db.audit_events().await.unwrap()[0].actor, "operator");
 }

@@ -405,10 +405,10 @@ async fn a_register_kept_in_the_evidence_store_is_read_from_there() {
     w.config("[[collector]]\nname = \"incidents\"\nkind = \"incident-log\"\nregister_object = \"imports/register.csv\"\n");
     let text = std::fs::read_to_string(w.config_path()).unwrap();
     let mut config = annexa::config::Config::parse(&text, &w.config_path(), &w.env).unwrap();
-    if let annexa::config::StoreConfig::S3(s3) = &mut config.store {
+    if let annexa::store::StoreConfig::S3(s3) = &mut config.store {
         s3.static_credentials = Some((
             common::ACCESS_KEY.into(),
-            annexa::config::Secret::new(common::SECRET_KEY.into()),
+            annexa::base::Secret::new(common::SECRET_KEY.into()),
         ));
     }
     let app = annexa::Annexa::open(config).await.unwrap();
@@ -420,7 +420,7 @@ async fn a_register_kept_in_the_evidence_store_is_read_from_there() {
         .await
         .unwrap();
     let c = app.config.collector("incidents").unwrap();
-    let outcome = annexa::runner::run_collector(&app, c, None)
+    let outcome = annexa::evidence::runner::run_collector(&app, c, None)
         .await
         .unwrap()
         .unwrap();

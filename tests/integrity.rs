@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use annexa::keys::NoteKey;
+use annexa::ledger::note::NoteKey;
 use common::{Backend, World};
 use sqlx::Row;
 
@@ -535,7 +535,7 @@ fn rotation_publishes_one_checkpoint_signed_by_both_keys() {
     let new = NoteKey::read(&w.path("keys/annexa.key")).unwrap();
     assert_ne!(old.key_id(), new.key_id());
     let (_, _, note) = checkpoints(&w).pop().unwrap();
-    let parsed = annexa::keys::SignedNote::parse(&note).unwrap();
+    let parsed = annexa::ledger::note::SignedNote::parse(&note).unwrap();
     let verifiers = [old.verifier(), new.verifier()];
     let both = parsed.verified_by(&verifiers).unwrap();
     assert_eq!(both.len(), 2, "{note}");
@@ -544,7 +544,7 @@ fn rotation_publishes_one_checkpoint_signed_by_both_keys() {
     w.annexa(&["collect", "--all"]).expect(0);
     w.annexa(&["checkpoint"]).expect(0);
     let (_, _, note) = checkpoints(&w).pop().unwrap();
-    let parsed = annexa::keys::SignedNote::parse(&note).unwrap();
+    let parsed = annexa::ledger::note::SignedNote::parse(&note).unwrap();
     assert_eq!(parsed.signatures.len(), 1);
     assert_eq!(parsed.verified_by(&[new.verifier()]).unwrap().len(), 1);
     clean(&w);

@@ -117,12 +117,13 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
         ));
         assert_eq!(entry["sha256"].as_str().unwrap(), sha, "{}", f.display());
     }
-    let key = annexa::keys::Verifier::parse(
+    let key = annexa::ledger::note::Verifier::parse(
         &std::fs::read_to_string(w.path("data/keys/annexa.key.pub")).unwrap(),
     )
     .unwrap();
     let note =
-        annexa::keys::SignedNote::parse(&std::fs::read_to_string(&files[9]).unwrap()).unwrap();
+        annexa::ledger::note::SignedNote::parse(&std::fs::read_to_string(&files[9]).unwrap())
+            .unwrap();
     assert_eq!(note.verified_by(&[key]).unwrap().len(), 1);
     // The report is itself evidence: recorded in the ledger, and verify still passes.
     w.annexa(&["verify"]).expect(0);

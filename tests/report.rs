@@ -10,9 +10,10 @@ use std::process::Command;
 use std::sync::Arc;
 
 use annexa::Annexa;
-use annexa::keys::{SignedNote, Verifier};
-use annexa::report::{Bundle, ReportFormat};
+use annexa::ledger::note::{SignedNote, Verifier};
+use annexa::views::report::Bundle;
 use annexa_collectors::FixedClock;
+use annexa_reports::Format as ReportFormat;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::World;
 
@@ -71,7 +72,7 @@ async fn october(w: &World) {
                 continue;
             }
             let config = app.config.collector(name).unwrap();
-            let outcome = annexa::runner::run_collector(&app, config, Some(oct(day, 3)))
+            let outcome = annexa::evidence::runner::run_collector(&app, config, Some(oct(day, 3)))
                 .await
                 .unwrap()
                 .unwrap();
@@ -87,7 +88,7 @@ async fn october_report(w: &World, out: &Path) -> Bundle {
         oct(1, 0),
         Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
     );
-    annexa::report::write_bundle(&app, Some(period), &ALL, Some(out), Some(period.1))
+    annexa::views::report::write_bundle(&app, Some(period), &ALL, Some(out), Some(period.1))
         .await
         .unwrap()
 }
@@ -389,7 +390,7 @@ async fn a_lost_signing_key_is_not_silently_replaced() {
     october_report(&w, &w.path("out")).await;
     std::fs::rename(w.path("keys/annexa.key"), w.path("keys/moved.key")).unwrap();
     let app = at(&w, Utc.with_ymd_and_hms(2026, 11, 3, 0, 0, 0).unwrap()).await;
-    let err = annexa::report::write_bundle(&app, None, &ALL, Some(&w.path("out")), None)
+    let err = annexa::views::report::write_bundle(&app, None, &ALL, Some(&w.path("out")), None)
         .await
         .unwrap_err();
     let msg = format!("{err:#}");

@@ -5,8 +5,9 @@ mod common;
 
 use std::path::Path;
 
-use annexa::config::{S3Config, Secret, StoreConfig};
+use annexa::base::Secret;
 use annexa::store::{EvidenceStore, StoreError, object_key};
+use annexa::store::{S3Config, StoreConfig};
 use annexa_collectors::Body;
 use common::S3Server;
 use sha2::{Digest, Sha256};

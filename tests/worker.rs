@@ -468,7 +468,7 @@ fn sigterm_drains_the_run_in_flight_or_cancels_it_at_the_deadline() {
     rt2.block_on(async {
         let app = annexa::Annexa::open(config).await.unwrap();
         let run = app.db.run(&latest_run_id(&out)).await.unwrap().unwrap();
-        assert_eq!(run.status, "cancelled");
+        assert_eq!(run.status, annexa::db::RunStatus::Cancelled);
         assert_eq!(run.slot, None, "a cancelled run gives its slot up");
         assert!(
             run.error

@@ -8,9 +8,11 @@
 //! - `lib.rs`: the status model ([`StatusDocument`]) shared by `annexa status` and reports.
 //! - `table.rs`: the plain-text control table.
 //! - `model.rs`: the report model ([`Report`]) and the pure [`build`] from a [`ReportInput`].
-//! - `html.rs`, `markdown.rs`, `csv.rs`, `oscal.rs`: one renderer per format.
+//! - `html.rs`, `markdown.rs`, `csv.rs`, `oscal.rs`: one renderer per format; `format.rs`: the
+//!   formats and the files each writes.
 
 mod csv;
+mod format;
 mod html;
 mod markdown;
 pub mod model;
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub use annexa_collectors::{FindingCode, Level};
 pub use csv::{render_controls_csv, render_evidence_csv, render_findings_csv, render_gaps_csv};
+pub use format::{Format, Renderer};
 pub use html::render_html;
 pub use markdown::render_markdown;
 pub use model::{Report, ReportInput, build};

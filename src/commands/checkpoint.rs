@@ -1,7 +1,7 @@
 //! `annexa checkpoint`: signs and publishes a checkpoint of the ledger.
 
-use crate::Annexa;
-use crate::exit::Exit;
+use crate::app::Annexa;
+use crate::cli::exit::Exit;
 
 pub async fn checkpoint(
     app: &Annexa,
@@ -9,7 +9,7 @@ pub async fn checkpoint(
     json: bool,
 ) -> anyhow::Result<Exit> {
     if let Some(reason) = acknowledge {
-        match crate::checkpoint::acknowledge_rollback(app, reason).await? {
+        match crate::ledger::checkpoint::acknowledge_rollback(app, reason).await? {
             Some((db_size, published)) => eprintln!(
                 "rollback acknowledged: the ledger continues from {db_size} leaves; the published history up to {published} leaves is set aside (audit event recorded)"
             ),
@@ -18,7 +18,7 @@ pub async fn checkpoint(
             ),
         }
     }
-    let outcome = crate::checkpoint::create(app).await?;
+    let outcome = crate::ledger::checkpoint::create(app).await?;
     let c = &outcome.checkpoint;
     let text = if json {
         serde_json::to_string(&serde_json::json!({

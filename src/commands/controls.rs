@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
+use crate::cli::exit::Exit;
 use crate::config::Config;
-use crate::exit::Exit;
-use crate::registry;
+use crate::evidence::registry;
 
 #[derive(Serialize)]
 struct ControlLine<'a> {

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::exit::Exit;
-use crate::keys::NoteKey;
+use crate::cli::exit::Exit;
+use crate::ledger::note::NoteKey;
 
 /// The documented example, written as the starting config.
 const EXAMPLE: &str = include_str!("../../annexa.example.toml");

@@ -1,9 +1,10 @@
 //! `annexa keys generate | rotate | revoke ID | list | export [FILE]`.
 
-use crate::Annexa;
+use crate::app::Annexa;
 use crate::cli::KeysAction;
-use crate::exit::Exit;
-use crate::keyring;
+use crate::cli::exit::Exit;
+use crate::db::KeyState;
+use crate::ledger::keyring;
 
 pub async fn keys(app: &Annexa, action: KeysAction, json: bool) -> anyhow::Result<Exit> {
     let path = app.config.ledger.key_file.display();
@@ -30,7 +31,13 @@ pub async fn keys(app: &Annexa, action: KeysAction, json: bool) -> anyhow::Resul
                 "key {} is revoked since {}; it never signs again{}\n",
                 key.id,
                 key.revoked_at.map(annexa_reports::time).unwrap_or_default(),
-                if app.db.keys().await?.iter().any(|k| k.state == "active") {
+                if app
+                    .db
+                    .keys()
+                    .await?
+                    .iter()
+                    .any(|k| k.state == KeyState::Active)
+                {
                     ""
                 } else {
                     "; no key is active: run `annexa keys generate`"

@@ -11,12 +11,10 @@ mod status;
 mod verify;
 mod worker;
 
-use std::io::Write;
-
-use crate::Annexa;
+use crate::app::Annexa;
+use crate::cli::exit::Exit;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
-use crate::exit::Exit;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     if let Command::Init { dir } = &cli.command {
@@ -69,11 +67,4 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     }
 }
 
-/// Writes to stdout; a closed pipe (`annexa status | head`) is not an error.
-pub fn print(text: &[u8]) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
-}
+pub use crate::cli::output::print;

@@ -3,10 +3,10 @@
 
 use annexa_collectors::cron_health::PingKind;
 
+use crate::cli::exit::Exit;
 use crate::config::Config;
 use crate::db::Db;
-use crate::exit::Exit;
-use crate::heartbeats::{Via, known_job, record_ping};
+use crate::evidence::heartbeats::{Via, known_job, record_ping};
 
 /// Messages longer than this are cut: a heartbeat is not a log.
 const MAX_MESSAGE: usize = 1000;

@@ -4,19 +4,19 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use crate::Annexa;
-use crate::exit::Exit;
-use crate::report::ReportFormat;
+use crate::app::Annexa;
+use crate::cli::exit::Exit;
+use annexa_reports::Format;
 
 pub async fn report(
     app: &Annexa,
     period: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    formats: &[ReportFormat],
+    formats: &[Format],
     out: Option<&Path>,
     as_of: Option<DateTime<Utc>>,
     json: bool,
 ) -> anyhow::Result<Exit> {
-    let bundle = crate::report::write_bundle(app, period, formats, out, as_of).await?;
+    let bundle = crate::views::report::write_bundle(app, period, formats, out, as_of).await?;
     let (id, model, paths, dir) = (&bundle.id, &bundle.model, &bundle.paths, &bundle.dir);
     let text = if json {
         serde_json::to_string(&serde_json::json!({

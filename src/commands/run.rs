@@ -2,13 +2,14 @@
 
 use anyhow::bail;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::Annexa;
+use crate::app::Annexa;
+use crate::cli::exit::Exit;
+use crate::cli::output::Printer;
 use crate::config::{CollectorConfig, ConfigError};
-use crate::exit::Exit;
-use crate::runner::{RunOutcome, run_collector};
-use crate::scheduler::Task;
+use crate::db::Role;
+use crate::evidence::runner::{RunOutcome, run_collector};
+use crate::ops::scheduler::Task;
 
 /// One line of machine output per run.
 #[derive(Serialize)]
@@ -28,8 +29,8 @@ impl<'a> From<&'a RunOutcome> for RunSummary<'a> {
         RunSummary {
             collector: &o.run.collector,
             run_id: &o.run.id,
-            status: &o.run.status,
-            items: o.evidence.iter().filter(|e| e.role == "item").count(),
+            status: o.run.status.as_str(),
+            items: o.evidence.iter().filter(|e| e.role == Role::Item).count(),
             findings: o.findings.len(),
             manifest_key: o.run.manifest_key.as_deref(),
             ledger_index: o.run.ledger_index,
@@ -39,7 +40,7 @@ impl<'a> From<&'a RunOutcome> for RunSummary<'a> {
 }
 
 fn describe(app: &Annexa, o: &RunOutcome) -> String {
-    let items = o.evidence.iter().filter(|e| e.role == "item").count();
+    let items = o.evidence.iter().filter(|e| e.role == Role::Item).count();
     let mut line = format!(
         "{} ({}): {} — {items} item{} stored in {}",
         o.run.collector,
@@ -57,33 +58,6 @@ fn describe(app: &Annexa, o: &RunOutcome) -> String {
     line
 }
 
-/// Records an audit event when the collection config changed since the last one recorded, so
-/// the custody log shows what was configured to be collected, and when.
-async fn note_config(app: &Annexa) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&app.config.path)?;
-    let sha = hex::encode(Sha256::digest(&bytes));
-    let known = app
-        .db
-        .latest_audit_event("config.loaded")
-        .await?
-        .is_some_and(|e| e.subject == sha);
-    if !known {
-        app.db
-            .record_audit_event(
-                "annexa",
-                "config.loaded",
-                &sha,
-                serde_json::json!({
-                    "path": app.config.path.display().to_string(),
-                    "collectors": app.config.collectors.iter().map(|c| &c.name).collect::<Vec<_>>(),
-                }),
-                app.clock.now(),
-            )
-            .await?;
-    }
-    Ok(())
-}
-
 /// Runs collectors now, outside their schedule (no slot, so no lease: any number may run).
 async fn collect_now(
     app: &Annexa,
@@ -91,9 +65,9 @@ async fn collect_now(
     json: bool,
 ) -> anyhow::Result<Vec<RunOutcome>> {
     // A database restored from an older copy must not grow a second history.
-    crate::checkpoint::guard_append(app).await?;
+    crate::ledger::checkpoint::guard_append(app).await?;
     let mut outcomes = Vec::new();
-    for config in crate::scheduler::in_run_order(selected.into_iter()) {
+    for config in crate::ops::scheduler::in_run_order(selected.into_iter()) {
         if let Some(outcome) = run_collector(app, config, None).await? {
             if !json {
                 println!("{}", describe(app, &outcome));
@@ -105,18 +79,27 @@ async fn collect_now(
 }
 
 pub async fn run(app: &Annexa, json: bool) -> anyhow::Result<Exit> {
-    note_config(app).await?;
+    crate::evidence::runner::note_config(app).await?;
     if app.config.collectors.is_empty() && !json {
         println!("no collectors configured: add a [[collector]] table (see annexa.example.toml)");
     }
     // One tick of the worker's scheduler: due slots, due tasks, gaps and alerts.
     let (_never, stop) = tokio::sync::watch::channel(false);
-    let client = crate::alerts::http_client(app.config.alerts.allow_insecure_urls);
-    let holder = crate::scheduler::holder_id();
+    let client = crate::ops::alerts::http_client(app.config.alerts.allow_insecure_urls);
+    let holder = crate::ops::scheduler::holder_id();
     let current = std::sync::Mutex::new(None);
     // `annexa run` leaves the daily verify to the worker (or to cron calling `annexa verify`).
     let tasks = [Task::Checkpoint, Task::Report];
-    let tick = crate::scheduler::tick(app, &tasks, &holder, &client, json, &stop, &current).await?;
+    let tick = crate::ops::scheduler::tick(
+        app,
+        &tasks,
+        &holder,
+        &client,
+        &Printer { json },
+        &stop,
+        &current,
+    )
+    .await?;
     if !json {
         for o in &tick.runs {
             println!("{}", describe(app, o));
@@ -143,7 +126,7 @@ pub async fn run(app: &Annexa, json: bool) -> anyhow::Result<Exit> {
     for e in &tick.errors {
         eprintln!("error: {e}");
     }
-    let doc = crate::status::status(app, app.clock.now()).await?;
+    let doc = crate::views::status::status(app, app.clock.now()).await?;
     if json {
         let runs: Vec<RunSummary> = tick.runs.iter().map(RunSummary::from).collect();
         let out = serde_json::json!({ "runs": runs, "status": doc });
@@ -186,7 +169,7 @@ pub async fn collect(
         }
         selected
     };
-    note_config(app).await?;
+    crate::evidence::runner::note_config(app).await?;
     let outcomes = collect_now(app, selected, json).await?;
     if json {
         let runs: Vec<RunSummary> = outcomes.iter().map(RunSummary::from).collect();

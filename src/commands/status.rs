@@ -2,15 +2,15 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::Annexa;
-use crate::exit::Exit;
+use crate::app::Annexa;
+use crate::cli::exit::Exit;
 
 pub async fn status(
     app: &Annexa,
     as_of: Option<DateTime<Utc>>,
     json: bool,
 ) -> anyhow::Result<Exit> {
-    let doc = crate::status::status(app, as_of.unwrap_or_else(|| app.clock.now())).await?;
+    let doc = crate::views::status::status(app, as_of.unwrap_or_else(|| app.clock.now())).await?;
     let mut out = Vec::new();
     if json {
         annexa_reports::render_status_json(&doc, &mut out)?;

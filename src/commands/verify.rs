@@ -1,7 +1,7 @@
 //! `annexa verify`: exit 4 and every violation named when anything does not match.
 
-use crate::Annexa;
-use crate::exit::Exit;
+use crate::app::Annexa;
+use crate::cli::exit::Exit;
 
 pub async fn verify(
     app: &Annexa,
@@ -14,10 +14,10 @@ pub async fn verify(
         })?),
         None => None,
     };
-    let report = crate::verify::verify(app, trusted.as_deref()).await?;
+    let report = crate::ledger::verify::verify(app, trusted.as_deref()).await?;
     // The outcome is an audit event: a failed verify is an `integrity-violation` finding on
     // A.5.28 until a later one passes. A database that cannot take it is already reported.
-    if let Err(e) = crate::verify::record(app, &report).await {
+    if let Err(e) = crate::ledger::verify::record(app, &report).await {
         eprintln!("warning: the outcome of this verify could not be recorded: {e:#}");
     }
     let header = format!(
@@ -35,7 +35,7 @@ pub async fn verify(
 
 /// Prints a verify report; exit 4 when anything does not match.
 fn print_report(
-    report: &crate::verify::VerifyReport,
+    report: &crate::ledger::verify::VerifyReport,
     header: &str,
     json: bool,
 ) -> anyhow::Result<Exit> {
@@ -79,9 +79,9 @@ pub fn verify_bundle(
 ) -> anyhow::Result<Exit> {
     let keys = std::fs::read_to_string(keys)
         .map_err(|e| anyhow::anyhow!("cannot read the verifier file {}: {e}", keys.display()))?;
-    let keys = crate::keyring::read_verifier_file(&keys)
+    let keys = crate::ledger::keyring::read_verifier_file(&keys)
         .map_err(|e| anyhow::anyhow!("the verifier file is not usable: {e}"))?;
-    let report = crate::verify::verify_bundle(dir, &keys)?;
+    let report = crate::ledger::bundle::check(dir, &keys)?;
     let header = format!(
         "bundle {}: {} files re-hashed ({} bytes)",
         dir.display(),

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::Annexa;
+use crate::app::Annexa;
+use crate::cli::exit::Exit;
+use crate::cli::output::Printer;
 use crate::db::Engine;
-use crate::exit::Exit;
-use crate::scheduler::Worker;
+use crate::ops::scheduler::Worker;
 
 pub async fn worker(app: Annexa, json: bool) -> anyhow::Result<Exit> {
     let app = Arc::new(app);
@@ -24,9 +25,9 @@ pub async fn worker(app: Annexa, json: bool) -> anyhow::Result<Exit> {
         let _ = stop_tx.send(true);
     });
 
-    let worker = Worker::new(app.clone());
+    let worker = Worker::new(app.clone(), std::sync::Arc::new(Printer { json }));
     let mut server_stop = stop.clone();
-    let router = crate::server::router(app.clone());
+    let router = crate::ops::server::router(app.clone());
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -52,10 +53,12 @@ pub async fn worker(app: Annexa, json: bool) -> anyhow::Result<Exit> {
     };
     let renewal = single.clone().map(|lease| {
         let app = app.clone();
-        tokio::spawn(async move { match crate::scheduler::keep_renewing(&app, &lease).await {} })
+        tokio::spawn(
+            async move { match crate::ops::scheduler::keep_renewing(&app, &lease).await {} },
+        )
     });
 
-    let result = worker.run(stop, json).await;
+    let result = worker.run(stop).await;
     if let Some(r) = renewal {
         r.abort();
     }

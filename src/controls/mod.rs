@@ -66,7 +66,7 @@ impl Catalog {
             .control
             .into_iter()
             .map(|c| Control {
-                max_age: crate::config::parse_duration(&c.max_age).expect("embedded max_age"),
+                max_age: crate::base::parse_duration(&c.max_age).expect("embedded max_age"),
                 codes: c
                     .codes
                     .iter()
@@ -90,7 +90,7 @@ impl Catalog {
             let max_age = match o
                 .max_age
                 .as_deref()
-                .map(crate::config::parse_duration)
+                .map(crate::base::parse_duration)
                 .transpose()
             {
                 Ok(d) => d,

@@ -13,7 +13,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 // Dynamic SQL here is only ever built from the column-list constants below, never from input.
 use sqlx::{AnyPool, AssertSqlSafe, Connection, Row};
 
-use crate::config::Secret;
+use crate::base::{Secret, closed_set};
 
 mod alerts;
 mod worker;
@@ -74,6 +74,56 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+closed_set! {
+    /// Where a run is: `running` until it is recorded (or swept), then one of the others.
+    pub enum RunStatus {
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        /// Its worker died or was cut by the drain deadline; its slot is free again.
+        Cancelled = "cancelled",
+    }
+}
+
+closed_set! {
+    /// What an evidence object is to its run.
+    pub enum Role {
+        /// Raw bytes as the source gave them.
+        Item = "item",
+        /// The run's normalized facts, which checks judge.
+        Facts = "facts",
+    }
+}
+
+closed_set! {
+    /// A signing key's state.
+    pub enum KeyState {
+        /// Signs.
+        Active = "active",
+        /// Replaced by rotation; its signatures stay valid.
+        Retired = "retired",
+        /// Compromised: it never signs again.
+        Revoked = "revoked",
+    }
+}
+
+closed_set! {
+    /// What a ledger leaf stands for.
+    pub enum LeafKind {
+        Run = "run",
+        AuditEvent = "audit_event",
+    }
+}
+
+/// A closed-set column: an unknown string is a corrupt row.
+fn closed<T: std::str::FromStr>(row: &AnyRow, column: &str, table: &str) -> Result<T, DbError> {
+    let value: String = row.try_get(column)?;
+    value.parse().map_err(|_| DbError::Corrupt {
+        what: format!("{table}.{column}"),
+        value,
+    })
+}
+
 /// One run row.
 #[derive(Debug, Clone)]
 pub struct RunRow {
@@ -82,7 +132,7 @@ pub struct RunRow {
     pub kind: String,
     pub collector_version: String,
     pub slot: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub error_code: Option<String>,
@@ -111,7 +161,7 @@ impl RunRow {
             kind: row.try_get("kind")?,
             collector_version: row.try_get("collector_version")?,
             slot: row.try_get("slot")?,
-            status: row.try_get("status")?,
+            status: closed(row, "status", "runs")?,
             started_at: parse_ts("runs.started_at", &row.try_get::<String, _>("started_at")?)?,
             finished_at: finished
                 .map(|f| parse_ts("runs.finished_at", &f))
@@ -131,7 +181,7 @@ pub struct EvidenceRow {
     pub run_id: String,
     pub collector: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub media_type: String,
     pub size: i64,
     pub sha256: String,
@@ -151,7 +201,7 @@ impl EvidenceRow {
             run_id: row.try_get("run_id")?,
             collector: row.try_get("collector")?,
             name: row.try_get("name")?,
-            role: row.try_get("role")?,
+            role: closed(row, "role", "evidence")?,
             media_type: row.try_get("media_type")?,
             size: row.try_get("size")?,
             sha256: row.try_get("sha256")?,
@@ -226,8 +276,7 @@ pub struct KeyRow {
     pub name: String,
     /// The signed-note verifier text.
     pub verifier: String,
-    /// `active`, `retired` or `revoked`.
-    pub state: String,
+    pub state: KeyState,
     pub created_at: DateTime<Utc>,
     pub retired_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -257,20 +306,6 @@ impl AuditEventRow {
             details: r.try_get("details")?,
             ledger_index: r.try_get("ledger_index")?,
         })
-    }
-
-    /// The bytes hashed into the ledger: canonical JSON of every field but the index.
-    pub fn leaf_bytes(&self) -> Vec<u8> {
-        let details: serde_json::Value = serde_json::from_str(&self.details)
-            .unwrap_or(serde_json::Value::String(self.details.clone()));
-        crate::canonical::to_vec(&serde_json::json!({
-            "id": self.id,
-            "at": self.at,
-            "actor": self.actor,
-            "action": self.action,
-            "subject": self.subject,
-            "details": details,
-        }))
     }
 }
 
@@ -698,7 +733,7 @@ impl Db {
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
                     verifier: r.try_get("verifier")?,
-                    state: r.try_get("state")?,
+                    state: closed(r, "state", "keys")?,
                     created_at: time("created_at")?.unwrap_or_default(),
                     retired_at: time("retired_at")?,
                     revoked_at: time("revoked_at")?,
@@ -711,18 +746,18 @@ impl Db {
     pub async fn set_key_state(
         &self,
         id: &str,
-        state: &str,
+        state: KeyState,
         at: DateTime<Utc>,
     ) -> Result<(), DbError> {
         let column = match state {
-            "retired" => "retired_at",
-            "revoked" => "revoked_at",
-            other => unreachable!("keys only become retired or revoked, not {other}"),
+            KeyState::Retired => "retired_at",
+            KeyState::Revoked => "revoked_at",
+            KeyState::Active => unreachable!("a key is active only when it is inserted"),
         };
         sqlx::query(AssertSqlSafe(format!(
             "UPDATE keys SET state = $1, {column} = $2 WHERE id = $3"
         )))
-        .bind(state)
+        .bind(state.as_str())
         .bind(ts(at))
         .bind(id)
         .execute(&self.pool)
@@ -738,7 +773,7 @@ impl Db {
         .bind(&key.id)
         .bind(&key.name)
         .bind(&key.verifier)
-        .bind(&key.state)
+        .bind(key.state.as_str())
         .bind(ts(key.created_at))
         .execute(&self.pool)
         .await?;
@@ -926,25 +961,15 @@ impl Db {
         Ok(AppendTx { tx, next_index })
     }
 
-    /// Appends one audit event as its own ledger leaf.
-    pub async fn record_audit_event(
+    /// Appends one audit event and its ledger leaf (the leaf hash is the ledger's to compute:
+    /// `ledger::audit`); the event gets the next ledger index.
+    pub async fn append_audit_event(
         &self,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        details: serde_json::Value,
-        at: DateTime<Utc>,
+        mut event: AuditEventRow,
+        leaf_hash: &str,
     ) -> Result<AuditEventRow, DbError> {
         let mut tx = self.begin_append().await?;
-        let event = AuditEventRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: ts(at),
-            actor: actor.to_string(),
-            action: action.to_string(),
-            subject: subject.to_string(),
-            details: String::from_utf8(crate::canonical::to_vec(&details)).expect("JSON is UTF-8"),
-            ledger_index: tx.next_index,
-        };
+        event.ledger_index = tx.next_index;
         sqlx::query(
             "INSERT INTO audit_events (id, at, actor, action, subject, details, ledger_index) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -958,8 +983,9 @@ impl Db {
         .bind(event.ledger_index)
         .execute(&mut *tx.tx)
         .await?;
-        let leaf = hex::encode(crate::ledger::leaf_hash(&event.leaf_bytes()));
-        tx.append_leaf(&leaf, "audit_event", &event.id, at).await?;
+        let at = parse_ts("audit_events.at", &event.at)?;
+        tx.append_leaf(leaf_hash, "audit_event", &event.id, at)
+            .await?;
         tx.commit().await?;
         Ok(event)
     }
@@ -1010,7 +1036,7 @@ impl AppendTx {
             "UPDATE runs SET status = $1, finished_at = $2, error_code = $3, error = $4, \
              manifest_key = $5, manifest_sha256 = $6, ledger_index = $7 WHERE id = $8 AND status = 'running'",
         )
-        .bind(&run.status)
+        .bind(run.status.as_str())
         .bind(ts(finished))
         .bind(&run.error_code)
         .bind(&run.error)
@@ -1033,7 +1059,7 @@ impl AppendTx {
             .bind(&e.run_id)
             .bind(&e.collector)
             .bind(&e.name)
-            .bind(&e.role)
+            .bind(e.role.as_str())
             .bind(&e.media_type)
             .bind(e.size)
             .bind(&e.sha256)

@@ -9,6 +9,7 @@
 //! Nothing is ever overwritten or deleted: writing an existing key with the same bytes is a
 //! success, with other bytes a [`StoreError::Conflict`].
 
+mod config;
 mod fs;
 pub use fs::copy_hashing;
 #[cfg(feature = "s3")]
@@ -20,7 +21,7 @@ use std::path::Path;
 use annexa_collectors::Body;
 use sha2::{Digest, Sha256};
 
-use crate::config::StoreConfig;
+pub use config::{ObjectLock, S3Config, StoreConfig};
 
 /// One object's re-hash: its SHA-256 (hex) and size.
 pub type HashResult = Result<(String, u64), StoreError>;

@@ -26,8 +26,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
+use super::S3Config;
 use super::{StoreError, StoredObject, blocking, check_key, hash_file, object_key};
-use crate::config::S3Config;
 
 /// An error and its sources, "a: b: c", without repeats (SDK errors repeat their source).
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

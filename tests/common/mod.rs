@@ -201,10 +201,10 @@ impl World {
         env.push(("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()));
         let text = std::fs::read_to_string(self.config_path()).unwrap();
         let mut c = annexa::config::Config::parse(&text, &self.config_path(), &env).unwrap();
-        if let annexa::config::StoreConfig::S3(s3) = &mut c.store {
+        if let annexa::store::StoreConfig::S3(s3) = &mut c.store {
             s3.static_credentials = Some((
                 ACCESS_KEY.into(),
-                annexa::config::Secret::new(SECRET_KEY.into()),
+                annexa::base::Secret::new(SECRET_KEY.into()),
             ));
         }
         c

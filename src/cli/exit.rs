@@ -25,16 +25,16 @@ impl Exit {
         let usage = |c: &(dyn std::error::Error + 'static)| {
             c.is::<crate::config::ConfigError>()
                 || matches!(
-                    c.downcast_ref::<crate::heartbeats::PingError>(),
-                    Some(crate::heartbeats::PingError::UnknownJob { .. })
+                    c.downcast_ref::<crate::evidence::heartbeats::PingError>(),
+                    Some(crate::evidence::heartbeats::PingError::UnknownJob { .. })
                 )
         };
         let integrity = |c: &(dyn std::error::Error + 'static)| {
             matches!(
-                c.downcast_ref::<crate::checkpoint::CheckpointError>(),
+                c.downcast_ref::<crate::ledger::checkpoint::CheckpointError>(),
                 Some(
-                    crate::checkpoint::CheckpointError::Rollback { .. }
-                        | crate::checkpoint::CheckpointError::Inconsistent { .. }
+                    crate::ledger::checkpoint::CheckpointError::Rollback { .. }
+                        | crate::ledger::checkpoint::CheckpointError::Inconsistent { .. }
                 )
             )
         };

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use crate::Annexa;
-use crate::heartbeats::{PingError, Via, record_ping};
+use crate::app::Annexa;
+use crate::evidence::heartbeats::{PingError, Via, record_ping};
 
 pub fn router(app: Arc<Annexa>) -> axum::Router {
     axum::Router::new()

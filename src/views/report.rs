@@ -10,18 +10,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use annexa_reports::Format;
 use annexa_reports::model::{CollectorInput, ItemInput, LedgerHead, ReportInput, RunInput};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 
-use crate::Annexa;
+use super::custody;
+use crate::app::Annexa;
 use crate::controls::CUSTODY;
-use crate::db::{ObjectRow, RunRow};
-use crate::keys::NoteKey;
-use crate::runner::load_facts;
-use crate::{ledger, registry};
+use crate::db::{ObjectRow, RunRow, RunStatus};
+use crate::evidence::{facts, registry};
+use crate::ledger;
+use crate::ledger::bundle;
+use crate::ledger::note::NoteKey;
 
 /// The last full calendar month (UTC) before `now`: `[first of last month, first of this month)`.
 pub fn last_full_month(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -45,7 +47,7 @@ pub fn last_full_month(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
 fn run_input(run: &RunRow, items: Vec<ItemInput>) -> RunInput {
     RunInput {
         run_id: run.id.clone(),
-        succeeded: run.status == "succeeded",
+        succeeded: run.status == RunStatus::Succeeded,
         finished_at: run.finished_at.unwrap_or(run.started_at),
         error: run.error.clone(),
         items,
@@ -67,17 +69,9 @@ fn to_duration(d: std::time::Duration) -> Duration {
     Duration::from_std(d).unwrap_or(Duration::MAX)
 }
 
-/// How long a source's evidence stays fresh when its collector sets no `max_age`: the shortest
-/// maximum age of the controls it evidences.
+/// How long a source's evidence stays fresh when its collector sets no `max_age`.
 fn shortest_max_age(app: &Annexa, controls: &[String]) -> Duration {
-    to_duration(
-        controls
-            .iter()
-            .filter_map(|id| app.config.catalog.get(id))
-            .map(|c| c.max_age)
-            .min()
-            .unwrap_or(std::time::Duration::from_secs(86_400)),
-    )
+    to_duration(custody::shortest_max_age(app, controls))
 }
 
 /// `[from, to)` in four slices, in order: a month holds many rows, and the database driver
@@ -135,7 +129,7 @@ async fn ledger_head(
     key: &NoteKey,
 ) -> anyhow::Result<LedgerHead> {
     if let Some(c) = app.db.latest_checkpoint(as_of).await? {
-        let key_name = crate::keys::SignedNote::parse(&c.note)
+        let key_name = crate::ledger::note::SignedNote::parse(&c.note)
             .ok()
             .and_then(|n| {
                 n.signatures
@@ -186,7 +180,7 @@ pub async fn gather(
     // before their run finishes; a day's margin catches the rows of runs that finished just
     // after `from`.
     let (status, objects, period_runs, ledger) = tokio::try_join!(
-        async { Ok::<_, anyhow::Error>(crate::status::status(app, end).await?) },
+        async { Ok::<_, anyhow::Error>(crate::views::status::status(app, end).await?) },
         objects_between(app, from - Duration::days(1), end),
         runs_between(app, from, end),
         ledger_head(app, end, key),
@@ -207,13 +201,9 @@ pub async fn gather(
     // Per collector, side by side: its last runs before the period and its newest facts.
     let history = futures::future::try_join_all(app.config.collectors.iter().map(|config| async {
         let (prior_success, prior_failure) = app.db.latest_runs(&config.name, before).await?;
-        let mut facts = None;
-        if let Some(newest) = app.db.latest_run(&config.name, end, true).await? {
-            let evidence = app.db.evidence_of_run(&newest.id).await?;
-            if let Some(facts_row) = evidence.iter().find(|e| e.role == "facts") {
-                facts = load_facts(app, facts_row).await.ok();
-            }
-        }
+        let facts = facts::newest(app, &config.name, end)
+            .await?
+            .and_then(Result::ok);
         Ok::<_, anyhow::Error>((prior_success, prior_failure.is_some(), facts))
     }))
     .await?;
@@ -270,21 +260,21 @@ pub async fn gather(
     }
 
     // The custody log: every run manifest is evidence that collection itself works.
-    let custody_controls = app.config.catalog.controls_for_kind(CUSTODY);
+    let custody_controls = custody::controls(app);
     if !custody_controls.is_empty() {
         let max_age = shortest_max_age(app, &custody_controls);
         let manifest = |r: &RunRow| -> Vec<ItemInput> {
-            match (&r.manifest_key, &r.manifest_sha256) {
-                (Some(key), Some(sha256)) => vec![ItemInput {
+            custody::manifest_object(r)
+                .map(|(sha256, object_key)| ItemInput {
                     name: format!("run manifest of {}", r.collector),
                     role: "manifest".into(),
                     media_type: "application/json".into(),
                     size: None,
-                    sha256: sha256.clone(),
-                    object_key: key.clone(),
-                }],
-                _ => Vec::new(),
-            }
+                    sha256,
+                    object_key,
+                })
+                .into_iter()
+                .collect()
         };
         let mut runs = Vec::new();
         if let Some(prior) = app.db.latest_manifest(before).await? {
@@ -321,30 +311,6 @@ pub async fn gather(
     })
 }
 
-/// A report format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum ReportFormat {
-    Html,
-    Md,
-    Csv,
-    Json,
-    Oscal,
-}
-
-/// The format version of `manifest.json`.
-pub const BUNDLE_FORMAT: &str = "annexa-report-bundle/1";
-pub const MANIFEST: &str = "manifest.json";
-pub const SIGNATURE: &str = "manifest.json.sig";
-
-#[derive(Debug, Serialize)]
-struct BundleFile {
-    name: String,
-    sha256: String,
-    size: u64,
-    /// Where the store keeps this file.
-    object_key: String,
-}
-
 /// Hashes what is written to it, and keeps nothing.
 struct HashingSink(Sha256);
 
@@ -356,26 +322,6 @@ impl Write for HashingSink {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-type Renderer = fn(&annexa_reports::Report, &mut dyn Write) -> std::io::Result<()>;
-
-fn files_of(format: ReportFormat) -> Vec<(&'static str, Renderer)> {
-    use annexa_reports as r;
-    match format {
-        ReportFormat::Html => vec![("report.html", |m, mut o| r::render_html(m, &mut o))],
-        ReportFormat::Md => vec![("report.md", |m, mut o| r::render_markdown(m, &mut o))],
-        ReportFormat::Csv => vec![
-            ("controls.csv", |m, mut o| r::render_controls_csv(m, &mut o)),
-            ("gaps.csv", |m, mut o| r::render_gaps_csv(m, &mut o)),
-            ("findings.csv", |m, mut o| r::render_findings_csv(m, &mut o)),
-            ("evidence.csv", |m, mut o| r::render_evidence_csv(m, &mut o)),
-        ],
-        ReportFormat::Json => vec![("report.json", |m, mut o| r::render_json(m, &mut o))],
-        ReportFormat::Oscal => vec![("oscal-assessment-results.json", |m, mut o| {
-            r::render_oscal(m, &mut o)
-        })],
     }
 }
 
@@ -418,7 +364,7 @@ pub struct Bundle {
 pub async fn write_bundle(
     app: &Annexa,
     period: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    formats: &[ReportFormat],
+    formats: &[Format],
     out: Option<&Path>,
     as_of: Option<DateTime<Utc>>,
 ) -> anyhow::Result<Bundle> {
@@ -431,7 +377,7 @@ pub async fn write_bundle(
             annexa_reports::time(to)
         );
     }
-    let key = crate::keyring::signing_key(app).await?;
+    let key = crate::ledger::keyring::signing_key(app).await?;
     let input = gather(app, from, to, now, now, &key).await?;
     let model = annexa_reports::build(&input);
     drop(input);
@@ -462,7 +408,7 @@ pub async fn write_bundle(
     let model = std::sync::Arc::new(model);
     let mut renders = Vec::new();
     for format in formats {
-        for (name, render) in files_of(format) {
+        for &(name, render) in format.files() {
             let (model, dir) = (model.clone(), dir.clone());
             renders.push((
                 name,
@@ -484,7 +430,7 @@ pub async fn write_bundle(
             .store
             .put_object(&annexa_collectors::Body::File(path.clone()))
             .await?;
-        files.push(BundleFile {
+        files.push(bundle::BundleFile {
             name: name.to_string(),
             sha256: stored.sha256,
             size: stored.size,
@@ -493,43 +439,29 @@ pub async fn write_bundle(
         paths.push(path);
     }
 
-    let manifest = crate::canonical::to_vec(&serde_json::json!({
-        "format": BUNDLE_FORMAT,
-        "report_id": id,
-        "organization": model.organization,
-        "period": {"from": annexa_reports::time(from), "to": annexa_reports::time(to)},
-        "generated_at": annexa_reports::time(model.generated_at),
-        "checkpoint": {
-            "origin": model.ledger.origin,
-            "tree_size": model.ledger.tree_size,
-            "root_hash": model.ledger.root_hash,
-            "key_id": model.ledger.key_id,
-        },
-        "files": files,
-    }));
-    let manifest_sha256 = hex::encode(Sha256::digest(&manifest));
-    let signature = key.sign_note(&format!(
-        "{BUNDLE_FORMAT}\n{id}\nsha256 {manifest_sha256}\n"
-    ));
-    for (name, bytes) in [(MANIFEST, &manifest[..]), (SIGNATURE, signature.as_bytes())] {
+    let sealed = bundle::seal(&key, &id, &model, (from, to), &files);
+    for (name, bytes) in [
+        (bundle::MANIFEST, &sealed.manifest[..]),
+        (bundle::SIGNATURE, sealed.signature.as_bytes()),
+    ] {
         paths.push(write_file(&dir, name, |out| out.write_all(bytes))?);
         app.store
             .put_named(&format!("reports/{id}/{name}"), bytes)
             .await?;
     }
-    app.db
-        .record_audit_event(
-            "annexa",
-            "report-generated",
-            &id,
-            serde_json::json!({
-                "manifest_sha256": manifest_sha256,
-                "key_id": model.ledger.key_id,
-                "period": {"from": annexa_reports::time(from), "to": annexa_reports::time(to)},
-            }),
-            app.clock.now(),
-        )
-        .await?;
+    crate::ledger::audit::record(
+        &app.db,
+        crate::ledger::audit::Actor::Annexa,
+        crate::ledger::audit::AuditAction::ReportGenerated,
+        &id,
+        serde_json::json!({
+            "manifest_sha256": sealed.manifest_sha256,
+            "key_id": model.ledger.key_id,
+            "period": {"from": annexa_reports::time(from), "to": annexa_reports::time(to)},
+        }),
+        app.clock.now(),
+    )
+    .await?;
 
     Ok(Bundle {
         id,

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
-use crate::Annexa;
-use crate::db::KeyRow;
-use crate::keys::{NoteKey, Verifier};
+use crate::app::Annexa;
+use crate::db::{KeyRow, KeyState};
+use crate::ledger::note::{NoteKey, Verifier};
 
 /// The key annexa signs with: the key file of the config, which must be the keys table's
 /// active key. On first use (no key file, no key recorded) a key is generated, written 0600 and
@@ -22,7 +22,7 @@ pub async fn signing_key(app: &Annexa) -> anyhow::Result<NoteKey> {
     use anyhow::{Context, bail};
     let path = &app.config.ledger.key_file;
     let keys = app.db.keys().await?;
-    let active = keys.iter().find(|k| k.state == "active");
+    let active = keys.iter().find(|k| k.state == KeyState::Active);
     let key = if path.exists() {
         NoteKey::read(path).map_err(|e| {
             anyhow::anyhow!(
@@ -72,21 +72,21 @@ async fn activate(app: &Annexa, key: &NoteKey) -> anyhow::Result<()> {
             id: id.clone(),
             name: key.name.clone(),
             verifier: key.verifier_text(),
-            state: "active".into(),
+            state: KeyState::Active,
             created_at: now,
             retired_at: None,
             revoked_at: None,
         })
         .await?;
-    app.db
-        .record_audit_event(
-            "annexa",
-            "key-activated",
-            &id,
-            serde_json::json!({"verifier": key.verifier_text()}),
-            now,
-        )
-        .await?;
+    crate::ledger::audit::record(
+        &app.db,
+        crate::ledger::audit::Actor::Annexa,
+        crate::ledger::audit::AuditAction::KeyActivated,
+        &id,
+        serde_json::json!({"verifier": key.verifier_text()}),
+        now,
+    )
+    .await?;
     Ok(())
 }
 
@@ -109,7 +109,7 @@ fn set_aside(path: &Path, id: &str) -> anyhow::Result<PathBuf> {
 /// `annexa keys generate`: a first key, or a new one after the active key was revoked.
 pub async fn generate(app: &Annexa) -> anyhow::Result<NoteKey> {
     let keys = app.db.keys().await?;
-    if let Some(active) = keys.iter().find(|k| k.state == "active") {
+    if let Some(active) = keys.iter().find(|k| k.state == KeyState::Active) {
         bail!(
             "key {} is active; replace it with `annexa keys rotate` (or revoke it first with `annexa keys revoke {}`)",
             active.id,
@@ -152,18 +152,20 @@ pub async fn rotate(app: &Annexa) -> anyhow::Result<(NoteKey, NoteKey)> {
     new.write_new(path)
         .with_context(|| format!("cannot write the new signing key to {}", path.display()))?;
     let now = app.clock.now();
-    app.db.set_key_state(&old_id, "retired", now).await?;
-    activate(app, &new).await?;
     app.db
-        .record_audit_event(
-            "annexa",
-            "key-rotated",
-            &old_id,
-            serde_json::json!({"retired": old_id, "active": hex::encode(new.key_id())}),
-            now,
-        )
+        .set_key_state(&old_id, KeyState::Retired, now)
         .await?;
-    crate::checkpoint::create_signed(app, &[&new, &old]).await?;
+    activate(app, &new).await?;
+    crate::ledger::audit::record(
+        &app.db,
+        crate::ledger::audit::Actor::Annexa,
+        crate::ledger::audit::AuditAction::KeyRotated,
+        &old_id,
+        serde_json::json!({"retired": old_id, "active": hex::encode(new.key_id())}),
+        now,
+    )
+    .await?;
+    crate::ledger::checkpoint::create_signed(app, &[&new, &old]).await?;
     Ok((old, new))
 }
 
@@ -173,20 +175,20 @@ pub async fn revoke(app: &Annexa, id: &str) -> anyhow::Result<KeyRow> {
     let Some(key) = keys.iter().find(|k| k.id == id) else {
         bail!("no key {id}; `annexa keys list` shows the keys annexa knows");
     };
-    if key.state == "revoked" {
+    if key.state == KeyState::Revoked {
         return Ok(key.clone());
     }
     let now = app.clock.now();
-    app.db.set_key_state(id, "revoked", now).await?;
-    app.db
-        .record_audit_event(
-            "annexa",
-            "key-revoked",
-            id,
-            serde_json::json!({"was": key.state}),
-            now,
-        )
-        .await?;
+    app.db.set_key_state(id, KeyState::Revoked, now).await?;
+    crate::ledger::audit::record(
+        &app.db,
+        crate::ledger::audit::Actor::Annexa,
+        crate::ledger::audit::AuditAction::KeyRevoked,
+        id,
+        serde_json::json!({"was": key.state}),
+        now,
+    )
+    .await?;
     Ok(app
         .db
         .keys()

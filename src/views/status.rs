@@ -6,16 +6,17 @@ use annexa_collectors::{Finding, FindingCode};
 use annexa_reports::StatusDocument;
 use chrono::{DateTime, Utc};
 
-use crate::Annexa;
+use super::custody;
+use crate::app::Annexa;
 use crate::controls::{CUSTODY, RunState, SourceState, evaluate};
-use crate::db::{DbError, RunRow};
-use crate::registry;
-use crate::runner::load_facts;
+use crate::db::{DbError, RunRow, RunStatus};
+use crate::evidence::{facts, registry};
+use crate::ledger::audit::{self, AuditAction};
 
 fn run_state(run: &RunRow) -> RunState {
     RunState {
         run_id: run.id.clone(),
-        succeeded: run.status == "succeeded",
+        succeeded: run.status == RunStatus::Succeeded,
         finished_at: run.finished_at.unwrap_or(run.started_at),
         error: run.error.as_ref().map(|e| {
             let code = run
@@ -42,11 +43,10 @@ async fn source_state(
         None => None,
         Some(run) => {
             let evidence = app.db.evidence_of_run(&run.id).await?;
-            if let Some(facts_row) = evidence.iter().find(|e| e.role == "facts") {
-                match load_facts(app, facts_row).await {
-                    Ok(facts) => findings = collector.check(&facts, as_of),
-                    Err(violation) => findings.push(violation),
-                }
+            match facts::of_rows(app, &evidence).await {
+                Some(Ok(facts)) => findings = collector.check(&facts, as_of),
+                Some(Err(violation)) => findings.push(violation),
+                None => {}
             }
             let objects = evidence
                 .into_iter()
@@ -68,10 +68,7 @@ async fn source_state(
 /// The newest `annexa verify` by `as_of` found violations: an `integrity-violation` finding on
 /// the custody log until a later verify passes.
 async fn verify_findings(app: &Annexa, as_of: DateTime<Utc>) -> Result<Vec<Finding>, DbError> {
-    let events = app
-        .db
-        .audit_events_with_action(crate::verify::VERIFIED)
-        .await?;
+    let events = audit::with_action(&app.db, AuditAction::Verified).await?;
     let Some(last) = events
         .iter()
         .rev()
@@ -114,7 +111,7 @@ pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument
         .await?;
 
     // The custody log: every run manifest is evidence that evidence collection works.
-    let custody_controls = app.config.catalog.controls_for_kind(CUSTODY);
+    let custody_controls = custody::controls(app);
     if !custody_controls.is_empty() {
         let head = app.db.latest_manifest(as_of).await?;
         sources.push(SourceState {
@@ -131,11 +128,7 @@ pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument
                     error: None,
                     ..run_state(r)
                 };
-                let object = (
-                    r.manifest_sha256.clone().unwrap_or_default(),
-                    r.manifest_key.clone().unwrap_or_default(),
-                );
-                (state, vec![object])
+                (state, custody::manifest_object(r).into_iter().collect())
             }),
             findings: verify_findings(app, as_of).await?,
         });

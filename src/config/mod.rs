@@ -7,57 +7,29 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::time::Duration;
 
-use annexa_collectors::backup_restore::BackupRestoreConfig;
-use annexa_collectors::cron_health::{CronHealthConfig, JobSchedule, JobSpec};
-use annexa_collectors::github_alerts::GithubAlertsConfig;
-use annexa_collectors::incident_log::IncidentLogConfig;
-use annexa_collectors::policy_document::PolicyDocumentConfig;
+use annexa_collectors::cron_health::{JobSchedule, JobSpec};
 use annexa_collectors::{FindingCode, Level};
+use annexa_reports::Format;
 use serde::Deserialize;
 
+mod alerts;
+mod collectors;
+mod store;
 mod worker;
 
-pub use worker::{
-    AlertsConfig, EmailConfig, SinkConfig, SinkKind, SmtpTls, WorkerConfig, check_host, check_url,
-    is_public,
+pub use alerts::{
+    AlertsConfig, EmailConfig, SinkConfig, SinkKind, SmtpTls, check_host, check_url, is_public,
 };
+pub use collectors::{CollectorConfig, CollectorKind, JobConfig, Kind};
+pub use worker::WorkerConfig;
 
+use crate::base::{Schedule, Secret};
 use crate::controls::Catalog;
+use crate::store::StoreConfig;
 
 /// The prefix of environment variables that override config keys; `__` separates levels.
 pub const ENV_PREFIX: &str = "ANNEXA_";
-
-/// Collector kinds this build knows.
-pub const COLLECTOR_KINDS: &[&str] = &[
-    "policy-document",
-    "cron-health",
-    "incident-log",
-    "github-alerts",
-];
-
-/// A value that never appears in logs, errors or `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret<T>(T);
-
-impl<T> Secret<T> {
-    pub fn new(value: T) -> Self {
-        Secret(value)
-    }
-
-    /// The secret itself; call only where it is used, never to print it.
-    pub fn expose(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 /// Every problem found in a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +65,7 @@ struct RawConfig {
     #[serde(default)]
     organization: RawOrganization,
     #[serde(default)]
-    store: RawStore,
+    store: store::RawStore,
     #[serde(default)]
     database: RawDatabase,
     #[serde(default)]
@@ -103,7 +75,7 @@ struct RawConfig {
     #[serde(default, rename = "collector")]
     collectors: Vec<toml::Table>,
     #[serde(default, rename = "job")]
-    jobs: Vec<RawJob>,
+    jobs: Vec<collectors::RawJob>,
     #[serde(default)]
     controls: BTreeMap<String, crate::controls::ControlOverride>,
     #[serde(default)]
@@ -111,29 +83,14 @@ struct RawConfig {
     #[serde(default)]
     worker: worker::RawWorker,
     #[serde(default)]
-    alerts: worker::RawAlerts,
+    alerts: alerts::RawAlerts,
     #[serde(default, rename = "sink")]
-    sinks: Vec<worker::RawSink>,
+    sinks: Vec<alerts::RawSink>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct RawOrganization {
     name: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RawStore {
-    kind: Option<String>,
-    path: Option<PathBuf>,
-    endpoint: Option<String>,
-    region: Option<String>,
-    bucket: Option<String>,
-    prefix: Option<String>,
-    path_style: Option<bool>,
-    multipart_threshold_mib: Option<u64>,
-    part_size_mib: Option<u64>,
-    object_lock_mode: Option<String>,
-    object_lock_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,34 +118,6 @@ struct RawFindings {
     levels: BTreeMap<String, String>,
 }
 
-/// One `[[job]]`: an external scheduled job that reports with `annexa ping`.
-#[derive(Debug, Default, Deserialize)]
-struct RawJob {
-    name: Option<String>,
-    schedule: Option<String>,
-    period: Option<String>,
-    timezone: Option<String>,
-    grace: Option<String>,
-    max_runtime: Option<String>,
-    since: Option<String>,
-    token_env: Option<String>,
-    token_file: Option<PathBuf>,
-}
-
-/// The fields every `[[collector]]` table has; the rest belongs to its kind.
-#[derive(Debug, Deserialize)]
-struct RawCollectorCommon {
-    name: Option<String>,
-    kind: Option<String>,
-    schedule: Option<String>,
-    max_age: Option<String>,
-    grace: Option<String>,
-    controls: Option<Vec<String>>,
-}
-
-const COMMON_COLLECTOR_KEYS: &[&str] =
-    &["name", "kind", "schedule", "max_age", "grace", "controls"];
-
 // ---------------------------------------------------------------------------------------------
 // Valid (what the engine uses)
 
@@ -205,43 +134,13 @@ pub struct Config {
     /// Where `annexa report` writes bundles unless `--out` says otherwise.
     pub report_dir: PathBuf,
     /// When the worker writes a report of the previous month, and in which formats.
-    pub report_schedule: Option<(Schedule, Vec<crate::report::ReportFormat>)>,
+    pub report_schedule: Option<(Schedule, Vec<Format>)>,
     pub worker: WorkerConfig,
     pub alerts: AlertsConfig,
     pub collectors: Vec<CollectorConfig>,
     pub jobs: Vec<JobConfig>,
     pub catalog: Catalog,
     pub levels: BTreeMap<FindingCode, Level>,
-}
-
-#[derive(Debug, Clone)]
-pub enum StoreConfig {
-    Fs { path: PathBuf },
-    S3(S3Config),
-}
-
-#[derive(Debug, Clone)]
-pub struct S3Config {
-    pub endpoint: Option<String>,
-    pub region: String,
-    pub bucket: String,
-    /// Prepended to every key, without a trailing slash; empty for none.
-    pub prefix: String,
-    pub path_style: bool,
-    pub multipart_threshold: u64,
-    pub part_size: u64,
-    /// An access key id and secret given by a program embedding annexa. The config file never
-    /// sets this: there, credentials come from the AWS environment variables or profile files.
-    pub static_credentials: Option<(String, Secret<String>)>,
-    /// S3 Object Lock retention set on every object written.
-    pub object_lock: Option<ObjectLock>,
-}
-
-/// An Object Lock retention: `GOVERNANCE` or `COMPLIANCE`, for a number of days.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectLock {
-    pub mode: String,
-    pub days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -262,110 +161,19 @@ pub enum Publish {
     Url(String),
 }
 
-#[derive(Debug, Clone)]
-pub struct CollectorConfig {
-    pub name: String,
-    pub schedule: Schedule,
-    /// Overrides the catalog's maximum evidence age for this collector's evidence.
-    pub max_age: Option<Duration>,
-    /// How late after its slot a run still counts as on time, for cron-health.
-    pub grace: Duration,
-    /// Replaces the catalog's controls for this collector.
-    pub controls: Option<Vec<String>>,
-    pub kind: CollectorKind,
-}
-
-/// An external job that reports with pings.
-#[derive(Debug, Clone)]
-pub struct JobConfig {
-    pub spec: JobSpec,
-    /// The token `POST /ping/{job}` must present; None refuses HTTP pings for this job.
-    pub token: Option<Secret<String>>,
-}
-
-/// The closed set of collector kinds, each with its own settings.
-#[derive(Debug, Clone)]
-pub enum CollectorKind {
-    PolicyDocument(PolicyDocumentConfig),
-    CronHealth(CronHealthConfig),
-    IncidentLog(Box<IncidentLogConfig>),
-    GithubAlerts(GithubAlertsConfig),
-    BackupRestore(BackupRestoreConfig),
-}
-
-impl CollectorKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            CollectorKind::PolicyDocument(_) => "policy-document",
-            CollectorKind::CronHealth(_) => "cron-health",
-            CollectorKind::IncidentLog(_) => "incident-log",
-            CollectorKind::GithubAlerts(_) => "github-alerts",
-            CollectorKind::BackupRestore(_) => "backup-restore",
-        }
-    }
-}
-
-/// A cron schedule (5 or 6 fields, or `@daily` and friends), in UTC.
-#[derive(Clone)]
-pub struct Schedule {
-    pub text: String,
-    pub cron: croner::Cron,
-}
-
-impl fmt::Debug for Schedule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Schedule({:?})", self.text)
-    }
-}
-
-impl FromStr for Schedule {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let cron = croner::Cron::from_str(s).map_err(|e| format!("{e}"))?;
-        Ok(Schedule {
-            text: s.to_string(),
-            cron,
-        })
-    }
-}
-
-impl Schedule {
-    /// The latest scheduled slot at or before `t`.
-    pub fn slot_at(
-        &self,
-        t: chrono::DateTime<chrono::Utc>,
-    ) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.cron.find_previous_occurrence(&t, true).ok()
-    }
-
-    /// The first scheduled slot after `t`.
-    pub fn next_after(
-        &self,
-        t: chrono::DateTime<chrono::Utc>,
-    ) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.cron.find_next_occurrence(&t, false).ok()
-    }
-}
-
 /// `[report] schedule` and `formats`: the worker's scheduled report (all formats by default).
 fn validate_report_schedule(
     schedule: Option<String>,
     formats: Option<Vec<String>>,
     problems: &mut Vec<String>,
-) -> Option<(Schedule, Vec<crate::report::ReportFormat>)> {
-    use clap::ValueEnum;
+) -> Option<(Schedule, Vec<Format>)> {
     let formats = match formats {
-        None => crate::report::ReportFormat::value_variants().to_vec(),
+        None => Format::ALL.to_vec(),
         Some(names) => names
             .iter()
             .filter_map(|n| {
-                crate::report::ReportFormat::from_str(n, true)
-                    .map_err(|_| {
-                        problems.push(format!(
-                            "report.formats: unknown format `{n}`; use html, md, csv, json or oscal"
-                        ))
-                    })
+                n.parse::<Format>()
+                    .map_err(|e| problems.push(format!("report.formats: {e}")))
                     .ok()
             })
             .collect(),
@@ -380,12 +188,6 @@ fn validate_report_schedule(
             None
         }
     }
-}
-
-/// Parses a duration as humans write it: `90d`, `36h`, `1h 30m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. `36h` or `35d`"))
 }
 
 impl Config {
@@ -478,7 +280,7 @@ impl Config {
             .organization
             .name
             .unwrap_or_else(|| "Unnamed organization".to_string());
-        let store = validate_store(raw.store, &resolve, &mut problems);
+        let store = store::validate_store(raw.store, &resolve, &mut problems);
         let database_url = raw
             .database
             .url
@@ -517,7 +319,7 @@ impl Config {
         let report_schedule =
             validate_report_schedule(raw.report.schedule, raw.report.formats, &mut problems);
         let worker = worker::validate_worker(raw.worker, &mut problems);
-        let alerts = worker::validate_alerts(raw.alerts, raw.sinks, env, &mut problems);
+        let alerts = alerts::validate_alerts(raw.alerts, raw.sinks, env, &mut problems);
 
         let catalog = match Catalog::with_overrides(raw.controls) {
             Ok(c) => c,
@@ -539,13 +341,13 @@ impl Config {
 
         let mut collectors = Vec::new();
         for (i, table) in raw.collectors.into_iter().enumerate() {
-            if let Some(c) = validate_collector(i, table, &catalog, &mut problems) {
+            if let Some(c) = collectors::validate_collector(i, table, &catalog, &mut problems) {
                 collectors.push(c);
             }
         }
         let mut jobs = Vec::new();
         for (i, raw) in raw.jobs.into_iter().enumerate() {
-            if let Some(j) = validate_job(i, raw, &base_dir, env, &mut problems) {
+            if let Some(j) = collectors::validate_job(i, raw, &base_dir, env, &mut problems) {
                 jobs.push(j);
             }
         }
@@ -706,104 +508,6 @@ fn env_value(raw: &str) -> toml::Value {
     toml::Value::String(raw.to_string())
 }
 
-fn validate_store(
-    raw: RawStore,
-    resolve: &dyn Fn(&Path) -> PathBuf,
-    problems: &mut Vec<String>,
-) -> Option<StoreConfig> {
-    match raw.kind.as_deref().unwrap_or("fs") {
-        "fs" => {
-            for (key, set) in [
-                ("endpoint", raw.endpoint.is_some()),
-                ("bucket", raw.bucket.is_some()),
-                ("region", raw.region.is_some()),
-                ("object_lock_mode", raw.object_lock_mode.is_some()),
-                ("object_lock_days", raw.object_lock_days.is_some()),
-            ] {
-                if set {
-                    problems.push(format!("store.{key} applies only to kind = \"s3\""));
-                }
-            }
-            Some(StoreConfig::Fs {
-                path: resolve(&raw.path.unwrap_or_else(|| PathBuf::from("data/store"))),
-            })
-        }
-        "s3" => {
-            if !cfg!(feature = "s3") {
-                problems.push(
-                    "store kind \"s3\" is not available in this build: rebuild with `--features s3`"
-                        .to_string(),
-                );
-            }
-            if raw.path.is_some() {
-                problems
-                    .push("store.path applies only to kind = \"fs\"; use store.prefix".to_string());
-            }
-            let Some(bucket) = raw.bucket else {
-                problems.push("store.bucket is required when store.kind = \"s3\"".to_string());
-                return None;
-            };
-            if let Some(e) = &raw.endpoint
-                && url::Url::parse(e).is_err()
-            {
-                problems.push(format!(
-                    "store.endpoint `{e}` is not a URL (e.g. http://127.0.0.1:9000)"
-                ));
-            }
-            let mib = |v: Option<u64>, default: u64| v.unwrap_or(default) * 1024 * 1024;
-            let part_size = mib(raw.part_size_mib, 16);
-            if part_size < 5 * 1024 * 1024 {
-                problems.push(
-                    "store.part_size_mib must be at least 5 (S3's smallest part)".to_string(),
-                );
-            }
-            let object_lock = match (raw.object_lock_mode, raw.object_lock_days) {
-                (None, None) => None,
-                (Some(mode), days) => {
-                    let mode = mode.to_ascii_uppercase();
-                    if mode != "GOVERNANCE" && mode != "COMPLIANCE" {
-                        problems.push(format!(
-                            "store.object_lock_mode `{mode}` is unknown: use \"GOVERNANCE\" or \"COMPLIANCE\""
-                        ));
-                    }
-                    let days = days.unwrap_or(0);
-                    if days == 0 {
-                        problems.push(
-                            "store.object_lock_days must be at least 1 when store.object_lock_mode is set"
-                                .to_string(),
-                        );
-                    }
-                    Some(ObjectLock { mode, days })
-                }
-                (None, Some(_)) => {
-                    problems.push(
-                        "store.object_lock_days needs store.object_lock_mode (\"GOVERNANCE\" or \"COMPLIANCE\")"
-                            .to_string(),
-                    );
-                    None
-                }
-            };
-            Some(StoreConfig::S3(S3Config {
-                object_lock,
-                endpoint: raw.endpoint,
-                region: raw.region.unwrap_or_else(|| "us-east-1".to_string()),
-                bucket,
-                prefix: raw.prefix.unwrap_or_default().trim_matches('/').to_string(),
-                path_style: raw.path_style.unwrap_or(true),
-                multipart_threshold: mib(raw.multipart_threshold_mib, 64),
-                part_size,
-                static_credentials: None,
-            }))
-        }
-        other => {
-            problems.push(format!(
-                "store.kind `{other}` is unknown: use \"fs\" or \"s3\""
-            ));
-            None
-        }
-    }
-}
-
 /// Makes a relative SQLite path relative to the config's folder and lets SQLite create the file.
 fn resolve_database_url(url: &str, base_dir: &Path) -> Result<String, String> {
     if let Some(rest) = url
@@ -837,269 +541,6 @@ fn resolve_database_url(url: &str, base_dir: &Path) -> Result<String, String> {
         return Ok(url.to_string());
     }
     Err("database.url must start with sqlite:// or postgres://".to_string())
-}
-
-fn validate_collector(
-    index: usize,
-    mut table: toml::Table,
-    catalog: &Catalog,
-    problems: &mut Vec<String>,
-) -> Option<CollectorConfig> {
-    let mut common_table = toml::Table::new();
-    for key in COMMON_COLLECTOR_KEYS {
-        if let Some(v) = table.remove(*key) {
-            common_table.insert((*key).to_string(), v);
-        }
-    }
-    let common: RawCollectorCommon = match common_table.try_into() {
-        Ok(c) => c,
-        Err(e) => {
-            problems.push(format!("collector[{index}]: {e}"));
-            return None;
-        }
-    };
-    let label = match &common.name {
-        Some(n) => format!("collector `{n}`"),
-        None => format!("collector[{index}]"),
-    };
-    let mut ok = true;
-    let mut problem = |p: String| {
-        problems.push(format!("{label}: {p}"));
-        ok = false;
-    };
-    if common.name.as_deref().is_none_or(str::is_empty) {
-        problem("`name` is required".to_string());
-    } else if let Some(n) = &common.name
-        && !n
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        problem(format!(
-            "name `{n}` may contain only letters, digits, `-` and `_`"
-        ));
-    }
-    let schedule = match common
-        .schedule
-        .as_deref()
-        .unwrap_or("@daily")
-        .parse::<Schedule>()
-    {
-        Ok(s) => Some(s),
-        Err(e) => {
-            problem(format!(
-                "schedule `{}` is not a cron expression: {e}",
-                common.schedule.as_deref().unwrap_or_default()
-            ));
-            None
-        }
-    };
-    let max_age = match common.max_age.as_deref().map(parse_duration).transpose() {
-        Ok(d) => d,
-        Err(e) => {
-            problem(format!("max_age: {e}"));
-            None
-        }
-    };
-    let grace = match parse_duration(common.grace.as_deref().unwrap_or("1h")) {
-        Ok(d) => d,
-        Err(e) => {
-            problem(format!("grace: {e}"));
-            Duration::ZERO
-        }
-    };
-    if let Some(controls) = &common.controls {
-        for c in controls {
-            if catalog.get(c).is_none() {
-                problem(format!("control `{c}` is not in the catalog"));
-            }
-        }
-    }
-    let kind_name = common.kind.clone().unwrap_or_default();
-    let kind = match kind_name.as_str() {
-        "policy-document" => parse_kind(table, &mut problem).map(|c: PolicyDocumentConfig| {
-            // Source paths are not checked here: a source missing at run time is evidence
-            // of a problem (a failed run), not an invalid configuration.
-            for (doc, settings) in &c.documents {
-                for control in &settings.controls {
-                    if catalog.get(control).is_none() {
-                        problem(format!(
-                            "documents.{doc}: control `{control}` is not in the catalog"
-                        ));
-                    }
-                }
-            }
-            CollectorKind::PolicyDocument(c)
-        }),
-        "cron-health" => parse_kind(table, &mut problem).map(CollectorKind::CronHealth),
-        "backup-restore" => checked_kind(table, &mut problem, BackupRestoreConfig::problems)
-            .map(CollectorKind::BackupRestore),
-        "github-alerts" => checked_kind(table, &mut problem, GithubAlertsConfig::problems)
-            .map(CollectorKind::GithubAlerts),
-        "incident-log" => checked_kind(table, &mut problem, |c: &IncidentLogConfig| {
-            c.policy().err().unwrap_or_default()
-        })
-        .map(|c| CollectorKind::IncidentLog(Box::new(c))),
-        "" => {
-            problem(format!(
-                "`kind` is required; one of: {}",
-                COLLECTOR_KINDS.join(", ")
-            ));
-            None
-        }
-        other => {
-            problem(format!(
-                "unknown collector kind `{other}`; this build has: {}",
-                COLLECTOR_KINDS.join(", ")
-            ));
-            None
-        }
-    };
-    if !ok {
-        return None;
-    }
-    Some(CollectorConfig {
-        name: common.name?,
-        schedule: schedule?,
-        max_age,
-        grace,
-        controls: common.controls,
-        kind: kind?,
-    })
-}
-
-fn validate_job(
-    index: usize,
-    raw: RawJob,
-    base_dir: &Path,
-    env: &[(String, String)],
-    problems: &mut Vec<String>,
-) -> Option<JobConfig> {
-    let label = match &raw.name {
-        Some(n) => format!("job `{n}`"),
-        None => format!("job[{index}]"),
-    };
-    let before = problems.len();
-    let mut problem = |p: String| problems.push(format!("{label}: {p}"));
-    let name = raw.name.clone().unwrap_or_default();
-    if name.is_empty() {
-        problem("`name` is required".into());
-    } else if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        problem(format!(
-            "name `{name}` may contain only letters, digits, `-` and `_`"
-        ));
-    }
-    let mut duration = |key: &str, value: Option<&str>| -> Option<Duration> {
-        match value.map(parse_duration).transpose() {
-            Ok(d) => d,
-            Err(e) => {
-                problem(format!("{key}: {e}"));
-                None
-            }
-        }
-    };
-    let grace = duration("grace", Some(raw.grace.as_deref().unwrap_or("15m")));
-    let max_runtime = duration("max_runtime", raw.max_runtime.as_deref());
-    let period = duration("period", raw.period.as_deref());
-    let schedule = match (raw.schedule, period) {
-        (Some(expression), None) => Some(JobSchedule::Cron {
-            expression,
-            timezone: raw.timezone.unwrap_or_else(|| "UTC".into()),
-        }),
-        (None, Some(p)) => Some(JobSchedule::Period {
-            seconds: p.as_secs() as i64,
-        }),
-        _ => {
-            problem("set exactly one of `schedule` (cron) and `period` (e.g. \"1h\")".into());
-            None
-        }
-    };
-    let since = match raw
-        .since
-        .as_deref()
-        .map(chrono::DateTime::parse_from_rfc3339)
-        .transpose()
-    {
-        Ok(s) => s.map(|s| s.with_timezone(&chrono::Utc)),
-        Err(e) => {
-            problem(format!("since: {e}; write e.g. 2026-11-01T00:00:00Z"));
-            None
-        }
-    };
-    let token = match (&raw.token_env, &raw.token_file) {
-        (Some(var), None) => match env.iter().find(|(k, _)| k == var) {
-            Some((_, v)) if !v.is_empty() => Some(Secret::new(v.clone())),
-            _ => {
-                problem(format!(
-                    "token_env: the environment variable {var} is not set"
-                ));
-                None
-            }
-        },
-        (None, Some(file)) => {
-            let path = if file.is_absolute() {
-                file.clone()
-            } else {
-                base_dir.join(file)
-            };
-            match std::fs::read_to_string(&path) {
-                Ok(t) if !t.trim().is_empty() => Some(Secret::new(t.trim().to_string())),
-                Ok(_) => {
-                    problem(format!("token_file {} is empty", path.display()));
-                    None
-                }
-                Err(e) => {
-                    problem(format!("token_file {}: {e}", path.display()));
-                    None
-                }
-            }
-        }
-        (Some(_), Some(_)) => {
-            problem("set one of `token_env` and `token_file`, not both".into());
-            None
-        }
-        (None, None) => None,
-    };
-    let spec = JobSpec {
-        name,
-        schedule: schedule?,
-        grace_seconds: grace.map_or(0, |g| g.as_secs() as i64),
-        max_runtime_seconds: max_runtime.map(|d| d.as_secs() as i64),
-        origin: "job".into(),
-        since,
-    };
-    if let Err(e) = spec.validate() {
-        problems.push(format!("{label}: {e}"));
-    }
-    (problems.len() == before).then_some(JobConfig { spec, token })
-}
-
-/// Parses a kind's settings, then reports every problem they find in themselves.
-fn checked_kind<T: for<'de> Deserialize<'de>>(
-    table: toml::Table,
-    problem: &mut dyn FnMut(String),
-    problems_of: impl Fn(&T) -> Vec<String>,
-) -> Option<T> {
-    let settings = parse_kind(table, problem)?;
-    let problems = problems_of(&settings);
-    let ok = problems.is_empty();
-    problems.into_iter().for_each(&mut *problem);
-    ok.then_some(settings)
-}
-
-fn parse_kind<T: for<'de> Deserialize<'de>>(
-    table: toml::Table,
-    problem: &mut dyn FnMut(String),
-) -> Option<T> {
-    match toml::Value::Table(table).try_into() {
-        Ok(v) => Some(v),
-        Err(e) => {
-            problem(e.to_string().trim().to_string());
-            None
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1215,7 +656,7 @@ mod tests {
 
     #[test]
     fn the_example_config_parses_with_every_option() {
-        let example = include_str!("../annexa.example.toml");
+        let example = include_str!("../../annexa.example.toml");
         let c = parse(example, &[]).unwrap();
         assert_eq!(c.organization, "Example Ltd");
         assert_eq!(c.collectors.len(), 5);

@@ -15,8 +15,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::AlertMessage;
-use crate::Annexa;
+use crate::app::Annexa;
 use crate::config::{EmailConfig, SinkConfig, SinkKind, SmtpTls};
+use crate::ops::Output;
 
 /// Why an attempt failed, and when the receiver asked to be tried again.
 #[derive(Debug)]
@@ -112,7 +113,7 @@ fn backoff(attempts: i64, asked: Option<Duration>) -> Duration {
 pub async fn deliver_due(
     app: &Annexa,
     client: &reqwest::Client,
-    json: bool,
+    out: &dyn Output,
 ) -> anyhow::Result<DeliveryReport> {
     let mut report = DeliveryReport::default();
     let now = app.clock.now();
@@ -139,7 +140,7 @@ pub async fn deliver_due(
                 alert.sink
             ))),
             Some(sink) => match serde_json::from_str::<AlertMessage>(&alert.body) {
-                Ok(message) => send(client, sink, &message, alert.id, json).await,
+                Ok(message) => send(client, sink, &message, alert.id, out).await,
                 Err(e) => Err(Failure::new(format!(
                     "the queued message is not readable: {e}"
                 ))),
@@ -166,13 +167,13 @@ pub async fn deliver_due(
             }
         }
     }
-    report.overdue = report_overdue(app, json).await?;
+    report.overdue = report_overdue(app, out).await?;
     Ok(report)
 }
 
 /// Reports alerts undelivered for longer than `undeliverable_after` (once each). They stay
 /// queued and are still retried.
-async fn report_overdue(app: &Annexa, json: bool) -> anyhow::Result<usize> {
+async fn report_overdue(app: &Annexa, out: &dyn Output) -> anyhow::Result<usize> {
     let now = app.clock.now();
     let cutoff = now - chrono::Duration::from_std(app.config.alerts.undeliverable_after)?;
     let overdue = app.db.overdue_alerts(cutoff).await?;
@@ -182,23 +183,20 @@ async fn report_overdue(app: &Annexa, json: bool) -> anyhow::Result<usize> {
             .last_error
             .as_deref()
             .unwrap_or("not tried yet: an earlier alert to this sink is still failing");
-        let line = if json {
-            serde_json::json!({
-                "undeliverable_alert": a.id, "sink": a.sink, "event": a.event,
-                "gap": a.dedup_key, "queued_at": annexa_reports::time(a.created_at),
-                "attempts": a.attempts, "last_error": error,
-            })
-            .to_string()
-        } else {
-            format!(
+        out.event(
+            &format!(
                 "ALERT UNDELIVERABLE: {} alert for gap {} to sink `{}` is still not delivered after {waited} ({} attempts; last error: {error}). It stays queued and is retried; fix the sink.",
                 a.event.to_uppercase(),
                 a.dedup_key,
                 a.sink,
                 a.attempts
-            )
-        };
-        crate::commands::print(format!("{line}\n").as_bytes())?;
+            ),
+            serde_json::json!({
+                "undeliverable_alert": a.id, "sink": a.sink, "event": a.event,
+                "gap": a.dedup_key, "queued_at": annexa_reports::time(a.created_at),
+                "attempts": a.attempts, "last_error": error,
+            }),
+        )?;
         app.db.mark_overdue_reported(a.id, now).await?;
     }
     Ok(overdue.len())
@@ -210,18 +208,15 @@ async fn send(
     sink: &SinkConfig,
     m: &AlertMessage,
     delivery: i64,
-    json: bool,
+    out: &dyn Output,
 ) -> Result<(), Failure> {
     match &sink.kind {
-        SinkKind::Stdout => {
-            let text = if json {
-                serde_json::to_string(&serde_json::json!({ "alert": m })).expect("serializes")
-            } else {
-                format!("{}\n{}\n", m.title, m.text)
-            };
-            crate::commands::print(format!("{text}\n").as_bytes())
-                .map_err(|e| Failure::new(format!("writing to stdout: {e}")))
-        }
+        SinkKind::Stdout => out
+            .event(
+                &format!("{}\n{}\n", m.title, m.text),
+                serde_json::json!({ "alert": m }),
+            )
+            .map_err(|e| Failure::new(format!("writing to stdout: {e}"))),
         SinkKind::Discord { url } => {
             let content = truncate(&format!("**{}**\n{}", m.title, m.text), 2000);
             let body =

@@ -10,17 +10,16 @@ use annexa_collectors::{
     Body, CollectContext, CollectError, Collector, EvidenceItem, Finding, FindingCode, Source,
 };
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::Annexa;
+use super::facts;
+use crate::app::Annexa;
 use crate::config::CollectorConfig;
-use crate::db::{EvidenceRow, RunRow};
-use crate::registry;
+use crate::db::{EvidenceRow, Role, RunRow, RunStatus};
+use crate::evidence::registry;
+use crate::ledger::audit::{self, Actor, AuditAction};
+use crate::ledger::manifest;
 use crate::store::{StoreError, StoredObject};
-
-/// The item name under which a run's normalized facts are stored.
-pub const FACTS_ITEM: &str = "facts.json";
+use sha2::{Digest, Sha256};
 
 /// What a finished run produced.
 #[derive(Debug, Clone)]
@@ -32,7 +31,7 @@ pub struct RunOutcome {
 
 impl RunOutcome {
     pub fn succeeded(&self) -> bool {
-        self.run.status == "succeeded"
+        self.run.status == RunStatus::Succeeded
     }
 }
 
@@ -50,54 +49,29 @@ pub enum RunError {
     Db(#[from] crate::db::DbError),
 }
 
-/// The run manifest: the custody record of one run, stored as canonical JSON and hashed into
-/// the ledger.
-#[derive(Debug, Serialize)]
-struct Manifest<'a> {
-    annexa_version: &'static str,
-    run_id: &'a str,
-    collector: ManifestCollector<'a>,
-    slot: Option<&'a str>,
-    started_at: String,
-    finished_at: String,
-    status: &'a str,
-    error: Option<ManifestError<'a>>,
-    items: Vec<ManifestItem<'a>>,
-    ledger_index: i64,
-}
-
-#[derive(Debug, Serialize)]
-struct ManifestCollector<'a> {
-    name: &'a str,
-    kind: &'a str,
-    version: &'a str,
-}
-
-#[derive(Debug, Serialize)]
-struct ManifestError<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
-#[derive(Debug, Serialize)]
-struct ManifestItem<'a> {
-    name: &'a str,
-    role: &'a str,
-    media_type: &'a str,
-    size: i64,
-    sha256: &'a str,
-    object_key: &'a str,
-    observed_at: String,
-    effective_at: Option<String>,
-    source: &'a Source,
-}
-
-/// The manifest's key: `runs/<collector>/<YYYY>/<MM>/<DD>/<run-id>.json`.
-pub fn manifest_key(collector: &str, started: DateTime<Utc>, run_id: &str) -> String {
-    format!(
-        "runs/{collector}/{}/{run_id}.json",
-        started.format("%Y/%m/%d")
-    )
+/// Records an audit event when the collection config changed since the last one recorded, so
+/// the custody log shows what was configured to be collected, and when.
+pub async fn note_config(app: &Annexa) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&app.config.path)?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let known = audit::latest(&app.db, AuditAction::ConfigLoaded)
+        .await?
+        .is_some_and(|e| e.subject == sha);
+    if !known {
+        audit::record(
+            &app.db,
+            Actor::Annexa,
+            AuditAction::ConfigLoaded,
+            &sha,
+            serde_json::json!({
+                "path": app.config.path.display().to_string(),
+                "collectors": app.config.collectors.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            }),
+            app.clock.now(),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Runs one collector now. `slot` is the scheduled slot it fills (None for on demand). Returns
@@ -114,7 +88,7 @@ pub async fn run_collector(
         kind: collector.kind().to_string(),
         collector_version: collector.version().to_string(),
         slot: slot.map(crate::db::ts),
-        status: "running".to_string(),
+        status: RunStatus::Running,
         started_at: app.clock.now(),
         finished_at: None,
         error_code: None,
@@ -141,7 +115,7 @@ pub async fn run_collector(
         base_dir: app.config.base_dir.clone(),
         scratch_dir: scratch.path().to_path_buf(),
         previous_facts: previous_facts(app, &config.name).await,
-        heartbeats: Some(crate::heartbeats::DbHeartbeats::shared(&app.db)),
+        heartbeats: Some(crate::evidence::heartbeats::DbHeartbeats::shared(&app.db)),
         objects: Some(std::sync::Arc::new(crate::store::StoreObjects(
             app.store.clone(),
         ))),
@@ -192,9 +166,9 @@ pub async fn run_collector(
 
     run.finished_at = Some(app.clock.now());
     match &error {
-        None => run.status = "succeeded".to_string(),
+        None => run.status = RunStatus::Succeeded,
         Some(e) => {
-            run.status = "failed".to_string();
+            run.status = RunStatus::Failed;
             run.error_code = Some(e.code().as_str().to_string());
             run.error = Some(e.to_string());
         }
@@ -211,15 +185,10 @@ pub async fn run_collector(
 /// The facts of the collector's newest successful run, as stored (None when there is none or
 /// they cannot be read: a watermark is a hint, never a reason to fail a run).
 async fn previous_facts(app: &Annexa, collector: &str) -> Option<serde_json::Value> {
-    let far_future = DateTime::<Utc>::MAX_UTC;
-    let run = app
-        .db
-        .latest_run(collector, far_future, true)
+    facts::newest(app, collector, DateTime::<Utc>::MAX_UTC)
         .await
-        .ok()??;
-    let rows = app.db.evidence_of_run(&run.id).await.ok()?;
-    let facts = rows.iter().find(|r| r.role == "facts")?;
-    load_facts(app, facts).await.ok()
+        .ok()??
+        .ok()
 }
 
 /// Stores every raw item and the facts; returns their rows with their sources.
@@ -237,7 +206,7 @@ async fn store_items(
             evidence_row(
                 run,
                 &item.name,
-                "item",
+                Role::Item,
                 &item.media_type,
                 &object,
                 item.observed_at,
@@ -248,13 +217,13 @@ async fn store_items(
         ));
     }
     if let Some(facts) = facts {
-        let bytes = crate::canonical::to_vec(facts);
+        let bytes = crate::base::canonical::to_vec(facts);
         let object = app.store.put_object(&Body::Bytes(bytes)).await?;
         stored.push((
             evidence_row(
                 run,
-                FACTS_ITEM,
-                "facts",
+                facts::ITEM,
+                Role::Facts,
                 "application/json",
                 &object,
                 now,
@@ -271,7 +240,7 @@ async fn store_items(
 fn evidence_row(
     run: &RunRow,
     name: &str,
-    role: &str,
+    role: Role,
     media_type: &str,
     object: &StoredObject,
     observed_at: DateTime<Utc>,
@@ -282,7 +251,7 @@ fn evidence_row(
         run_id: run.id.clone(),
         collector: run.collector.clone(),
         name: name.to_string(),
-        role: role.to_string(),
+        role,
         media_type: media_type.to_string(),
         size: object.size as i64,
         sha256: object.sha256.clone(),
@@ -299,38 +268,11 @@ async fn check_stored(
     collector: &dyn Collector,
     stored: &[(EvidenceRow, Source)],
 ) -> Vec<Finding> {
-    let Some((facts_row, _)) = stored.iter().find(|(r, _)| r.role == "facts") else {
-        return Vec::new();
-    };
-    match load_facts(app, facts_row).await {
-        Ok(facts) => collector.check(&facts, app.clock.now()),
-        Err(f) => vec![f],
+    match facts::of_rows(app, stored.iter().map(|(row, _)| row)).await {
+        Some(Ok(facts)) => collector.check(&facts, app.clock.now()),
+        Some(Err(f)) => vec![f],
+        None => Vec::new(),
     }
-}
-
-/// Reads a run's facts from the store, checking they are the bytes the database recorded.
-pub async fn load_facts(app: &Annexa, row: &EvidenceRow) -> Result<serde_json::Value, Finding> {
-    let violation = |message: String| {
-        Finding::new(
-            FindingCode::IntegrityViolation,
-            row.object_key.clone(),
-            message,
-        )
-    };
-    let bytes = app.store.read(&row.object_key).await.map_err(|e| {
-        violation(format!(
-            "facts of run {} cannot be read: {e}; run `annexa verify`",
-            row.run_id
-        ))
-    })?;
-    if hex::encode(Sha256::digest(&bytes)) != row.sha256 {
-        return Err(violation(format!(
-            "facts of run {} no longer match their recorded SHA-256; run `annexa verify`",
-            row.run_id
-        )));
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| violation(format!("facts of run {} are not JSON: {e}", row.run_id)))
 }
 
 /// Writes the manifest and records the run, its evidence, findings and ledger leaf atomically.
@@ -341,40 +283,8 @@ async fn record(
     findings: &[Finding],
 ) -> Result<(), RunError> {
     let mut tx = app.db.begin_append().await?;
-    let key = manifest_key(&run.collector, run.started_at, &run.id);
-    let manifest = Manifest {
-        annexa_version: env!("CARGO_PKG_VERSION"),
-        run_id: &run.id,
-        collector: ManifestCollector {
-            name: &run.collector,
-            kind: &run.kind,
-            version: &run.collector_version,
-        },
-        slot: run.slot.as_deref(),
-        started_at: crate::db::ts(run.started_at),
-        finished_at: crate::db::ts(run.finished_at.expect("finished")),
-        status: &run.status,
-        error: run.error.as_deref().map(|message| ManifestError {
-            code: run.error_code.as_deref().unwrap_or("collector-failed"),
-            message,
-        }),
-        items: stored
-            .iter()
-            .map(|(e, source)| ManifestItem {
-                name: &e.name,
-                role: &e.role,
-                media_type: &e.media_type,
-                size: e.size,
-                sha256: &e.sha256,
-                object_key: &e.object_key,
-                observed_at: crate::db::ts(e.observed_at),
-                effective_at: e.effective_at.map(crate::db::ts),
-                source,
-            })
-            .collect(),
-        ledger_index: tx.next_index,
-    };
-    let bytes = crate::canonical::to_vec(&manifest);
+    let key = manifest::key(&run.collector, run.started_at, &run.id);
+    let bytes = manifest::write(run, stored, tx.next_index);
     let object = app
         .store
         .put_named(&key, &bytes)

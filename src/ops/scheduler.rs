@@ -18,10 +18,12 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::Annexa;
-use crate::config::{CollectorConfig, CollectorKind, Schedule};
+use crate::app::Annexa;
+use crate::base::Schedule;
+use crate::config::{CollectorConfig, CollectorKind};
 use crate::db::{HeldBy, Lease, ts};
-use crate::runner::{RunOutcome, run_collector};
+use crate::evidence::runner::{RunOutcome, run_collector};
+use crate::ops::Output;
 
 /// Missed slots are caught up while a run would still be on time for them (within the
 /// collector's `grace`); older ones stay missed, a lapse the report shows. At most this many.
@@ -176,8 +178,8 @@ impl Task {
 async fn do_task(app: &Annexa, task: Task) -> anyhow::Result<String> {
     Ok(match task {
         Task::Checkpoint => {
-            if crate::checkpoint::due(app).await? {
-                let made = crate::checkpoint::create(app).await?;
+            if crate::ledger::checkpoint::due(app).await? {
+                let made = crate::ledger::checkpoint::create(app).await?;
                 format!(
                     "checkpoint of tree size {} signed by key {} at {}",
                     made.checkpoint.tree_size, made.checkpoint.key_id, made.checkpoint.object_key
@@ -187,8 +189,8 @@ async fn do_task(app: &Annexa, task: Task) -> anyhow::Result<String> {
             }
         }
         Task::Verify => {
-            let report = crate::verify::verify(app, None).await?;
-            crate::verify::record(app, &report).await?;
+            let report = crate::ledger::verify::verify(app, None).await?;
+            crate::ledger::verify::record(app, &report).await?;
             if report.violations.is_empty() {
                 format!(
                     "verified {} objects and a ledger of {} leaves: no violations",
@@ -208,7 +210,8 @@ async fn do_task(app: &Annexa, task: Task) -> anyhow::Result<String> {
                 .as_ref()
                 .map(|(_, f)| f.clone())
                 .unwrap_or_default();
-            let bundle = crate::report::write_bundle(app, None, &formats, None, None).await?;
+            let bundle =
+                crate::views::report::write_bundle(app, None, &formats, None, None).await?;
             format!(
                 "report {} for {} written to {}",
                 bundle.id,
@@ -229,8 +232,8 @@ pub struct TickReport {
     pub not_due: Vec<(String, DateTime<Utc>)>,
     pub tasks: Vec<(Task, String)>,
     pub errors: Vec<String>,
-    pub evaluation: Option<crate::alerts::Evaluation>,
-    pub delivery: Option<crate::alerts::DeliveryReport>,
+    pub evaluation: Option<crate::ops::alerts::Evaluation>,
+    pub delivery: Option<crate::ops::alerts::DeliveryReport>,
     /// When there is next something to do.
     pub next: Option<DateTime<Utc>>,
 }
@@ -243,7 +246,7 @@ pub async fn tick(
     tasks: &[Task],
     holder: &str,
     client: &reqwest::Client,
-    json: bool,
+    out: &dyn Output,
     stop: &watch::Receiver<bool>,
     current: &Mutex<Option<(String, DateTime<Utc>)>>,
 ) -> anyhow::Result<TickReport> {
@@ -251,7 +254,7 @@ pub async fn tick(
     let now = app.clock.now();
     let mut next = now + chrono::Duration::from_std(app.config.worker.evaluate_every)?;
     // A database restored from an older copy must not grow a second history.
-    crate::checkpoint::guard_append(app).await?;
+    crate::ledger::checkpoint::guard_append(app).await?;
 
     for c in in_run_order(app.config.collectors.iter()) {
         if let Some(n) = c.schedule.next_after(now) {
@@ -313,8 +316,8 @@ pub async fn tick(
     let t = app.clock.now();
     if let Ok(lease) = app.db.acquire_lease(lease_name, holder, t, t + ttl).await? {
         let result = async {
-            report.evaluation = Some(crate::alerts::evaluate(app, t).await?);
-            let delivery = crate::alerts::deliver_due(app, client, json).await?;
+            report.evaluation = Some(crate::ops::alerts::evaluate(app, t).await?);
+            let delivery = crate::ops::alerts::deliver_due(app, client, out).await?;
             report.delivery = Some(delivery);
             anyhow::Ok(delivery.next_attempt)
         }
@@ -367,17 +370,19 @@ pub struct Worker {
     pub app: Arc<Annexa>,
     pub holder: String,
     client: reqwest::Client,
+    out: Arc<dyn Output>,
     /// The slot being run now, to record it as cancelled if the drain deadline cuts it.
     current: Mutex<Option<(String, DateTime<Utc>)>>,
 }
 
 impl Worker {
-    pub fn new(app: Arc<Annexa>) -> Worker {
-        let client = crate::alerts::http_client(app.config.alerts.allow_insecure_urls);
+    pub fn new(app: Arc<Annexa>, out: Arc<dyn Output>) -> Worker {
+        let client = crate::ops::alerts::http_client(app.config.alerts.allow_insecure_urls);
         Worker {
             app,
             holder: holder_id(),
             client,
+            out,
             current: Mutex::new(None),
         }
     }
@@ -400,17 +405,20 @@ impl Worker {
             {
                 Ok(lease) => {
                     if said {
-                        println!("this worker ({}) now holds the worker lease", self.holder);
+                        self.out.note(&format!(
+                            "this worker ({}) now holds the worker lease",
+                            self.holder
+                        ));
                     }
                     return Ok(Some(lease));
                 }
                 Err(held) => {
                     if !said {
-                        println!(
+                        self.out.note(&format!(
                             "another worker ({}) holds the lease on this SQLite database until {}; waiting for it (only one worker runs on SQLite; use PostgreSQL for several)",
                             held.holder,
                             held.until.format("%Y-%m-%d %H:%M:%S UTC")
-                        );
+                        ));
                         said = true;
                     }
                     let wait =
@@ -426,7 +434,7 @@ impl Worker {
 
     /// Ticks until `stop` turns true; then stops taking new work, lets the run in flight
     /// finish within `[worker] drain`, and records a run cut by the deadline as `cancelled`.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>, json: bool) -> anyhow::Result<()> {
+    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         let app = &self.app;
         loop {
             if *stop.borrow() {
@@ -438,7 +446,7 @@ impl Worker {
                 &Task::ALL,
                 &self.holder,
                 &self.client,
-                json,
+                self.out.as_ref(),
                 &view,
                 &self.current,
             );
@@ -447,14 +455,14 @@ impl Worker {
                 r = &mut tick => r,
                 _ = stop.changed() => {
                     let drain = app.config.worker.drain;
-                    println!(
+                    self.out.note(&format!(
                         "stopping: no new work; waiting up to {} for the work in flight",
                         humantime::format_duration(drain)
-                    );
+                    ));
                     let real = drain.div_f64(app.speed);
                     match tokio::time::timeout(real, &mut tick).await {
                         Ok(r) => {
-                            self.print(&r?, json);
+                            self.print(&r?);
                         }
                         Err(_) => self.cancel_current(drain).await?,
                     }
@@ -474,7 +482,7 @@ impl Worker {
                     }
                 }
             };
-            self.print(&report, json);
+            self.print(&report);
             let now = app.clock.now();
             let next = report.next.unwrap_or(now);
             tokio::select! {
@@ -488,7 +496,8 @@ impl Worker {
     async fn cancel_current(&self, drain: std::time::Duration) -> anyhow::Result<()> {
         let current = self.current.lock().expect("not poisoned").take();
         let Some((collector, slot)) = current else {
-            println!("stopped: the drain deadline cut a task; it is retried by the next worker");
+            self.out
+                .note("stopped: the drain deadline cut a task; it is retried by the next worker");
             return Ok(());
         };
         let db = &self.app.db;
@@ -501,10 +510,10 @@ impl Worker {
             db.cancel_run(&run, &reason, now)
                 .await
                 .context("recording the cut run as cancelled")?;
-            println!(
+            self.out.note(&format!(
                 "{collector}: run {run} for slot {} cancelled at shutdown",
                 ts(slot)
-            );
+            ));
         }
         db.release_held(&collector_lease(&collector), &self.holder, now)
             .await?;
@@ -512,7 +521,7 @@ impl Worker {
     }
 
     /// One line per thing the tick did: text, or with --json one JSON object per line.
-    fn print(&self, r: &TickReport, json: bool) {
+    fn print(&self, r: &TickReport) {
         use serde_json::json;
         let mut lines: Vec<(String, serde_json::Value)> = Vec::new();
         for o in &r.runs {
@@ -546,10 +555,9 @@ impl Worker {
                 json!({"alerts_delivered": d.delivered, "alert_attempts_failed": d.failed}),
             ));
         }
-        let out: String = lines
-            .into_iter()
-            .map(|(text, value)| if json { value.to_string() } else { text } + "\n")
-            .collect();
-        let _ = crate::commands::print(out.as_bytes());
+        for (text, value) in lines {
+            // Best effort: a closed stdout must not stop the worker.
+            let _ = self.out.event(&text, value);
+        }
     }
 }

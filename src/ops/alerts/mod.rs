@@ -16,7 +16,7 @@ use annexa_reports::{ControlStatus, StatusDocument};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Annexa;
+use crate::app::Annexa;
 use crate::db::{GapRow, NewAlert};
 
 pub use sinks::{DeliveryReport, deliver_due, http_client, sign};
@@ -353,7 +353,7 @@ pub struct Evaluation {
 /// Evaluates the controls now, and writes the gaps' states and their alerts (one per sink) in
 /// one transaction. Safe to repeat: the stored gaps are what makes it idempotent.
 pub async fn evaluate(app: &Annexa, now: DateTime<Utc>) -> anyhow::Result<Evaluation> {
-    let doc = crate::status::status(app, now).await?;
+    let doc = crate::views::status::status(app, now).await?;
     evaluate_doc(app, &doc, now).await
 }
 

@@ -4,43 +4,81 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::Annexa;
+use super::audit::{self, Actor, AuditAction};
+use super::manifest::ItemView;
+use crate::app::Annexa;
+use crate::base::closed_set;
 use crate::db::EvidenceRow;
 use crate::ledger;
 use crate::store::StoreError;
 
-/// The audit event each `annexa verify` of the store leaves: how many violations it found.
-pub const VERIFIED: &str = "verified";
+closed_set! {
+    /// What kind of mismatch a violation is; the strings are in `annexa verify --json`.
+    pub enum ViolationKind {
+        ObjectAltered = "object-altered",
+        ObjectMissing = "object-missing",
+        EvidenceRowAltered = "evidence-row-altered",
+        ManifestMissing = "manifest-missing",
+        ManifestAltered = "manifest-altered",
+        ManifestMismatch = "manifest-mismatch",
+        ManifestUnreadable = "manifest-unreadable",
+        LedgerGap = "ledger-gap",
+        RunRowMismatch = "run-row-mismatch",
+        AuditEventMissing = "audit-event-missing",
+        LedgerLeafKind = "ledger-leaf-kind",
+        LedgerLeafMismatch = "ledger-leaf-mismatch",
+        AuditEventUnledgered = "audit-event-unledgered",
+        LedgerRollback = "ledger-rollback",
+        CheckpointMissing = "checkpoint-missing",
+        CheckpointAltered = "checkpoint-altered",
+        CheckpointUnreadable = "checkpoint-unreadable",
+        CheckpointUnknownKey = "checkpoint-unknown-key",
+        CheckpointSignatureInvalid = "checkpoint-signature-invalid",
+        CheckpointSignedByRevokedKey = "checkpoint-signed-by-revoked-key",
+        CheckpointOrigin = "checkpoint-origin",
+        CheckpointReplayed = "checkpoint-replayed",
+        CheckpointConflict = "checkpoint-conflict",
+        CheckpointInconsistent = "checkpoint-inconsistent",
+        BundleFileMissing = "bundle-file-missing",
+        BundleFileAltered = "bundle-file-altered",
+        BundleManifestUnreadable = "bundle-manifest-unreadable",
+        BundleManifestAltered = "bundle-manifest-altered",
+        BundleSignatureUnreadable = "bundle-signature-unreadable",
+        BundleSignatureInvalid = "bundle-signature-invalid",
+        BundleUnknownKey = "bundle-unknown-key",
+        BundleSignedByRevokedKey = "bundle-signed-by-revoked-key",
+    }
+}
 
 /// Records the outcome of a verify as an audit event, so status (and alerts) see it; never
 /// into a ledger that a published checkpoint says was rolled back or rewritten.
 pub async fn record(app: &Annexa, report: &VerifyReport) -> anyhow::Result<()> {
-    crate::checkpoint::guard_append(app).await?;
-    let kinds: BTreeSet<&str> = report.violations.iter().map(|v| v.kind).collect();
-    app.db
-        .record_audit_event(
-            "annexa",
-            VERIFIED,
-            &report.store,
-            serde_json::json!({
-                "violations": report.violations.len(),
-                "kinds": kinds,
-                "objects": report.objects_checked,
-                "ledger_size": report.ledger_size,
-            }),
-            app.clock.now(),
-        )
-        .await?;
+    crate::ledger::checkpoint::guard_append(app).await?;
+    let kinds: BTreeSet<ViolationKind> = report.violations.iter().map(|v| v.kind).collect();
+    audit::record(
+        &app.db,
+        Actor::Annexa,
+        AuditAction::Verified,
+        &report.store,
+        serde_json::json!({
+            "violations": report.violations.len(),
+            "kinds": kinds,
+            "objects": report.objects_checked,
+            "ledger_size": report.ledger_size,
+        }),
+        app.clock.now(),
+    )
+    .await?;
     Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
     /// What kind of mismatch, e.g. `object-altered`, `manifest-missing`, `ledger-leaf-mismatch`.
-    pub kind: &'static str,
+    pub kind: ViolationKind,
     /// The object key, run or ledger index concerned.
     pub location: String,
     pub expected: String,
@@ -62,24 +100,8 @@ pub struct VerifyReport {
     pub notes: Vec<String>,
 }
 
-/// The items of a manifest, as verify compares them.
-#[derive(Debug, Deserialize)]
-struct ManifestView {
-    run_id: String,
-    ledger_index: i64,
-    items: Vec<ManifestItemView>,
-}
-
-#[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-struct ManifestItemView {
-    name: String,
-    sha256: String,
-    object_key: String,
-    size: i64,
-}
-
-fn violation(
-    kind: &'static str,
+pub(super) fn violation(
+    kind: ViolationKind,
     location: impl Into<String>,
     expected: impl Into<String>,
     actual: impl Into<String>,
@@ -128,12 +150,15 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
             Ok((sha, size)) => {
                 bytes_hashed += size;
                 if sha != named {
-                    violations.push(violation("object-altered", key, named, sha));
+                    violations.push(violation(ViolationKind::ObjectAltered, key, named, sha));
                 }
             }
-            Err(StoreError::NotFound { .. }) => {
-                violations.push(violation("object-missing", key, named, "no such object"))
-            }
+            Err(StoreError::NotFound { .. }) => violations.push(violation(
+                ViolationKind::ObjectMissing,
+                key,
+                named,
+                "no such object",
+            )),
             Err(e) => return Err(anyhow::anyhow!("re-hashing {key}: {e}")),
         }
     }
@@ -161,7 +186,7 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
             Ok(b) => b,
             Err(StoreError::NotFound { .. }) => {
                 violations.push(violation(
-                    "manifest-missing",
+                    ViolationKind::ManifestMissing,
                     key,
                     run.manifest_sha256.clone().unwrap_or_default(),
                     "no such object",
@@ -173,26 +198,21 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
         let sha = hex::encode(Sha256::digest(&bytes));
         if Some(&sha) != run.manifest_sha256.as_ref() {
             violations.push(violation(
-                "manifest-altered",
+                ViolationKind::ManifestAltered,
                 key,
                 run.manifest_sha256.clone().unwrap_or_default(),
                 sha,
             ));
         }
-        match serde_json::from_slice::<ManifestView>(&bytes) {
+        match super::manifest::read(&bytes) {
             Ok(m) => {
                 let mut listed = m.items;
                 listed.sort();
-                let mut recorded: Vec<ManifestItemView> = by_run
+                let mut recorded: Vec<ItemView> = by_run
                     .get(run.id.as_str())
                     .into_iter()
                     .flatten()
-                    .map(|r| ManifestItemView {
-                        name: r.name.clone(),
-                        sha256: r.sha256.clone(),
-                        object_key: r.object_key.clone(),
-                        size: r.size,
-                    })
+                    .map(|r| ItemView::of_row(r))
                     .collect();
                 recorded.sort();
                 if listed != recorded
@@ -200,7 +220,7 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
                     || Some(m.ledger_index) != run.ledger_index
                 {
                     violations.push(violation(
-                        "manifest-mismatch",
+                        ViolationKind::ManifestMismatch,
                         key,
                         format!(
                             "run {} with {} items at ledger index {:?}",
@@ -218,7 +238,7 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
                 }
             }
             Err(e) => violations.push(violation(
-                "manifest-unreadable",
+                ViolationKind::ManifestUnreadable,
                 key,
                 "a run manifest",
                 e.to_string(),
@@ -246,7 +266,7 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
         let location = format!("ledger[{}]", leaf.idx);
         if leaf.idx != position as i64 {
             violations.push(violation(
-                "ledger-gap",
+                ViolationKind::LedgerGap,
                 &location,
                 position.to_string(),
                 leaf.idx.to_string(),
@@ -260,7 +280,7 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
                     != Some(leaf.idx)
                 {
                     violations.push(violation(
-                        "run-row-mismatch",
+                        ViolationKind::RunRowMismatch,
                         &location,
                         format!("run {} at this index", leaf.ref_id),
                         "no run row points here",
@@ -271,10 +291,10 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
                     .map(|b| ledger::leaf_hash(b))
             }
             "audit_event" => match events_by_id.get(leaf.ref_id.as_str()) {
-                Some(e) if e.ledger_index == leaf.idx => Some(ledger::leaf_hash(&e.leaf_bytes())),
+                Some(e) if e.ledger_index == leaf.idx => Some(audit::leaf_hash(e)),
                 _ => {
                     violations.push(violation(
-                        "audit-event-missing",
+                        ViolationKind::AuditEventMissing,
                         &location,
                         format!("audit event {}", leaf.ref_id),
                         "no such row at this index",
@@ -284,7 +304,7 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
             },
             other => {
                 violations.push(violation(
-                    "ledger-leaf-kind",
+                    ViolationKind::LedgerLeafKind,
                     &location,
                     "run or audit_event",
                     other,
@@ -299,7 +319,7 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
         match actual {
             Some(h) if h != stored => {
                 violations.push(violation(
-                    "ledger-leaf-mismatch",
+                    ViolationKind::LedgerLeafMismatch,
                     &location,
                     &leaf.leaf_hash,
                     hex::encode(h),
@@ -318,7 +338,7 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
     for e in &events {
         if !ledgered.contains(e.id.as_str()) {
             violations.push(violation(
-                "audit-event-unledgered",
+                ViolationKind::AuditEventUnledgered,
                 format!("audit_events[{}]", e.id),
                 "a ledger leaf",
                 "none",
@@ -363,7 +383,7 @@ fn check_row(row: &EvidenceRow, hashed: &Hashed, violations: &mut Vec<Violation>
     let key_hash = row.object_key.rsplit('/').next().unwrap_or_default();
     if row.sha256 != key_hash {
         violations.push(violation(
-            "evidence-row-altered",
+            ViolationKind::EvidenceRowAltered,
             &location,
             key_hash,
             &row.sha256,
@@ -373,7 +393,7 @@ fn check_row(row: &EvidenceRow, hashed: &Hashed, violations: &mut Vec<Violation>
         && *size != row.size as u64
     {
         violations.push(violation(
-            "evidence-row-altered",
+            ViolationKind::EvidenceRowAltered,
             &location,
             size.to_string(),
             row.size.to_string(),
@@ -400,14 +420,14 @@ async fn check_checkpoints(
 ) -> anyhow::Result<usize> {
     let mut found_violations = Vec::new();
     let violations = &mut found_violations;
-    use crate::checkpoint::Body;
-    use crate::keys::SignedNote;
+    use crate::ledger::checkpoint::Body;
+    use crate::ledger::note::SignedNote;
 
     let keys = app.db.keys().await?;
-    let verifiers: Vec<(crate::keys::Verifier, &crate::db::KeyRow)> = keys
+    let verifiers: Vec<(crate::ledger::note::Verifier, &crate::db::KeyRow)> = keys
         .iter()
         .filter_map(|k| {
-            crate::keys::Verifier::parse(&k.verifier)
+            crate::ledger::note::Verifier::parse(&k.verifier)
                 .ok()
                 .map(|v| (v, k))
         })
@@ -438,13 +458,13 @@ async fn check_checkpoints(
     for row in &rows {
         match stored_notes.get(&row.object_key) {
             None => violations.push(violation(
-                "checkpoint-missing",
+                ViolationKind::CheckpointMissing,
                 &row.object_key,
                 format!("the checkpoint of tree size {}", row.tree_size),
                 "not in the store",
             )),
             Some(n) if *n != row.note => violations.push(violation(
-                "checkpoint-altered",
+                ViolationKind::CheckpointAltered,
                 &row.object_key,
                 "the note recorded in the database",
                 "another note",
@@ -468,7 +488,7 @@ async fn check_checkpoints(
             Ok(n) => n,
             Err(e) => {
                 violations.push(violation(
-                    "checkpoint-unreadable",
+                    ViolationKind::CheckpointUnreadable,
                     &c.location,
                     "a signed note",
                     e,
@@ -476,7 +496,7 @@ async fn check_checkpoints(
                 continue;
             }
         };
-        let signers: Vec<&(crate::keys::Verifier, &crate::db::KeyRow)> = verifiers
+        let signers: Vec<&(crate::ledger::note::Verifier, &crate::db::KeyRow)> = verifiers
             .iter()
             .filter(|(v, _)| {
                 note.signatures
@@ -486,7 +506,7 @@ async fn check_checkpoints(
             .collect();
         if signers.is_empty() {
             violations.push(violation(
-                "checkpoint-unknown-key",
+                ViolationKind::CheckpointUnknownKey,
                 &c.location,
                 "a signature by a key annexa recorded",
                 note.signatures
@@ -497,10 +517,11 @@ async fn check_checkpoints(
             ));
             continue;
         }
-        let only: Vec<crate::keys::Verifier> = signers.iter().map(|(v, _)| v.clone()).collect();
+        let only: Vec<crate::ledger::note::Verifier> =
+            signers.iter().map(|(v, _)| v.clone()).collect();
         if let Err(e) = note.verified_by(&only) {
             violations.push(violation(
-                "checkpoint-signature-invalid",
+                ViolationKind::CheckpointSignatureInvalid,
                 &c.location,
                 "a valid Ed25519 signature",
                 e,
@@ -518,7 +539,7 @@ async fn check_checkpoints(
                 && at >= revoked
             {
                 violations.push(violation(
-                    "checkpoint-signed-by-revoked-key",
+                    ViolationKind::CheckpointSignedByRevokedKey,
                     &c.location,
                     format!(
                         "a signature before key {} was revoked ({})",
@@ -533,18 +554,18 @@ async fn check_checkpoints(
             Ok(b) => {
                 if b.origin != app.config.ledger.origin {
                     violations.push(violation(
-                        "checkpoint-origin",
+                        ViolationKind::CheckpointOrigin,
                         &c.location,
                         &app.config.ledger.origin,
                         &b.origin,
                     ));
                 }
-                if let Some(size) = crate::checkpoint::size_in_key(&c.location)
+                if let Some(size) = crate::ledger::checkpoint::size_in_key(&c.location)
                     && c.date.is_some()
                     && size != b.size
                 {
                     violations.push(violation(
-                        "checkpoint-replayed",
+                        ViolationKind::CheckpointReplayed,
                         &c.location,
                         format!("tree size {size}"),
                         format!("tree size {}", b.size),
@@ -553,7 +574,7 @@ async fn check_checkpoints(
                 bodies.push((i, b));
             }
             Err(e) => violations.push(violation(
-                "checkpoint-unreadable",
+                ViolationKind::CheckpointUnreadable,
                 &c.location,
                 "origin, size, root",
                 e,
@@ -577,7 +598,7 @@ async fn check_checkpoints(
             && *size < max
         {
             violations.push(violation(
-                "checkpoint-replayed",
+                ViolationKind::CheckpointReplayed,
                 *location,
                 format!("a tree of at least {max} leaves (published earlier at {at})"),
                 format!("tree size {size}"),
@@ -592,7 +613,7 @@ async fn check_checkpoints(
     for (i, b) in &bodies {
         match by_size.get(&b.size) {
             Some((root, at)) if *root != b.root => violations.push(violation(
-                "checkpoint-conflict",
+                ViolationKind::CheckpointConflict,
                 &found[*i].location,
                 format!("root {root} (as in {at})"),
                 format!("root {}", b.root),
@@ -612,7 +633,7 @@ async fn check_checkpoints(
                 let actual = base64::engine::general_purpose::STANDARD.encode(root);
                 if actual != b.root {
                     violations.push(violation(
-                        "checkpoint-inconsistent",
+                        ViolationKind::CheckpointInconsistent,
                         &found[*i].location,
                         format!("root {} at tree size {}", b.root, b.size),
                         format!("root {actual} recomputed from the ledger"),
@@ -620,7 +641,7 @@ async fn check_checkpoints(
                 }
             }
             None => violations.push(violation(
-                "ledger-rollback",
+                ViolationKind::LedgerRollback,
                 &found[*i].location,
                 format!("a ledger of at least {} leaves", b.size),
                 format!(
@@ -632,7 +653,7 @@ async fn check_checkpoints(
     }
     // History an operator acknowledged losing (a restored database) is worth a note, not a
     // violation: the audit event says who accepted it and why.
-    let acknowledged = crate::checkpoint::acknowledged_rollbacks(app).await?;
+    let acknowledged = crate::ledger::checkpoint::acknowledged_rollbacks(app).await?;
     let size_at: BTreeMap<&str, u64> = bodies
         .iter()
         .map(|(i, b)| (found[*i].location.as_str(), b.size))
@@ -657,198 +678,4 @@ async fn check_checkpoints(
         }
     }
     Ok(found.len())
-}
-
-/// Verifies a report bundle with nothing but its files and the verifier file: the signature on
-/// the manifest (by a key not revoked when the report was made), the manifest's hash, and the
-/// hash and size of every file it lists.
-pub fn verify_bundle(
-    dir: &std::path::Path,
-    keys: &[crate::keyring::TrustedKey],
-) -> anyhow::Result<VerifyReport> {
-    use crate::report::{BUNDLE_FORMAT, MANIFEST, SIGNATURE};
-    let mut violations = Vec::new();
-    let mut notes = Vec::new();
-    let mut report = VerifyReport {
-        store: format!("bundle {}", dir.display()),
-        objects_checked: 0,
-        bytes_hashed: 0,
-        runs_checked: 0,
-        ledger_size: 0,
-        checkpoints_checked: 0,
-        ledger_root: String::new(),
-        violations: Vec::new(),
-        notes: Vec::new(),
-    };
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "{} is not a folder; pass the folder `annexa report` wrote",
-            dir.display()
-        );
-    }
-    let read = |name: &str| std::fs::read(dir.join(name));
-    let (manifest, signature) = match (read(MANIFEST), read(SIGNATURE)) {
-        (Ok(m), Ok(s)) => (m, String::from_utf8_lossy(&s).into_owned()),
-        (m, s) => {
-            for (name, r) in [(MANIFEST, m.err()), (SIGNATURE, s.err())] {
-                if let Some(e) = r {
-                    violations.push(violation(
-                        "bundle-file-missing",
-                        name,
-                        "present",
-                        e.to_string(),
-                    ));
-                }
-            }
-            report.violations = violations;
-            return Ok(report);
-        }
-    };
-    let manifest_sha = hex::encode(Sha256::digest(&manifest));
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(&manifest).ok();
-    let generated_at = parsed
-        .as_ref()
-        .and_then(|m| m["generated_at"].as_str())
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&chrono::Utc));
-
-    match crate::keys::SignedNote::parse(&signature) {
-        Err(e) => violations.push(violation(
-            "bundle-signature-unreadable",
-            SIGNATURE,
-            "a signed note",
-            e,
-        )),
-        Ok(note) => {
-            let verifiers: Vec<crate::keys::Verifier> =
-                keys.iter().map(|k| k.verifier.clone()).collect();
-            match note.verified_by(&verifiers) {
-                Err(e) => violations.push(violation(
-                    "bundle-signature-invalid",
-                    SIGNATURE,
-                    "a valid signature",
-                    e,
-                )),
-                Ok(signers) if signers.is_empty() => violations.push(violation(
-                    "bundle-unknown-key",
-                    SIGNATURE,
-                    "a signature by a key in the verifier file",
-                    note.signatures
-                        .iter()
-                        .map(|(n, id, _)| format!("{n} {}", hex::encode(id)))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                )),
-                Ok(signers) => {
-                    for v in signers {
-                        let revoked = keys
-                            .iter()
-                            .find(|k| k.verifier.id == v.id)
-                            .and_then(|k| k.revoked_at);
-                        if let Some(revoked) = revoked
-                            && generated_at.is_none_or(|g| g >= revoked)
-                        {
-                            violations.push(violation(
-                                "bundle-signed-by-revoked-key",
-                                SIGNATURE,
-                                format!(
-                                    "a signature before key {} was revoked ({})",
-                                    v.id_hex(),
-                                    crate::db::ts(revoked)
-                                ),
-                                format!(
-                                    "a report generated {}",
-                                    generated_at
-                                        .map(crate::db::ts)
-                                        .unwrap_or_else(|| "at an unknown time".into())
-                                ),
-                            ));
-                        }
-                    }
-                }
-            }
-            let lines: Vec<&str> = note.text.lines().collect();
-            if lines.first() != Some(&BUNDLE_FORMAT)
-                || lines.get(2) != Some(&format!("sha256 {manifest_sha}").as_str())
-            {
-                violations.push(violation(
-                    "bundle-manifest-altered",
-                    MANIFEST,
-                    lines
-                        .get(2)
-                        .copied()
-                        .unwrap_or("the signed hash")
-                        .to_string(),
-                    format!("sha256 {manifest_sha}"),
-                ));
-            }
-        }
-    }
-
-    let files = parsed
-        .as_ref()
-        .and_then(|m| m["files"].as_array().cloned())
-        .unwrap_or_default();
-    if parsed.is_none() {
-        violations.push(violation(
-            "bundle-manifest-unreadable",
-            MANIFEST,
-            "JSON",
-            "not JSON",
-        ));
-    }
-    let mut listed = BTreeSet::from([MANIFEST.to_string(), SIGNATURE.to_string()]);
-    for f in &files {
-        let (Some(name), Some(sha), Some(size)) =
-            (f["name"].as_str(), f["sha256"].as_str(), f["size"].as_u64())
-        else {
-            violations.push(violation(
-                "bundle-manifest-unreadable",
-                MANIFEST,
-                "name, sha256 and size per file",
-                f.to_string(),
-            ));
-            continue;
-        };
-        listed.insert(name.to_string());
-        if name.contains('/') || name.contains("..") {
-            violations.push(violation(
-                "bundle-manifest-unreadable",
-                MANIFEST,
-                "a file name",
-                name,
-            ));
-            continue;
-        }
-        match crate::store::hash_file(&dir.join(name)) {
-            Ok((hash, actual_size)) => {
-                report.objects_checked += 1;
-                report.bytes_hashed += actual_size;
-                let hash = hex::encode(hash);
-                if hash != sha || actual_size != size {
-                    violations.push(violation(
-                        "bundle-file-altered",
-                        name,
-                        format!("sha256 {sha}, {size} bytes"),
-                        format!("sha256 {hash}, {actual_size} bytes"),
-                    ));
-                }
-            }
-            Err(e) => violations.push(violation(
-                "bundle-file-missing",
-                name,
-                format!("sha256 {sha}"),
-                e.to_string(),
-            )),
-        }
-    }
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if !listed.contains(&name) {
-            notes.push(format!("{name} is in the folder but not in the manifest: it is not part of the signed report"));
-        }
-    }
-    report.violations = violations;
-    report.notes = notes;
-    Ok(report)
 }

@@ -10,11 +10,12 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::Annexa;
+use super::audit::{self, Actor, AuditAction};
+use crate::app::Annexa;
 use crate::config::Publish;
 use crate::db::CheckpointRow;
-use crate::keys::{SignedNote, Verifier};
 use crate::ledger;
+use crate::ledger::note::{SignedNote, Verifier};
 
 /// Where the store keeps the checkpoint of `size` made at `at`:
 /// `ledger/checkpoints/<date>/<tree size>-<first 8 hex digits of the root>`. The root in the
@@ -202,14 +203,14 @@ pub struct Outcome {
 
 /// Signs and publishes a checkpoint of the whole ledger, unless the newest one covers it.
 pub async fn create(app: &Annexa) -> anyhow::Result<Outcome> {
-    let key = crate::keyring::signing_key(app).await?;
+    let key = crate::ledger::keyring::signing_key(app).await?;
     create_signed(app, &[&key]).await
 }
 
 /// The same, signed by each of `keys` (a rotation signs with the new key and the old).
 pub async fn create_signed(
     app: &Annexa,
-    keys: &[&crate::keys::NoteKey],
+    keys: &[&crate::ledger::note::NoteKey],
 ) -> anyhow::Result<Outcome> {
     let leaves = ledger::decode_leaves(&app.db.leaves().await?)
         .map_err(|e| anyhow::anyhow!("{e}; run `annexa verify`"))?;
@@ -229,7 +230,7 @@ pub async fn create_signed(
     }
     let now = app.clock.now();
     let root = ledger::root(&leaves);
-    let note = crate::keys::sign_note(
+    let note = crate::ledger::note::sign_note(
         &ledger::checkpoint_text(&app.config.ledger.origin, size, &root),
         keys,
     );
@@ -341,7 +342,7 @@ async fn newest_published_size(app: &Annexa) -> anyhow::Result<Option<(u64, Stri
 pub async fn acknowledged_rollbacks(app: &Annexa) -> anyhow::Result<Vec<(u64, u64)>> {
     Ok(app
         .db
-        .audit_events_with_action(ROLLBACK_ACKNOWLEDGED)
+        .audit_events_with_action(AuditAction::RollbackAcknowledged.as_str())
         .await?
         .iter()
         .filter_map(|e| {
@@ -350,8 +351,6 @@ pub async fn acknowledged_rollbacks(app: &Annexa) -> anyhow::Result<Vec<(u64, u6
         })
         .collect())
 }
-
-pub const ROLLBACK_ACKNOWLEDGED: &str = "rollback-acknowledged";
 
 /// Refuses to append to a ledger smaller than the newest published checkpoint (a database
 /// restored from an older copy), until an operator acknowledges it.
@@ -378,14 +377,14 @@ pub async fn acknowledge_rollback(
     if published_size <= db_size {
         return Ok(None);
     }
-    app.db
-        .record_audit_event(
-            "operator",
-            ROLLBACK_ACKNOWLEDGED,
-            &published,
-            serde_json::json!({"db_size": db_size, "published_size": published_size, "reason": reason}),
-            app.clock.now(),
-        )
-        .await?;
+    audit::record(
+        &app.db,
+        Actor::Operator,
+        AuditAction::RollbackAcknowledged,
+        &published,
+        serde_json::json!({"db_size": db_size, "published_size": published_size, "reason": reason}),
+        app.clock.now(),
+    )
+    .await?;
     Ok(Some((db_size, published_size)))
 }

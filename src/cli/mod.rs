@@ -1,4 +1,8 @@
-//! The command line. The commands and their options are part of annexa's interface.
+//! The command line. The commands and their options are part of annexa's interface, and so
+//! are the exit codes (`exit.rs`); `output.rs` prints for people and for `--json`.
+
+pub mod exit;
+pub mod output;
 
 use std::path::PathBuf;
 
@@ -63,8 +67,9 @@ pub enum Command {
         #[arg(long, value_parser = parse_to, requires = "from")]
         to: Option<DateTime<Utc>>,
         /// The formats to write, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "html,md,csv,json,oscal")]
-        format: Vec<crate::report::ReportFormat>,
+        #[arg(long, value_delimiter = ',', default_value = "html,md,csv,json,oscal",
+              value_parser = format_parser())]
+        format: Vec<annexa_reports::Format>,
         /// The folder the bundle goes into (default: `[report] out` of the config).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -122,6 +127,13 @@ pub enum KeysAction {
     List,
     /// The verifier file auditors check signatures with (to FILE, or stdout).
     Export { file: Option<PathBuf> },
+}
+
+/// `--format`: the report formats' names, listed in `--help` and in errors.
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = annexa_reports::Format> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(annexa_reports::Format::ALL.map(|f| f.as_str()))
+        .map(|s| s.parse().expect("one of the possible values"))
 }
 
 fn parse_day(s: &str) -> Option<DateTime<Utc>> {

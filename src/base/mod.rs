@@ -1,0 +1,11 @@
+//! Leaf values every room may use. Nothing here imports anything else from the crate.
+
+pub mod canonical;
+pub mod clock;
+mod closed;
+mod schedule;
+mod secret;
+
+pub(crate) use closed::closed_set;
+pub use schedule::{Schedule, parse_duration};
+pub use secret::Secret;

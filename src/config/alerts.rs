@@ -1,0 +1,424 @@
+//! `[alerts]` and `[[sink]]`: where gap alerts go. Webhook URLs, bot tokens, HMAC keys and
+//! SMTP passwords are secrets: they come from the environment (`*_env`), never from the file,
+//! and are never printed.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::worker::setting_duration;
+use crate::base::Secret;
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawAlerts {
+    remind_every: Option<String>,
+    resolve_after: Option<String>,
+    undeliverable_after: Option<String>,
+    allow_insecure_urls: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawSink {
+    name: Option<String>,
+    kind: Option<String>,
+    url_env: Option<String>,
+    secret_env: Option<String>,
+    token_env: Option<String>,
+    chat_id: Option<String>,
+    api_url: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    tls: Option<String>,
+    from: Option<String>,
+    to: Option<Vec<String>>,
+    username_env: Option<String>,
+    password_env: Option<String>,
+}
+
+/// Gap alerts: cadence and sinks.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    pub remind_every: Duration,
+    /// How long a gap must stay gone before RESOLVED is sent; a gap back sooner is the same gap.
+    pub resolve_after: Duration,
+    /// An alert still undelivered this long after it was queued is reported (stdout, metrics).
+    pub undeliverable_after: Duration,
+    /// Allows http:// and loopback or private addresses for sinks (tests, internal relays).
+    pub allow_insecure_urls: bool,
+    pub sinks: Vec<SinkConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub name: String,
+    pub kind: SinkKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    Stdout,
+    Discord {
+        url: Secret<String>,
+    },
+    Slack {
+        url: Secret<String>,
+    },
+    Telegram {
+        api_url: String,
+        token: Secret<String>,
+        chat_id: String,
+    },
+    Email(EmailConfig),
+    /// A generic JSON webhook; the body is signed with HMAC-SHA256 under `secret`.
+    Webhook {
+        url: Secret<String>,
+        secret: Secret<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub from: String,
+    pub to: Vec<String>,
+    pub credentials: Option<(String, Secret<String>)>,
+}
+
+/// How an SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// STARTTLS, required (port 587).
+    Starttls,
+    /// None: only with `allow_insecure_urls`.
+    None,
+}
+
+pub(super) fn validate_alerts(
+    raw: RawAlerts,
+    sinks: Vec<RawSink>,
+    env: &[(String, String)],
+    problems: &mut Vec<String>,
+) -> AlertsConfig {
+    let duration = |key: &str, value: Option<String>, default: &str, problems: &mut Vec<String>| {
+        setting_duration(&format!("alerts.{key}"), value, default, problems)
+    };
+    let allow_insecure_urls = raw.allow_insecure_urls.unwrap_or(false);
+    let mut valid = Vec::new();
+    for (i, sink) in sinks.into_iter().enumerate() {
+        if let Some(s) = validate_sink(i, sink, env, allow_insecure_urls, problems) {
+            if valid.iter().any(|v: &SinkConfig| v.name == s.name) {
+                problems.push(format!(
+                    "sink `{}` is configured twice; give each [[sink]] its own name",
+                    s.name
+                ));
+            }
+            valid.push(s);
+        }
+    }
+    AlertsConfig {
+        remind_every: duration("remind_every", raw.remind_every, "24h", problems),
+        resolve_after: duration("resolve_after", raw.resolve_after, "1h", problems),
+        undeliverable_after: duration(
+            "undeliverable_after",
+            raw.undeliverable_after,
+            "6h",
+            problems,
+        ),
+        allow_insecure_urls,
+        sinks: valid,
+    }
+}
+
+fn validate_sink(
+    i: usize,
+    raw: RawSink,
+    env: &[(String, String)],
+    insecure: bool,
+    problems: &mut Vec<String>,
+) -> Option<SinkConfig> {
+    let kind = raw.kind.clone().unwrap_or_default();
+    let name = raw.name.clone().unwrap_or_else(|| kind.clone());
+    let label = if name.is_empty() {
+        format!("sink #{}", i + 1)
+    } else {
+        format!("sink `{name}`")
+    };
+    let mut errs: Vec<String> = Vec::new();
+    let secret = |key: &str, var: &Option<String>, errs: &mut Vec<String>| {
+        env_secret(env, key, var).unwrap_or_else(|e| {
+            errs.push(e);
+            Secret::new(String::new())
+        })
+    };
+    let kind = match kind.as_str() {
+        "stdout" => SinkKind::Stdout,
+        "discord" => SinkKind::Discord {
+            url: secret("url_env", &raw.url_env, &mut errs),
+        },
+        "slack" => SinkKind::Slack {
+            url: secret("url_env", &raw.url_env, &mut errs),
+        },
+        "webhook" => SinkKind::Webhook {
+            url: secret("url_env", &raw.url_env, &mut errs),
+            secret: secret("secret_env", &raw.secret_env, &mut errs),
+        },
+        "telegram" => {
+            let token = secret("token_env", &raw.token_env, &mut errs);
+            let chat_id = raw.chat_id.clone().unwrap_or_default();
+            if chat_id.is_empty() {
+                errs.push("set `chat_id` (the chat or channel the bot posts to)".into());
+            }
+            SinkKind::Telegram {
+                api_url: raw
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| "https://api.telegram.org".into())
+                    .trim_end_matches('/')
+                    .to_string(),
+                token,
+                chat_id,
+            }
+        }
+        "email" => {
+            let tls = match raw.tls.as_deref().unwrap_or("starttls") {
+                "tls" => SmtpTls::Tls,
+                "starttls" => SmtpTls::Starttls,
+                "none" if insecure => SmtpTls::None,
+                "none" => {
+                    errs.push("tls = \"none\" sends mail in clear text; it needs alerts.allow_insecure_urls = true".into());
+                    SmtpTls::None
+                }
+                other => {
+                    errs.push(format!(
+                        "tls `{other}`: use \"starttls\", \"tls\" or \"none\""
+                    ));
+                    SmtpTls::Starttls
+                }
+            };
+            let credentials = match (&raw.username_env, &raw.password_env) {
+                (None, None) => None,
+                (user, pass) => Some((
+                    secret("username_env", user, &mut errs).expose().clone(),
+                    secret("password_env", pass, &mut errs),
+                )),
+            };
+            let to = raw.to.clone().unwrap_or_default();
+            if to.is_empty() {
+                errs.push("set `to` (a list of addresses)".into());
+            }
+            for address in raw.from.iter().chain(&to) {
+                if address.parse::<lettre::Address>().is_err() {
+                    errs.push(format!("`{address}` is not an email address"));
+                }
+            }
+            if raw.from.is_none() {
+                errs.push("set `from` (the sender address)".into());
+            }
+            SinkKind::Email(EmailConfig {
+                host: raw.host.clone().unwrap_or_else(|| {
+                    errs.push("set `host` (the SMTP server)".into());
+                    String::new()
+                }),
+                port: raw.port.unwrap_or(match tls {
+                    SmtpTls::Tls => 465,
+                    SmtpTls::Starttls => 587,
+                    SmtpTls::None => 25,
+                }),
+                tls,
+                from: raw.from.clone().unwrap_or_default(),
+                to,
+                credentials,
+            })
+        }
+        other => {
+            problems.push(format!(
+                "{label}: kind `{other}`: use stdout, discord, slack, telegram, email or webhook"
+            ));
+            return None;
+        }
+    };
+    let sink = SinkConfig { name, kind };
+    if errs.is_empty() {
+        errs.extend(
+            sink.urls()
+                .iter()
+                .filter_map(|u| check_url(u, insecure).err()),
+        );
+        if let SinkKind::Email(e) = &sink.kind {
+            errs.extend(check_host(&e.host, insecure).err());
+        }
+    }
+    let ok = errs.is_empty();
+    problems.extend(errs.into_iter().map(|e| format!("{label}: {e}")));
+    ok.then_some(sink)
+}
+
+/// A secret from the environment variable the config names.
+fn env_secret(
+    env: &[(String, String)],
+    key: &str,
+    var: &Option<String>,
+) -> Result<Secret<String>, String> {
+    let Some(var) = var else {
+        return Err(format!(
+            "set `{key}` to the environment variable that holds it (secrets stay out of the file)"
+        ));
+    };
+    match env.iter().find(|(k, _)| k == var) {
+        Some((_, v)) if !v.trim().is_empty() => Ok(Secret::new(v.trim().to_string())),
+        _ => Err(format!("{key}: the environment variable {var} is not set")),
+    }
+}
+
+impl SinkConfig {
+    /// The URLs this sink sends to (secrets: check them, never print them).
+    pub fn urls(&self) -> Vec<&str> {
+        match &self.kind {
+            SinkKind::Discord { url } | SinkKind::Slack { url } | SinkKind::Webhook { url, .. } => {
+                vec![url.expose()]
+            }
+            SinkKind::Telegram { api_url, .. } => vec![api_url],
+            SinkKind::Stdout | SinkKind::Email(_) => Vec::new(),
+        }
+    }
+}
+
+/// An outbound URL must be https to a public host unless `insecure` allows http and loopback or
+/// private addresses. The message names the host, never the whole URL (its path is a secret).
+pub fn check_url(url: &str, insecure: bool) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("the URL is not valid ({e})"))?;
+    let host = parsed.host_str().unwrap_or_default().to_string();
+    match parsed.scheme() {
+        "https" => {}
+        "http" if insecure => {}
+        "http" => {
+            return Err(format!(
+                "the URL to {host} is plain http; use https, or set alerts.allow_insecure_urls = true"
+            ));
+        }
+        other => return Err(format!("the URL to {host} has scheme `{other}`; use https")),
+    }
+    check_host(&host, insecure)
+}
+
+/// A host must not name a loopback, private or link-local address unless `insecure`.
+pub fn check_host(host: &str, insecure: bool) -> Result<(), String> {
+    if insecure {
+        return Ok(());
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let local = bare.eq_ignore_ascii_case("localhost") || bare.ends_with(".localhost");
+    if local || bare.parse::<IpAddr>().is_ok_and(|ip| !is_public(ip)) {
+        return Err(format!(
+            "{host} is not a public address; set alerts.allow_insecure_urls = true to allow it"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether an address is on the public internet.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_urls_must_be_https_to_a_public_host() {
+        assert!(check_url("https://discord.com/api/webhooks/1/x", false).is_ok());
+        let refused = [
+            "http://discord.com/api/webhooks/1/x",
+            "https://127.0.0.1:9000/hook",
+            "https://localhost/hook",
+            "https://10.1.2.3/hook",
+            "https://[::1]/hook",
+            "https://169.254.169.254/latest",
+            "ftp://example.com/x",
+        ];
+        for url in refused {
+            let e = check_url(url, false).expect_err(url);
+            assert!(!e.contains("/hook") && !e.contains("webhooks"), "{e}");
+        }
+        assert!(check_url("http://127.0.0.1:9000/hook", true).is_ok());
+    }
+
+    #[test]
+    fn bad_worker_and_sink_settings_are_each_named() {
+        let text = r#"
+[worker]
+listen = "everywhere"
+drain = "soon"
+verify = "at night"
+
+[alerts]
+remind_every = "fortnightly"
+
+[[sink]]
+kind = "pager"
+
+[[sink]]
+kind = "discord"
+url_env = "UNSET_DISCORD_URL"
+
+[[sink]]
+name = "mail"
+kind = "email"
+host = "127.0.0.1"
+tls = "none"
+from = "not an address"
+to = ["security@example.com"]
+
+[[sink]]
+kind = "telegram"
+token_env = "TG"
+"#;
+        let env = [("TG".to_string(), "1:x".to_string())];
+        let err =
+            crate::config::Config::parse(text, std::path::Path::new("a.toml"), &env).unwrap_err();
+        let expected = [
+            "worker.listen `everywhere` is not an address",
+            "worker.drain: `soon` is not a duration",
+            "worker.verify: `at night` is not a cron expression",
+            "alerts.remind_every: `fortnightly` is not a duration",
+            "sink `pager`: kind `pager`: use stdout, discord, slack, telegram, email or webhook",
+            "sink `discord`: url_env: the environment variable UNSET_DISCORD_URL is not set",
+            "sink `mail`: tls = \"none\" sends mail in clear text",
+            "sink `mail`: `not an address` is not an email address",
+            "sink `telegram`: set `chat_id`",
+        ];
+        for e in expected {
+            assert!(
+                err.problems.iter().any(|p| p.starts_with(e)),
+                "{e:?} not in {:#?}",
+                err.problems
+            );
+        }
+        assert_eq!(err.problems.len(), expected.len(), "{:#?}", err.problems);
+    }
+}

@@ -1,0 +1,22 @@
+//! Prove: every format whose bytes annexa signs or hashes into the ledger is written and read
+//! in this room, so writer and reader never drift.
+//!
+//! - `tree.rs`: the RFC 6962 Merkle tree (leaves, roots, tree heads along a ledger).
+//! - `note.rs`: C2SP signed notes and Ed25519 note keys; `keyring.rs`: the keys' life.
+//! - `manifest.rs`: the run manifest; `audit.rs`: audit events and their closed set of actions.
+//! - `checkpoint.rs`: signed tree heads, checked against history and published.
+//! - `verify.rs`: the integrity check of store, database and ledger; `bundle.rs`: the report
+//!   bundle's signed manifest, sealed and checked.
+
+pub mod audit;
+pub mod bundle;
+pub mod checkpoint;
+pub mod keyring;
+pub mod manifest;
+pub mod note;
+mod tree;
+pub mod verify;
+
+pub use tree::{
+    Frontier, Hash, checkpoint_text, decode_leaves, leaf_hash, node_hash, root, roots_at,
+};

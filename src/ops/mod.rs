@@ -1,0 +1,16 @@
+//! The worker's parts: the scheduler (what is due, leases, one tick), the HTTP server (health,
+//! ready, metrics, ping) and gap alerts with their sinks.
+
+pub mod alerts;
+pub mod scheduler;
+pub mod server;
+
+/// Where the worker's parts say what they did. `annexa run` and `annexa worker` give one that
+/// prints a line for people, or with `--json` the same as one JSON object per line: the
+/// command line decides which, so no `--json` flag travels down here.
+pub trait Output: Send + Sync {
+    /// One thing that happened, as a line for people and as a JSON object.
+    fn event(&self, text: &str, json: serde_json::Value) -> std::io::Result<()>;
+    /// A line for people that has no JSON form (kept as it was: plain in both modes).
+    fn note(&self, text: &str);
+}
