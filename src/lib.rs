@@ -37,3 +37,6 @@ pub mod store;
 pub mod views;
 
 pub use app::Annexa;
+
+#[cfg(test)]
+mod layout_tests;

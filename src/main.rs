@@ -25,9 +25,9 @@ fn main() -> ExitCode {
     };
     let exit = match runtime.block_on(annexa::commands::dispatch(cli)) {
         Ok(exit) => exit,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Exit::of_error(&e)
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            failure.exit
         }
     };
     ExitCode::from(exit.code())

@@ -1,5 +1,7 @@
 //! Exit codes: part of annexa's interface, documented in the README.
 
+use crate::ledger::checkpoint::CheckpointError;
+
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -19,31 +21,45 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
+}
 
-    /// The exit code of an error: configuration problems are usage errors, the rest runtime.
-    pub fn of_error(e: &anyhow::Error) -> Exit {
-        let usage = |c: &(dyn std::error::Error + 'static)| {
-            c.is::<crate::config::ConfigError>()
-                || matches!(
-                    c.downcast_ref::<crate::evidence::heartbeats::PingError>(),
-                    Some(crate::evidence::heartbeats::PingError::UnknownJob { .. })
-                )
-        };
-        let integrity = |c: &(dyn std::error::Error + 'static)| {
-            matches!(
-                c.downcast_ref::<crate::ledger::checkpoint::CheckpointError>(),
-                Some(
-                    crate::ledger::checkpoint::CheckpointError::Rollback { .. }
-                        | crate::ledger::checkpoint::CheckpointError::Inconsistent { .. }
-                )
-            )
-        };
-        if e.chain().any(usage) {
-            Exit::Usage
-        } else if e.chain().any(integrity) {
-            Exit::Integrity
-        } else {
-            Exit::Runtime
+/// A command that could not finish: its error, and the exit code that error calls for. Each
+/// command decides the code where it knows the cause (a typed error), never by searching an
+/// error chain afterwards; anything else is a runtime error.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// Bad usage or an invalid configuration (exit 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            exit: Exit::Usage,
+            error: error.into(),
+        }
+    }
+
+    /// A checkpoint refused because history disagrees is an integrity violation (exit 4);
+    /// anything else that stopped it is a runtime error.
+    pub fn of_checkpoint(error: CheckpointError) -> Failure {
+        Failure {
+            exit: if error.is_integrity() {
+                Exit::Integrity
+            } else {
+                Exit::Runtime
+            },
+            error: error.into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure {
+            exit: Exit::Runtime,
+            error: error.into(),
         }
     }
 }

@@ -1,13 +1,13 @@
 //! `annexa checkpoint`: signs and publishes a checkpoint of the ledger.
 
 use crate::app::Annexa;
-use crate::cli::exit::Exit;
+use crate::cli::exit::{Exit, Failure};
 
 pub async fn checkpoint(
     app: &Annexa,
     acknowledge: Option<&str>,
     json: bool,
-) -> anyhow::Result<Exit> {
+) -> Result<Exit, Failure> {
     if let Some(reason) = acknowledge {
         match crate::ledger::checkpoint::acknowledge_rollback(app, reason).await? {
             Some((db_size, published)) => eprintln!(
@@ -18,7 +18,9 @@ pub async fn checkpoint(
             ),
         }
     }
-    let outcome = crate::ledger::checkpoint::create(app).await?;
+    let outcome = crate::ledger::checkpoint::create(app)
+        .await
+        .map_err(Failure::of_checkpoint)?;
     let c = &outcome.checkpoint;
     let text = if json {
         serde_json::to_string(&serde_json::json!({

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::cli::exit::Exit;
+use crate::cli::exit::{Exit, Failure};
 use crate::config::Config;
 use crate::evidence::registry;
 
@@ -16,7 +16,7 @@ struct ControlLine<'a> {
     codes: Vec<&'static str>,
 }
 
-pub fn controls(config: &Config, json: bool) -> anyhow::Result<Exit> {
+pub fn controls(config: &Config, json: bool) -> Result<Exit, Failure> {
     let covering: Vec<(&str, Vec<String>)> = config
         .collectors
         .iter()

@@ -2,22 +2,23 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use crate::cli::exit::Exit;
+use crate::cli::exit::{Exit, Failure};
 use crate::ledger::note::NoteKey;
 
 /// The documented example, written as the starting config.
 const EXAMPLE: &str = include_str!("../../annexa.example.toml");
 
-pub fn init(dir: Option<&Path>) -> anyhow::Result<Exit> {
+pub fn init(dir: Option<&Path>) -> Result<Exit, Failure> {
     let dir = dir.unwrap_or(Path::new("."));
     let config = dir.join("annexa.toml");
     if config.exists() {
-        bail!(
+        return Err(anyhow::anyhow!(
             "{} already exists; annexa init never overwrites a config",
             config.display()
-        );
+        )
+        .into());
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key_path = dir.join("keys/annexa.key");

@@ -2,11 +2,11 @@
 
 use crate::app::Annexa;
 use crate::cli::KeysAction;
-use crate::cli::exit::Exit;
+use crate::cli::exit::{Exit, Failure};
 use crate::db::KeyState;
 use crate::ledger::keyring;
 
-pub async fn keys(app: &Annexa, action: KeysAction, json: bool) -> anyhow::Result<Exit> {
+pub async fn keys(app: &Annexa, action: KeysAction, json: bool) -> Result<Exit, Failure> {
     let path = app.config.ledger.key_file.display();
     let text = match action {
         KeysAction::Generate => {
@@ -17,7 +17,9 @@ pub async fn keys(app: &Annexa, action: KeysAction, json: bool) -> anyhow::Resul
             )
         }
         KeysAction::Rotate => {
-            let (old, new) = keyring::rotate(app).await?;
+            let (old, new) = crate::ledger::checkpoint::rotate_key(app)
+                .await
+                .map_err(Failure::of_checkpoint)?;
             format!(
                 "key {} is active ({path}); key {} is retired (its file moved to {path}.{}); a checkpoint signed by both is published\n",
                 hex::encode(new.key_id()),

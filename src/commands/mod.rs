@@ -12,11 +12,11 @@ mod verify;
 mod worker;
 
 use crate::app::Annexa;
-use crate::cli::exit::Exit;
+use crate::cli::exit::{Exit, Failure};
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 
-pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     if let Command::Init { dir } = &cli.command {
         return init::init(dir.as_deref());
     }
@@ -28,7 +28,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     {
         return verify::verify_bundle(bundle, keys, cli.json);
     }
-    let config = Config::load(&cli.config)?;
+    let config = Config::load(&cli.config).map_err(Failure::usage)?;
     if let Command::Controls = cli.command {
         return controls::controls(&config, cli.json);
     }

@@ -3,7 +3,7 @@
 
 use annexa_collectors::cron_health::PingKind;
 
-use crate::cli::exit::Exit;
+use crate::cli::exit::{Exit, Failure};
 use crate::config::Config;
 use crate::db::Db;
 use crate::evidence::heartbeats::{Via, known_job, record_ping};
@@ -17,14 +17,14 @@ pub async fn ping(
     start: bool,
     fail: bool,
     message: Option<&str>,
-) -> anyhow::Result<Exit> {
+) -> Result<Exit, Failure> {
     let kind = match (start, fail) {
         (true, _) => PingKind::Start,
         (_, true) => PingKind::Fail,
         _ => PingKind::Success,
     };
     // Checked before connecting, so a typo is a usage error even with the database down.
-    known_job(config, job)?;
+    known_job(config, job).map_err(Failure::usage)?;
     let db = Db::connect(&config.database_url).await?;
     let message = message.map(|m| m.chars().take(MAX_MESSAGE).collect::<String>());
     record_ping(

@@ -5,7 +5,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use crate::app::Annexa;
-use crate::cli::exit::Exit;
+use crate::cli::exit::{Exit, Failure};
 use annexa_reports::Format;
 
 pub async fn report(
@@ -15,7 +15,7 @@ pub async fn report(
     out: Option<&Path>,
     as_of: Option<DateTime<Utc>>,
     json: bool,
-) -> anyhow::Result<Exit> {
+) -> Result<Exit, Failure> {
     let bundle = crate::views::report::write_bundle(app, period, formats, out, as_of).await?;
     let (id, model, paths, dir) = (&bundle.id, &bundle.model, &bundle.paths, &bundle.dir);
     let text = if json {

@@ -1,15 +1,14 @@
 //! `annexa run` (collect what is due, then evaluate) and `annexa collect` (collect now).
 
-use anyhow::bail;
 use serde::Serialize;
 
 use crate::app::Annexa;
-use crate::cli::exit::Exit;
+use crate::cli::exit::{Exit, Failure};
 use crate::cli::output::Printer;
 use crate::config::{CollectorConfig, ConfigError};
 use crate::db::Role;
 use crate::evidence::runner::{RunOutcome, run_collector};
-use crate::ops::scheduler::Task;
+use crate::ops::scheduler::{Task, TickError};
 
 /// One line of machine output per run.
 #[derive(Serialize)]
@@ -63,9 +62,11 @@ async fn collect_now(
     app: &Annexa,
     selected: Vec<&CollectorConfig>,
     json: bool,
-) -> anyhow::Result<Vec<RunOutcome>> {
+) -> Result<Vec<RunOutcome>, Failure> {
     // A database restored from an older copy must not grow a second history.
-    crate::ledger::checkpoint::guard_append(app).await?;
+    crate::ledger::checkpoint::guard_append(app)
+        .await
+        .map_err(Failure::of_checkpoint)?;
     let mut outcomes = Vec::new();
     for config in crate::ops::scheduler::in_run_order(selected.into_iter()) {
         if let Some(outcome) = run_collector(app, config, None).await? {
@@ -78,7 +79,7 @@ async fn collect_now(
     Ok(outcomes)
 }
 
-pub async fn run(app: &Annexa, json: bool) -> anyhow::Result<Exit> {
+pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
     crate::evidence::runner::note_config(app).await?;
     if app.config.collectors.is_empty() && !json {
         println!("no collectors configured: add a [[collector]] table (see annexa.example.toml)");
@@ -99,7 +100,11 @@ pub async fn run(app: &Annexa, json: bool) -> anyhow::Result<Exit> {
         &stop,
         &current,
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        TickError::Ledger(e) => Failure::of_checkpoint(e),
+        other => other.into(),
+    })?;
     if !json {
         for o in &tick.runs {
             println!("{}", describe(app, o));
@@ -153,18 +158,26 @@ pub async fn collect(
     names: &[String],
     all: bool,
     json: bool,
-) -> anyhow::Result<Exit> {
+) -> Result<Exit, Failure> {
     let selected: Vec<&CollectorConfig> = if all {
         app.config.collectors.iter().collect()
     } else {
         if names.is_empty() {
-            bail!(usage(app, "name the collectors to run, or pass --all"));
+            return Err(Failure::usage(usage(
+                app,
+                "name the collectors to run, or pass --all",
+            )));
         }
         let mut selected = Vec::new();
         for n in names {
             match app.config.collector(n) {
                 Some(c) => selected.push(c),
-                None => bail!(usage(app, &format!("no collector named `{n}`"))),
+                None => {
+                    return Err(Failure::usage(usage(
+                        app,
+                        &format!("no collector named `{n}`"),
+                    )));
+                }
             }
         }
         selected

@@ -3,13 +3,13 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::Annexa;
-use crate::cli::exit::Exit;
+use crate::cli::exit::{Exit, Failure};
 
 pub async fn status(
     app: &Annexa,
     as_of: Option<DateTime<Utc>>,
     json: bool,
-) -> anyhow::Result<Exit> {
+) -> Result<Exit, Failure> {
     let doc = crate::views::status::status(app, as_of.unwrap_or_else(|| app.clock.now())).await?;
     let mut out = Vec::new();
     if json {

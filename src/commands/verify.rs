@@ -1,13 +1,13 @@
 //! `annexa verify`: exit 4 and every violation named when anything does not match.
 
 use crate::app::Annexa;
-use crate::cli::exit::Exit;
+use crate::cli::exit::{Exit, Failure};
 
 pub async fn verify(
     app: &Annexa,
     trusted: Option<&std::path::Path>,
     json: bool,
-) -> anyhow::Result<Exit> {
+) -> Result<Exit, Failure> {
     let trusted = match trusted {
         Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
             anyhow::anyhow!("cannot read the trusted checkpoint {}: {e}", p.display())
@@ -38,7 +38,7 @@ fn print_report(
     report: &crate::ledger::verify::VerifyReport,
     header: &str,
     json: bool,
-) -> anyhow::Result<Exit> {
+) -> Result<Exit, Failure> {
     let mut out = String::new();
     if json {
         out = serde_json::to_string(&report)? + "\n";
@@ -76,7 +76,7 @@ pub fn verify_bundle(
     dir: &std::path::Path,
     keys: &std::path::Path,
     json: bool,
-) -> anyhow::Result<Exit> {
+) -> Result<Exit, Failure> {
     let keys = std::fs::read_to_string(keys)
         .map_err(|e| anyhow::anyhow!("cannot read the verifier file {}: {e}", keys.display()))?;
     let keys = crate::ledger::keyring::read_verifier_file(&keys)

@@ -6,12 +6,12 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::app::Annexa;
-use crate::cli::exit::Exit;
+use crate::cli::exit::{Exit, Failure};
 use crate::cli::output::Printer;
 use crate::db::Engine;
 use crate::ops::scheduler::Worker;
 
-pub async fn worker(app: Annexa, json: bool) -> anyhow::Result<Exit> {
+pub async fn worker(app: Annexa, json: bool) -> Result<Exit, Failure> {
     let app = Arc::new(app);
     let listen = app.config.worker.listen;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -606,6 +606,23 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_kind_lists_every_kind() {
+        let err = parse("[[collector]]\nname = \"x\"\nkind = \"nope\"\n", &[]).unwrap_err();
+        let message = &err.problems[0];
+        assert!(
+            message.contains("unknown collector kind `nope`"),
+            "{message}"
+        );
+        for kind in Kind::ALL {
+            assert!(
+                message.contains(kind.as_str()),
+                "{kind} missing in: {message}"
+            );
+        }
+        assert_eq!(Kind::ALL.len(), 5);
+    }
+
+    #[test]
     fn unknown_keys_inside_a_collector_are_reported() {
         let err = parse(
             "[[collector]]\nname = \"p\"\nkind = \"policy-document\"\npaths = [\"/tmp\"]\npathz = 1\n",

@@ -37,10 +37,17 @@ pub enum DbError {
     Unreachable { location: String, reason: String },
     #[error("database migration failed on {location}: {reason}")]
     Migration { location: String, reason: String },
+    /// The message shows the cause, so it is not also the error's source (printed once).
     #[error("database query failed: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(sqlx::Error),
     #[error("database holds an unreadable value in {what}: {value}")]
     Corrupt { what: String, value: String },
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        DbError::Query(e)
+    }
 }
 
 /// A timestamp as the database stores it.
@@ -1098,6 +1105,26 @@ impl AppendTx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both engines' migration folders hold the same versions, so a database of either kind
+    /// has the same schema history.
+    #[test]
+    fn sqlite_and_postgres_migrations_have_the_same_versions() {
+        let versions = |engine: &str| -> Vec<String> {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(engine);
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let sqlite = versions("sqlite");
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, versions("postgres"));
+    }
 
     #[test]
     fn times_compare_as_text_even_without_a_bound() {

@@ -38,12 +38,12 @@ impl RunOutcome {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    #[error("run {run_id} of `{collector}` could not store its evidence: {source}")]
+    /// The message shows the cause, so it is not also the error's source (printed once).
+    #[error("run {run_id} of `{collector}` could not store its evidence: {cause}")]
     Store {
         run_id: String,
         collector: String,
-        #[source]
-        source: StoreError,
+        cause: StoreError,
     },
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
@@ -105,9 +105,9 @@ pub async fn run_collector(
     let scratch = tempfile::tempdir().map_err(|e| RunError::Store {
         run_id: run.id.clone(),
         collector: config.name.clone(),
-        source: StoreError::Io {
+        cause: StoreError::Io {
             location: std::env::temp_dir().display().to_string(),
-            source: e,
+            cause: e,
         },
     })?;
     let ctx = CollectContext {
@@ -153,7 +153,7 @@ pub async fn run_collector(
             return Err(RunError::Store {
                 run_id: run.id,
                 collector: config.name.clone(),
-                source,
+                cause: source,
             });
         }
     };
@@ -292,7 +292,7 @@ async fn record(
         .map_err(|source| RunError::Store {
             run_id: run.id.clone(),
             collector: run.collector.clone(),
-            source,
+            cause: source,
         })?;
     run.manifest_key = Some(key);
     run.manifest_sha256 = Some(object.sha256);

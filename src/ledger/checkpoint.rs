@@ -15,7 +15,7 @@ use crate::app::Annexa;
 use crate::config::Publish;
 use crate::db::CheckpointRow;
 use crate::ledger;
-use crate::ledger::note::{SignedNote, Verifier};
+use crate::ledger::note::{NoteKey, SignedNote, Verifier};
 
 /// Where the store keeps the checkpoint of `size` made at `at`:
 /// `ledger/checkpoints/<date>/<tree size>-<first 8 hex digits of the root>`. The root in the
@@ -61,6 +61,31 @@ pub enum CheckpointError {
         "the ledger is empty: there is nothing to checkpoint until `annexa run` has recorded something"
     )]
     Empty,
+    /// Anything else that stopped it: the database, the store, the key, the second location.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CheckpointError {
+    /// History disagrees with what was published (exit 4), rather than something failing.
+    pub fn is_integrity(&self) -> bool {
+        matches!(
+            self,
+            CheckpointError::Rollback { .. } | CheckpointError::Inconsistent { .. }
+        )
+    }
+}
+
+impl From<crate::db::DbError> for CheckpointError {
+    fn from(e: crate::db::DbError) -> Self {
+        CheckpointError::Other(e.into())
+    }
+}
+
+impl From<crate::store::StoreError> for CheckpointError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CheckpointError::Other(e.into())
+    }
 }
 
 /// The body of a checkpoint note, parsed.
@@ -124,7 +149,7 @@ pub async fn verifiers(app: &Annexa) -> anyhow::Result<Vec<Verifier>> {
 }
 
 /// Checks the database's ledger against the recorded checkpoints and the newest published one.
-async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> anyhow::Result<()> {
+async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> Result<(), CheckpointError> {
     let mut anchors: Vec<(u64, String, String)> = app
         .db
         .checkpoints()
@@ -141,9 +166,10 @@ async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> anyhow::Result<
             .map_err(anyhow::Error::msg)?
             .is_empty()
         {
-            anyhow::bail!(
+            return Err(anyhow::anyhow!(
                 "the published checkpoint {key} is not signed by any key annexa knows: run `annexa verify`"
-            );
+            )
+            .into());
         }
         let body = Body::parse(&note.text).map_err(anyhow::Error::msg)?;
         let acknowledged = acknowledged_rollbacks(app)
@@ -157,8 +183,7 @@ async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> anyhow::Result<
                 db_size: leaves.len() as u64,
                 published_size: body.size,
                 published: key,
-            }
-            .into());
+            });
         } else {
             anchors.push((body.size, body.root, key));
         }
@@ -173,8 +198,7 @@ async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> anyhow::Result<
                     db_size: leaves.len() as u64,
                     published_size: size,
                     published: location,
-                }
-                .into());
+                });
             }
             Some(root) if b64(&root) != signed => {
                 return Err(CheckpointError::Inconsistent {
@@ -182,8 +206,7 @@ async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> anyhow::Result<
                     size,
                     signed,
                     actual: b64(&root),
-                }
-                .into());
+                });
             }
             Some(_) => {}
         }
@@ -202,20 +225,17 @@ pub struct Outcome {
 }
 
 /// Signs and publishes a checkpoint of the whole ledger, unless the newest one covers it.
-pub async fn create(app: &Annexa) -> anyhow::Result<Outcome> {
+pub async fn create(app: &Annexa) -> Result<Outcome, CheckpointError> {
     let key = crate::ledger::keyring::signing_key(app).await?;
     create_signed(app, &[&key]).await
 }
 
 /// The same, signed by each of `keys` (a rotation signs with the new key and the old).
-pub async fn create_signed(
-    app: &Annexa,
-    keys: &[&crate::ledger::note::NoteKey],
-) -> anyhow::Result<Outcome> {
+pub async fn create_signed(app: &Annexa, keys: &[&NoteKey]) -> Result<Outcome, CheckpointError> {
     let leaves = ledger::decode_leaves(&app.db.leaves().await?)
         .map_err(|e| anyhow::anyhow!("{e}; run `annexa verify`"))?;
     if leaves.is_empty() {
-        return Err(CheckpointError::Empty.into());
+        return Err(CheckpointError::Empty);
     }
     check_history(app, &leaves).await?;
     let size = leaves.len() as u64;
@@ -316,6 +336,14 @@ async fn publish(target: &Publish, row: &CheckpointRow) -> anyhow::Result<String
     }
 }
 
+/// `annexa keys rotate`: a new active key, the old one retired, and one checkpoint signed by
+/// both so verifiers can follow the hand-over.
+pub async fn rotate_key(app: &Annexa) -> Result<(NoteKey, NoteKey), CheckpointError> {
+    let (old, new) = super::keyring::replace(app).await?;
+    create_signed(app, &[&new, &old]).await?;
+    Ok((old, new))
+}
+
 /// Whether the daily checkpoint is due: none yet, or none made today (UTC).
 pub async fn due(app: &Annexa) -> anyhow::Result<bool> {
     let now = app.clock.now();
@@ -357,7 +385,7 @@ pub async fn acknowledged_rollbacks(app: &Annexa) -> anyhow::Result<Vec<(u64, u6
 ///
 /// The whole ledger is re-read: a restored database that has grown back past the published
 /// size must still have the published root at that size.
-pub async fn guard_append(app: &Annexa) -> anyhow::Result<()> {
+pub async fn guard_append(app: &Annexa) -> Result<(), CheckpointError> {
     let leaves = ledger::decode_leaves(&app.db.leaves().await?)
         .map_err(|e| anyhow::anyhow!("{e}; run `annexa verify`"))?;
     check_history(app, &leaves).await

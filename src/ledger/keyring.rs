@@ -141,9 +141,9 @@ pub async fn generate(app: &Annexa) -> anyhow::Result<NoteKey> {
     Ok(key)
 }
 
-/// `annexa keys rotate`: a new active key; the old one is retired, and one checkpoint is
-/// signed by both so verifiers can follow the handover.
-pub async fn rotate(app: &Annexa) -> anyhow::Result<(NoteKey, NoteKey)> {
+/// Replaces the active key with a new one; the old one is retired. `checkpoint::rotate_key`
+/// then signs the hand-over with both.
+pub async fn replace(app: &Annexa) -> anyhow::Result<(NoteKey, NoteKey)> {
     let old = signing_key(app).await?;
     let old_id = hex::encode(old.key_id());
     let path = &app.config.ledger.key_file;
@@ -165,7 +165,6 @@ pub async fn rotate(app: &Annexa) -> anyhow::Result<(NoteKey, NoteKey)> {
         now,
     )
     .await?;
-    crate::ledger::checkpoint::create_signed(app, &[&new, &old]).await?;
     Ok((old, new))
 }
 

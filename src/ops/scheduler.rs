@@ -20,9 +20,10 @@ use tokio::sync::watch;
 
 use crate::app::Annexa;
 use crate::base::Schedule;
-use crate::config::{CollectorConfig, CollectorKind};
+use crate::config::{CollectorConfig, Kind};
 use crate::db::{HeldBy, Lease, ts};
 use crate::evidence::runner::{RunOutcome, run_collector};
+use crate::ledger::checkpoint::CheckpointError;
 use crate::ops::Output;
 
 /// Missed slots are caught up while a run would still be on time for them (within the
@@ -48,7 +49,7 @@ pub fn in_run_order<'a>(
     collectors: impl Iterator<Item = &'a CollectorConfig>,
 ) -> Vec<&'a CollectorConfig> {
     let mut ordered: Vec<&CollectorConfig> = collectors.collect();
-    ordered.sort_by_key(|c| matches!(c.kind, CollectorKind::CronHealth(_)));
+    ordered.sort_by_key(|c| c.kind.kind() == Kind::CronHealth);
     ordered
 }
 
@@ -238,6 +239,17 @@ pub struct TickReport {
     pub next: Option<DateTime<Utc>>,
 }
 
+/// Why a tick did nothing at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TickError {
+    /// The ledger disagrees with a published checkpoint: nothing may be appended.
+    #[error(transparent)]
+    Ledger(#[from] CheckpointError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
 /// One pass of the scheduler: every due slot, each of `tasks` if due, then gaps and alerts. `stop`
 /// turning true stops it from starting anything new. Errors of single slots and tasks are
 /// collected in the report, not returned: one failing source does not stop the others.
@@ -249,12 +261,24 @@ pub async fn tick(
     out: &dyn Output,
     stop: &watch::Receiver<bool>,
     current: &Mutex<Option<(String, DateTime<Utc>)>>,
+) -> Result<TickReport, TickError> {
+    // A database restored from an older copy must not grow a second history.
+    crate::ledger::checkpoint::guard_append(app).await?;
+    Ok(tick_guarded(app, tasks, holder, client, out, stop, current).await?)
+}
+
+async fn tick_guarded(
+    app: &Annexa,
+    tasks: &[Task],
+    holder: &str,
+    client: &reqwest::Client,
+    out: &dyn Output,
+    stop: &watch::Receiver<bool>,
+    current: &Mutex<Option<(String, DateTime<Utc>)>>,
 ) -> anyhow::Result<TickReport> {
     let mut report = TickReport::default();
     let now = app.clock.now();
     let mut next = now + chrono::Duration::from_std(app.config.worker.evaluate_every)?;
-    // A database restored from an older copy must not grow a second history.
-    crate::ledger::checkpoint::guard_append(app).await?;
 
     for c in in_run_order(app.config.collectors.iter()) {
         if let Some(n) = c.schedule.next_after(now) {

@@ -58,7 +58,7 @@ impl FsStore {
     fn io(&self, source: io::Error) -> StoreError {
         StoreError::Io {
             location: self.location(),
-            source,
+            cause: source,
         }
     }
 
@@ -81,7 +81,7 @@ impl FsStore {
                 Body::File(path) => {
                     copy_hashing(path, tmp.as_file_mut()).map_err(|e| StoreError::Io {
                         location: path.display().to_string(),
-                        source: e,
+                        cause: e,
                     })?
                 }
             };

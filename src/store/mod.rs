@@ -66,11 +66,11 @@ pub enum StoreError {
     },
     #[error("{key} is not in the evidence store")]
     NotFound { key: String },
-    #[error("evidence store I/O on {location}: {source}")]
+    /// The message shows the cause, so it is not also the error's source (printed once).
+    #[error("evidence store I/O on {location}: {cause}")]
     Io {
         location: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("evidence store {location}: {reason}")]
     Other { location: String, reason: String },

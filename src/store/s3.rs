@@ -168,7 +168,7 @@ impl S3Store {
                 blocking(move || {
                     let mut file = std::fs::File::open(&path).map_err(|e| StoreError::Io {
                         location: path.display().to_string(),
-                        source: e,
+                        cause: e,
                     })?;
                     let mut hasher = md5::Md5::new();
                     let mut buf = vec![0u8; super::CHUNK];
@@ -176,7 +176,7 @@ impl S3Store {
                         let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| {
                             StoreError::Io {
                                 location: path.display().to_string(),
-                                source: e,
+                                cause: e,
                             }
                         })?;
                         if n == 0 {
@@ -301,7 +301,7 @@ impl S3Store {
                 blocking(move || {
                     hash_file(&path).map_err(|e| StoreError::Io {
                         location: path.display().to_string(),
-                        source: e,
+                        cause: e,
                     })
                 })
                 .await?
@@ -440,7 +440,7 @@ impl S3Store {
     ) -> Result<(), StoreError> {
         let io = |e: std::io::Error| StoreError::Io {
             location: path.display().to_string(),
-            source: e,
+            cause: e,
         };
         let mut file = tokio::fs::File::open(path).await.map_err(io)?;
         let mut parts = Vec::new();

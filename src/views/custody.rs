@@ -2,29 +2,133 @@
 //! collection itself works. Status and reports both judge it as one more source; what it is
 //! made of is decided here, once.
 
-use std::time::Duration;
+use annexa_collectors::{Finding, FindingCode};
+use annexa_reports::model::{CollectorInput, ItemInput};
+use chrono::{DateTime, Utc};
 
 use crate::app::Annexa;
-use crate::controls::CUSTODY;
-use crate::db::RunRow;
+use crate::controls::{CUSTODY, RunState, SourceState};
+use crate::db::{DbError, RunRow};
+use crate::ledger::audit::{self, AuditAction};
 
 /// The controls the custody log evidences; empty when the catalog maps it to none.
 pub fn controls(app: &Annexa) -> Vec<String> {
     app.config.catalog.controls_for_kind(CUSTODY)
 }
 
-/// How long a source's evidence stays fresh when its collector sets no `max_age`: the shortest
-/// maximum age of the controls it evidences (a day when none is known).
-pub fn shortest_max_age(app: &Annexa, controls: &[String]) -> Duration {
-    controls
-        .iter()
-        .filter_map(|id| app.config.catalog.get(id))
-        .map(|c| c.max_age)
-        .min()
-        .unwrap_or(Duration::from_secs(86_400))
-}
-
 /// A run's manifest as the custody log's evidence object: (SHA-256, key), when it has one.
 pub fn manifest_object(run: &RunRow) -> Option<(String, String)> {
     Some((run.manifest_sha256.clone()?, run.manifest_key.clone()?))
+}
+
+/// The custody log as a source of evidence at `as_of`: its newest run manifest, and an
+/// `integrity-violation` finding while the newest verify found violations.
+pub async fn source_state(
+    app: &Annexa,
+    as_of: DateTime<Utc>,
+) -> Result<Option<SourceState>, DbError> {
+    let custody_controls = controls(app);
+    if custody_controls.is_empty() {
+        return Ok(None);
+    }
+    let head = app.db.latest_manifest(as_of).await?;
+    Ok(Some(SourceState {
+        collector: CUSTODY.to_string(),
+        controls: custody_controls,
+        max_age: None,
+        latest: head.as_ref().map(|r| RunState {
+            succeeded: true,
+            ..super::run_state(r)
+        }),
+        latest_success: head.as_ref().map(|r| {
+            let state = RunState {
+                succeeded: true,
+                error: None,
+                ..super::run_state(r)
+            };
+            (state, manifest_object(r).into_iter().collect())
+        }),
+        findings: verify_findings(app, as_of).await?,
+    }))
+}
+
+/// The custody log over a report's period: the newest manifest before it (`before`), then
+/// every run of the period, each evidenced by its manifest.
+pub async fn report_input(
+    app: &Annexa,
+    before: DateTime<Utc>,
+    period_runs: &[RunRow],
+) -> Result<Option<CollectorInput>, DbError> {
+    let custody_controls = controls(app);
+    if custody_controls.is_empty() {
+        return Ok(None);
+    }
+    let manifest = |r: &RunRow| -> Vec<ItemInput> {
+        manifest_object(r)
+            .map(|(sha256, object_key)| ItemInput {
+                name: format!("run manifest of {}", r.collector),
+                role: "manifest".into(),
+                media_type: "application/json".into(),
+                size: None,
+                sha256,
+                object_key,
+            })
+            .into_iter()
+            .collect()
+    };
+    let mut runs = Vec::new();
+    if let Some(prior) = app.db.latest_manifest(before).await? {
+        runs.push(super::run_input(&prior, Vec::new()));
+    }
+    for run in period_runs {
+        let mut r = super::run_input(run, manifest(run));
+        // A failed collection still leaves a manifest: the custody log itself worked.
+        r.succeeded = run.manifest_key.is_some();
+        runs.push(r);
+    }
+    Ok(Some(CollectorInput {
+        name: CUSTODY.to_string(),
+        kind: CUSTODY.to_string(),
+        max_age: chrono::Duration::from_std(super::shortest_max_age(app, &custody_controls))
+            .unwrap_or(chrono::Duration::MAX),
+        controls: custody_controls,
+        schedule: String::new(),
+        slots: Vec::new(),
+        runs,
+        figures: Vec::new(),
+    }))
+}
+
+/// The newest `annexa verify` by `as_of` found violations: an `integrity-violation` finding on
+/// the custody log until a later verify passes.
+async fn verify_findings(app: &Annexa, as_of: DateTime<Utc>) -> Result<Vec<Finding>, DbError> {
+    let events = audit::with_action(&app.db, AuditAction::Verified).await?;
+    let Some(last) = events
+        .iter()
+        .rev()
+        .find(|e| e.at.as_str() <= crate::db::ts(as_of).as_str())
+    else {
+        return Ok(Vec::new());
+    };
+    let details: serde_json::Value = serde_json::from_str(&last.details).unwrap_or_default();
+    let count = details["violations"].as_u64().unwrap_or(0);
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Finding::new(
+        FindingCode::IntegrityViolation,
+        "annexa verify",
+        format!(
+            "`annexa verify` on {} found {count} integrity violation(s) ({}); run it for the list, and do not trust this evidence until they are explained",
+            &last.at[..16].replace('T', " "),
+            details["kinds"]
+                .as_array()
+                .map(|k| k
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        ),
+    )])
 }

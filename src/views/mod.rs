@@ -4,3 +4,49 @@
 pub mod custody;
 pub mod report;
 pub mod status;
+
+use annexa_collectors::FindingCode;
+use annexa_reports::model::{ItemInput, RunInput};
+
+use crate::app::Annexa;
+use crate::controls::RunState;
+use crate::db::{RunRow, RunStatus};
+
+/// A run as evaluation sees it.
+pub fn run_state(run: &RunRow) -> RunState {
+    RunState {
+        run_id: run.id.clone(),
+        succeeded: run.status == RunStatus::Succeeded,
+        finished_at: run.finished_at.unwrap_or(run.started_at),
+        error: run.error.as_ref().map(|e| {
+            let code = run
+                .error_code
+                .as_deref()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(FindingCode::CollectorFailed);
+            (code, e.clone())
+        }),
+    }
+}
+
+/// A run as a report lists it, with the items it stored.
+pub fn run_input(run: &RunRow, items: Vec<ItemInput>) -> RunInput {
+    RunInput {
+        run_id: run.id.clone(),
+        succeeded: run.status == RunStatus::Succeeded,
+        finished_at: run.finished_at.unwrap_or(run.started_at),
+        error: run.error.clone(),
+        items,
+    }
+}
+
+/// How long a source's evidence stays fresh when its collector sets no `max_age`: the shortest
+/// maximum age of the controls it evidences (a day when none is known).
+pub fn shortest_max_age(app: &Annexa, controls: &[String]) -> std::time::Duration {
+    controls
+        .iter()
+        .filter_map(|id| app.config.catalog.get(id))
+        .map(|c| c.max_age)
+        .min()
+        .unwrap_or(std::time::Duration::from_secs(86_400))
+}

@@ -13,13 +13,12 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use annexa_reports::Format;
-use annexa_reports::model::{CollectorInput, ItemInput, LedgerHead, ReportInput, RunInput};
+use annexa_reports::model::{CollectorInput, ItemInput, LedgerHead, ReportInput};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 
 use super::custody;
 use crate::app::Annexa;
-use crate::controls::CUSTODY;
-use crate::db::{ObjectRow, RunRow, RunStatus};
+use crate::db::{ObjectRow, RunRow};
 use crate::evidence::{facts, registry};
 use crate::ledger;
 use crate::ledger::bundle;
@@ -44,16 +43,6 @@ pub fn last_full_month(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     (last, this)
 }
 
-fn run_input(run: &RunRow, items: Vec<ItemInput>) -> RunInput {
-    RunInput {
-        run_id: run.id.clone(),
-        succeeded: run.status == RunStatus::Succeeded,
-        finished_at: run.finished_at.unwrap_or(run.started_at),
-        error: run.error.clone(),
-        items,
-    }
-}
-
 fn item(e: ObjectRow) -> ItemInput {
     ItemInput {
         name: e.name,
@@ -71,7 +60,7 @@ fn to_duration(d: std::time::Duration) -> Duration {
 
 /// How long a source's evidence stays fresh when its collector sets no `max_age`.
 fn shortest_max_age(app: &Annexa, controls: &[String]) -> Duration {
-    to_duration(custody::shortest_max_age(app, controls))
+    to_duration(super::shortest_max_age(app, controls))
 }
 
 /// `[from, to)` in four slices, in order: a month holds many rows, and the database driver
@@ -218,7 +207,7 @@ pub async fn gather(
         let mut runs = Vec::new();
         let ran_before = prior_failure || prior_success.is_some();
         if let Some(prior) = prior_success {
-            runs.push(run_input(&prior, Vec::new()));
+            runs.push(super::run_input(&prior, Vec::new()));
         }
         let in_period = runs_of.remove(config.name.as_str()).unwrap_or_default();
         // Slots count from the collector's first run: none were due before it was set up.
@@ -234,7 +223,7 @@ pub async fn gather(
         };
         for run in in_period {
             let run_items = items.remove(&run.id).unwrap_or_default();
-            runs.push(run_input(run, run_items));
+            runs.push(super::run_input(run, run_items));
         }
         let figures = facts
             .map(|f| collector.figures(&f, from, to))
@@ -259,44 +248,7 @@ pub async fn gather(
         });
     }
 
-    // The custody log: every run manifest is evidence that collection itself works.
-    let custody_controls = custody::controls(app);
-    if !custody_controls.is_empty() {
-        let max_age = shortest_max_age(app, &custody_controls);
-        let manifest = |r: &RunRow| -> Vec<ItemInput> {
-            custody::manifest_object(r)
-                .map(|(sha256, object_key)| ItemInput {
-                    name: format!("run manifest of {}", r.collector),
-                    role: "manifest".into(),
-                    media_type: "application/json".into(),
-                    size: None,
-                    sha256,
-                    object_key,
-                })
-                .into_iter()
-                .collect()
-        };
-        let mut runs = Vec::new();
-        if let Some(prior) = app.db.latest_manifest(before).await? {
-            runs.push(run_input(&prior, Vec::new()));
-        }
-        for run in &period_runs {
-            let mut r = run_input(run, manifest(run));
-            // A failed collection still leaves a manifest: the custody log itself worked.
-            r.succeeded = run.manifest_key.is_some();
-            runs.push(r);
-        }
-        collectors.push(CollectorInput {
-            name: CUSTODY.to_string(),
-            kind: CUSTODY.to_string(),
-            controls: custody_controls,
-            max_age,
-            schedule: String::new(),
-            slots: Vec::new(),
-            runs,
-            figures: Vec::new(),
-        });
-    }
+    collectors.extend(custody::report_input(app, before, &period_runs).await?);
 
     Ok(ReportInput {
         organization: app.config.organization.clone(),

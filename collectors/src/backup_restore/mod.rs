@@ -1,0 +1,566 @@
+//! `backup-restore`: backup freshness, and real restore drills, for A.8.13 and A.5.30.
+//!
+//! Every collection lists the backups (a local folder or an S3 prefix, filtered by a file-name
+//! pattern) with name, size, modified time and SHA-256 (from a `.sha256` sidecar, else computed
+//! once). When a drill is due (its `every` period passed, or `annexa collect` asks), the newest
+//! backup is restored into a scratch target that annexa creates and removes:
+//!
+//! - PostgreSQL custom dumps (`pg_restore`) and plain dumps (`psql`) into a fresh database
+//!   named `annexa_drill_<uuid>`, marked with a comment and dropped afterwards;
+//! - SQLite files: a copy, `PRAGMA integrity_check`;
+//! - `.tar`, `.tar.gz`/`.tgz`, `.zst`/`.tar.zst`: extracted into a scratch folder, every file
+//!   listed and hashed.
+//!
+//! Then the verification queries run with their expectations. The drill report (restore time,
+//! backup age, tool versions, every query and result, the log) is stored as evidence. annexa
+//! never drops a database it did not create: it drops only names with its prefix that carry its
+//! mark, and on start it removes such leftovers of a drill that was killed.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Body, CollectContext, CollectError, Collector, EvidenceItem, Finding, FindingCode, Level,
+    Snapshot, Source,
+};
+
+mod drill;
+use drill::{judge, parse_expect};
+mod listing;
+#[cfg(feature = "s3")]
+mod s3;
+#[cfg(not(feature = "s3"))]
+#[path = "s3_unavailable.rs"]
+mod s3;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Location {
+    pub endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default = "yes")]
+    pub path_style: bool,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyQuery {
+    pub sql: String,
+    /// A comparison with a number: `>= 1`, `= 42`, `< 10`.
+    pub expect: Option<String>,
+    /// The result is a time that must be within this of the drill (the RPO), e.g. `26h`.
+    pub within: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillConfig {
+    /// Drill when the last successful drill is older than this (e.g. `30d`).
+    #[serde(default = "default_every")]
+    pub every: String,
+    /// `restore-drill-overdue` when no drill succeeded within this.
+    #[serde(default = "default_required")]
+    pub required_within: String,
+    /// The environment variable holding an admin URL of the PostgreSQL server scratch databases
+    /// are created on (PostgreSQL dumps only).
+    pub postgres_url_env: Option<String>,
+    #[serde(default)]
+    pub queries: Vec<VerifyQuery>,
+}
+
+fn default_every() -> String {
+    "30d".into()
+}
+fn default_required() -> String {
+    "35d".into()
+}
+
+/// Configuration of one `backup-restore` collector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRestoreConfig {
+    /// A local folder of backups…
+    pub path: Option<PathBuf>,
+    /// …or an S3 prefix (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+    pub s3: Option<S3Location>,
+    /// File names taken, with `*` and `?` (default `*`). `.sha256` sidecars are never backups.
+    #[serde(default = "default_pattern")]
+    pub pattern: String,
+    /// The newest backup may be this old (plus `grace`), e.g. `1h` for hourly dumps. (Not
+    /// `max_age`: that common key is how old this collector's evidence may be.)
+    pub max_backup_age: String,
+    #[serde(default = "default_grace")]
+    pub grace: String,
+    /// `backup-size-anomaly` when the newest is smaller than this fraction of the median of the
+    /// previous `size_window` backups.
+    #[serde(default = "default_fraction")]
+    pub size_anomaly_fraction: f64,
+    #[serde(default = "default_window")]
+    pub size_window: usize,
+    pub drill: Option<DrillConfig>,
+}
+
+fn default_pattern() -> String {
+    "*".into()
+}
+fn default_grace() -> String {
+    "15m".into()
+}
+fn default_fraction() -> f64 {
+    0.5
+}
+fn default_window() -> usize {
+    10
+}
+
+pub(super) fn seconds(text: &str) -> Result<i64, String> {
+    humantime::parse_duration(text)
+        .map(|d| d.as_secs() as i64)
+        .map_err(|e| format!("`{text}`: {e}"))
+}
+
+impl BackupRestoreConfig {
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        match (&self.path, &self.s3) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => p.push("set exactly one of `path` (a folder) and `s3` (a bucket prefix)".into()),
+        }
+        if self.s3.is_some() && !cfg!(feature = "s3") {
+            p.push("`s3`: backups in S3 are not available in this build: rebuild annexa with `--features s3`".into());
+        }
+        for (k, v) in [
+            ("max_backup_age", &self.max_backup_age),
+            ("grace", &self.grace),
+        ] {
+            if let Err(e) = seconds(v) {
+                p.push(format!("{k}: {e}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.size_anomaly_fraction) {
+            p.push("size_anomaly_fraction must be between 0 and 1".into());
+        }
+        if let Some(d) = &self.drill {
+            for (k, v) in [
+                ("drill.every", &d.every),
+                ("drill.required_within", &d.required_within),
+            ] {
+                if let Err(e) = seconds(v) {
+                    p.push(format!("{k}: {e}"));
+                }
+            }
+            for q in &d.queries {
+                if let Some(e) = &q.expect
+                    && parse_expect(e).is_none()
+                {
+                    p.push(format!(
+                        "drill.queries: expect `{e}` must be a comparison such as `>= 1`"
+                    ));
+                }
+                if let Some(w) = &q.within
+                    && let Err(e) = seconds(w)
+                {
+                    p.push(format!("drill.queries: within {e}"));
+                }
+            }
+        }
+        p
+    }
+}
+
+/// One backup as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupFile {
+    pub name: String,
+    pub size: u64,
+    pub modified: DateTime<Utc>,
+    pub sha256: Option<String>,
+    /// `sidecar` or `computed`.
+    pub sha256_source: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryResult {
+    pub sql: String,
+    pub value: Option<String>,
+    pub expectation: String,
+    pub passed: bool,
+}
+
+impl QueryResult {
+    fn judged(q: &VerifyQuery, value: Option<String>, now: DateTime<Utc>) -> QueryResult {
+        let (expectation, passed) = judge(q, value.as_deref(), now);
+        QueryResult {
+            sql: q.sql.clone(),
+            value,
+            expectation,
+            passed,
+        }
+    }
+}
+
+/// What one restore drill did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillReport {
+    pub backup: String,
+    pub backup_sha256: Option<String>,
+    pub format: String,
+    pub started_at: DateTime<Utc>,
+    /// The restore time (RTO), in seconds.
+    pub duration_seconds: i64,
+    /// The backup's age at the drill (RPO), in seconds.
+    pub backup_age_seconds: i64,
+    pub restored: bool,
+    pub error: Option<String>,
+    pub queries: Vec<QueryResult>,
+    pub tools: Vec<String>,
+    /// What the restore printed, without credentials.
+    pub log: Vec<String>,
+    pub scratch: String,
+}
+
+impl DrillReport {
+    fn succeeded(&self) -> bool {
+        self.restored && self.queries.iter().all(|q| q.passed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupFacts {
+    pub location: String,
+    pub pattern: String,
+    /// Newest first.
+    pub backups: Vec<BackupFile>,
+    pub max_age_seconds: i64,
+    pub grace_seconds: i64,
+    pub size_anomaly_fraction: f64,
+    pub size_window: usize,
+    /// The drill of this collection, if one was due.
+    pub drill: Option<DrillReport>,
+    pub last_successful_drill_at: Option<DateTime<Utc>>,
+    /// Set when drills are configured.
+    pub drill_required_within_seconds: Option<i64>,
+    pub collected_at: DateTime<Utc>,
+}
+
+pub struct BackupRestore {
+    config: BackupRestoreConfig,
+}
+
+impl BackupRestore {
+    pub fn new(config: BackupRestoreConfig) -> Self {
+        BackupRestore { config }
+    }
+
+    fn location(&self) -> String {
+        match (&self.config.path, &self.config.s3) {
+            (Some(p), _) => p.display().to_string(),
+            (_, Some(s)) => format!("s3://{}/{}", s.bucket, s.prefix),
+            _ => String::new(),
+        }
+    }
+}
+
+/// `*` and `?` glob on a file name.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(
+        &pattern.chars().collect::<Vec<_>>(),
+        &name.chars().collect::<Vec<_>>(),
+    )
+}
+
+fn unavailable(what: impl Into<String>, reason: impl Into<String>) -> CollectError {
+    CollectError::SourceUnavailable {
+        what: what.into(),
+        reason: reason.into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Collector for BackupRestore {
+    fn kind(&self) -> &'static str {
+        "backup-restore"
+    }
+
+    async fn collect(&self, ctx: &CollectContext) -> Result<Snapshot, CollectError> {
+        let now = ctx.now();
+        let previous: Option<BackupFacts> = ctx
+            .previous_facts
+            .clone()
+            .and_then(|f| serde_json::from_value(f).ok());
+        let backups = self
+            .list(previous.as_ref().map_or(&[][..], |p| &p.backups[..]))
+            .await?;
+        let mut last_successful = previous.as_ref().and_then(|p| p.last_successful_drill_at);
+        let mut drill = None;
+        if let (Some(d), Some(newest)) = (&self.config.drill, backups.first()) {
+            let every = Duration::seconds(seconds(&d.every).unwrap_or(30 * 86_400));
+            let due = ctx.on_demand || last_successful.is_none_or(|t| now - t >= every);
+            if due {
+                let report = self.drill(d, newest, ctx).await;
+                if report.succeeded() {
+                    last_successful = Some(report.started_at);
+                }
+                drill = Some(report);
+            }
+        }
+        let facts = BackupFacts {
+            location: self.location(),
+            pattern: self.config.pattern.clone(),
+            max_age_seconds: seconds(&self.config.max_backup_age).unwrap_or(0),
+            grace_seconds: seconds(&self.config.grace).unwrap_or(0),
+            size_anomaly_fraction: self.config.size_anomaly_fraction,
+            size_window: self.config.size_window,
+            drill_required_within_seconds: self
+                .config
+                .drill
+                .as_ref()
+                .and_then(|d| seconds(&d.required_within).ok()),
+            backups,
+            drill,
+            last_successful_drill_at: last_successful,
+            collected_at: now,
+        };
+        let mut items = vec![EvidenceItem {
+            name: "backups.json".into(),
+            media_type: "application/json".into(),
+            body: Body::Bytes(serde_json::to_vec_pretty(&facts.backups).expect("serializes")),
+            observed_at: now,
+            effective_at: None,
+            source: Source {
+                query: facts.location.clone(),
+                filters: vec![format!("name matches {}", facts.pattern)],
+                total: Some(facts.backups.len() as u64),
+            },
+        }];
+        if let Some(report) = &facts.drill {
+            items.push(EvidenceItem {
+                name: "restore-drill.json".into(),
+                media_type: "application/json".into(),
+                body: Body::Bytes(serde_json::to_vec_pretty(report).expect("serializes")),
+                observed_at: now,
+                effective_at: None,
+                source: Source {
+                    query: format!("restore drill of {}", report.backup),
+                    ..Source::default()
+                },
+            });
+        }
+        Ok(Snapshot {
+            items,
+            facts: serde_json::to_value(facts).expect("facts serialize"),
+        })
+    }
+
+    fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
+        crate::check_stored::<BackupFacts>("backup", facts, |f| check(f, as_of))
+    }
+
+    fn figures(
+        &self,
+        facts: &serde_json::Value,
+        _from: DateTime<Utc>,
+        _to: DateTime<Utc>,
+    ) -> Vec<crate::FigureTable> {
+        crate::figures_stored::<BackupFacts>(facts, figures)
+    }
+}
+
+/// The backups seen at the newest collection, and its restore drill.
+pub fn figures(f: &BackupFacts) -> Vec<crate::FigureTable> {
+    let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let mut backups = crate::FigureTable::new(
+        &format!("Backups in {} (newest first)", f.location),
+        &["Backup", "Modified", "Size (bytes)", "SHA-256"],
+    );
+    for b in f.backups.iter().take(10) {
+        backups = backups.row([
+            b.name.clone(),
+            time(b.modified),
+            b.size.to_string(),
+            b.sha256.clone().unwrap_or_else(|| "–".into()),
+        ]);
+    }
+    let mut drills = crate::FigureTable::new(
+        "Restore drill",
+        &[
+            "Backup",
+            "Started",
+            "Restored",
+            "Restore time (RTO)",
+            "Backup age (RPO)",
+            "Checks passed",
+        ],
+    );
+    if let Some(d) = &f.drill {
+        let passed = d.queries.iter().filter(|q| q.passed).count();
+        drills = drills.row([
+            d.backup.clone(),
+            time(d.started_at),
+            if d.restored {
+                "yes".into()
+            } else {
+                format!("no: {}", d.error.as_deref().unwrap_or("failed"))
+            },
+            crate::human_duration(d.duration_seconds),
+            crate::human_duration(d.backup_age_seconds),
+            format!("{passed} of {}", d.queries.len()),
+        ]);
+    }
+    if let Some(last) = f.last_successful_drill_at {
+        drills.title = format!("Restore drill (last successful: {})", time(last));
+    }
+    vec![backups, drills]
+}
+
+/// The judgement: pure over the facts and `as_of`.
+pub fn check(f: &BackupFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let Some(newest) = f.backups.first() else {
+        findings.push(Finding::new(
+            FindingCode::BackupMissing,
+            f.location.clone(),
+            format!("no backup matching `{}` in {}", f.pattern, f.location),
+        ));
+        return findings;
+    };
+    let limit = Duration::seconds(f.max_age_seconds + f.grace_seconds);
+    if as_of - newest.modified > limit {
+        findings.push(Finding::new(
+            FindingCode::BackupStale,
+            newest.name.clone(),
+            format!(
+                "the newest backup {} is from {}; backups may be {} s old (plus {} s grace)",
+                newest.name,
+                newest.modified.format("%Y-%m-%d %H:%M UTC"),
+                f.max_age_seconds,
+                f.grace_seconds
+            ),
+        ));
+    }
+    let mut previous: Vec<u64> = f
+        .backups
+        .iter()
+        .skip(1)
+        .take(f.size_window)
+        .map(|b| b.size)
+        .collect();
+    if !previous.is_empty() {
+        previous.sort_unstable();
+        let median = previous[previous.len() / 2] as f64;
+        if (newest.size as f64) < f.size_anomaly_fraction * median {
+            findings.push(
+                Finding::new(
+                    FindingCode::BackupSizeAnomaly,
+                    newest.name.clone(),
+                    format!("the newest backup {} is {} bytes, under {:.0} % of the median {} bytes of the previous {}", newest.name, newest.size, f.size_anomaly_fraction * 100.0, median, previous.len()),
+                )
+                .with_level(Level::Warn),
+            );
+        }
+    }
+    if let Some(d) = &f.drill {
+        if !d.restored || d.error.is_some() {
+            findings.push(Finding::new(
+                FindingCode::RestoreFailed,
+                d.backup.clone(),
+                format!(
+                    "the restore drill of {} failed: {}",
+                    d.backup,
+                    d.error.as_deref().unwrap_or("no reason recorded")
+                ),
+            ));
+        }
+        if d.restored {
+            for q in d.queries.iter().filter(|q| !q.passed) {
+                findings.push(Finding::new(
+                    FindingCode::RestoreVerificationFailed,
+                    format!("{}: {}", d.backup, q.sql),
+                    format!(
+                        "after restoring {}, `{}` gave {} where {} was expected",
+                        d.backup,
+                        q.sql,
+                        q.value.as_deref().unwrap_or("no value"),
+                        q.expectation
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(required) = f.drill_required_within_seconds {
+        let overdue = f
+            .last_successful_drill_at
+            .is_none_or(|t| as_of - t > Duration::seconds(required));
+        if overdue {
+            findings.push(Finding::new(
+                FindingCode::RestoreDrillOverdue,
+                f.location.clone(),
+                match f.last_successful_drill_at {
+                    Some(t) => format!(
+                        "the last successful restore drill was {}; one is required every {} days",
+                        t.format("%Y-%m-%d"),
+                        required / 86_400
+                    ),
+                    None => format!("no restore drill of {} has succeeded yet", f.location),
+                },
+            ));
+        }
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_backup_names() {
+        assert!(glob("app-*.dump", "app-2026-11-22T0300.dump"));
+        assert!(!glob("app-*.dump", "app-2026.sql"));
+        assert!(glob("*", "x"));
+        assert!(glob("db-??.sqlite", "db-01.sqlite"));
+    }
+
+    #[test]
+    fn expectations_compare_numbers_and_times() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let q = |expect: Option<&str>, within: Option<&str>| VerifyQuery {
+            sql: "x".into(),
+            expect: expect.map(String::from),
+            within: within.map(String::from),
+        };
+        assert!(judge(&q(Some(">= 1"), None), Some("3"), now).1);
+        assert!(!judge(&q(Some(">= 10"), None), Some("3"), now).1);
+        assert!(judge(&q(Some("= 3"), None), Some("3"), now).1);
+        assert!(
+            !judge(&q(Some(">= 1"), None), None, now).1,
+            "no value never passes"
+        );
+        assert!(judge(&q(None, Some("26h")), Some("2026-11-22 01:00:00+00"), now).1);
+        assert!(!judge(&q(None, Some("1h")), Some("2026-11-22T01:00:00Z"), now).1);
+    }
+}
