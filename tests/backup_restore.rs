@@ -73,6 +73,7 @@ async fn collect(c: &BackupRestore) -> (BackupFacts, Vec<annexa_collectors::Find
         previous_facts: None,
         heartbeats: None,
         objects: None,
+        max_source_bytes: annexa_collectors::DEFAULT_MAX_SOURCE_BYTES,
         on_demand: true,
     };
     let snapshot = c.collect(&ctx).await.unwrap();

@@ -496,3 +496,97 @@ fn an_unreachable_database_exits_1_without_its_password() {
     );
     assert!(!run.stderr.contains("pw-not-to-print"), "{}", run.stderr);
 }
+
+/// Issue 15: two documents with one file name under two `paths` are both kept and both judged
+/// (they were merged into one item, and a document last reviewed in 2020 vanished: a false
+/// pass of A.5.24).
+#[test]
+fn documents_with_one_name_under_two_paths_are_both_kept_and_judged() {
+    let w = World::new();
+    w.config(
+        "[[collector]]\nname = \"policies\"\nkind = \"policy-document\"\npaths = [\"a\", \"b\"]\n",
+    );
+    w.write(
+        "a/policy.md",
+        &procedure("ISP-001", &common::reviewed_days_ago(10)),
+    );
+    w.write("b/policy.md", &procedure("ISP-009", "2020-01-01"));
+    let run = w
+        .annexa(&["collect", "policies", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(run["runs"][0]["items"], 2, "{run}");
+    let status = w.annexa(&["status", "--json"]).expect(3).json();
+    let a524 = control(&status, "A.5.24");
+    assert_eq!(a524["status"], "not_satisfied", "{a524}");
+    let overdue: Vec<&Value> = a524["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "policy-review-overdue")
+        .collect();
+    assert_eq!(overdue.len(), 1, "{a524}");
+    assert!(
+        overdue[0]["message"].as_str().unwrap().contains("ISP-009"),
+        "{a524}"
+    );
+}
+
+/// Issue 15: a FIFO named `*.md` hung a collect forever; a link to /dev/zero and a sparse file
+/// of 300 MB exhausted memory; `-c /dev/zero` grew to 24 GB. Each is refused at once, named.
+#[test]
+fn special_and_oversized_files_are_refused_at_once_and_named() {
+    let w = policy_world();
+    let started = std::time::Instant::now();
+    let fifo = w.path("policies/pipe.md");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let failed = w.annexa(&["collect", "policies"]).expect(1);
+    assert!(
+        failed.stdout.contains("pipe.md") && failed.stdout.contains("not a regular file"),
+        "{}",
+        failed.stdout
+    );
+    std::fs::remove_file(&fifo).unwrap();
+
+    std::os::unix::fs::symlink("/dev/zero", w.path("policies/zero.md")).unwrap();
+    let failed = w.annexa(&["collect", "policies"]).expect(1);
+    assert!(
+        failed.stdout.contains("zero.md") && failed.stdout.contains("not a regular file"),
+        "{}",
+        failed.stdout
+    );
+    std::fs::remove_file(w.path("policies/zero.md")).unwrap();
+
+    let sparse = std::fs::File::create(w.path("policies/sparse.md")).unwrap();
+    sparse.set_len(300 * 1024 * 1024).unwrap();
+    let failed = w.annexa(&["collect", "policies"]).expect(1);
+    assert!(
+        failed.stdout.contains("sparse.md")
+            && failed.stdout.contains("larger than 64 MiB")
+            && failed.stdout.contains("max_file_size_mib"),
+        "{}",
+        failed.stdout
+    );
+    let refused: common::Run = std::process::Command::new(env!("CARGO_BIN_EXE_annexa"))
+        .args(["-c", "/dev/zero", "status"])
+        .output()
+        .unwrap()
+        .into();
+    let refused = refused.expect(2);
+    assert!(
+        refused.stderr.contains("not a regular file"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}

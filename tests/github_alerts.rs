@@ -45,6 +45,7 @@ fn ctx() -> CollectContext {
         previous_facts: None,
         heartbeats: None,
         objects: None,
+        max_source_bytes: annexa_collectors::DEFAULT_MAX_SOURCE_BYTES,
         on_demand: true,
     }
 }

@@ -76,7 +76,13 @@ pub struct CollectContext {
     /// True when a person asked for this run (`annexa collect`), not the schedule: expensive
     /// work with its own cadence (a restore drill) runs now.
     pub on_demand: bool,
+    /// The largest source file a collector reads ([`read_source`]); a larger one fails the
+    /// run, naming the file and the setting (`max_file_size_mib`).
+    pub max_source_bytes: u64,
 }
+
+/// The default of `max_file_size_mib`: 64 MiB.
+pub const DEFAULT_MAX_SOURCE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Read access to objects a collector takes as its source (e.g. a register uploaded to the
 /// evidence store). Never write access: collectors only return evidence.
@@ -173,14 +179,52 @@ impl CollectError {
     }
 }
 
-/// Reads a source file whole; a file that cannot be read is an unavailable source, named.
-pub async fn read_source(path: &std::path::Path) -> Result<Vec<u8>, CollectError> {
-    tokio::fs::read(path)
+/// Reads a source file whole. Only a regular file is read (a FIFO would block forever, a device
+/// never ends), and only up to `limit` bytes (a sparse or growing file cannot exhaust memory);
+/// anything else is an unavailable source, named, with what to do.
+pub async fn read_source(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, CollectError> {
+    use tokio::io::AsyncReadExt;
+    let unavailable = |reason: String| CollectError::SourceUnavailable {
+        what: path.display().to_string(),
+        reason,
+    };
+    let meta = tokio::fs::metadata(path)
         .await
-        .map_err(|e| CollectError::SourceUnavailable {
-            what: path.display().to_string(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| unavailable(e.to_string()))?;
+    check_regular(&meta, limit).map_err(unavailable)?;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(unavailable(too_large(limit)));
+    }
+    Ok(bytes)
+}
+
+/// A source must be a regular file of at most `limit` bytes.
+pub fn check_regular(meta: &std::fs::Metadata, limit: u64) -> Result<(), String> {
+    if !meta.is_file() {
+        return Err(
+            "not a regular file (a folder, FIFO, socket or device); annexa reads only regular files: remove it or point the collector elsewhere"
+                .into(),
+        );
+    }
+    if meta.len() > limit {
+        return Err(too_large(limit));
+    }
+    Ok(())
+}
+
+fn too_large(limit: u64) -> String {
+    format!(
+        "larger than {} MiB, the most this collector reads; raise `max_file_size_mib` in its [[collector]] table if the file is right",
+        limit / (1024 * 1024)
+    )
 }
 
 /// Runs a pure check over facts this collector stored, or says they cannot be read (written by

@@ -91,27 +91,54 @@ impl PolicyDocument {
         PolicyDocument { config }
     }
 
+    /// Every document, named by its path under its configured root (with several `paths`,
+    /// the root as written comes first: `a/policy.md`, `b/policy.md`). The same file reached
+    /// twice is one document; two files under one name, a name that is not UTF-8, or a special
+    /// file are errors naming the files: evidence is never dropped silently.
     fn files(&self, ctx: &CollectContext) -> Result<Vec<(String, PathBuf)>, CollectError> {
-        let mut files = Vec::new();
+        let qualify = self.config.paths.len() > 1;
+        let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
         for configured in &self.config.paths {
             let path = ctx.resolve(configured);
-            let meta = std::fs::metadata(&path).map_err(|e| CollectError::SourceUnavailable {
+            let unavailable = |reason: String| CollectError::SourceUnavailable {
                 what: path.display().to_string(),
-                reason: format!("{e}; check the `paths` of this collector"),
+                reason,
+            };
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| unavailable(format!("{e}; check the `paths` of this collector")))?;
+            let root = configured.to_str().ok_or_else(|| {
+                unavailable("the path is not UTF-8; rename it so it can name evidence".into())
             })?;
+            let mut found = Vec::new();
             if meta.is_dir() {
-                walk(&path, &path, &self.config.extensions, &mut files).map_err(|e| {
-                    CollectError::SourceUnavailable {
-                        what: path.display().to_string(),
-                        reason: e.to_string(),
-                    }
-                })?;
+                walk(&path, &path, &self.config.extensions, &mut found)?;
             } else {
                 let name = path
                     .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                files.push((name, path));
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| unavailable("the file name is not UTF-8; rename it".into()))?;
+                found.push((name.to_string(), path.clone()));
+            }
+            for (relative, file) in found {
+                let name = match (qualify, meta.is_dir()) {
+                    (false, _) => relative,
+                    (true, true) => format!("{}/{relative}", root.trim_end_matches('/')),
+                    (true, false) => root.to_string(),
+                };
+                match files.get(&name) {
+                    Some(other) if same_file(other, &file) => {}
+                    Some(other) => {
+                        return Err(CollectError::SourceUnavailable {
+                            what: format!("{} and {}", other.display(), file.display()),
+                            reason: format!(
+                                "both would be stored as `{name}`; rename one, or list them under paths that tell them apart"
+                            ),
+                        });
+                    }
+                    None => {
+                        files.insert(name, file);
+                    }
+                }
             }
         }
         if files.is_empty() {
@@ -123,38 +150,59 @@ impl PolicyDocument {
                 ),
             });
         }
-        files.sort();
-        files.dedup_by(|a, b| a.0 == b.0);
-        Ok(files)
+        Ok(files.into_iter().collect())
     }
 }
 
+/// Whether two paths name one file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Documents under `dir`, named by their path under `root` with `/` separators.
 fn walk(
     root: &Path,
     dir: &Path,
     extensions: &[String],
     out: &mut Vec<(String, PathBuf)>,
-) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+) -> Result<(), CollectError> {
+    let unavailable = |path: &Path, reason: String| CollectError::SourceUnavailable {
+        what: path.display().to_string(),
+        reason,
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| unavailable(dir, e.to_string()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| unavailable(dir, e.to_string()))?;
         let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
+        let file_name = entry.file_name();
+        if file_name.to_string_lossy().starts_with('.') {
             continue;
         }
-        if entry.file_type()?.is_dir() {
+        // Follows links: a link is judged by what it points to.
+        let meta = std::fs::metadata(&path).map_err(|e| unavailable(&path, e.to_string()))?;
+        if meta.is_dir() {
             walk(root, &path, extensions, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(e)))
-        {
-            let name = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            out.push((name, path));
+            continue;
         }
+        let wanted = Path::new(&file_name)
+            .extension()
+            .map(|e| e.to_string_lossy())
+            .is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(&e)));
+        if !wanted {
+            continue;
+        }
+        let relative = path.strip_prefix(root).unwrap_or(&path);
+        let name = relative.to_str().ok_or_else(|| {
+            unavailable(
+                &path,
+                "the file name is not UTF-8, so it cannot name evidence; rename it".into(),
+            )
+        })?;
+        crate::check_regular(&meta, u64::MAX).map_err(|e| unavailable(&path, e))?;
+        out.push((name.replace('\\', "/"), path));
     }
     Ok(())
 }
@@ -196,7 +244,7 @@ impl Collector for PolicyDocument {
         let mut items = Vec::new();
         let mut documents = Vec::new();
         for (name, path) in self.files(ctx)? {
-            let bytes = crate::read_source(&path).await?;
+            let bytes = crate::read_source(&path, ctx.max_source_bytes).await?;
             let media_type = media_type(&name);
             let stem = Path::new(&name)
                 .file_stem()

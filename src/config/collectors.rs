@@ -49,10 +49,18 @@ struct RawCollectorCommon {
     max_age: Option<String>,
     grace: Option<String>,
     controls: Option<Vec<String>>,
+    max_file_size_mib: Option<u64>,
 }
 
-const COMMON_COLLECTOR_KEYS: &[&str] =
-    &["name", "kind", "schedule", "max_age", "grace", "controls"];
+const COMMON_COLLECTOR_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "schedule",
+    "max_age",
+    "grace",
+    "controls",
+    "max_file_size_mib",
+];
 
 #[derive(Debug, Clone)]
 pub struct CollectorConfig {
@@ -64,6 +72,8 @@ pub struct CollectorConfig {
     pub grace: Duration,
     /// Replaces the catalog's controls for this collector.
     pub controls: Option<Vec<String>>,
+    /// The largest source file this collector reads, in bytes.
+    pub max_file_size: u64,
     pub kind: CollectorKind,
 }
 
@@ -169,6 +179,14 @@ pub(super) fn validate_collector(
             Duration::ZERO
         }
     };
+    let max_file_size = match common.max_file_size_mib {
+        None => Some(annexa_collectors::DEFAULT_MAX_SOURCE_BYTES),
+        Some(0) => {
+            problem("max_file_size_mib must be at least 1".into());
+            None
+        }
+        Some(mib) => Some(mib.saturating_mul(1024 * 1024)),
+    };
     if let Some(controls) = &common.controls {
         for c in controls {
             if catalog.get(c).is_none() {
@@ -225,6 +243,7 @@ pub(super) fn validate_collector(
         max_age,
         grace,
         controls: common.controls,
+        max_file_size: max_file_size?,
         kind: kind?,
     })
 }

@@ -161,6 +161,41 @@ pub enum Publish {
     Url(String),
 }
 
+/// The largest config file annexa reads.
+const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads the config file: a regular file of at most 4 MiB (`-c /dev/zero` must not fill memory).
+fn read_config(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "{} does not exist: run `annexa init` to write one, or pass --config FILE",
+                path.display()
+            )
+        } else {
+            format!("cannot read {}: {e}", path.display())
+        }
+    })?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file; pass the annexa.toml file with --config FILE",
+            path.display()
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "{} is larger than 4 MiB; a config file is far smaller: check the path",
+            path.display()
+        ));
+    }
+    Ok(text)
+}
+
 /// `[report] schedule` and `formats`: the worker's scheduled report (all formats by default).
 fn validate_report_schedule(
     schedule: Option<String>,
@@ -197,16 +232,7 @@ impl Config {
             path: path.to_path_buf(),
             problems: vec![problem],
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            fail(if e.kind() == std::io::ErrorKind::NotFound {
-                format!(
-                    "{} does not exist: run `annexa init` to write one, or pass --config FILE",
-                    path.display()
-                )
-            } else {
-                format!("cannot read {}: {e}", path.display())
-            })
-        })?;
+        let text = read_config(path).map_err(fail)?;
         let env: Vec<(String, String)> = std::env::vars().collect();
         Config::parse(&text, path, &env)
     }

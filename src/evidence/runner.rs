@@ -120,6 +120,7 @@ pub async fn run_collector(
             app.store.clone(),
         ))),
         on_demand: slot.is_none(),
+        max_source_bytes: config.max_file_size,
     };
     let (items, facts, error) = match collector.collect(&ctx).await {
         Ok(snapshot) => (snapshot.items, Some(snapshot.facts), None),

@@ -258,7 +258,7 @@ impl IncidentLog {
                     std::mem::take(items),
                 ));
             }
-            let bytes = crate::read_source(&full).await?;
+            let bytes = crate::read_source(&full, limit).await?;
             (name, bytes, full.display().to_string())
         } else if let Some(key) = &self.config.register_object {
             let objects = ctx
@@ -350,7 +350,7 @@ impl Collector for IncidentLog {
                 .collect();
             files.sort();
             for path in files {
-                let bytes = crate::read_source(&path).await?;
+                let bytes = crate::read_source(&path, ctx.max_source_bytes).await?;
                 let name = file_name(&path);
                 postmortems.push(postmortem::parse(&name, &String::from_utf8_lossy(&bytes)));
                 items.push(item(
