@@ -590,3 +590,54 @@ fn special_and_oversized_files_are_refused_at_once_and_named() {
         started.elapsed()
     );
 }
+
+/// Issue 15: mistyped database URLs printed the password (7 of 12 forms). Whatever the form,
+/// no output of annexa shows it, and a password in the file is refused by any spelling.
+#[test]
+fn no_mistyped_database_url_prints_its_password() {
+    const CANARY: &str = "Canary7pw";
+    let w = policy_world();
+    let port = common::free_port();
+    let urls = [
+        format!("postgres://annexa:{CANARY}@127.0.0.1:{port}/annexa"),
+        format!("postgres://annexa:{CANARY}#x@127.0.0.1:{port}/annexa"),
+        format!("postgres://annexa:{CANARY}/x@127.0.0.1:{port}/annexa"),
+        format!("postgres://annexa:{CANARY}?x@127.0.0.1:{port}/annexa"),
+        format!("postgres://annexa:{CANARY}@127.0.0.1:{port}:5433/annexa"),
+        format!("postgres://annexa:{CANARY}@127.0.0.1:port/annexa"),
+        format!("postgres://annexa:{CANARY}@[::1/annexa"),
+        format!("postgres://annexa@127.0.0.1:{port}/annexa?password={CANARY}"),
+        format!("postgres://127.0.0.1:{port}/annexa?sslmode=disable&password={CANARY}"),
+        format!("postgres://annexa:{CANARY}"),
+        format!("postgres://annexa:{CANARY}@@127.0.0.1:{port}/annexa"),
+        format!("postgresql://annexa:{CANARY}@/annexa?host=/nonexistent"),
+    ];
+    for url in &urls {
+        let run = w.annexa_env(&["status"], &[("ANNEXA_DATABASE__URL", url)]);
+        assert_ne!(run.code, 0, "{url}");
+        assert!(
+            !run.stdout.contains(CANARY) && !run.stderr.contains(CANARY),
+            "{url}:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        // In the file, each is refused, and not echoed either.
+        let text = std::fs::read_to_string(w.config_path()).unwrap();
+        w.write(
+            "in-file.toml",
+            &format!("{text}\n[database]\nurl = {url:?}\n"),
+        );
+        let refused: common::Run = std::process::Command::new(env!("CARGO_BIN_EXE_annexa"))
+            .current_dir(w.dir.path())
+            .args(["-c", "in-file.toml", "status"])
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(refused.code, 2, "{url}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains("ANNEXA_DATABASE__URL") && !refused.stderr.contains(CANARY),
+            "{url}: {}",
+            refused.stderr
+        );
+    }
+}

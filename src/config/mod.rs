@@ -253,7 +253,7 @@ impl Config {
             .get("database")
             .and_then(|d| d.get("url"))
             .and_then(|u| u.as_str())
-            && url::Url::parse(url).is_ok_and(|u| u.password().is_some())
+            && crate::base::redact::has_password(url)
         {
             problems.push(
                 "database.url in the file contains a password: keep secrets out of the file, set ANNEXA_DATABASE__URL in the environment instead"

@@ -13,7 +13,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 // Dynamic SQL here is only ever built from the column-list constants below, never from input.
 use sqlx::{AnyPool, AssertSqlSafe, Connection, Row};
 
-use crate::base::{Secret, closed_set};
+use crate::base::{Secret, closed_set, redact};
 
 mod alerts;
 mod worker;
@@ -68,17 +68,6 @@ pub fn parse_ts(what: &str, s: &str) -> Result<DateTime<Utc>, DbError> {
             what: what.to_string(),
             value: s.to_string(),
         })
-}
-
-/// The database URL without its password, for messages.
-pub fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("****"));
-            u.to_string()
-        }
-        _ => url.split('?').next().unwrap_or(url).to_string(),
-    }
 }
 
 closed_set! {
@@ -323,21 +312,45 @@ pub struct Db {
     engine: Engine,
 }
 
+/// The file of a `sqlite://PATH?…` URL.
+fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .and_then(|p| p.split('?').next())
+        .filter(|p| !p.is_empty() && *p != ":memory:")
+}
+
+/// An exclusive lock on `<database>.migrate-lock`, held while migrations run.
+async fn lock_for_migration(path: &str, location: &str) -> Result<std::fs::File, DbError> {
+    let lock_path = format!("{path}.migrate-lock");
+    let unreachable = |e: std::io::Error| DbError::Unreachable {
+        location: location.to_string(),
+        reason: format!("cannot lock {lock_path} for the migrations: {e}"),
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(unreachable)?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .expect("the lock task does not panic")
+        .map_err(unreachable)
+}
+
 impl Db {
     /// Connects and runs the embedded migrations.
     pub async fn connect(url: &Secret<String>) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let url = url.expose();
-        let location = redacted(url);
+        let location = redact::location(url);
         let engine = if url.starts_with("sqlite:") {
             Engine::Sqlite
         } else {
             Engine::Postgres
         };
         if engine == Engine::Sqlite
-            && let Some(path) = url
-                .strip_prefix("sqlite://")
-                .and_then(|p| p.split('?').next())
+            && let Some(path) = sqlite_path(url)
             && let Some(parent) = std::path::Path::new(path).parent()
         {
             std::fs::create_dir_all(parent).map_err(|e| DbError::Unreachable {
@@ -351,7 +364,7 @@ impl Db {
             .await
             .map_err(|e| DbError::Unreachable {
                 location: location.clone(),
-                reason: e.to_string().replace(url, &location),
+                reason: redact::scrub(url, &e.to_string()),
             })?
             .close()
             .await?;
@@ -377,15 +390,22 @@ impl Db {
             .await
             .map_err(|e| DbError::Unreachable {
                 location: location.clone(),
-                reason: e.to_string().replace(url, &location),
+                reason: redact::scrub(url, &e.to_string()),
             })?;
         let migrator = match engine {
             Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
             Engine::Postgres => sqlx::migrate!("migrations/postgres"),
         };
+        // PostgreSQL migrations take an advisory lock; SQLite's take none, so two processes
+        // opening a fresh file at once would both create the tables. A lock file beside the
+        // database serializes them.
+        let _migrating = match (engine, sqlite_path(url)) {
+            (Engine::Sqlite, Some(path)) => Some(lock_for_migration(path, &location).await?),
+            _ => None,
+        };
         migrator.run(&pool).await.map_err(|e| DbError::Migration {
             location: location.clone(),
-            reason: e.to_string(),
+            reason: redact::scrub(url, &e.to_string()),
         })?;
         Ok(Db { pool, engine })
     }
