@@ -317,6 +317,50 @@ async fn audit_events_edited_deleted_or_swapped_are_caught() {
     clean(&w);
 }
 
+/// Issue 15: deleting the newest ledger row went unnoticed in every verify mode (its run, rows
+/// and manifest stayed), and every later collect failed on a unique constraint. Now verify
+/// names the run without a leaf, and appends are refused saying why.
+#[tokio::test]
+async fn a_deleted_last_leaf_is_caught_and_appends_are_refused() {
+    let w = world();
+    w.annexa(&["collect", "--all"]).expect(0);
+    let last = one(&w, "SELECT kind FROM ledger ORDER BY idx DESC LIMIT 1").await;
+    assert_eq!(last, "run");
+    sql(
+        &w,
+        &["DELETE FROM ledger WHERE idx = (SELECT MAX(idx) FROM ledger)"],
+    )
+    .await;
+    detected(&w, "run-unledgered");
+    let refused = w.annexa(&["collect", "--all"]).expect(4);
+    assert!(
+        refused.stderr.contains("ledger rows were deleted"),
+        "{}",
+        refused.stderr
+    );
+    w.annexa(&["checkpoint"]).expect(4);
+}
+
+/// Issue 15: a run removed from the database altogether (rows and leaf) leaves its manifest in
+/// the store; verify says so instead of taking it for a run killed before its commit.
+#[tokio::test]
+async fn a_run_deleted_with_its_rows_is_caught_by_its_manifest() {
+    let w = world();
+    w.annexa(&["collect", "--all"]).expect(0);
+    let run = one(&w, "SELECT id FROM runs ORDER BY ledger_index DESC LIMIT 1").await;
+    sql(
+        &w,
+        &[
+            &format!("DELETE FROM evidence WHERE run_id = '{run}'"),
+            &format!("DELETE FROM findings WHERE run_id = '{run}'"),
+            &format!("DELETE FROM ledger WHERE ref_id = '{run}'"),
+            &format!("DELETE FROM runs WHERE id = '{run}'"),
+        ],
+    )
+    .await;
+    detected(&w, "manifest-unledgered");
+}
+
 /// A copy of the database as it stood, to "restore" later: a file for SQLite, a template
 /// database for PostgreSQL. Returns the URL of the copy.
 async fn snapshot(w: &World) -> String {
@@ -689,7 +733,7 @@ async fn no_random_mutation_of_stored_bytes_or_rows_passes_verify() {
     pool.close().await;
 
     for round in 0..12 {
-        let what = rng.below(4);
+        let what = rng.below(5);
         match what {
             0 | 1 => {
                 let key = &keys[rng.below(keys.len())];
@@ -709,6 +753,36 @@ async fn no_random_mutation_of_stored_bytes_or_rows_passes_verify() {
                     "seed {seed}, round {round}: {key} mutated, verify passed"
                 );
                 std::fs::write(&path, &original).unwrap();
+            }
+            4 => {
+                // A ledger row deleted (the last one included), then put back.
+                let size: i64 = one(&w, "SELECT CAST(COUNT(*) AS TEXT) FROM ledger")
+                    .await
+                    .parse()
+                    .unwrap();
+                let idx = rng.below(size as usize);
+                let row = one(
+                    &w,
+                    &format!(
+                        "SELECT leaf_hash || ' ' || kind || ' ' || ref_id || ' ' || created_at FROM ledger WHERE idx = {idx}"
+                    ),
+                )
+                .await;
+                let f: Vec<&str> = row.split(' ').collect();
+                sql(&w, &[&format!("DELETE FROM ledger WHERE idx = {idx}")]).await;
+                let out = w.annexa(&["verify", "--json"]);
+                assert_eq!(
+                    out.code, 4,
+                    "seed {seed}, round {round}: ledger[{idx}] of {size} deleted, verify passed"
+                );
+                sql(
+                    &w,
+                    &[&format!(
+                        "INSERT INTO ledger (idx, leaf_hash, kind, ref_id, created_at) VALUES ({idx}, '{}', '{}', '{}', '{}')",
+                        f[0], f[1], f[2], f[3]
+                    )],
+                )
+                .await;
             }
             _ => {
                 let id = ids[rng.below(ids.len())];

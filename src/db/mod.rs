@@ -657,6 +657,17 @@ impl Db {
             .collect()
     }
 
+    /// The highest ledger index a run or an audit event says it holds.
+    pub async fn highest_claimed_index(&self) -> Result<Option<i64>, DbError> {
+        let row = sqlx::query(
+            "SELECT MAX(i) AS i FROM (SELECT MAX(ledger_index) AS i FROM runs \
+             UNION ALL SELECT MAX(ledger_index) AS i FROM audit_events) AS claimed",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("i")?)
+    }
+
     /// The leaf hashes (hex) of the ledger as it stood at `as_of`, in order.
     pub async fn leaves_until(&self, as_of: DateTime<Utc>) -> Result<Vec<String>, DbError> {
         let rows = sqlx::query("SELECT leaf_hash FROM ledger WHERE created_at <= $1 ORDER BY idx")

@@ -58,6 +58,11 @@ pub enum CheckpointError {
         actual: String,
     },
     #[error(
+        "a run or audit event holds ledger index {claimed}, but the ledger has only {size} leaves: ledger rows were \
+         deleted; annexa appends nothing until this is explained: run `annexa verify` and restore the newest database"
+    )]
+    Truncated { claimed: i64, size: u64 },
+    #[error(
         "the ledger is empty: there is nothing to checkpoint until `annexa run` has recorded something"
     )]
     Empty,
@@ -71,7 +76,9 @@ impl CheckpointError {
     pub fn is_integrity(&self) -> bool {
         matches!(
             self,
-            CheckpointError::Rollback { .. } | CheckpointError::Inconsistent { .. }
+            CheckpointError::Rollback { .. }
+                | CheckpointError::Inconsistent { .. }
+                | CheckpointError::Truncated { .. }
         )
     }
 }
@@ -150,6 +157,15 @@ pub async fn verifiers(app: &Annexa) -> anyhow::Result<Vec<Verifier>> {
 
 /// Checks the database's ledger against the recorded checkpoints and the newest published one.
 async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> Result<(), CheckpointError> {
+    // A deleted last leaf leaves its run (or event) claiming an index past the end.
+    if let Some(claimed) = app.db.highest_claimed_index().await?
+        && claimed >= leaves.len() as i64
+    {
+        return Err(CheckpointError::Truncated {
+            claimed,
+            size: leaves.len() as u64,
+        });
+    }
     let mut anchors: Vec<(u64, String, String)> = app
         .db
         .checkpoints()

@@ -32,6 +32,10 @@ closed_set! {
         LedgerLeafMismatch = "ledger-leaf-mismatch",
         AuditEventUnledgered = "audit-event-unledgered",
         LedgerRollback = "ledger-rollback",
+        /// A recorded run whose ledger leaf is gone or is another's.
+        RunUnledgered = "run-unledgered",
+        /// A manifest in the store whose run is not in the database at all.
+        ManifestUnledgered = "manifest-unledgered",
         CheckpointMissing = "checkpoint-missing",
         CheckpointAltered = "checkpoint-altered",
         CheckpointUnreadable = "checkpoint-unreadable",
@@ -250,11 +254,42 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
         .iter()
         .filter_map(|r| r.manifest_key.as_deref())
         .collect();
+    let acknowledged = crate::ledger::checkpoint::acknowledged_rollbacks(app).await?;
     for key in app.store.list("runs").await? {
-        if !recorded.contains(key.as_str()) {
-            notes.push(format!(
+        if recorded.contains(key.as_str()) {
+            continue;
+        }
+        // A run killed before its commit leaves its row `running` (or swept `cancelled`); a
+        // manifest whose run row is gone altogether was removed with its history.
+        let manifest = match app.store.read(&key).await {
+            Ok(bytes) => super::manifest::read(&bytes).ok(),
+            Err(e) => return Err(anyhow::anyhow!("reading {key}: {e}")),
+        };
+        match manifest {
+            Some(m)
+                if acknowledged
+                    .iter()
+                    .any(|(db_size, _)| m.ledger_index >= *db_size as i64) =>
+            {
+                notes.push(format!(
+                    "{key}: run {} is history lost in a rollback an operator acknowledged",
+                    m.run_id
+                ));
+            }
+            Some(m) if app.db.run(&m.run_id).await?.is_none() => {
+                violations.push(violation(
+                    ViolationKind::ManifestUnledgered,
+                    &key,
+                    format!(
+                        "run {} in the database at ledger index {}",
+                        m.run_id, m.ledger_index
+                    ),
+                    "no such run: its rows were deleted",
+                ));
+            }
+            _ => notes.push(format!(
                 "{key} has no recorded run (a run killed before its database commit); it is kept"
-            ));
+            )),
         }
     }
 
@@ -328,6 +363,27 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
             }
             Some(h) => recomputed.push(h),
             None => recomputed.push(stored),
+        }
+    }
+    // Every recorded run has its own leaf: a deleted last leaf leaves no gap to see.
+    for run in &runs {
+        if run.manifest_key.is_none() {
+            continue;
+        }
+        let leaf = run
+            .ledger_index
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| leaves.get(i));
+        if !leaf.is_some_and(|l| l.kind == "run" && l.ref_id == run.id) {
+            violations.push(violation(
+                ViolationKind::RunUnledgered,
+                format!("run {}", run.id),
+                format!("a ledger leaf at index {:?}", run.ledger_index),
+                match leaf {
+                    None => format!("none: the ledger has {} leaves", leaves.len()),
+                    Some(l) => format!("the leaf of {} {}", l.kind, l.ref_id),
+                },
+            ));
         }
     }
     let ledgered: BTreeSet<&str> = leaves
