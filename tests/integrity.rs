@@ -451,6 +451,44 @@ async fn a_database_restored_from_an_older_copy_is_caught_and_refused_until_ackn
     );
 }
 
+/// Issue 15: an attacker with only the database erased checkpointed history by inserting a
+/// `rollback-acknowledged` audit event with a correctly hashed leaf; verify passed and annexa
+/// signed over the shortened history. An acknowledgement now counts only as a signed note in
+/// the store.
+#[tokio::test]
+async fn a_forged_acknowledgement_in_the_database_counts_for_nothing() {
+    let w = world();
+    let older = snapshot(&w).await;
+    w.annexa(&["collect", "--all"]).expect(0);
+    w.annexa(&["checkpoint"]).expect(0);
+    let restored = [("ANNEXA_DATABASE__URL", older.as_str())];
+    {
+        let db = annexa::db::Db::connect(&annexa::base::Secret::new(older.clone()))
+            .await
+            .unwrap();
+        let size = db.leaves().await.unwrap().len();
+        annexa::ledger::audit::record(
+            &db,
+            annexa::ledger::audit::Actor::Operator,
+            annexa::ledger::audit::AuditAction::RollbackAcknowledged,
+            "forged",
+            serde_json::json!({"db_size": size, "published_size": 1_000_000, "reason": "forged"}),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    }
+    let out = w.annexa_env(&["verify", "--json"], &restored);
+    assert_eq!(out.code, 4, "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("acknowledged"),
+        "the forged row acknowledged something: {}",
+        out.stdout
+    );
+    w.annexa_env(&["collect", "--all"], &restored).expect(4);
+    w.annexa_env(&["checkpoint"], &restored).expect(4);
+}
+
 /// Writes a note into the store as if published on `date`.
 fn publish(w: &World, date: &str, size: u64, note: &str) -> PathBuf {
     let path = w.object_file(&format!("ledger/checkpoints/{date}/{size}"));

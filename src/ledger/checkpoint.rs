@@ -10,7 +10,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::audit::{self, Actor, AuditAction};
 use crate::app::Annexa;
 use crate::config::Publish;
 use crate::db::CheckpointRow;
@@ -284,7 +283,13 @@ pub async fn create_signed(app: &Annexa, keys: &[&NoteKey]) -> Result<Outcome, C
     app.db.insert_checkpoint(&row).await?;
     let published = match &app.config.ledger.publish {
         None => None,
-        Some(target) => Some(publish(target, &row).await?),
+        Some(target) => {
+            let rel = row
+                .object_key
+                .strip_prefix("ledger/checkpoints/")
+                .expect("checkpoint keys start with ledger/checkpoints/");
+            Some(publish(app, target, rel, &row.note).await?)
+        }
     };
     Ok(Outcome {
         checkpoint: row,
@@ -293,18 +298,20 @@ pub async fn create_signed(app: &Annexa, keys: &[&NoteKey]) -> Result<Outcome, C
     })
 }
 
-/// Writes the checkpoint to the second location, once: an existing copy must be identical.
-async fn publish(target: &Publish, row: &CheckpointRow) -> anyhow::Result<String> {
+/// Writes a note to the second location under `rel` (a checkpoint as `<date>/<size>-<root>`,
+/// an acknowledgement under `acknowledgements/`), once: an existing copy must be identical.
+pub(super) async fn publish(
+    app: &Annexa,
+    target: &Publish,
+    rel: &str,
+    note: &str,
+) -> anyhow::Result<String> {
     use anyhow::Context;
-    let rel = row
-        .object_key
-        .strip_prefix("ledger/checkpoints/")
-        .expect("checkpoint keys start with ledger/checkpoints/");
     match target {
         Publish::Dir(dir) => {
             let path = dir.join(rel);
             std::fs::create_dir_all(path.parent().expect("a date folder"))
-                .with_context(|| format!("cannot publish the checkpoint into {}", dir.display()))?;
+                .with_context(|| format!("cannot publish into {}", dir.display()))?;
             match std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -312,40 +319,35 @@ async fn publish(target: &Publish, row: &CheckpointRow) -> anyhow::Result<String
             {
                 Ok(mut f) => {
                     use std::io::Write;
-                    f.write_all(row.note.as_bytes())?;
+                    f.write_all(note.as_bytes())?;
                     f.sync_all()?;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if std::fs::read_to_string(&path)? != row.note {
+                    if std::fs::read_to_string(&path)? != note {
                         anyhow::bail!(
-                            "{} already holds a different checkpoint of tree size {}: someone else signs into this folder, or history was rewritten",
+                            "{} already holds a different note: someone else signs into this folder, or history was rewritten",
                             path.display(),
-                            row.tree_size
                         );
                     }
                 }
                 Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("cannot publish the checkpoint to {}", path.display())
-                    });
+                    return Err(e).with_context(|| format!("cannot publish to {}", path.display()));
                 }
             }
             Ok(path.display().to_string())
         }
         Publish::Url(base) => {
             let url = format!("{base}/{rel}");
+            let _ = app;
             let response = reqwest::Client::new()
                 .put(&url)
                 .header("content-type", "text/plain; charset=utf-8")
-                .body(row.note.clone())
+                .body(note.to_string())
                 .send()
                 .await
-                .with_context(|| format!("cannot publish the checkpoint to {url}"))?;
+                .with_context(|| format!("cannot publish to {url}"))?;
             if !response.status().is_success() {
-                anyhow::bail!(
-                    "publishing the checkpoint to {url} failed with HTTP {}",
-                    response.status()
-                );
+                anyhow::bail!("publishing to {url} failed with HTTP {}", response.status());
             }
             Ok(url)
         }
@@ -382,17 +384,12 @@ async fn newest_published_size(app: &Annexa) -> anyhow::Result<Option<(u64, Stri
 }
 
 /// The database sizes at which an operator acknowledged a rollback, with the published size
-/// they accepted losing.
+/// they accepted losing: signed acknowledgements in the store only.
 pub async fn acknowledged_rollbacks(app: &Annexa) -> anyhow::Result<Vec<(u64, u64)>> {
-    Ok(app
-        .db
-        .audit_events_with_action(AuditAction::RollbackAcknowledged.as_str())
+    Ok(super::rollback::acknowledged(app)
         .await?
         .iter()
-        .filter_map(|e| {
-            let d: serde_json::Value = serde_json::from_str(&e.details).ok()?;
-            Some((d["db_size"].as_u64()?, d["published_size"].as_u64()?))
-        })
+        .map(|a| (a.db_size, a.published_size))
         .collect())
 }
 
@@ -421,13 +418,15 @@ pub async fn acknowledge_rollback(
     if published_size <= db_size {
         return Ok(None);
     }
-    audit::record(
-        &app.db,
-        Actor::Operator,
-        AuditAction::RollbackAcknowledged,
-        &published,
-        serde_json::json!({"db_size": db_size, "published_size": published_size, "reason": reason}),
-        app.clock.now(),
+    super::rollback::record(
+        app,
+        &super::rollback::Acknowledgement {
+            db_size,
+            published_size,
+            published,
+            at: app.clock.now(),
+            reason: reason.to_string(),
+        },
     )
     .await?;
     Ok(Some((db_size, published_size)))
