@@ -556,3 +556,79 @@ fn an_unreachable_sink_keeps_its_alerts_queued_and_names_only_the_host() {
         );
     });
 }
+
+/// An SMTP relay that hangs: it accepts and then never greets (`Hang::Greeting`), greets and
+/// goes silent (`Hang::AfterGreeting`), or reads EHLO and never answers (`Hang::AfterEhlo`).
+#[derive(Debug, Clone, Copy)]
+enum Hang {
+    Greeting,
+    AfterGreeting,
+    AfterEhlo,
+}
+
+fn hung_smtp(hang: Hang) -> u16 {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                if !matches!(hang, Hang::Greeting) {
+                    let _ = stream.write_all(b"220 relay.example ESMTP\r\n");
+                }
+                if matches!(hang, Hang::AfterEhlo) {
+                    let mut line = String::new();
+                    let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+                }
+                // Hold the connection open, saying nothing.
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            });
+        }
+    });
+    port
+}
+
+fn hung_sink_config(port: u16, attempt_timeout: &str) -> String {
+    format!(
+        "[alerts]\nallow_insecure_urls = true\nattempt_timeout = \"{attempt_timeout}\"\n\n\
+         [[sink]]\nname = \"mail\"\nkind = \"email\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
+         from = \"annexa@example.com\"\nto = [\"security@example.com\"]\n{}",
+        common::POLICY_CONFIG
+    )
+}
+
+/// Issue 15: a hung SMTP relay hung `annexa run` forever (3 of 3 ways, killed at 150 s with a
+/// 20 s timeout configured). Each attempt now ends at its deadline; the alert stays queued.
+#[test]
+fn a_hung_smtp_relay_costs_one_attempt_deadline_and_the_alert_stays_queued() {
+    for hang in [Hang::Greeting, Hang::AfterGreeting, Hang::AfterEhlo] {
+        let w = World::new();
+        w.config(&hung_sink_config(hung_smtp(hang), "2s"));
+        w.write("policies/incident-management.md", &policy("2025-06-01"));
+        let started = std::time::Instant::now();
+        let run = w.annexa(&["run"]).expect(3);
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(20),
+            "{hang:?}: annexa run took {took:?}\n{}",
+            run.stderr
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let config = w.loaded_config(&[]);
+        rt.block_on(async {
+            let app = annexa::Annexa::open(config).await.unwrap();
+            let alerts = app.db.pending_alerts().await.unwrap();
+            assert!(!alerts.is_empty(), "{hang:?}: the alerts stay queued");
+            assert_eq!(alerts[0].attempts, 1, "{hang:?}");
+            assert!(
+                alerts[0]
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("within 2s") || e.contains("timed out")),
+                "{hang:?}: {:?}",
+                alerts[0].last_error
+            );
+        });
+    }
+}

@@ -664,3 +664,55 @@ fn ready_says_what_is_unreachable_and_the_worker_recovers_when_the_database_retu
     let (code, out) = worker.stop(Duration::from_secs(30));
     assert_eq!(code, 0, "{out}");
 }
+
+/// Issue 15: the worker stopped collecting behind a hung SMTP relay (delivery was awaited in
+/// the tick). Delivery now runs beside the ticks: with a relay that never answers and an
+/// attempt deadline of an hour, minutely slots are still collected on time.
+#[test]
+fn a_hung_sink_never_holds_up_collection() {
+    let relay = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = relay.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in relay.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let w = World::new();
+    w.config(&format!(
+        r#"
+[alerts]
+allow_insecure_urls = true
+attempt_timeout = "1h"
+pass_timeout = "1h"
+
+[[sink]]
+name = "mail"
+kind = "email"
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+from = "annexa@example.com"
+to = ["security@example.com"]
+
+[[collector]]
+name = "policies"
+kind = "policy-document"
+schedule = "* * * * *"
+paths = ["policies"]
+"#
+    ));
+    // Overdue since 2021: a gap, so an alert is queued to the hung relay at once.
+    w.write(
+        "policies/incident-management.md",
+        &common::procedure("ISP-002", "2020-01-01"),
+    );
+    // One simulated minute per real second.
+    let epoch = epoch_ms_in(Duration::from_secs(1));
+    let clock = format!("2026-11-22T00:00:30Z,60,{epoch}");
+    let worker = Worker::start(&w, "w", &[("ANNEXA_SIMULATED_CLOCK", clock.as_str())]);
+    worker.wait_for("policies slot 2026-11-22T00:04", Duration::from_secs(30));
+    let (code, out) = worker.stop(Duration::from_secs(20));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("alert(s) queued"), "{out}");
+}

@@ -8,7 +8,7 @@ use crate::cli::output::Printer;
 use crate::config::{CollectorConfig, ConfigError};
 use crate::db::Role;
 use crate::evidence::runner::{RunOutcome, run_collector};
-use crate::ops::scheduler::{Task, TickError};
+use crate::ops::scheduler::{Delivery, Task, TickError};
 
 /// One line of machine output per run.
 #[derive(Serialize)]
@@ -97,6 +97,7 @@ pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
         &holder,
         &client,
         &Printer { json },
+        Delivery::Inline,
         &stop,
         &current,
     )

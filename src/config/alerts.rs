@@ -15,6 +15,8 @@ pub(super) struct RawAlerts {
     remind_every: Option<String>,
     resolve_after: Option<String>,
     undeliverable_after: Option<String>,
+    attempt_timeout: Option<String>,
+    pass_timeout: Option<String>,
     allow_insecure_urls: Option<bool>,
 }
 
@@ -44,6 +46,10 @@ pub struct AlertsConfig {
     pub resolve_after: Duration,
     /// An alert still undelivered this long after it was queued is reported (stdout, metrics).
     pub undeliverable_after: Duration,
+    /// The most one delivery attempt may take, connecting, TLS and an SMTP dialogue included.
+    pub attempt_timeout: Duration,
+    /// The most one delivery pass may take; what it did not reach waits for the next pass.
+    pub pass_timeout: Duration,
     /// Allows http:// and loopback or private addresses for sinks (tests, internal relays).
     pub allow_insecure_urls: bool,
     pub sinks: Vec<SinkConfig>,
@@ -123,6 +129,8 @@ pub(super) fn validate_alerts(
     AlertsConfig {
         remind_every: duration("remind_every", raw.remind_every, "24h", problems),
         resolve_after: duration("resolve_after", raw.resolve_after, "1h", problems),
+        attempt_timeout: duration("attempt_timeout", raw.attempt_timeout, "20s", problems),
+        pass_timeout: duration("pass_timeout", raw.pass_timeout, "2m", problems),
         undeliverable_after: duration(
             "undeliverable_after",
             raw.undeliverable_after,

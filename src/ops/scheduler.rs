@@ -253,26 +253,133 @@ pub enum TickError {
 /// One pass of the scheduler: every due slot, each of `tasks` if due, then gaps and alerts. `stop`
 /// turning true stops it from starting anything new. Errors of single slots and tasks are
 /// collected in the report, not returned: one failing source does not stop the others.
+#[allow(clippy::too_many_arguments)]
 pub async fn tick(
     app: &Annexa,
     tasks: &[Task],
     holder: &str,
     client: &reqwest::Client,
     out: &dyn Output,
+    delivery: Delivery<'_>,
     stop: &watch::Receiver<bool>,
     current: &Mutex<Option<(String, DateTime<Utc>)>>,
 ) -> Result<TickReport, TickError> {
     // A database restored from an older copy must not grow a second history.
     crate::ledger::checkpoint::guard_append(app).await?;
-    Ok(tick_guarded(app, tasks, holder, client, out, stop, current).await?)
+    Ok(tick_guarded(app, tasks, holder, client, out, delivery, stop, current).await?)
 }
 
+/// Where a tick delivers alerts.
+#[derive(Clone, Copy)]
+pub enum Delivery<'a> {
+    /// In the tick, after everything else (`annexa run`), bounded by `[alerts] pass_timeout`.
+    Inline,
+    /// In a task of its own beside the ticks (the worker): a stuck sink never holds up a run,
+    /// a checkpoint or a verify.
+    Beside(&'a Arc<Background>),
+}
+
+/// The worker's delivery task: at most one pass at a time, started by a tick when something is
+/// due, its report handed to the next tick.
+pub struct Background {
+    app: Arc<Annexa>,
+    client: reqwest::Client,
+    out: Arc<dyn Output>,
+    holder: String,
+    state: Mutex<BackgroundState>,
+    /// Told when a pass ends, so the worker ticks again to report it and plan the next.
+    pub done: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct BackgroundState {
+    running: bool,
+    started_once: bool,
+    finished: Option<Result<crate::ops::alerts::DeliveryReport, String>>,
+    next_attempt: Option<DateTime<Utc>>,
+}
+
+impl Background {
+    pub fn new(
+        app: Arc<Annexa>,
+        client: reqwest::Client,
+        out: Arc<dyn Output>,
+        holder: String,
+    ) -> Arc<Background> {
+        Arc::new(Background {
+            app,
+            client,
+            out,
+            holder,
+            state: Mutex::new(BackgroundState::default()),
+            done: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// The report of the pass that ended since the last call, and a new pass started when one
+    /// is due: new alerts were queued, a retry is due, or none has run yet.
+    fn step(
+        self: &Arc<Self>,
+        queued: bool,
+        now: DateTime<Utc>,
+    ) -> Option<Result<crate::ops::alerts::DeliveryReport, String>> {
+        let mut state = self.state.lock().expect("not poisoned");
+        let finished = state.finished.take();
+        match &finished {
+            Some(Ok(r)) => state.next_attempt = r.next_attempt,
+            // A pass that failed (the database away) is retried with the next evaluation.
+            Some(Err(_)) => state.next_attempt = None,
+            None => {}
+        }
+        let due = !state.started_once || queued || state.next_attempt.is_some_and(|t| t <= now);
+        if due && !state.running {
+            state.running = true;
+            state.started_once = true;
+            let this = self.clone();
+            tokio::spawn(async move {
+                let result = this.pass().await.map_err(|e| format!("{e:#}"));
+                let mut state = this.state.lock().expect("not poisoned");
+                state.running = false;
+                state.finished = Some(result);
+                drop(state);
+                this.done.notify_one();
+            });
+        }
+        finished
+    }
+
+    /// When the next retry is due, as far as the last pass knows.
+    fn next_attempt(&self) -> Option<DateTime<Utc>> {
+        self.state.lock().expect("not poisoned").next_attempt
+    }
+
+    async fn pass(&self) -> anyhow::Result<crate::ops::alerts::DeliveryReport> {
+        let app = &self.app;
+        // The lease outlives the longest pass, so two workers never deliver side by side.
+        let ttl =
+            chrono::Duration::from_std(app.config.worker.lease + app.config.alerts.pass_timeout)?;
+        let t = app.clock.now();
+        let Ok(lease) = app
+            .db
+            .acquire_lease("alerts:delivery", &self.holder, t, t + ttl)
+            .await?
+        else {
+            return Ok(Default::default());
+        };
+        let result = crate::ops::alerts::deliver_due(app, &self.client, self.out.as_ref()).await;
+        app.db.release_lease(&lease, app.clock.now()).await?;
+        result
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn tick_guarded(
     app: &Annexa,
     tasks: &[Task],
     holder: &str,
     client: &reqwest::Client,
     out: &dyn Output,
+    delivery: Delivery<'_>,
     stop: &watch::Receiver<bool>,
     current: &Mutex<Option<(String, DateTime<Utc>)>>,
 ) -> anyhow::Result<TickReport> {
@@ -340,10 +447,23 @@ async fn tick_guarded(
     let t = app.clock.now();
     if let Ok(lease) = app.db.acquire_lease(lease_name, holder, t, t + ttl).await? {
         let result = async {
-            report.evaluation = Some(crate::ops::alerts::evaluate(app, t).await?);
-            let delivery = crate::ops::alerts::deliver_due(app, client, out).await?;
-            report.delivery = Some(delivery);
-            anyhow::Ok(delivery.next_attempt)
+            let evaluation = crate::ops::alerts::evaluate(app, t).await?;
+            report.evaluation = Some(evaluation);
+            match delivery {
+                Delivery::Inline => {
+                    let d = crate::ops::alerts::deliver_due(app, client, out).await?;
+                    report.delivery = Some(d);
+                    anyhow::Ok(d.next_attempt)
+                }
+                Delivery::Beside(background) => {
+                    match background.step(evaluation.queued > 0, app.clock.now()) {
+                        Some(Ok(d)) => report.delivery = Some(d),
+                        Some(Err(e)) => report.errors.push(format!("alerts: {e}")),
+                        None => {}
+                    }
+                    Ok(background.next_attempt())
+                }
+            }
         }
         .await;
         app.db.release_lease(&lease, app.clock.now()).await?;
@@ -395,6 +515,7 @@ pub struct Worker {
     pub holder: String,
     client: reqwest::Client,
     out: Arc<dyn Output>,
+    delivery: Arc<Background>,
     /// The slot being run now, to record it as cancelled if the drain deadline cuts it.
     current: Mutex<Option<(String, DateTime<Utc>)>>,
 }
@@ -402,11 +523,14 @@ pub struct Worker {
 impl Worker {
     pub fn new(app: Arc<Annexa>, out: Arc<dyn Output>) -> Worker {
         let client = crate::ops::alerts::http_client(app.config.alerts.allow_insecure_urls);
+        let holder = holder_id();
+        let delivery = Background::new(app.clone(), client.clone(), out.clone(), holder.clone());
         Worker {
             app,
-            holder: holder_id(),
+            holder,
             client,
             out,
+            delivery,
             current: Mutex::new(None),
         }
     }
@@ -471,6 +595,7 @@ impl Worker {
                 &self.holder,
                 &self.client,
                 self.out.as_ref(),
+                Delivery::Beside(&self.delivery),
                 &view,
                 &self.current,
             );
@@ -512,6 +637,8 @@ impl Worker {
             tokio::select! {
                 _ = app.sleep(next - now) => {}
                 _ = stop.changed() => {}
+                // A delivery pass ended: report it, and start the next if one is due.
+                _ = self.delivery.done.notified() => {}
             }
         }
     }

@@ -109,7 +109,9 @@ fn backoff(attempts: i64, asked: Option<Duration>) -> Duration {
     asked.unwrap_or(doubling.min(Duration::from_secs(3600)))
 }
 
-/// Sends every due alert once; records each outcome.
+/// Sends every due alert once, each attempt within `[alerts] attempt_timeout` and the whole pass
+/// within `pass_timeout` (real time: a hung receiver does not speed up with a simulated clock);
+/// records each outcome.
 pub async fn deliver_due(
     app: &Annexa,
     client: &reqwest::Client,
@@ -117,6 +119,8 @@ pub async fn deliver_due(
 ) -> anyhow::Result<DeliveryReport> {
     let mut report = DeliveryReport::default();
     let now = app.clock.now();
+    let attempt_timeout = app.config.alerts.attempt_timeout;
+    let deadline = tokio::time::Instant::now() + app.config.alerts.pass_timeout;
     // Each sink gets its alerts in order: one waiting for its retry holds back those after it.
     let mut blocked: BTreeSet<String> = BTreeSet::new();
     for alert in app.db.pending_alerts().await? {
@@ -127,6 +131,11 @@ pub async fn deliver_due(
             blocked.insert(alert.sink.clone());
             report.wait_until(alert.next_attempt_at);
             continue;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            // The rest waits for the next pass, which is due at once.
+            report.wait_until(now);
+            break;
         }
         let outcome = match app
             .config
@@ -140,7 +149,16 @@ pub async fn deliver_due(
                 alert.sink
             ))),
             Some(sink) => match serde_json::from_str::<AlertMessage>(&alert.body) {
-                Ok(message) => send(client, sink, &message, alert.id, out).await,
+                Ok(message) => {
+                    let attempt = send(client, sink, &message, alert.id, out, attempt_timeout);
+                    match tokio::time::timeout(attempt_timeout, attempt).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(Failure::new(format!(
+                            "no answer within {} (attempt_timeout): the attempt was abandoned",
+                            humantime::format_duration(attempt_timeout)
+                        ))),
+                    }
+                }
                 Err(e) => Err(Failure::new(format!(
                     "the queued message is not readable: {e}"
                 ))),
@@ -209,6 +227,7 @@ async fn send(
     m: &AlertMessage,
     delivery: i64,
     out: &dyn Output,
+    timeout: Duration,
 ) -> Result<(), Failure> {
     match &sink.kind {
         SinkKind::Stdout => out
@@ -251,7 +270,7 @@ async fn send(
             ];
             post(client, url.expose(), body, &headers).await
         }
-        SinkKind::Email(email) => send_email(email, m, delivery).await,
+        SinkKind::Email(email) => send_email(email, m, delivery, timeout).await,
     }
 }
 
@@ -355,7 +374,12 @@ async fn post(
     })
 }
 
-async fn send_email(e: &EmailConfig, m: &AlertMessage, delivery: i64) -> Result<(), Failure> {
+async fn send_email(
+    e: &EmailConfig,
+    m: &AlertMessage,
+    delivery: i64,
+    timeout: Duration,
+) -> Result<(), Failure> {
     use lettre::message::header::ContentType;
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -391,7 +415,7 @@ async fn send_email(e: &EmailConfig, m: &AlertMessage, delivery: i64) -> Result<
     }
     .map_err(|err| fail("TLS setup", &err))?
     .port(e.port)
-    .timeout(Some(Duration::from_secs(20)));
+    .timeout(Some(timeout));
     let transport = match &e.credentials {
         Some((user, pass)) => {
             transport.credentials(Credentials::new(user.clone(), pass.expose().clone()))
