@@ -48,6 +48,7 @@ fn child(backend: &str, file: &Path, store_dir: &Path, endpoint: Option<String>)
             multipart_threshold: 64 * MIB,
             part_size: 16 * MIB,
             static_credentials: Some(("bench".into(), Secret::new("bench-secret".into()))),
+            retry_attempts: 5,
             object_lock: None,
         }),
     };

@@ -41,6 +41,7 @@ fn run(id: &str, collector: &str, slot: Option<&str>, started: DateTime<Utc>) ->
         manifest_key: None,
         manifest_sha256: None,
         ledger_index: None,
+        holder: None,
     }
 }
 

@@ -28,6 +28,7 @@ fn s3_config_with_secret(server: &S3Server, secret: &str) -> StoreConfig {
         path_style: true,
         multipart_threshold: 6 * MIB,
         part_size: 5 * MIB,
+        retry_attempts: 5,
         object_lock: None,
     })
 }

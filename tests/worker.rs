@@ -407,8 +407,12 @@ fn kill_9_of_the_worker_running_a_slot_lets_another_worker_take_it_over() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
+    // Both workers run on this host, so B sees at once that A's process is gone (issue 15);
+    // a worker on another host would take over when A's lease expires.
     assert!(
-        cancelled.contains("stopped renewing its lease; the slot was taken over by"),
+        cancelled.contains("is gone; its slot is free again")
+            || cancelled.contains("stopped renewing it); its slot is free again")
+            || cancelled.contains("stopped renewing its lease; the slot was taken over by"),
         "{cancelled}"
     );
     let slot = cancelled.split(' ').next().unwrap();
@@ -715,4 +719,209 @@ paths = ["policies"]
     let (code, out) = worker.stop(Duration::from_secs(20));
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("alert(s) queued"), "{out}");
+}
+
+/// Issue 15: a 5-second store outage cost the run. A store away for five (simulated) minutes
+/// at the slot, longer than its retries, still gets the slot collected within its grace.
+#[test]
+fn a_store_outage_at_the_slot_is_ridden_out_and_the_slot_still_collected() {
+    let mut w = World::with_backend(common::Backend::Local);
+    let mut s3 = common::S3Server::start();
+    w.env.extend([
+        ("ANNEXA_STORE__KIND".to_string(), "s3".to_string()),
+        ("ANNEXA_STORE__ENDPOINT".to_string(), s3.endpoint.clone()),
+        ("ANNEXA_STORE__BUCKET".to_string(), s3.bucket.clone()),
+    ]);
+    // One attempt per request: the outage outlasts the store's own retries, as a real
+    // five-minute one would.
+    w.config(
+        r#"
+[store]
+retry_attempts = 1
+
+[[collector]]
+name = "policies"
+kind = "policy-document"
+schedule = "0 * * * *"
+grace = "1h"
+paths = ["policies"]
+"#,
+    );
+    w.write(
+        "policies/incident-management.md",
+        &common::procedure("ISP-002", &common::reviewed_days_ago(10)),
+    );
+    // One simulated minute per real second, from 00:58; the store is away from about 00:59 to
+    // 01:04, so the 01:00 slot's first run fails.
+    let epoch = epoch_ms_in(Duration::from_secs(2));
+    let clock = format!("2026-11-22T00:58:00Z,60,{epoch}");
+    let worker = Worker::start(&w, "w", &[("ANNEXA_SIMULATED_CLOCK", clock.as_str())]);
+    worker.wait_for("policies slot 2026-11-22T00:00", Duration::from_secs(20));
+    let until = |minutes_after_0058: i64| {
+        let at = epoch + minutes_after_0058 * 1000;
+        let ms = at - chrono::Utc::now().timestamp_millis();
+        std::thread::sleep(Duration::from_millis(ms.max(0) as u64));
+    };
+    until(1);
+    s3.stop();
+    until(6);
+    s3.restart();
+    worker.wait_for(
+        "policies slot 2026-11-22T01:00:00.000000Z: run",
+        Duration::from_secs(60),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !worker
+        .stdout()
+        .lines()
+        .any(|l| l.starts_with("policies slot 2026-11-22T01:00") && l.ends_with("succeeded"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the slot was not collected\n{}",
+            worker.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, out) = worker.stop(Duration::from_secs(20));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("is unreachable"), "the outage was seen: {out}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = w.loaded_config(&[]);
+    rt.block_on(async {
+        let app = annexa::Annexa::open(config).await.unwrap();
+        let from = "2026-11-22T01:00:00Z".parse().unwrap();
+        let slots = app.db.filled_slots("policies", from, from).await.unwrap();
+        assert_eq!(slots.len(), 1, "one run holds the slot");
+        let run = app
+            .db
+            .latest_run("policies", chrono::DateTime::<chrono::Utc>::MAX_UTC, true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            run.slot.as_deref().map(|s| &s[..16]),
+            Some("2026-11-22T01:00")
+        );
+    });
+}
+
+/// Issue 15: a failed run filled its slot for good, so `annexa run` counted the slot as
+/// collected. A failed slot is now tried again after 1, 4 and 16 minutes while within grace.
+#[test]
+fn a_failed_slot_is_retried_within_its_grace_and_not_counted_as_collected() {
+    let w = World::new();
+    w.config(
+        "[[collector]]\nname = \"policies\"\nkind = \"policy-document\"\nschedule = \"0 * * * *\"\ngrace = \"1h\"\npaths = [\"policies\"]\n",
+    );
+    // A clock that stands still at `at`.
+    let run_at = |at: &str| {
+        let clock = format!("{at},0.000001,0");
+        w.annexa_env(
+            &["run", "--json"],
+            &[("ANNEXA_SIMULATED_CLOCK", clock.as_str())],
+        )
+    };
+    let runs = |r: &common::Run| -> Vec<String> {
+        r.stdout
+            .lines()
+            .last()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| {
+                v["runs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["status"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // The source is missing at the slot: the run fails.
+    let first = run_at("2026-11-22T01:00:10Z");
+    assert_eq!(runs(&first), ["failed"], "{}", first.stdout);
+    w.write(
+        "policies/incident-management.md",
+        &common::procedure("ISP-002", &common::reviewed_days_ago(10)),
+    );
+    // Not again before its first retry is due…
+    assert!(runs(&run_at("2026-11-22T01:00:40Z")).is_empty());
+    // …then retried, and the slot is collected.
+    let retried = run_at("2026-11-22T01:01:30Z");
+    assert_eq!(runs(&retried), ["succeeded"], "{}", retried.stdout);
+    assert!(runs(&run_at("2026-11-22T01:30:00Z")).is_empty());
+    // Both runs stay in the custody log; only the successful one holds the slot.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = w.loaded_config(&[]);
+    rt.block_on(async {
+        let app = annexa::Annexa::open(config).await.unwrap();
+        let at = "2026-11-22T01:00:00Z".parse().unwrap();
+        let filled = app.db.filled_slots("policies", at, at).await.unwrap();
+        assert_eq!(filled.len(), 1);
+        let counts = app.db.run_counts().await.unwrap();
+        let total: i64 = counts.iter().map(|c| c.count).sum();
+        assert_eq!(total, 2, "{counts:?}");
+    });
+}
+
+/// Issue 15: runs left `running` forever (56 after kills of on-demand collects, database
+/// outages, full disks); nothing swept them. A run whose process on this host is gone is
+/// marked cancelled, with the reason, on the next pass, on-demand runs included.
+#[test]
+fn a_run_whose_process_is_gone_is_swept_on_the_next_pass() {
+    let w = World::new();
+    w.config(common::POLICY_CONFIG);
+    w.write(
+        "policies/incident-management.md",
+        &common::procedure("ISP-002", &common::reviewed_days_ago(10)),
+    );
+    w.annexa(&["collect", "--all"]).expect(0);
+    // An on-demand collect killed mid-run leaves its row `running`, held by a dead process.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let holder = format!("{}/{pid}/deadbeef", host.trim());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = w.loaded_config(&[]);
+    rt.block_on(async {
+        let app = annexa::Annexa::open(config).await.unwrap();
+        let run = annexa::db::RunRow {
+            id: "01a00000-0000-7000-8000-000000000001".into(),
+            collector: "policies".into(),
+            kind: "policy-document".into(),
+            collector_version: "1".into(),
+            slot: None,
+            status: annexa::db::RunStatus::Running,
+            started_at: chrono::Utc::now(),
+            finished_at: None,
+            error_code: None,
+            error: None,
+            manifest_key: None,
+            manifest_sha256: None,
+            ledger_index: None,
+            holder: Some(holder.clone()),
+        };
+        assert!(app.db.start_run(&run).await.unwrap());
+    });
+    let out = w.annexa(&["collect", "--all"]).expect(0);
+    assert!(
+        out.stdout
+            .contains("swept: run 01a00000-0000-7000-8000-000000000001")
+            && out.stdout.contains("is gone"),
+        "{}",
+        out.stdout
+    );
+    let config = w.loaded_config(&[]);
+    rt.block_on(async {
+        let app = annexa::Annexa::open(config).await.unwrap();
+        let run = app
+            .db
+            .run("01a00000-0000-7000-8000-000000000001")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(run.status, annexa::db::RunStatus::Cancelled);
+        assert!(run.error.unwrap().contains(&holder));
+    });
 }

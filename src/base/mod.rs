@@ -3,6 +3,7 @@
 pub mod canonical;
 pub mod clock;
 mod closed;
+pub mod holder;
 pub mod redact;
 mod schedule;
 mod secret;

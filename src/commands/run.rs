@@ -67,6 +67,11 @@ async fn collect_now(
     crate::ledger::checkpoint::guard_append(app)
         .await
         .map_err(Failure::of_checkpoint)?;
+    for swept in crate::ops::scheduler::sweep_stuck_runs(app).await? {
+        if !json {
+            println!("swept: {swept}");
+        }
+    }
     let mut outcomes = Vec::new();
     for config in crate::ops::scheduler::in_run_order(selected.into_iter()) {
         if let Some(outcome) = run_collector(app, config, None).await? {
@@ -124,6 +129,9 @@ pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
                 held.holder,
                 held.until.format("%Y-%m-%d %H:%M:%S UTC")
             );
+        }
+        for swept in &tick.swept {
+            println!("swept: {swept}");
         }
         for (task, done) in &tick.tasks {
             println!("{}: {done}", task.name());

@@ -19,6 +19,7 @@ pub(super) struct RawStore {
     part_size_mib: Option<u64>,
     object_lock_mode: Option<String>,
     object_lock_days: Option<u32>,
+    retry_attempts: Option<u32>,
 }
 
 pub(super) fn validate_store(
@@ -34,6 +35,7 @@ pub(super) fn validate_store(
                 ("region", raw.region.is_some()),
                 ("object_lock_mode", raw.object_lock_mode.is_some()),
                 ("object_lock_days", raw.object_lock_days.is_some()),
+                ("retry_attempts", raw.retry_attempts.is_some()),
             ] {
                 if set {
                     problems.push(format!("store.{key} applies only to kind = \"s3\""));
@@ -98,7 +100,12 @@ pub(super) fn validate_store(
                     None
                 }
             };
+            let retry_attempts = raw.retry_attempts.unwrap_or(5);
+            if retry_attempts == 0 {
+                problems.push("store.retry_attempts must be at least 1".to_string());
+            }
             Some(StoreConfig::S3(S3Config {
+                retry_attempts,
                 object_lock,
                 endpoint: raw.endpoint,
                 region: raw.region.unwrap_or_else(|| "us-east-1".to_string()),

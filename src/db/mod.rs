@@ -19,7 +19,7 @@ mod alerts;
 mod worker;
 
 pub use alerts::{AlertRow, GapRow, NewAlert, SinkCounts};
-pub use worker::{HeldBy, Lease, RunCount};
+pub use worker::{FailedSlot, HeldBy, Lease, RunCount};
 
 /// Which database engine a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,10 +136,12 @@ pub struct RunRow {
     pub manifest_key: Option<String>,
     pub manifest_sha256: Option<String>,
     pub ledger_index: Option<i64>,
+    /// The process running it (`base::holder`); None for runs recorded before it was kept.
+    pub holder: Option<String>,
 }
 
 const RUN_COLUMNS: &str = "id, collector, kind, collector_version, slot, status, started_at, \
-     finished_at, error_code, error, manifest_key, manifest_sha256, ledger_index";
+     finished_at, error_code, error, manifest_key, manifest_sha256, ledger_index, holder";
 
 impl RunRow {
     /// The scheduled slot this run filled, as a time.
@@ -167,6 +169,7 @@ impl RunRow {
             manifest_key: row.try_get("manifest_key")?,
             manifest_sha256: row.try_get("manifest_sha256")?,
             ledger_index: row.try_get("ledger_index")?,
+            holder: row.try_get("holder")?,
         })
     }
 }
@@ -421,8 +424,8 @@ impl Db {
     /// Records a run as started. False when the (collector, slot) is already taken.
     pub async fn start_run(&self, run: &RunRow) -> Result<bool, DbError> {
         let result = sqlx::query(
-            "INSERT INTO runs (id, collector, kind, collector_version, slot, status, started_at) \
-             VALUES ($1, $2, $3, $4, $5, 'running', $6)",
+            "INSERT INTO runs (id, collector, kind, collector_version, slot, status, started_at, holder) \
+             VALUES ($1, $2, $3, $4, $5, 'running', $6, $7)",
         )
         .bind(&run.id)
         .bind(&run.collector)
@@ -430,6 +433,7 @@ impl Db {
         .bind(&run.collector_version)
         .bind(&run.slot)
         .bind(ts(run.started_at))
+        .bind(&run.holder)
         .execute(&self.pool)
         .await;
         match result {

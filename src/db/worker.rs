@@ -2,7 +2,7 @@
 //! runs it cuts or takes over, and the figures `/metrics` reports.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{Db, DbError, parse_ts, ts};
 
@@ -22,6 +22,16 @@ pub struct HeldBy {
 }
 
 /// Runs by collector and status, for `/metrics`.
+/// A slot held by a failed run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedSlot {
+    pub run: String,
+    pub slot: String,
+    pub failed_at: DateTime<Utc>,
+    /// Failed runs of this slot so far, this one included.
+    pub attempts: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunCount {
     pub collector: String,
@@ -63,13 +73,45 @@ impl Db {
             .bind(name)
             .fetch_one(self.pool())
             .await?;
-        Ok(Err(HeldBy {
+        let held = HeldBy {
             holder: row.try_get("holder")?,
             until: parse_ts(
                 "leases.expires_at",
                 &row.try_get::<String, _>("expires_at")?,
             )?,
-        }))
+        };
+        // A process on this host that is gone holds nothing: no waiting for its lease to expire.
+        if crate::base::holder::is_gone(&held.holder) {
+            self.release_held(name, &held.holder, now).await?;
+            return Box::pin(self.acquire_lease(name, holder, now, until)).await;
+        }
+        Ok(Err(held))
+    }
+
+    /// Who holds a lease until when, expired or not; None when it was never taken.
+    pub async fn lease_holder(&self, name: &str) -> Result<Option<HeldBy>, DbError> {
+        let row = sqlx::query("SELECT holder, expires_at FROM leases WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(HeldBy {
+                holder: r.try_get("holder")?,
+                until: parse_ts("leases.expires_at", &r.try_get::<String, _>("expires_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Every run still `running`, scheduled or on demand.
+    pub async fn running_runs(&self) -> Result<Vec<super::RunRow>, DbError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {} FROM runs WHERE status = 'running' ORDER BY started_at",
+            super::RUN_COLUMNS
+        )))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(super::RunRow::from_row).collect()
     }
 
     /// Extends a lease still held with the same token. False when it was lost (it expired and
@@ -206,6 +248,53 @@ impl Db {
         rows.iter()
             .map(|r| Ok(r.try_get::<String, _>("slot")?))
             .collect()
+    }
+
+    /// The failed runs holding a collector's slots in `[from, to]`: (run id, slot, when it
+    /// failed, how many runs of that slot have failed so far, this one included).
+    pub async fn failed_slots(
+        &self,
+        collector: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<FailedSlot>, DbError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.slot, r.finished_at, \
+             (SELECT COUNT(*) FROM runs p WHERE p.collector = r.collector AND p.status = 'failed' \
+              AND (p.slot = r.slot OR p.cancelled_slot = r.slot)) AS attempts \
+             FROM runs r WHERE r.collector = $1 AND r.slot >= $2 AND r.slot <= $3 AND r.status = 'failed'",
+        )
+        .bind(collector)
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FailedSlot {
+                    run: r.try_get("id")?,
+                    slot: r.try_get("slot")?,
+                    failed_at: parse_ts(
+                        "runs.finished_at",
+                        &r.try_get::<String, _>("finished_at")?,
+                    )?,
+                    attempts: r.try_get("attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A failed run gives its slot up for a retry (the slot moves to `cancelled_slot`; the run
+    /// stays, failed, in the custody log). Returns whether it did.
+    pub async fn release_failed_slot(&self, run: &str) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE runs SET cancelled_slot = slot, slot = NULL WHERE id = $1 AND status = 'failed' \
+             AND slot IS NOT NULL",
+        )
+        .bind(run)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Whether a worker task (checkpoint, verify, report) was done for a slot.

@@ -96,6 +96,7 @@ pub async fn run_collector(
         manifest_key: None,
         manifest_sha256: None,
         ledger_index: None,
+        holder: Some(crate::base::holder::this_process().to_string()),
     };
     if !app.db.start_run(&run).await? {
         return Ok(None);

@@ -32,11 +32,42 @@ const MAX_CATCH_UP: usize = 100;
 
 /// Who this process is, in leases and messages: host, pid and a random tag.
 pub fn holder_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    let tag = uuid::Uuid::now_v7().simple().to_string();
-    format!("{host}/{}/{}", std::process::id(), &tag[24..])
+    crate::base::holder::this_process().to_string()
+}
+
+/// Marks `cancelled` (with the reason, its slot given up) every run left `running` by a
+/// process that is gone: on this host a process that no longer runs, on-demand runs included;
+/// anywhere a scheduled run whose collector lease expired (its worker stopped renewing it). An
+/// on-demand run of another host is left: nothing says whether its process still works.
+pub async fn sweep_stuck_runs(app: &Annexa) -> anyhow::Result<Vec<String>> {
+    use crate::base::holder;
+    let now = app.clock.now();
+    let mut swept = Vec::new();
+    for run in app.db.running_runs().await? {
+        let gone = run.holder.as_deref().filter(|h| holder::is_gone(h));
+        let reason = if let Some(h) = gone {
+            Some(format!(
+                "cancelled: the process running it ({h}) is gone; its slot is free again"
+            ))
+        } else if run.slot.is_some() && run.holder.as_deref() != Some(holder::this_process()) {
+            match app.db.lease_holder(&collector_lease(&run.collector)).await? {
+                Some(lease) if lease.until > now => None,
+                _ => Some(
+                    "cancelled: no worker holds its collector's lease any more (it stopped renewing it); its slot is free again"
+                        .to_string(),
+                ),
+            }
+        } else {
+            None
+        };
+        if let Some(reason) = reason
+            && app.db.cancel_run(&run.id, &reason, now).await?
+        {
+            tracing::warn!(run = %run.id, collector = %run.collector, "{reason}");
+            swept.push(format!("run {} of `{}` {reason}", run.id, run.collector));
+        }
+    }
+    Ok(swept)
 }
 
 fn collector_lease(name: &str) -> String {
@@ -63,15 +94,26 @@ pub enum SlotOutcome {
     Busy(HeldBy),
 }
 
-/// The slots of a collector due at `now` without a finished run, oldest first: the latest
-/// slot, and the slots missed since the newest one filled that are still within `grace`.
+/// How many runs a slot gets at most: the first, and retries after a failure (a store or a
+/// source away for a while) while the slot is within its `grace`.
+const MAX_ATTEMPTS: i64 = 4;
+
+/// How long after its `attempts`-th failure a slot is tried again: 1, 4, then 16 minutes.
+fn retry_after(attempts: i64) -> chrono::Duration {
+    chrono::Duration::minutes(4i64.pow(attempts.clamp(1, 3) as u32 - 1))
+}
+
+/// The slots of a collector due at `now`, oldest first: the latest slot, and the slots missed
+/// since the newest one filled that are still within `grace`; and when a failed slot is next
+/// retried. A slot whose run failed is due again after [`retry_after`], while it is within
+/// `grace`, up to [`MAX_ATTEMPTS`] runs: a failed run does not fill its slot.
 pub async fn due_slots(
     app: &Annexa,
     c: &CollectorConfig,
     now: DateTime<Utc>,
-) -> anyhow::Result<Vec<DateTime<Utc>>> {
+) -> anyhow::Result<(Vec<DateTime<Utc>>, Option<DateTime<Utc>>)> {
     let Some(latest) = c.schedule.slot_at(now) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
     let grace = chrono::Duration::from_std(c.grace).unwrap_or(chrono::Duration::zero());
     let mut slots = Vec::new();
@@ -83,9 +125,33 @@ pub async fn due_slots(
         }
     }
     slots.push(latest);
-    let filled = app.db.filled_slots(&c.name, slots[0], latest).await?;
+    let mut filled = app.db.filled_slots(&c.name, slots[0], latest).await?;
+    let mut retry_at: Option<DateTime<Utc>> = None;
+    for failed in app.db.failed_slots(&c.name, now - grace, latest).await? {
+        let at = failed.failed_at + retry_after(failed.attempts);
+        let within_grace = parse_slot(&failed.slot).is_some_and(|s| at <= s + grace);
+        if failed.attempts >= MAX_ATTEMPTS || !within_grace {
+            continue;
+        }
+        if at > now {
+            retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
+        } else if app.db.release_failed_slot(&failed.run).await? {
+            tracing::info!(collector = %c.name, slot = %failed.slot, attempts = failed.attempts, "retrying a failed slot");
+            filled.retain(|s| *s != failed.slot);
+            if let Some(s) = parse_slot(&failed.slot)
+                && !slots.contains(&s)
+            {
+                slots.push(s);
+            }
+        }
+    }
+    slots.sort();
     slots.retain(|s| !filled.contains(&ts(*s)));
-    Ok(slots)
+    Ok((slots, retry_at))
+}
+
+fn parse_slot(slot: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(slot).ok().map(|t| t.to_utc())
 }
 
 /// Runs one collector for one slot under its lease, taking over a run whose worker died.
@@ -232,6 +298,8 @@ pub struct TickReport {
     /// Collectors whose due slots were already filled.
     pub not_due: Vec<(String, DateTime<Utc>)>,
     pub tasks: Vec<(Task, String)>,
+    /// Runs left `running` by a process that is gone, now marked cancelled.
+    pub swept: Vec<String>,
     pub errors: Vec<String>,
     pub evaluation: Option<crate::ops::alerts::Evaluation>,
     pub delivery: Option<crate::ops::alerts::DeliveryReport>,
@@ -383,7 +451,10 @@ async fn tick_guarded(
     stop: &watch::Receiver<bool>,
     current: &Mutex<Option<(String, DateTime<Utc>)>>,
 ) -> anyhow::Result<TickReport> {
-    let mut report = TickReport::default();
+    let mut report = TickReport {
+        swept: sweep_stuck_runs(app).await?,
+        ..TickReport::default()
+    };
     let now = app.clock.now();
     let mut next = now + chrono::Duration::from_std(app.config.worker.evaluate_every)?;
 
@@ -391,7 +462,10 @@ async fn tick_guarded(
         if let Some(n) = c.schedule.next_after(now) {
             next = next.min(n);
         }
-        let slots = due_slots(app, c, now).await?;
+        let (slots, retry_at) = due_slots(app, c, now).await?;
+        if let Some(r) = retry_at {
+            next = next.min(r);
+        }
         if slots.is_empty()
             && let Some(latest) = c.schedule.slot_at(now)
         {
@@ -681,6 +755,9 @@ impl Worker {
                 format!("{} slot {slot}: run {} {}", o.run.collector, o.run.id, o.run.status),
                 json!({"run": o.run.id, "collector": o.run.collector, "slot": o.run.slot, "status": o.run.status}),
             ));
+        }
+        for s in &r.swept {
+            lines.push((format!("swept: {s}"), json!({ "swept": s })));
         }
         for (task, done) in &r.tasks {
             lines.push((

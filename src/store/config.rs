@@ -23,6 +23,8 @@ pub struct S3Config {
     /// An access key id and secret given by a program embedding annexa. The config file never
     /// sets this: there, credentials come from the AWS environment variables or profile files.
     pub static_credentials: Option<(String, Secret<String>)>,
+    /// Attempts per request before a call fails (with exponential backoff and jitter between).
+    pub retry_attempts: u32,
     /// S3 Object Lock retention set on every object written.
     pub object_lock: Option<ObjectLock>,
 }

@@ -69,8 +69,16 @@ impl S3Store {
             ),
             None => loader.credentials_provider(credentials),
         };
+        // A short outage (a restart, a failover) is ridden out here: five attempts with
+        // exponential backoff and jitter, up to about half a minute. A longer one fails the run,
+        // and the scheduler retries the slot within its grace.
         loader = loader
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(config.retry_attempts.max(1))
+                    .with_initial_backoff(Duration::from_secs(1))
+                    .with_max_backoff(Duration::from_secs(16)),
+            )
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))

@@ -34,6 +34,7 @@ pub fn backend() -> Backend {
 /// A running s3s-fs server with one bucket, stopped on drop.
 pub struct S3Server {
     child: Child,
+    port: u16,
     pub endpoint: String,
     pub bucket: String,
     pub data_dir: PathBuf,
@@ -47,10 +48,22 @@ impl S3Server {
         let bucket = "evidence".to_string();
         std::fs::create_dir_all(data_dir.join(&bucket)).unwrap();
         let port = free_port();
+        let child = Self::spawn(port, &data_dir);
+        S3Server {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket,
+            data_dir,
+            _dir: dir,
+        }
+    }
+
+    fn spawn(port: u16, data_dir: &Path) -> Child {
         let child = Command::new("s3s-fs")
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(&data_dir)
+            .arg(data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -61,13 +74,18 @@ impl S3Server {
                 )
             });
         wait_for_port(port);
-        S3Server {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            bucket,
-            data_dir,
-            _dir: dir,
-        }
+        child
+    }
+
+    /// An outage: the server stops until [`S3Server::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The same server again, on the same port and data.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(self.port, &self.data_dir);
     }
 
     /// The file s3s-fs keeps an object's bytes in.
