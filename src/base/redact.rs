@@ -11,7 +11,7 @@ pub fn location(url: &str) -> String {
         Some((s, r)) => (s, r),
         None => match url.split_once(':') {
             // `sqlite:data/annexa.db`
-            Some((s, r)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()) => (s, r),
+            Some((s, r)) if ["sqlite", "postgres", "postgresql"].contains(&s) => (s, r),
             _ => ("database", url),
         },
     };
@@ -54,10 +54,14 @@ pub fn location(url: &str) -> String {
         }
         None => String::new(),
     };
-    let user = if rest.contains('@') {
-        format!("{HIDDEN}@")
-    } else {
-        String::new()
+    // The user name is what comes before the first `:` of the user information; whatever
+    // follows it (a password, with any delimiter in it) is hidden.
+    let user = match rest.rfind('@') {
+        Some(i) => match rest[..i].split_once(':') {
+            Some((user, _)) => format!("{user}:{HIDDEN}@"),
+            None => format!("{}@", &rest[..i]),
+        },
+        None => String::new(),
     };
     format!("{scheme}://{user}{authority}{path}{query}")
 }
@@ -195,7 +199,7 @@ mod tests {
         }
         assert_eq!(
             location("postgres://annexa:pw@db.internal:5432/annexa?sslmode=require"),
-            "postgres://****@db.internal:5432/annexa?sslmode=****"
+            "postgres://annexa:****@db.internal:5432/annexa?sslmode=****"
         );
         assert_eq!(
             location("sqlite:///var/lib/annexa/annexa.db?mode=rwc"),
