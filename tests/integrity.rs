@@ -882,7 +882,10 @@ async fn checkpoints_are_published_to_a_folder_and_to_a_url() {
         "published".to_string(),
     ] {
         let w = World::new();
-        w.config(&format!("{CONFIG}\n[ledger]\npublish = \"{publish}\"\n"));
+        // Checkpoints only on request here, so `annexa checkpoint` is the one that publishes.
+        w.config(&format!(
+            "{CONFIG}\n[ledger]\npublish = \"{publish}\"\ncheckpoint_every_run = false\n"
+        ));
         w.write(
             "procedures/incident.md",
             &common::procedure("PROC-1", &common::reviewed_days_ago(10)),
@@ -945,4 +948,48 @@ fn a_failed_verify_is_an_integrity_violation_on_a528_until_one_passes() {
     );
     // with_file_changed ended with a passing verify.
     assert_eq!(a528(&w)["status"], "satisfied");
+}
+
+/// Issue 15: what was recorded after the newest checkpoint (up to a day) could be rewritten
+/// without verify noticing, even with --trusted. A checkpoint after every run leaves no tail:
+/// the last run's manifest and leaf rewritten to agree with each other are still caught.
+#[tokio::test]
+async fn a_checkpoint_after_every_run_leaves_no_rewritable_tail() {
+    use sha2::Digest;
+    let w = world();
+    w.write(
+        "procedures/round.md",
+        &common::procedure("R-9", &common::reviewed_days_ago(1)),
+    );
+    w.annexa(&["collect", "--all"]).expect(0);
+    let size = one(&w, "SELECT CAST(COUNT(*) AS TEXT) FROM ledger").await;
+    let signed = one(&w, "SELECT CAST(MAX(tree_size) AS TEXT) FROM checkpoints").await;
+    assert_eq!(signed, size, "the run is covered by a checkpoint at once");
+    // Rewrite the last run: its manifest, its recorded hash and its leaf, all in agreement.
+    let (id, key) = {
+        let row = one(
+            &w,
+            "SELECT id || ' ' || manifest_key FROM runs ORDER BY ledger_index DESC LIMIT 1",
+        )
+        .await;
+        let (id, key) = row.split_once(' ').unwrap();
+        (id.to_string(), key.to_string())
+    };
+    let path = w.object_file(&key);
+    let forged =
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen("\"succeeded\"", "\"succeeded\" ", 1);
+    std::fs::write(&path, &forged).unwrap();
+    let sha = hex::encode(sha2::Sha256::digest(forged.as_bytes()));
+    let leaf = hex::encode(annexa::ledger::leaf_hash(forged.as_bytes()));
+    sql(
+        &w,
+        &[
+            &format!("UPDATE runs SET manifest_sha256 = '{sha}' WHERE id = '{id}'"),
+            &format!("UPDATE ledger SET leaf_hash = '{leaf}' WHERE ref_id = '{id}'"),
+        ],
+    )
+    .await;
+    detected(&w, "checkpoint-inconsistent");
 }

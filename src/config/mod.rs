@@ -103,6 +103,7 @@ struct RawLedger {
     origin: Option<String>,
     key_file: Option<PathBuf>,
     publish: Option<String>,
+    checkpoint_every_run: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +151,9 @@ pub struct LedgerConfig {
     pub key_file: PathBuf,
     /// The second place checkpoints are published to, beside the store.
     pub publish: Option<Publish>,
+    /// A checkpoint after every run (default), so the tail no checkpoint covers is at most the
+    /// run in flight; otherwise only the worker's daily one and `annexa checkpoint`.
+    pub checkpoint_every_run: bool,
 }
 
 /// Where checkpoints are published besides the store.
@@ -328,6 +332,7 @@ impl Config {
                     .key_file
                     .unwrap_or_else(|| PathBuf::from("keys/annexa.key")),
             ),
+            checkpoint_every_run: raw.ledger.checkpoint_every_run.unwrap_or(true),
             publish: raw.ledger.publish.map(|p| {
                 if p.starts_with("https://") || p.starts_with("http://") {
                     Publish::Url(p.trim_end_matches('/').to_string())

@@ -354,6 +354,17 @@ pub(super) async fn publish(
     }
 }
 
+/// After a run: a checkpoint of the whole ledger when `[ledger] checkpoint_every_run` (the
+/// default), so the unprotected tail is at most the next run. None when it is off or the
+/// newest checkpoint already covers the ledger.
+pub async fn after_run(app: &Annexa) -> Result<Option<Outcome>, CheckpointError> {
+    if !app.config.ledger.checkpoint_every_run {
+        return Ok(None);
+    }
+    let outcome = create(app).await?;
+    Ok(outcome.new.then_some(outcome))
+}
+
 /// `annexa keys rotate`: a new active key, the old one retired, and one checkpoint signed by
 /// both so verifiers can follow the hand-over.
 pub async fn rotate_key(app: &Annexa) -> Result<(NoteKey, NoteKey), CheckpointError> {

@@ -300,6 +300,8 @@ pub struct TickReport {
     pub tasks: Vec<(Task, String)>,
     /// Runs left `running` by a process that is gone, now marked cancelled.
     pub swept: Vec<String>,
+    /// Tree sizes of the checkpoints signed after runs.
+    pub checkpointed: Vec<i64>,
     pub errors: Vec<String>,
     pub evaluation: Option<crate::ops::alerts::Evaluation>,
     pub delivery: Option<crate::ops::alerts::DeliveryReport>,
@@ -479,7 +481,16 @@ async fn tick_guarded(
             let outcome = run_slot(app, c, slot, holder).await;
             *current.lock().expect("not poisoned") = None;
             match outcome {
-                Ok(SlotOutcome::Ran(o)) => report.runs.push(*o),
+                Ok(SlotOutcome::Ran(o)) => {
+                    report.runs.push(*o);
+                    match crate::ledger::checkpoint::after_run(app).await {
+                        Ok(Some(made)) => report.checkpointed.push(made.checkpoint.tree_size),
+                        Ok(None) => {}
+                        Err(e) => report
+                            .errors
+                            .push(format!("checkpoint after the run of {}: {e:#}", c.name)),
+                    }
+                }
                 Ok(SlotOutcome::Filled) => {}
                 Ok(SlotOutcome::Busy(held)) => {
                     next = next.min(held.until);
@@ -754,6 +765,12 @@ impl Worker {
             lines.push((
                 format!("{} slot {slot}: run {} {}", o.run.collector, o.run.id, o.run.status),
                 json!({"run": o.run.id, "collector": o.run.collector, "slot": o.run.slot, "status": o.run.status}),
+            ));
+        }
+        for size in &r.checkpointed {
+            lines.push((
+                format!("checkpoint after the run: tree size {size}"),
+                json!({ "checkpoint": size }),
             ));
         }
         for s in &r.swept {
