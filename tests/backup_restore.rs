@@ -74,6 +74,7 @@ async fn collect(c: &BackupRestore) -> (BackupFacts, Vec<annexa_collectors::Find
         heartbeats: None,
         objects: None,
         max_source_bytes: annexa_collectors::DEFAULT_MAX_SOURCE_BYTES,
+        allow_insecure_urls: true,
         on_demand: true,
     };
     let snapshot = c.collect(&ctx).await.unwrap();

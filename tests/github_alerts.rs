@@ -46,6 +46,7 @@ fn ctx() -> CollectContext {
         heartbeats: None,
         objects: None,
         max_source_bytes: annexa_collectors::DEFAULT_MAX_SOURCE_BYTES,
+        allow_insecure_urls: true,
         on_demand: true,
     }
 }
@@ -369,7 +370,7 @@ fn through_the_binary_the_alerts_evidence_a88_a816_and_a525() {
     });
     let w = common::World::new();
     w.config(&format!(
-        "[[collector]]\nname = \"github\"\nkind = \"github-alerts\"\nrepos = [\"octocat/hello-world\"]\nbase_url = \"{}\"\ntoken_env = \"ANNEXA_TEST_GH_TOKEN\"\n",
+        "[outbound]\nallow_insecure_urls = true\n\n[[collector]]\nname = \"github\"\nkind = \"github-alerts\"\nrepos = [\"octocat/hello-world\"]\nbase_url = \"{}\"\ntoken_env = \"ANNEXA_TEST_GH_TOKEN\"\n",
         server.uri()
     ));
     let run = w
@@ -415,4 +416,107 @@ fn through_the_binary_the_alerts_evidence_a88_a816_and_a525() {
             .unwrap()
             .contains("ghp_not_printed")
     );
+}
+
+/// Issue 15: `[ledger] publish` and GitHub's `base_url` (github-alerts and incident-log) were
+/// not held to the outbound rule and reached 169.254.169.254; sink checks missed NAT64,
+/// site-local, benchmarking, multicast and reserved blocks. One policy refuses them all at load.
+#[test]
+fn every_outbound_url_to_a_special_address_is_refused_at_load() {
+    let w = common::World::new();
+    w.config(
+        r#"
+[ledger]
+publish = "https://198.18.0.1/checkpoints"
+
+[[sink]]
+name = "siem"
+kind = "webhook"
+url_env = "T_HOOK"
+secret_env = "T_SECRET"
+
+[[collector]]
+name = "github"
+kind = "github-alerts"
+repos = ["octocat/hello-world"]
+base_url = "https://169.254.169.254"
+
+[[collector]]
+name = "incidents"
+kind = "incident-log"
+[collector.github]
+repo = "acme/ops"
+base_url = "https://[fec0::1]"
+"#,
+    );
+    let run = w
+        .annexa_env(
+            &["status"],
+            &[
+                ("T_HOOK", "https://[64:ff9b::a9fe:a9fe]/in"),
+                ("T_SECRET", "s"),
+            ],
+        )
+        .expect(2);
+    for named in [
+        "ledger.publish",
+        "198.18.0.1",
+        "169.254.169.254",
+        "[fec0::1]",
+        "[64:ff9b::a9fe:a9fe]",
+    ] {
+        assert!(run.stderr.contains(named), "{named}: {}", run.stderr);
+    }
+}
+
+/// Issue 15: a redirect from GitHub was followed (to 169.254.169.254), and `Link: rel=next`
+/// was followed to another host. Neither is any more; the run fails, never passes.
+#[tokio::test]
+async fn a_redirect_or_a_next_page_on_another_host_is_not_followed() {
+    let server = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/octocat/hello-world/dependabot/alerts"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/stolen", elsewhere.uri())),
+        )
+        .mount(&server)
+        .await;
+    let config: GithubAlertsConfig = toml::from_str(&format!(
+        "repos = [\"octocat/hello-world\"]\nbase_url = \"{}\"\n",
+        server.uri()
+    ))
+    .unwrap();
+    let err = GithubAlerts::new(config.clone(), Some("t".into()))
+        .collect(&ctx())
+        .await
+        .expect_err("a redirect is not an answer");
+    assert!(
+        elsewhere.received_requests().await.unwrap().is_empty(),
+        "the redirect was followed: {err}"
+    );
+
+    // A next page on another host (127.0.0.1 vs localhost).
+    let server = MockServer::start().await;
+    let port = server.address().port();
+    Mock::given(method("GET"))
+        .and(path("/repos/octocat/hello-world/dependabot/alerts"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])).insert_header(
+            "link",
+            format!("<http://localhost:{port}/repos/octocat/hello-world/dependabot/alerts?page=2>; rel=\"next\""),
+        ))
+        .mount(&server)
+        .await;
+    let config: GithubAlertsConfig = toml::from_str(&format!(
+        "repos = [\"octocat/hello-world\"]\nbase_url = \"{}\"\n",
+        server.uri()
+    ))
+    .unwrap();
+    let err = GithubAlerts::new(config, Some("t".into()))
+        .collect(&ctx())
+        .await
+        .expect_err("a next page elsewhere is refused");
+    assert!(err.to_string().contains("points away"), "{err}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }

@@ -213,7 +213,7 @@ fn a_json_register_and_github_issues_give_the_same_findings() {
     let gh_world = World::new();
     copy_postmortems(&gh_world);
     gh_world.config(&format!(
-        "[[collector]]\nname = \"incidents\"\nkind = \"incident-log\"\npostmortems = \"postmortems\"\n[collector.github]\nrepo = \"acme/ops\"\nbase_url = \"{base}\"\n{CALENDAR}"
+        "[outbound]\nallow_insecure_urls = true\n\n[[collector]]\nname = \"incidents\"\nkind = \"incident-log\"\npostmortems = \"postmortems\"\n[collector.github]\nrepo = \"acme/ops\"\nbase_url = \"{base}\"\n{CALENDAR}"
     ));
     let run = gh_world
         .annexa(&["collect", "incidents", "--json"])
@@ -252,7 +252,7 @@ fn github_refusing_the_token_is_collector_unauthorized_not_an_empty_register() {
     );
     let w = World::new();
     w.config(&format!(
-        "[[collector]]\nname = \"incidents\"\nkind = \"incident-log\"\n[collector.github]\nrepo = \"acme/ops\"\nbase_url = \"{}\"\n",
+        "[outbound]\nallow_insecure_urls = true\n\n[[collector]]\nname = \"incidents\"\nkind = \"incident-log\"\n[collector.github]\nrepo = \"acme/ops\"\nbase_url = \"{}\"\n",
         server.uri()
     ));
     let run = w.annexa(&["collect", "incidents"]).expect(1);

@@ -884,7 +884,7 @@ async fn checkpoints_are_published_to_a_folder_and_to_a_url() {
         let w = World::new();
         // Checkpoints only on request here, so `annexa checkpoint` is the one that publishes.
         w.config(&format!(
-            "{CONFIG}\n[ledger]\npublish = \"{publish}\"\ncheckpoint_every_run = false\n"
+            "{CONFIG}\n[outbound]\nallow_insecure_urls = true\n\n[ledger]\npublish = \"{publish}\"\ncheckpoint_every_run = false\n"
         ));
         w.write(
             "procedures/incident.md",

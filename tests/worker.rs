@@ -350,7 +350,7 @@ async fn slow_github(delay: Duration) -> MockServer {
 
 fn slow_config(server: &MockServer, worker: &str) -> String {
     format!(
-        "[worker]\n{worker}\n\n[[collector]]\nname = \"github\"\nkind = \"github-alerts\"\n\
+        "[outbound]\nallow_insecure_urls = true\n\n[worker]\n{worker}\n\n[[collector]]\nname = \"github\"\nkind = \"github-alerts\"\n\
          schedule = \"* * * * *\"\nrepos = [\"octocat/hello-world\"]\nbase_url = \"{}\"\n\
          token_env = \"ANNEXA_TEST_GH_TOKEN\"\n",
         server.uri()

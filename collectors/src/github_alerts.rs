@@ -419,6 +419,22 @@ impl GithubAlerts {
             }
             secondary = 0;
             let next = next_link(&headers);
+            if let Some(n) = &next
+                && !crate::outbound::same_host(n, &self.config.base_url)
+            {
+                // A page may only lead to more of GitHub: never to another host.
+                return Err(CollectError::SourceUnavailable {
+                    what: url.clone(),
+                    reason: format!(
+                        "the `Link: rel=next` of this page points away from {} (to {}); annexa does not follow it",
+                        self.config.base_url,
+                        url::Url::parse(n)
+                            .ok()
+                            .and_then(|u| u.host_str().map(str::to_string))
+                            .unwrap_or_else(|| "an unreadable URL".into())
+                    ),
+                });
+            }
             pages.push((url.clone(), body));
             // Proactively respect an exhausted quota before the next request.
             if next.is_some()
@@ -516,6 +532,12 @@ impl Collector for GithubAlerts {
             .client()
             .map_err(|reason| CollectError::SourceUnavailable {
                 what: "GitHub".into(),
+                reason,
+            })?;
+        crate::outbound::check_base_url(&self.config.base_url, ctx.allow_insecure_urls)
+            .await
+            .map_err(|reason| CollectError::SourceUnavailable {
+                what: self.config.base_url.clone(),
                 reason,
             })?;
         let budget =

@@ -21,6 +21,7 @@ pub mod cron_health;
 mod finding;
 pub mod github_alerts;
 pub mod incident_log;
+pub mod outbound;
 pub mod policy_document;
 
 use std::path::PathBuf;
@@ -79,6 +80,8 @@ pub struct CollectContext {
     /// The largest source file a collector reads ([`read_source`]); a larger one fails the
     /// run, naming the file and the setting (`max_file_size_mib`).
     pub max_source_bytes: u64,
+    /// `[outbound] allow_insecure_urls`: http and non-public addresses allowed ([`outbound`]).
+    pub allow_insecure_urls: bool,
 }
 
 /// The default of `max_file_size_mib`: 64 MiB.

@@ -4,6 +4,7 @@ pub mod canonical;
 pub mod clock;
 mod closed;
 pub mod holder;
+pub mod outbound;
 pub mod redact;
 mod schedule;
 mod secret;

@@ -101,7 +101,7 @@ pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
     }
     // One tick of the worker's scheduler: due slots, due tasks, gaps and alerts.
     let (_never, stop) = tokio::sync::watch::channel(false);
-    let client = crate::ops::alerts::http_client(app.config.alerts.allow_insecure_urls);
+    let client = crate::ops::alerts::http_client(&app.config);
     let holder = crate::ops::scheduler::holder_id();
     let current = std::sync::Mutex::new(None);
     // `annexa run` leaves the daily verify to the worker (or to cron calling `annexa verify`).

@@ -2,12 +2,13 @@
 //! SMTP passwords are secrets: they come from the environment (`*_env`), never from the file,
 //! and are never printed.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::worker::setting_duration;
+use annexa_collectors::outbound::{check_host, check_url};
+
 use crate::base::Secret;
 
 #[derive(Debug, Default, Deserialize)]
@@ -17,7 +18,7 @@ pub(super) struct RawAlerts {
     undeliverable_after: Option<String>,
     attempt_timeout: Option<String>,
     pass_timeout: Option<String>,
-    allow_insecure_urls: Option<bool>,
+    pub(super) allow_insecure_urls: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,7 +51,7 @@ pub struct AlertsConfig {
     pub attempt_timeout: Duration,
     /// The most one delivery pass may take; what it did not reach waits for the next pass.
     pub pass_timeout: Duration,
-    /// Allows http:// and loopback or private addresses for sinks (tests, internal relays).
+    /// `[outbound] allow_insecure_urls`: http:// and loopback or private addresses allowed.
     pub allow_insecure_urls: bool,
     pub sinks: Vec<SinkConfig>,
 }
@@ -108,12 +109,13 @@ pub(super) fn validate_alerts(
     raw: RawAlerts,
     sinks: Vec<RawSink>,
     env: &[(String, String)],
+    insecure: bool,
     problems: &mut Vec<String>,
 ) -> AlertsConfig {
     let duration = |key: &str, value: Option<String>, default: &str, problems: &mut Vec<String>| {
         setting_duration(&format!("alerts.{key}"), value, default, problems)
     };
-    let allow_insecure_urls = raw.allow_insecure_urls.unwrap_or(false);
+    let allow_insecure_urls = insecure;
     let mut valid = Vec::new();
     for (i, sink) in sinks.into_iter().enumerate() {
         if let Some(s) = validate_sink(i, sink, env, allow_insecure_urls, problems) {
@@ -198,7 +200,7 @@ fn validate_sink(
                 "starttls" => SmtpTls::Starttls,
                 "none" if insecure => SmtpTls::None,
                 "none" => {
-                    errs.push("tls = \"none\" sends mail in clear text; it needs alerts.allow_insecure_urls = true".into());
+                    errs.push("tls = \"none\" sends mail in clear text; it needs [outbound] allow_insecure_urls = true".into());
                     SmtpTls::None
                 }
                 other => {
@@ -296,85 +298,8 @@ impl SinkConfig {
     }
 }
 
-/// An outbound URL must be https to a public host unless `insecure` allows http and loopback or
-/// private addresses. The message names the host, never the whole URL (its path is a secret).
-pub fn check_url(url: &str, insecure: bool) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("the URL is not valid ({e})"))?;
-    let host = parsed.host_str().unwrap_or_default().to_string();
-    match parsed.scheme() {
-        "https" => {}
-        "http" if insecure => {}
-        "http" => {
-            return Err(format!(
-                "the URL to {host} is plain http; use https, or set alerts.allow_insecure_urls = true"
-            ));
-        }
-        other => return Err(format!("the URL to {host} has scheme `{other}`; use https")),
-    }
-    check_host(&host, insecure)
-}
-
-/// A host must not name a loopback, private or link-local address unless `insecure`.
-pub fn check_host(host: &str, insecure: bool) -> Result<(), String> {
-    if insecure {
-        return Ok(());
-    }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let local = bare.eq_ignore_ascii_case("localhost") || bare.ends_with(".localhost");
-    if local || bare.parse::<IpAddr>().is_ok_and(|ip| !is_public(ip)) {
-        return Err(format!(
-            "{host} is not a public address; set alerts.allow_insecure_urls = true to allow it"
-        ));
-    }
-    Ok(())
-}
-
-/// Whether an address is on the public internet.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_unique_local()
-                || v6.is_unicast_link_local())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn outbound_urls_must_be_https_to_a_public_host() {
-        assert!(check_url("https://discord.com/api/webhooks/1/x", false).is_ok());
-        let refused = [
-            "http://discord.com/api/webhooks/1/x",
-            "https://127.0.0.1:9000/hook",
-            "https://localhost/hook",
-            "https://10.1.2.3/hook",
-            "https://[::1]/hook",
-            "https://169.254.169.254/latest",
-            "ftp://example.com/x",
-        ];
-        for url in refused {
-            let e = check_url(url, false).expect_err(url);
-            assert!(!e.contains("/hook") && !e.contains("webhooks"), "{e}");
-        }
-        assert!(check_url("http://127.0.0.1:9000/hook", true).is_ok());
-    }
 
     #[test]
     fn bad_worker_and_sink_settings_are_each_named() {

@@ -7,6 +7,7 @@ use annexa_collectors::backup_restore::BackupRestoreConfig;
 use annexa_collectors::cron_health::{CronHealthConfig, JobSchedule, JobSpec};
 use annexa_collectors::github_alerts::GithubAlertsConfig;
 use annexa_collectors::incident_log::IncidentLogConfig;
+use annexa_collectors::outbound;
 use annexa_collectors::policy_document::PolicyDocumentConfig;
 use serde::Deserialize;
 
@@ -115,6 +116,7 @@ pub(super) fn validate_collector(
     index: usize,
     mut table: toml::Table,
     catalog: &Catalog,
+    insecure: bool,
     problems: &mut Vec<String>,
 ) -> Option<CollectorConfig> {
     let mut common_table = toml::Table::new();
@@ -215,10 +217,26 @@ pub(super) fn validate_collector(
             Kind::CronHealth => parse_kind(table, &mut problem).map(CollectorKind::CronHealth),
             Kind::BackupRestore => checked_kind(table, &mut problem, BackupRestoreConfig::problems)
                 .map(CollectorKind::BackupRestore),
-            Kind::GithubAlerts => checked_kind(table, &mut problem, GithubAlertsConfig::problems)
-                .map(CollectorKind::GithubAlerts),
+            Kind::GithubAlerts => checked_kind(table, &mut problem, |c: &GithubAlertsConfig| {
+                let mut p = c.problems();
+                p.extend(
+                    outbound::check_url(&c.base_url, insecure)
+                        .err()
+                        .map(|e| format!("base_url: {e}")),
+                );
+                p
+            })
+            .map(CollectorKind::GithubAlerts),
             Kind::IncidentLog => checked_kind(table, &mut problem, |c: &IncidentLogConfig| {
-                c.policy().err().unwrap_or_default()
+                let mut p = c.policy().err().unwrap_or_default();
+                if let Some(g) = &c.github {
+                    p.extend(
+                        outbound::check_url(&g.base_url, insecure)
+                            .err()
+                            .map(|e| format!("github.base_url: {e}")),
+                    );
+                }
+                p
             })
             .map(|c| CollectorKind::IncidentLog(Box::new(c))),
         },

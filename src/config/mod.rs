@@ -18,9 +18,7 @@ mod collectors;
 mod store;
 mod worker;
 
-pub use alerts::{
-    AlertsConfig, EmailConfig, SinkConfig, SinkKind, SmtpTls, check_host, check_url, is_public,
-};
+pub use alerts::{AlertsConfig, EmailConfig, SinkConfig, SinkKind, SmtpTls};
 pub use collectors::{CollectorConfig, CollectorKind, JobConfig, Kind};
 pub use worker::WorkerConfig;
 
@@ -86,6 +84,14 @@ struct RawConfig {
     alerts: alerts::RawAlerts,
     #[serde(default, rename = "sink")]
     sinks: Vec<alerts::RawSink>,
+    #[serde(default)]
+    outbound: RawOutbound,
+}
+
+/// `[outbound]`: the one escape from the outbound policy (https to public addresses only).
+#[derive(Debug, Default, Deserialize)]
+struct RawOutbound {
+    allow_insecure_urls: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +148,10 @@ pub struct Config {
     pub jobs: Vec<JobConfig>,
     pub catalog: Catalog,
     pub levels: BTreeMap<FindingCode, Level>,
+    /// `[outbound] allow_insecure_urls` (or its older spelling under `[alerts]`): http and
+    /// loopback or private addresses allowed for every outbound URL, for tests and relays
+    /// inside a private network.
+    pub allow_insecure_urls: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -350,7 +360,20 @@ impl Config {
         let report_schedule =
             validate_report_schedule(raw.report.schedule, raw.report.formats, &mut problems);
         let worker = worker::validate_worker(raw.worker, &mut problems);
-        let alerts = alerts::validate_alerts(raw.alerts, raw.sinks, env, &mut problems);
+        let allow_insecure_urls = raw.outbound.allow_insecure_urls.unwrap_or(false)
+            || raw.alerts.allow_insecure_urls.unwrap_or(false);
+        if let Some(Publish::Url(url)) = &ledger.publish
+            && let Err(e) = annexa_collectors::outbound::check_url(url, allow_insecure_urls)
+        {
+            problems.push(format!("ledger.publish: {e}"));
+        }
+        let alerts = alerts::validate_alerts(
+            raw.alerts,
+            raw.sinks,
+            env,
+            allow_insecure_urls,
+            &mut problems,
+        );
 
         let catalog = match Catalog::with_overrides(raw.controls) {
             Ok(c) => c,
@@ -372,7 +395,13 @@ impl Config {
 
         let mut collectors = Vec::new();
         for (i, table) in raw.collectors.into_iter().enumerate() {
-            if let Some(c) = collectors::validate_collector(i, table, &catalog, &mut problems) {
+            if let Some(c) = collectors::validate_collector(
+                i,
+                table,
+                &catalog,
+                allow_insecure_urls,
+                &mut problems,
+            ) {
                 collectors.push(c);
             }
         }
@@ -416,6 +445,7 @@ impl Config {
             jobs,
             catalog,
             levels,
+            allow_insecure_urls,
         })
     }
 

@@ -122,6 +122,7 @@ pub async fn run_collector(
         ))),
         on_demand: slot.is_none(),
         max_source_bytes: config.max_file_size,
+        allow_insecure_urls: app.config.allow_insecure_urls,
     };
     let (items, facts, error) = match collector.collect(&ctx).await {
         Ok(snapshot) => (snapshot.items, Some(snapshot.facts), None),

@@ -338,14 +338,18 @@ pub(super) async fn publish(
         }
         Publish::Url(base) => {
             let url = format!("{base}/{rel}");
-            let _ = app;
-            let response = reqwest::Client::new()
+            // The outbound policy holds here too: no redirects, public addresses only.
+            let client = crate::base::outbound::client(
+                app.config.allow_insecure_urls,
+                std::time::Duration::from_secs(30),
+            );
+            let response = client
                 .put(&url)
                 .header("content-type", "text/plain; charset=utf-8")
                 .body(note.to_string())
                 .send()
                 .await
-                .with_context(|| format!("cannot publish to {url}"))?;
+                .map_err(|e| anyhow::anyhow!("cannot publish to {url}: {}", e.without_url()))?;
             if !response.status().is_success() {
                 anyhow::bail!("publishing to {url} failed with HTTP {}", response.status());
             }

@@ -607,7 +607,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(app: Arc<Annexa>, out: Arc<dyn Output>) -> Worker {
-        let client = crate::ops::alerts::http_client(app.config.alerts.allow_insecure_urls);
+        let client = crate::ops::alerts::http_client(&app.config);
         let holder = holder_id();
         let delivery = Background::new(app.clone(), client.clone(), out.clone(), holder.clone());
         Worker {

@@ -40,7 +40,11 @@ fn default_token_env() -> String {
 pub async fn fetch(
     config: &GithubConfig,
     token: Option<&str>,
+    allow_insecure_urls: bool,
 ) -> Result<Vec<octocrab::models::issues::Issue>, (bool, String)> {
+    crate::outbound::check_base_url(&config.base_url, allow_insecure_urls)
+        .await
+        .map_err(|e| (false, format!("github.base_url: {e}")))?;
     let (owner, name) = config.repo.split_once('/').ok_or_else(|| {
         (
             false,
@@ -58,10 +62,31 @@ pub async fn fetch(
         .send()
         .await
         .map_err(|e| classify(e, config))?;
-    let all = client
-        .all_pages(first)
-        .await
-        .map_err(|e| classify(e, config))?;
+    // Page by page, each `next` only on the base URL's host.
+    let mut all = Vec::new();
+    let mut page = first;
+    loop {
+        all.append(&mut page.items);
+        let Some(next) = page.next.take() else { break };
+        if !crate::outbound::same_host(&next.to_string(), &config.base_url) {
+            return Err((
+                false,
+                format!(
+                    "the `Link: rel=next` of a page points away from {} (to {}); annexa does not follow it",
+                    config.base_url,
+                    next.host().unwrap_or("an unreadable URL")
+                ),
+            ));
+        }
+        match client
+            .get_page::<octocrab::models::issues::Issue>(&Some(next))
+            .await
+            .map_err(|e| classify(e, config))?
+        {
+            Some(p) => page = p,
+            None => break,
+        }
+    }
     Ok(all
         .into_iter()
         .filter(|i| i.pull_request.is_none())

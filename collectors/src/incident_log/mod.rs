@@ -363,7 +363,7 @@ impl Collector for IncidentLog {
         }
 
         if let Some(gh) = &self.config.github {
-            let issues = github::fetch(gh, self.github_token.as_deref())
+            let issues = github::fetch(gh, self.github_token.as_deref(), ctx.allow_insecure_urls)
                 .await
                 .map_err(|(unauthorized, reason)| {
                     let what = format!("GitHub issues of {} labelled `{}`", gh.repo, gh.label);

@@ -6,8 +6,6 @@
 //! secrets (reqwest's errors carry the URL, so it is stripped).
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -52,54 +50,10 @@ impl DeliveryReport {
     }
 }
 
-/// Resolves names only to public addresses, unless insecure addresses are allowed.
-struct PublicOnly;
-
-impl reqwest::dns::Resolve for PublicOnly {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let addrs = public_addrs(&host, 0).await?;
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-async fn public_addrs(
-    host: &str,
-    port: u16,
-) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
-    let all: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
-    let public: Vec<SocketAddr> = all
-        .iter()
-        .copied()
-        .filter(|a| crate::config::is_public(a.ip()))
-        .collect();
-    if public.is_empty() {
-        return Err(format!(
-            "{host} resolves to no public address; set alerts.allow_insecure_urls = true to allow it"
-        )
-        .into());
-    }
-    Ok(public)
-}
-
-/// The client alerts are sent with: timeouts, no redirects (a redirect could lead anywhere),
-/// and, unless insecure URLs are allowed, only public addresses.
-pub fn http_client(allow_insecure: bool) -> reqwest::Client {
-    let builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .connect_timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("annexa/", env!("CARGO_PKG_VERSION")));
-    let builder = if allow_insecure {
-        builder
-    } else {
-        builder.dns_resolver(Arc::new(PublicOnly))
-    };
-    builder
-        .build()
-        .expect("a client with these settings builds")
+/// The client alerts are sent with: the outbound policy's (`base::outbound::client`), each
+/// request bounded by `[alerts] attempt_timeout`.
+pub fn http_client(config: &crate::config::Config) -> reqwest::Client {
+    crate::base::outbound::client(config.allow_insecure_urls, config.alerts.attempt_timeout)
 }
 
 /// The delay before attempt `attempts + 1`: 30 s doubling to at most an hour, or what the
@@ -388,7 +342,7 @@ async fn send_email(
         Failure::new(format!("email via {}:{}: {what}: {err}", e.host, e.port))
     };
     if e.tls != SmtpTls::None {
-        public_addrs(&e.host, e.port)
+        crate::base::outbound::public_addrs(&e.host, e.port)
             .await
             .map_err(|err| fail("address", &err))?;
     }
