@@ -120,12 +120,16 @@ pub struct Finding {
 
 impl Finding {
     /// A finding at its code's default level.
+    ///
+    /// Subject and message often echo source content (a register cell, an issue title): both
+    /// are capped and their control characters escaped ([`crate::shown`]), so a 10 MB cell or a
+    /// terminal escape sequence never reaches a message, an alert or a terminal whole.
     pub fn new(code: FindingCode, subject: impl Into<String>, message: impl Into<String>) -> Self {
         Finding {
             code,
             level: code.default_level(),
-            subject: subject.into(),
-            message: message.into(),
+            subject: crate::shown(&subject.into(), crate::MAX_SUBJECT),
+            message: crate::shown(&message.into(), crate::MAX_MESSAGE),
             controls: Vec::new(),
         }
     }

@@ -182,6 +182,31 @@ impl CollectError {
     }
 }
 
+/// The most characters of a finding's subject, and of a message, that echo source content.
+pub const MAX_SUBJECT: usize = 200;
+pub const MAX_MESSAGE: usize = 2_000;
+
+/// Source content as messages may show it: control characters (escape sequences, line breaks
+/// in a subject) escaped as `\u{1b}`, and at most `max` characters, the rest counted.
+pub fn shown(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max * 2));
+    for (count, c) in text.chars().enumerate() {
+        if count == max {
+            let rest = text.chars().count() - count;
+            out.push_str(&format!("… ({rest} more characters)"));
+            break;
+        }
+        // Line breaks and tabs are kept in messages (they are ordinary text); every other
+        // control character is escaped.
+        if c.is_control() && !(max == MAX_MESSAGE && matches!(c, '\n' | '\t')) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Reads a source file whole. Only a regular file is read (a FIFO would block forever, a device
 /// never ends), and only up to `limit` bytes (a sparse or growing file cannot exhaust memory);
 /// anything else is an unavailable source, named, with what to do.
@@ -337,5 +362,34 @@ pub trait Collector: Send + Sync {
         _to: DateTime<Utc>,
     ) -> Vec<FigureTable> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::*;
+
+    #[test]
+    fn echoed_content_is_capped_and_escape_sequences_are_defused() {
+        let cell = format!(
+            "INC-1\u{1b}[2J\u{1b}]0;pwned\u{7}{}",
+            "x".repeat(10_000_000)
+        );
+        let f = Finding::new(FindingCode::IncidentUnclassified, cell.clone(), cell);
+        assert!(
+            f.subject.chars().count() < MAX_SUBJECT + 100,
+            "{}",
+            f.subject.len()
+        );
+        assert!(f.message.chars().count() < MAX_MESSAGE + 100);
+        assert!(!f.subject.contains('\u{1b}') && !f.message.contains('\u{7}'));
+        assert!(
+            f.subject.starts_with("INC-1\\u{1b}[2J"),
+            "{}",
+            &f.subject[..20]
+        );
+        assert!(f.message.ends_with("more characters)"));
+        assert_eq!(shown("a\nb", MAX_MESSAGE), "a\nb");
+        assert_eq!(shown("a\nb", MAX_SUBJECT), "a\\u{a}b");
     }
 }

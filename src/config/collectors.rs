@@ -389,14 +389,40 @@ fn checked_kind<T: for<'de> Deserialize<'de>>(
 }
 
 fn parse_kind<T: for<'de> Deserialize<'de>>(
-    table: toml::Table,
+    mut table: toml::Table,
     problem: &mut dyn FnMut(String),
 ) -> Option<T> {
-    match toml::Value::Table(table).try_into() {
-        Ok(v) => Some(v),
-        Err(e) => {
-            problem(e.to_string().trim().to_string());
-            None
+    // Serde stops at the first wrong value: take the key it names out and try again, so every
+    // wrong key of the table is reported at once.
+    let mut found = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    loop {
+        match toml::Value::Table(table.clone()).try_into::<T>() {
+            Ok(v) if found.is_empty() => return Some(v),
+            Ok(_) => break,
+            Err(e) => {
+                let message = e.to_string().trim().to_string();
+                // A key taken out is then missing: that says nothing new (serde checks for
+                // missing fields last, after every present one).
+                if removed
+                    .iter()
+                    .any(|k| message.starts_with(&format!("missing field `{k}`")))
+                {
+                    break;
+                }
+                let key = message
+                    .rsplit_once("in `")
+                    .and_then(|(_, k)| k.strip_suffix('`'))
+                    .and_then(|k| k.split('.').next())
+                    .map(str::to_string);
+                found.push(message);
+                match key {
+                    Some(k) if table.remove(&k).is_some() => removed.push(k),
+                    _ => break,
+                }
+            }
         }
     }
+    found.into_iter().for_each(problem);
+    None
 }

@@ -683,6 +683,24 @@ mod tests {
         assert_eq!(Kind::ALL.len(), 5);
     }
 
+    /// Issue 15: only the first of several wrong types in a collector table was reported.
+    #[test]
+    fn every_wrong_type_in_a_collector_table_is_reported() {
+        let err = parse(
+            "[[collector]]\nname = \"p\"\nkind = \"policy-document\"\npaths = 1\nreview_grace_days = \"x\"\nextensions = 3\n",
+            &[],
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        for key in ["paths", "review_grace_days", "extensions"] {
+            assert!(
+                all.contains(&format!("in `{key}`")),
+                "{key} missing in:\n{all}"
+            );
+        }
+        assert_eq!(err.problems.len(), 3, "{all}");
+    }
+
     #[test]
     fn unknown_keys_inside_a_collector_are_reported() {
         let err = parse(

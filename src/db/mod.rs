@@ -38,7 +38,9 @@ pub enum DbError {
     #[error("database migration failed on {location}: {reason}")]
     Migration { location: String, reason: String },
     /// The message shows the cause, so it is not also the error's source (printed once).
-    #[error("database query failed: {0}")]
+    #[error(
+        "database query failed: {0}; check that the database ([database] url, or ANNEXA_DATABASE__URL) is running and reachable, then run again"
+    )]
     Query(sqlx::Error),
     #[error("database holds an unreadable value in {what}: {value}")]
     Corrupt { what: String, value: String },

@@ -173,7 +173,10 @@ pub async fn run_collector(
         Some(e) => {
             run.status = RunStatus::Failed;
             run.error_code = Some(e.code().as_str().to_string());
-            run.error = Some(e.to_string());
+            run.error = Some(annexa_collectors::shown(
+                &e.to_string(),
+                annexa_collectors::MAX_MESSAGE,
+            ));
         }
     }
     let evidence: Vec<EvidenceRow> = stored.iter().map(|(row, _)| row.clone()).collect();

@@ -155,6 +155,22 @@ fn csv_error(name: &str, e: csv::Error) -> ImportError {
 }
 
 fn check_columns(headers: &[String], location: &str) -> Result<(), ImportError> {
+    // A column twice would let one cell silently win over the other.
+    if let Some((i, twice)) = headers
+        .iter()
+        .enumerate()
+        .find(|(i, h)| headers[..*i].contains(h))
+    {
+        return Err(ImportError {
+            location: location.into(),
+            column: Some(twice.clone()),
+            message: format!(
+                "appears twice (columns {} and {}); keep one",
+                headers.iter().position(|h| h == twice).unwrap_or(0) + 1,
+                i + 1
+            ),
+        });
+    }
     if let Some(unknown) = headers.iter().find(|h| !COLUMNS.contains(&h.as_str())) {
         return Err(ImportError {
             location: location.into(),
@@ -180,14 +196,83 @@ fn check_columns(headers: &[String], location: &str) -> Result<(), ImportError> 
     Ok(())
 }
 
+/// JSON in which no object has a key twice (serde_json would keep the last silently).
+struct UniqueKeys(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = serde_json::Value;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(v.into())
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(v.into())
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(v.into())
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(v.into())
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(v.into())
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(serde_json::Value::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(serde_json::Value::Null)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(UniqueKeys(v)) = seq.next_element()? {
+                    out.push(v);
+                }
+                Ok(out.into())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let UniqueKeys(v) = map.next_value()?;
+                    if out.insert(key.clone(), v).is_some() {
+                        return Err(serde::de::Error::custom(format!(
+                            "the key `{}` appears twice in one object; keep one",
+                            crate::shown(&key, 80)
+                        )));
+                    }
+                }
+                Ok(out.into())
+            }
+        }
+        d.deserialize_any(Visit).map(UniqueKeys)
+    }
+}
+
 /// Splits a JSON register (an array of objects, or `{"incidents": [...]}`) into records.
 pub fn json_records(bytes: &[u8], name: &str) -> Result<Vec<RawRecord>, ImportError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ImportError {
-        location: format!("{name} line {}", e.line()),
-        column: None,
-        message: format!("is not valid JSON: {e}"),
-    })?;
+    let value: serde_json::Value = serde_json::from_slice::<UniqueKeys>(bytes)
+        .map(|v| v.0)
+        .map_err(|e| ImportError {
+            location: format!("{name} line {}", e.line()),
+            column: None,
+            message: format!("is not valid JSON: {e}"),
+        })?;
     let items = match &value {
         serde_json::Value::Array(a) => a,
         serde_json::Value::Object(o) => match o.get("incidents") {
@@ -402,6 +487,26 @@ mod tests {
 
     fn error(csv: &str) -> String {
         parse(csv).unwrap_err().to_string()
+    }
+
+    /// Issue 15: a column or a key twice was accepted silently, one value winning.
+    #[test]
+    fn a_column_or_a_json_key_twice_is_refused() {
+        let e = error(&format!(
+            "{HEADER},title\nINC-1,Outage,Sev1,security,2026-03-01T09:00:00Z,,,open,Other\n"
+        ));
+        assert!(
+            e.contains("column `title`: appears twice (columns 2 and 9)"),
+            "{e}"
+        );
+        let json = br#"[{"id": "INC-1", "title": "Outage", "severity": "Sev1", "severity": "Sev4",
+            "category": "security", "detected_at": "2026-03-01T09:00:00Z", "status": "open"}]"#;
+        let e = json_records(json, "register.json").unwrap_err().to_string();
+        assert!(e.contains("the key `severity` appears twice"), "{e}");
+        let ok = br#"{"incidents": [{"id": "INC-1", "title": "Outage", "severity": "Sev1",
+            "category": "security", "detected_at": "2026-03-01T09:00:00Z", "status": "open",
+            "personal_data_breach": false, "owner": null}]}"#;
+        assert_eq!(json_records(ok, "register.json").unwrap().len(), 1);
     }
 
     #[test]

@@ -322,10 +322,32 @@ async fn post(
         error: format!(
             "{host} answered HTTP {} ({hint}): {}",
             status.as_u16(),
-            truncate(text.trim(), 200)
+            annexa_collectors::shown(&scrub_url(text.trim(), url), 200)
         ),
         retry_after,
     })
+}
+
+/// A receiver's answer without the parts of `url` that may be secret (a webhook's path is its
+/// key; a bot token sits in the path): the URL, its path and its longer segments, query values.
+fn scrub_url(body: &str, url: &str) -> String {
+    let mut secrets = vec![url.to_string()];
+    if let Ok(u) = url::Url::parse(url) {
+        secrets.push(u.path().to_string());
+        secrets.extend(
+            u.path_segments()
+                .into_iter()
+                .flatten()
+                .filter(|s| s.len() >= 8)
+                .map(String::from),
+        );
+        secrets.extend(u.query_pairs().map(|(_, v)| v.into_owned()));
+    }
+    secrets.retain(|s| s.len() >= 4);
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
+        .iter()
+        .fold(body.to_string(), |b, s| b.replace(s.as_str(), "****"))
 }
 
 async fn send_email(
@@ -387,6 +409,20 @@ async fn send_email(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receivers_answer_never_echoes_the_secret_url() {
+        let url = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX?token=abcd1234";
+        let body = format!(
+            "invalid_token for {url}; path /services/T000/B000/XXXXsecretXXXX; XXXXsecretXXXX; abcd1234"
+        );
+        let scrubbed = scrub_url(&body, url);
+        assert!(
+            !scrubbed.contains("XXXXsecretXXXX") && !scrubbed.contains("abcd1234"),
+            "{scrubbed}"
+        );
+        assert!(scrubbed.starts_with("invalid_token for ****"), "{scrubbed}");
+    }
 
     #[test]
     fn backoff_doubles_to_an_hour_unless_the_receiver_says() {
