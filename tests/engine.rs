@@ -641,3 +641,29 @@ fn no_mistyped_database_url_prints_its_password() {
         );
     }
 }
+
+/// Issue 15: processes opening a fresh SQLite file at once raced each other's migrations
+/// (3 of 26 failed). They are serialized by a lock file now.
+#[test]
+fn processes_opening_a_fresh_sqlite_file_at_once_do_not_race_its_migrations() {
+    let w = World::with_backend(common::Backend::Local);
+    w.config(POLICY_CONFIG);
+    let children: Vec<std::process::Child> = (0..12)
+        .map(|_| {
+            w.command(&["status"], &[])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
