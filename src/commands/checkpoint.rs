@@ -2,6 +2,7 @@
 
 use crate::app::Annexa;
 use crate::cli::exit::{Exit, Failure};
+use crate::cli::output::print;
 
 pub async fn checkpoint(
     app: &Annexa,
@@ -54,6 +55,6 @@ pub async fn checkpoint(
         t.push_str(&c.note);
         t
     };
-    super::print(text.as_bytes())?;
+    print(text.as_bytes())?;
     Ok(Exit::Ok)
 }

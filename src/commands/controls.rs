@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::cli::exit::{Exit, Failure};
+use crate::cli::output::print;
 use crate::config::Config;
 use crate::evidence::registry;
 
@@ -80,6 +81,6 @@ pub fn controls(config: &Config, json: bool) -> Result<Exit, Failure> {
             ));
         }
     }
-    super::print(out.as_bytes())?;
+    print(out.as_bytes())?;
     Ok(Exit::Ok)
 }

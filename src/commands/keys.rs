@@ -3,6 +3,7 @@
 use crate::app::Annexa;
 use crate::cli::KeysAction;
 use crate::cli::exit::{Exit, Failure};
+use crate::cli::output::print;
 use crate::db::KeyState;
 use crate::ledger::keyring;
 
@@ -84,6 +85,6 @@ pub async fn keys(app: &Annexa, action: KeysAction, json: bool) -> Result<Exit, 
             }
         }
     };
-    super::print(text.as_bytes())?;
+    print(text.as_bytes())?;
     Ok(Exit::Ok)
 }

@@ -66,5 +66,3 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         }
     }
 }
-
-pub use crate::cli::output::print;

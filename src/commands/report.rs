@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::Annexa;
 use crate::cli::exit::{Exit, Failure};
+use crate::cli::output::print;
 use annexa_reports::Format;
 
 pub async fn report(
@@ -40,7 +41,7 @@ pub async fn report(
         }
         t
     };
-    super::print(text.as_bytes())?;
+    print(text.as_bytes())?;
     Ok(if model.has_gaps() {
         Exit::Gaps
     } else {

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::app::Annexa;
 use crate::cli::exit::{Exit, Failure};
 use crate::cli::output::Printer;
+use crate::cli::output::print;
 use crate::config::{CollectorConfig, ConfigError};
 use crate::db::Role;
 use crate::evidence::runner::{RunOutcome, run_collector};
@@ -154,12 +155,12 @@ pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
     if json {
         let runs: Vec<RunSummary> = tick.runs.iter().map(RunSummary::from).collect();
         let out = serde_json::json!({ "runs": runs, "status": doc });
-        super::print(format!("{out}\n").as_bytes())?;
+        print(format!("{out}\n").as_bytes())?;
     } else {
         println!();
         let mut table = Vec::new();
         annexa_reports::render_status_table(&doc, &mut table)?;
-        super::print(&table)?;
+        print(&table)?;
     }
     Ok(
         if !tick.errors.is_empty() || tick.runs.iter().any(|o| !o.succeeded()) {
@@ -205,7 +206,7 @@ pub async fn collect(
     let outcomes = collect_now(app, selected, json).await?;
     if json {
         let runs: Vec<RunSummary> = outcomes.iter().map(RunSummary::from).collect();
-        super::print(format!("{}\n", serde_json::json!({ "runs": runs })).as_bytes())?;
+        print(format!("{}\n", serde_json::json!({ "runs": runs })).as_bytes())?;
     }
     Ok(if outcomes.iter().all(RunOutcome::succeeded) {
         Exit::Ok

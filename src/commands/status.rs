@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::Annexa;
 use crate::cli::exit::{Exit, Failure};
+use crate::cli::output::print;
 
 pub async fn status(
     app: &Annexa,
@@ -17,6 +18,6 @@ pub async fn status(
     } else {
         annexa_reports::render_status_table(&doc, &mut out)?;
     }
-    super::print(&out)?;
+    print(&out)?;
     Ok(if doc.has_gaps() { Exit::Gaps } else { Exit::Ok })
 }

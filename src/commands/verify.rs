@@ -2,6 +2,7 @@
 
 use crate::app::Annexa;
 use crate::cli::exit::{Exit, Failure};
+use crate::cli::output::print;
 
 pub async fn verify(
     app: &Annexa,
@@ -63,7 +64,7 @@ fn print_report(
             )
         });
     }
-    super::print(out.as_bytes())?;
+    print(out.as_bytes())?;
     Ok(if report.violations.is_empty() {
         Exit::Ok
     } else {

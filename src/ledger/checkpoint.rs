@@ -11,7 +11,6 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::Annexa;
-use crate::config::Publish;
 use crate::db::CheckpointRow;
 use crate::ledger;
 use crate::ledger::note::{NoteKey, SignedNote, Verifier};
@@ -288,7 +287,7 @@ pub async fn create_signed(app: &Annexa, keys: &[&NoteKey]) -> Result<Outcome, C
                 .object_key
                 .strip_prefix("ledger/checkpoints/")
                 .expect("checkpoint keys start with ledger/checkpoints/");
-            Some(publish(app, target, rel, &row.note).await?)
+            Some(super::publish::write(app, target, rel, &row.note).await?)
         }
     };
     Ok(Outcome {
@@ -296,66 +295,6 @@ pub async fn create_signed(app: &Annexa, keys: &[&NoteKey]) -> Result<Outcome, C
         new: true,
         published,
     })
-}
-
-/// Writes a note to the second location under `rel` (a checkpoint as `<date>/<size>-<root>`,
-/// an acknowledgement under `acknowledgements/`), once: an existing copy must be identical.
-pub(super) async fn publish(
-    app: &Annexa,
-    target: &Publish,
-    rel: &str,
-    note: &str,
-) -> anyhow::Result<String> {
-    use anyhow::Context;
-    match target {
-        Publish::Dir(dir) => {
-            let path = dir.join(rel);
-            std::fs::create_dir_all(path.parent().expect("a date folder"))
-                .with_context(|| format!("cannot publish into {}", dir.display()))?;
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    f.write_all(note.as_bytes())?;
-                    f.sync_all()?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if std::fs::read_to_string(&path)? != note {
-                        anyhow::bail!(
-                            "{} already holds a different note: someone else signs into this folder, or history was rewritten",
-                            path.display(),
-                        );
-                    }
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot publish to {}", path.display()));
-                }
-            }
-            Ok(path.display().to_string())
-        }
-        Publish::Url(base) => {
-            let url = format!("{base}/{rel}");
-            // The outbound policy holds here too: no redirects, public addresses only.
-            let client = crate::base::outbound::client(
-                app.config.allow_insecure_urls,
-                std::time::Duration::from_secs(30),
-            );
-            let response = client
-                .put(&url)
-                .header("content-type", "text/plain; charset=utf-8")
-                .body(note.to_string())
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot publish to {url}: {}", e.without_url()))?;
-            if !response.status().is_success() {
-                anyhow::bail!("publishing to {url} failed with HTTP {}", response.status());
-            }
-            Ok(url)
-        }
-    }
 }
 
 /// After a run: a checkpoint of the whole ledger when `[ledger] checkpoint_every_run` (the

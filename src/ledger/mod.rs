@@ -5,7 +5,8 @@
 //! - `note.rs`: C2SP signed notes and Ed25519 note keys; `keyring.rs`: the keys' life.
 //! - `manifest.rs`: the run manifest; `audit.rs`: audit events and their closed set of actions.
 //! - `checkpoint.rs`: signed tree heads, checked against history and published;
-//!   `rollback.rs`: an operator's signed acknowledgement of history lost to a restore.
+//!   `rollback.rs`: an operator's signed acknowledgement of history lost to a restore;
+//!   `publish.rs`: the second location both are written to.
 //! - `verify.rs`: the integrity check of store, database and ledger; `bundle.rs`: the report
 //!   bundle's signed manifest, sealed and checked.
 
@@ -15,6 +16,7 @@ pub mod checkpoint;
 pub mod keyring;
 pub mod manifest;
 pub mod note;
+pub mod publish;
 pub mod rollback;
 mod tree;
 pub mod verify;

@@ -87,7 +87,7 @@ pub async fn record(app: &Annexa, ack: &Acknowledgement) -> anyhow::Result<Strin
         let rel = store_key
             .strip_prefix("ledger/")
             .expect("the key starts with ledger/");
-        super::checkpoint::publish(app, target, rel, &note).await?;
+        super::publish::write(app, target, rel, &note).await?;
     }
     audit::record(
         &app.db,

@@ -2,6 +2,7 @@
 //! ready, metrics, ping) and gap alerts with their sinks.
 
 pub mod alerts;
+pub mod delivery;
 pub mod scheduler;
 pub mod server;
 
