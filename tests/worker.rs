@@ -141,6 +141,12 @@ fn epoch_ms_in(delay: Duration) -> i64 {
     chrono::Utc::now().timestamp_millis() + delay.as_millis() as i64
 }
 
+/// Sleeps until `ms` real milliseconds after the simulated clock's `epoch`.
+fn sleep_until_ms_after(epoch: i64, ms: i64) {
+    let left = epoch + ms - chrono::Utc::now().timestamp_millis();
+    std::thread::sleep(Duration::from_millis(left.max(0) as u64));
+}
+
 const TWO_HOURLY_COLLECTORS: &str = r#"
 [organization]
 name = "Test Org"
@@ -557,9 +563,7 @@ paths = ["policies"]
     let clock = format!("2026-11-22T00:59:00Z,3600,{epoch}");
     let env = [("ANNEXA_SIMULATED_CLOCK", clock.as_str())];
     let sleep_until = |virtual_minutes_after_0059: i64| {
-        let at = epoch + virtual_minutes_after_0059 * 1000 / 60;
-        let ms = at - chrono::Utc::now().timestamp_millis();
-        std::thread::sleep(Duration::from_millis(ms.max(0) as u64));
+        sleep_until_ms_after(epoch, virtual_minutes_after_0059 * 1000 / 60)
     };
     let first = Worker::start(&w, "first", &env);
     sleep_until(91);
@@ -757,11 +761,7 @@ paths = ["policies"]
     let clock = format!("2026-11-22T00:58:00Z,60,{epoch}");
     let worker = Worker::start(&w, "w", &[("ANNEXA_SIMULATED_CLOCK", clock.as_str())]);
     worker.wait_for("policies slot 2026-11-22T00:00", Duration::from_secs(20));
-    let until = |minutes_after_0058: i64| {
-        let at = epoch + minutes_after_0058 * 1000;
-        let ms = at - chrono::Utc::now().timestamp_millis();
-        std::thread::sleep(Duration::from_millis(ms.max(0) as u64));
-    };
+    let until = |minutes_after_0058: i64| sleep_until_ms_after(epoch, minutes_after_0058 * 1000);
     until(1);
     s3.stop();
     until(6);

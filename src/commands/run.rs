@@ -58,16 +58,22 @@ fn describe(app: &Annexa, o: &RunOutcome) -> String {
     line
 }
 
+/// Refuses to append to a ledger a published checkpoint contradicts (a database restored from
+/// an older copy must not grow a second history), then records a changed config.
+async fn guarded_note_config(app: &Annexa) -> Result<(), Failure> {
+    crate::ledger::checkpoint::guard_append(app)
+        .await
+        .map_err(Failure::of_checkpoint)?;
+    crate::evidence::runner::note_config(app).await?;
+    Ok(())
+}
+
 /// Runs collectors now, outside their schedule (no slot, so no lease: any number may run).
 async fn collect_now(
     app: &Annexa,
     selected: Vec<&CollectorConfig>,
     json: bool,
 ) -> Result<Vec<RunOutcome>, Failure> {
-    // A database restored from an older copy must not grow a second history.
-    crate::ledger::checkpoint::guard_append(app)
-        .await
-        .map_err(Failure::of_checkpoint)?;
     for swept in crate::ops::scheduler::sweep_stuck_runs(app).await? {
         if !json {
             println!("swept: {swept}");
@@ -96,7 +102,7 @@ async fn collect_now(
 }
 
 pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
-    crate::evidence::runner::note_config(app).await?;
+    guarded_note_config(app).await?;
     if app.config.collectors.is_empty() && !json {
         println!("no collectors configured: add a [[collector]] table (see annexa.example.toml)");
     }
@@ -202,7 +208,7 @@ pub async fn collect(
         }
         selected
     };
-    crate::evidence::runner::note_config(app).await?;
+    guarded_note_config(app).await?;
     let outcomes = collect_now(app, selected, json).await?;
     if json {
         let runs: Vec<RunSummary> = outcomes.iter().map(RunSummary::from).collect();

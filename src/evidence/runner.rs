@@ -10,6 +10,7 @@ use annexa_collectors::{
     Body, CollectContext, CollectError, Collector, EvidenceItem, Finding, FindingCode, Source,
 };
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 
 use super::facts;
 use crate::app::Annexa;
@@ -19,7 +20,6 @@ use crate::evidence::registry;
 use crate::ledger::audit::{self, Actor, AuditAction};
 use crate::ledger::manifest;
 use crate::store::{StoreError, StoredObject};
-use sha2::{Digest, Sha256};
 
 /// What a finished run produced.
 #[derive(Debug, Clone)]
