@@ -122,13 +122,13 @@ impl Finding {
     /// A finding at its code's default level.
     ///
     /// Subject and message often echo source content (a register cell, an issue title): both
-    /// are capped and their control characters escaped ([`crate::shown`]), so a 10 MB cell or a
+    /// are capped and their control characters escaped ([`crate::shown`], [`crate::shown_line`]), so a 10 MB cell or a
     /// terminal escape sequence never reaches a message, an alert or a terminal whole.
     pub fn new(code: FindingCode, subject: impl Into<String>, message: impl Into<String>) -> Self {
         Finding {
             code,
             level: code.default_level(),
-            subject: crate::shown(&subject.into(), crate::MAX_SUBJECT),
+            subject: crate::shown_line(&subject.into(), crate::MAX_SUBJECT),
             message: crate::shown(&message.into(), crate::MAX_MESSAGE),
             controls: Vec::new(),
         }

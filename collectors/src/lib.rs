@@ -186,9 +186,18 @@ impl CollectError {
 pub const MAX_SUBJECT: usize = 200;
 pub const MAX_MESSAGE: usize = 2_000;
 
-/// Source content as messages may show it: control characters (escape sequences, line breaks
-/// in a subject) escaped as `\u{1b}`, and at most `max` characters, the rest counted.
+/// Source content as a message may show it: control characters (escape sequences) escaped
+/// as `\u{1b}`, line breaks and tabs kept, at most `max` characters, the rest counted.
 pub fn shown(text: &str, max: usize) -> String {
+    capped(text, max, |c| matches!(c, '\n' | '\t'))
+}
+
+/// The same for one line (a subject, a key): every control character escaped, line breaks too.
+pub fn shown_line(text: &str, max: usize) -> String {
+    capped(text, max, |_| false)
+}
+
+fn capped(text: &str, max: usize, keep: impl Fn(char) -> bool) -> String {
     let mut out = String::with_capacity(text.len().min(max * 2));
     for (count, c) in text.chars().enumerate() {
         if count == max {
@@ -196,9 +205,7 @@ pub fn shown(text: &str, max: usize) -> String {
             out.push_str(&format!("… ({rest} more characters)"));
             break;
         }
-        // Line breaks and tabs are kept in messages (they are ordinary text); every other
-        // control character is escaped.
-        if c.is_control() && !(max == MAX_MESSAGE && matches!(c, '\n' | '\t')) {
+        if c.is_control() && !keep(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
@@ -390,6 +397,6 @@ mod shown_tests {
         );
         assert!(f.message.ends_with("more characters)"));
         assert_eq!(shown("a\nb", MAX_MESSAGE), "a\nb");
-        assert_eq!(shown("a\nb", MAX_SUBJECT), "a\\u{a}b");
+        assert_eq!(shown_line("a\nb", MAX_SUBJECT), "a\\u{a}b");
     }
 }

@@ -252,7 +252,7 @@ impl<'de> serde::Deserialize<'de> for UniqueKeys {
                     if out.insert(key.clone(), v).is_some() {
                         return Err(serde::de::Error::custom(format!(
                             "the key `{}` appears twice in one object; keep one",
-                            crate::shown(&key, 80)
+                            crate::shown_line(&key, 80)
                         )));
                     }
                 }

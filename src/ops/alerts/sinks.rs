@@ -322,7 +322,7 @@ async fn post(
         error: format!(
             "{host} answered HTTP {} ({hint}): {}",
             status.as_u16(),
-            annexa_collectors::shown(&scrub_url(text.trim(), url), 200)
+            annexa_collectors::shown_line(&scrub_url(text.trim(), url), 200)
         ),
         retry_after,
     })
