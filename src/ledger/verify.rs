@@ -404,8 +404,15 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
 
     // 4. Checkpoints: signed by a key valid at the time, consistent with the ledger and with
     // each other, never replayed; the trusted one is extended.
-    let checkpoints_checked =
-        check_checkpoints(app, &recomputed, trusted, &mut violations, &mut notes).await?;
+    let checkpoints_checked = check_checkpoints(
+        app,
+        &recomputed,
+        trusted,
+        &acknowledged,
+        &mut violations,
+        &mut notes,
+    )
+    .await?;
 
     Ok(VerifyReport {
         store: app.store.location(),
@@ -471,6 +478,7 @@ async fn check_checkpoints(
     app: &Annexa,
     leaves: &[ledger::Hash],
     trusted: Option<&str>,
+    acknowledged: &[(u64, u64)],
     all_violations: &mut Vec<Violation>,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<usize> {
@@ -709,7 +717,6 @@ async fn check_checkpoints(
     }
     // History an operator acknowledged losing (a restored database) is worth a note, not a
     // violation: the audit event says who accepted it and why.
-    let acknowledged = crate::ledger::checkpoint::acknowledged_rollbacks(app).await?;
     let size_at: BTreeMap<&str, u64> = bodies
         .iter()
         .map(|(i, b)| (found[*i].location.as_str(), b.size))
