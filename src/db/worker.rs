@@ -69,16 +69,11 @@ impl Db {
                 token: row.try_get("token")?,
             }));
         }
-        let row = sqlx::query("SELECT holder, expires_at FROM leases WHERE name = $1")
-            .bind(name)
-            .fetch_one(self.pool())
-            .await?;
-        let held = HeldBy {
-            holder: row.try_get("holder")?,
-            until: parse_ts(
-                "leases.expires_at",
-                &row.try_get::<String, _>("expires_at")?,
-            )?,
+        let Some(held) = self.lease_holder(name).await? else {
+            return Err(DbError::Corrupt {
+                what: "leases".into(),
+                value: format!("lease {name} was neither taken nor held"),
+            });
         };
         // A process on this host that is gone holds nothing: no waiting for its lease to expire.
         if crate::base::holder::is_gone(&held.holder) {
