@@ -121,6 +121,25 @@ pub fn same_host(a: &str, b: &str) -> bool {
     }
 }
 
+/// The public addresses `host` resolves to, for a resolver that hands a client only those; an
+/// error when there is none.
+pub async fn public_addrs(
+    host: &str,
+    port: u16,
+) -> Result<Vec<std::net::SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let public: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await?
+        .filter(|a| is_public(a.ip()))
+        .collect();
+    if public.is_empty() {
+        return Err(format!(
+            "{host} resolves to no public address; set [outbound] allow_insecure_urls = true to allow it"
+        )
+        .into());
+    }
+    Ok(public)
+}
+
 /// Resolves `host` and refuses it unless every address is public (or `insecure`): checked
 /// before a client that cannot take a resolver of its own (GitHub's) connects.
 pub async fn check_resolved(host: &str, port: u16, insecure: bool) -> Result<(), String> {

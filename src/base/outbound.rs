@@ -1,6 +1,5 @@
 //! annexa's own HTTP client, held to the outbound policy (`annexa_collectors::outbound`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,29 +10,10 @@ impl reqwest::dns::Resolve for PublicOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs = public_addrs(&host, 0).await?;
+            let addrs = annexa_collectors::outbound::public_addrs(&host, 0).await?;
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
-}
-
-pub async fn public_addrs(
-    host: &str,
-    port: u16,
-) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
-    let all: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
-    let public: Vec<SocketAddr> = all
-        .iter()
-        .copied()
-        .filter(|a| annexa_collectors::outbound::is_public(a.ip()))
-        .collect();
-    if public.is_empty() {
-        return Err(format!(
-            "{host} resolves to no public address; set [outbound] allow_insecure_urls = true to allow it"
-        )
-        .into());
-    }
-    Ok(public)
 }
 
 /// The one HTTP client of annexa's own outbound calls (alert sinks, the checkpoint `publish`

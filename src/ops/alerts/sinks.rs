@@ -364,7 +364,7 @@ async fn send_email(
         Failure::new(format!("email via {}:{}: {what}: {err}", e.host, e.port))
     };
     if e.tls != SmtpTls::None {
-        crate::base::outbound::public_addrs(&e.host, e.port)
+        annexa_collectors::outbound::public_addrs(&e.host, e.port)
             .await
             .map_err(|err| fail("address", &err))?;
     }
