@@ -89,8 +89,7 @@ pub async fn report_input(
     Ok(Some(CollectorInput {
         name: CUSTODY.to_string(),
         kind: CUSTODY.to_string(),
-        max_age: chrono::Duration::from_std(super::shortest_max_age(app, &custody_controls))
-            .unwrap_or(chrono::Duration::MAX),
+        max_age: super::shortest_max_age(app, &custody_controls),
         controls: custody_controls,
         schedule: String::new(),
         slots: Vec::new(),

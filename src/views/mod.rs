@@ -42,11 +42,18 @@ pub fn run_input(run: &RunRow, items: Vec<ItemInput>) -> RunInput {
 
 /// How long a source's evidence stays fresh when its collector sets no `max_age`: the shortest
 /// maximum age of the controls it evidences (a day when none is known).
-pub fn shortest_max_age(app: &Annexa, controls: &[String]) -> std::time::Duration {
-    controls
-        .iter()
-        .filter_map(|id| app.config.catalog.get(id))
-        .map(|c| c.max_age)
-        .min()
-        .unwrap_or(std::time::Duration::from_secs(86_400))
+pub fn shortest_max_age(app: &Annexa, controls: &[String]) -> chrono::Duration {
+    to_duration(
+        controls
+            .iter()
+            .filter_map(|id| app.config.catalog.get(id))
+            .map(|c| c.max_age)
+            .min()
+            .unwrap_or(std::time::Duration::from_secs(86_400)),
+    )
+}
+
+/// A configured duration as reports count time (a duration too long to count is forever).
+pub fn to_duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }

@@ -54,15 +54,6 @@ fn item(e: ObjectRow) -> ItemInput {
     }
 }
 
-fn to_duration(d: std::time::Duration) -> Duration {
-    Duration::from_std(d).unwrap_or(Duration::MAX)
-}
-
-/// How long a source's evidence stays fresh when its collector sets no `max_age`.
-fn shortest_max_age(app: &Annexa, controls: &[String]) -> Duration {
-    to_duration(super::shortest_max_age(app, controls))
-}
-
 /// `[from, to)` in four slices, in order: a month holds many rows, and the database driver
 /// decodes rows on one thread per connection, so slices read on parallel connections.
 fn slices(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
@@ -201,9 +192,10 @@ pub async fn gather(
     {
         let collector = registry::build(config, &app.config);
         let controls = registry::controls_of(config, collector.as_ref(), &app.config.catalog);
-        let max_age = config
-            .max_age
-            .map_or_else(|| shortest_max_age(app, &controls), to_duration);
+        let max_age = config.max_age.map_or_else(
+            || super::shortest_max_age(app, &controls),
+            super::to_duration,
+        );
         let mut runs = Vec::new();
         let ran_before = prior_failure || prior_success.is_some();
         if let Some(prior) = prior_success {
