@@ -78,7 +78,10 @@ async fn collect(c: &BackupRestore) -> (BackupFacts, Vec<annexa_collectors::Find
         on_demand: true,
     };
     let snapshot = c.collect(&ctx).await.unwrap();
-    let findings = c.check(&snapshot.facts, chrono::Utc::now());
+    let findings = c.check(
+        &snapshot.facts,
+        annexa_collectors::AsOf::now(chrono::Utc::now()),
+    );
     (serde_json::from_value(snapshot.facts).unwrap(), findings)
 }
 

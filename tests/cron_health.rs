@@ -127,7 +127,8 @@ async fn an_hourly_job_that_stops_at_two_is_missed_once_per_hour_after_grace() {
     // Coverage, from the stored facts: 3 of 6 hourly slots (00:00 … 05:00).
     let app = at(&config, t(5, 20)).await;
     let facts = stored_facts(&app, t(5, 20)).await;
-    let summary = annexa_collectors::cron_health::evaluate(&facts, t(5, 20));
+    let summary =
+        annexa_collectors::cron_health::evaluate(&facts, annexa_collectors::AsOf::now(t(5, 20)));
     let backup = summary.iter().find(|s| s.job == "db-backup").unwrap();
     assert_eq!(backup.coverage_text(), "3 of 6 runs, 50.0 %");
     assert_eq!(backup.durations_seconds, vec![240, 240, 240]);
@@ -138,10 +139,13 @@ async fn an_hourly_job_that_stops_at_two_is_missed_once_per_hour_after_grace() {
     let app = at(&config, t(4, 0)).await;
     let facts = stored_facts(&app, t(6, 0)).await;
     assert_eq!(facts.horizon, t(5, 20));
-    let backup = annexa_collectors::cron_health::evaluate(&facts, facts.horizon)
-        .into_iter()
-        .find(|s| s.job == "db-backup")
-        .unwrap();
+    let backup = annexa_collectors::cron_health::evaluate(
+        &facts,
+        annexa_collectors::AsOf::now(facts.horizon),
+    )
+    .into_iter()
+    .find(|s| s.job == "db-backup")
+    .unwrap();
     assert_eq!(backup.missed, 3);
 }
 
@@ -327,4 +331,36 @@ fn ping_names_unknown_jobs_and_an_unreachable_database() {
         .annexa(&["ping", "db-backup", "--start", "--fail"])
         .expect(2);
     assert!(bad.stderr.contains("cannot be used with"), "{}", bad.stderr);
+}
+
+#[tokio::test]
+async fn a_future_as_of_shows_every_slot_that_will_have_been_missed() {
+    let w = World::new();
+    let config = config(&w, CONFIG);
+    let app = at(&config, t(0, 0)).await;
+    cli_ping(&app, &config, PingKind::Success, None, t(2, 5)).await;
+    // Collected at 02:30, and asked at 02:30 about 07:30: 03:00 … 07:00 will have been missed.
+    let app = at(&config, t(2, 30)).await;
+    let collector = app.config.collector("cron-health").unwrap();
+    annexa::evidence::runner::run_collector(&app, collector, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let missed_at = |doc: &annexa_reports::StatusDocument| -> Vec<String> {
+        let a816 = doc.controls.iter().find(|c| c.id == "A.8.16").unwrap();
+        a816.findings
+            .iter()
+            .filter(|f| f.code.as_str() == "heartbeat-missed")
+            .map(|f| f.subject.clone())
+            .collect()
+    };
+    let now = annexa::views::status::status(&app, t(2, 30)).await.unwrap();
+    assert!(missed_at(&now).is_empty());
+    let ahead = annexa::views::status::status(&app, t(7, 30)).await.unwrap();
+    let expected: Vec<String> = (3..=7)
+        .map(|h| format!("db-backup@2026-11-22T{h:02}:00:00Z"))
+        .collect();
+    assert_eq!(missed_at(&ahead), expected);
+    let a816 = ahead.controls.iter().find(|c| c.id == "A.8.16").unwrap();
+    assert_eq!(a816.status, annexa_reports::ControlStatus::NotSatisfied);
 }

@@ -241,7 +241,7 @@ async fn an_org_collection_yields_the_exact_population_the_waits_and_the_finding
         .collect();
     assert_eq!(refused.len(), 2);
 
-    let findings = collector.check(&snapshot.facts, now());
+    let findings = collector.check(&snapshot.facts, annexa_collectors::AsOf::now(now()));
     let count = |code: FindingCode| findings.iter().filter(|f| f.code == code).count();
     assert_eq!(count(FindingCode::CollectorUnauthorized), 2);
     let unauthorized: Vec<&str> = findings

@@ -323,7 +323,7 @@ impl Collector for CronHealth {
         })
     }
 
-    fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
+    fn check(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<Finding> {
         crate::check_stored::<CronHealthFacts>("cron-health", facts, |f| {
             evaluate(f, as_of)
                 .into_iter()
@@ -353,7 +353,7 @@ impl Collector for CronHealth {
                 ],
             );
             for job in &f.jobs {
-                let s = evaluate_job(job, from.max(f.window_start), horizon);
+                let s = evaluate_job(job, from.max(f.window_start), horizon, f.horizon);
                 table = table.row([
                     s.job.clone(),
                     s.schedule.clone(),
@@ -404,17 +404,25 @@ fn slot_subject(job: &str, at: DateTime<Utc>) -> String {
     )
 }
 
-/// Judges every job at `as_of` (known only up to the facts' horizon).
-pub fn evaluate(facts: &CronHealthFacts, as_of: DateTime<Utc>) -> Vec<JobSummary> {
-    let horizon = as_of.min(facts.horizon);
+/// Judges every job at `as_of`: up to the facts' horizon, or, looking ahead, up to `as_of` with
+/// every slot after the horizon silent ([`crate::AsOf::judged_until`]).
+pub fn evaluate(facts: &CronHealthFacts, as_of: crate::AsOf) -> Vec<JobSummary> {
+    let until = as_of.judged_until(facts.horizon);
     facts
         .jobs
         .iter()
-        .map(|job| evaluate_job(job, facts.window_start, horizon))
+        .map(|job| evaluate_job(job, facts.window_start, until, facts.horizon))
         .collect()
 }
 
-fn evaluate_job(job: &JobFacts, window_start: DateTime<Utc>, horizon: DateTime<Utc>) -> JobSummary {
+/// One job's slots that closed by `horizon`; `known_until` is where the heartbeats end (a slot
+/// closing after it is judged only when looking ahead, and says so).
+fn evaluate_job(
+    job: &JobFacts,
+    window_start: DateTime<Utc>,
+    horizon: DateTime<Utc>,
+    known_until: DateTime<Utc>,
+) -> JobSummary {
     let spec = &job.spec;
     let mut summary = JobSummary {
         job: spec.name.clone(),
@@ -442,17 +450,23 @@ fn evaluate_job(job: &JobFacts, window_start: DateTime<Utc>, horizon: DateTime<U
     };
     let mut beats: Vec<&Heartbeat> = job.heartbeats.iter().filter(|h| h.at <= horizon).collect();
     beats.sort_by_key(|h| h.at);
-    // The first slot expected is the one whose window holds the job's first heartbeat. A
-    // collector's first heartbeat names its slot exactly, so nothing before it is expected.
-    let reach = match &spec.schedule {
-        _ if spec.origin == "collector" => Duration::zero(),
-        JobSchedule::Cron { .. } => Duration::seconds(spec.grace_seconds + EARLY_SECONDS),
-        JobSchedule::Period { seconds } => Duration::seconds(seconds + spec.grace_seconds),
+    // No slot before the first heartbeat is expected: the first expected slot is the first
+    // whose window had not closed when the job first reported. A collector's first heartbeat
+    // names its slot exactly, so its first expected slot is that one.
+    let collector = spec.origin == "collector";
+    let (open, close) = spec.window(since);
+    let reach = if collector {
+        Duration::zero()
+    } else {
+        close - open
     };
     for slot in spec.slots((since - reach).max(window_start), horizon) {
         let (open, close) = spec.window(slot);
         if close > horizon {
             continue; // still open
+        }
+        if (collector && slot < since) || (!collector && close < since) {
+            continue; // before the job was set up
         }
         let in_slot = |h: &Heartbeat| h.slot.map_or(h.at >= open && h.at <= close, |s| s == slot);
         summary.expected += 1;
@@ -485,11 +499,19 @@ fn evaluate_job(job: &JobFacts, window_start: DateTime<Utc>, horizon: DateTime<U
                 FindingCode::HeartbeatMissed,
                 slot_subject(&spec.name, slot),
                 format!(
-                    "{} did not report success for its {} slot by {} (grace {} s)",
+                    "{} did not report success for its {} slot by {} (grace {} s){}",
                     spec.name,
                     slot.format("%Y-%m-%d %H:%M UTC"),
                     close.format("%Y-%m-%d %H:%M UTC"),
-                    spec.grace_seconds
+                    spec.grace_seconds,
+                    if close > known_until {
+                        format!(
+                            "; looking ahead: no heartbeat is collected after {}",
+                            known_until.format("%Y-%m-%d %H:%M UTC")
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             ));
         }
@@ -532,6 +554,7 @@ fn evaluate_job(job: &JobFacts, window_start: DateTime<Utc>, horizon: DateTime<U
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AsOf;
 
     fn t(h: u32, m: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0).unwrap()
@@ -583,7 +606,7 @@ mod tests {
     fn an_hourly_job_whose_pings_stop_at_two_misses_each_hour_exactly_once_after_grace() {
         let missed_at = |as_of: DateTime<Utc>| -> Vec<String> {
             let f = facts(hourly(15), stopped_at_two(), as_of);
-            evaluate(&f, as_of)[0]
+            evaluate(&f, AsOf::now(as_of))[0]
                 .findings
                 .iter()
                 .filter(|f| f.code == FindingCode::HeartbeatMissed)
@@ -606,7 +629,7 @@ mod tests {
     #[test]
     fn coverage_matches_a_hand_count() {
         let f = facts(hourly(15), stopped_at_two(), t(5, 20));
-        let s = &evaluate(&f, t(5, 20))[0];
+        let s = &evaluate(&f, AsOf::now(t(5, 20)))[0];
         // Slots 00:00 … 05:00 are due (05:00 closed at 05:15); 00, 01, 02 succeeded.
         assert_eq!((s.expected, s.succeeded, s.missed, s.failed), (6, 3, 3, 0));
         assert_eq!(s.coverage_text(), "3 of 6 runs, 50.0 %");
@@ -619,7 +642,7 @@ mod tests {
         beats.push(beat(PingKind::Success, t(1, 7)));
         beats.reverse();
         let f = facts(hourly(15), beats, t(2, 30));
-        let s = &evaluate(&f, t(2, 30))[0];
+        let s = &evaluate(&f, AsOf::now(t(2, 30)))[0];
         assert_eq!((s.expected, s.succeeded), (3, 3));
         assert!(s.findings.is_empty());
     }
@@ -635,13 +658,13 @@ mod tests {
             beat(PingKind::Start, t(2, 0)),
         ];
         let f = facts(hourly(15), beats.clone(), t(2, 29));
-        let findings = &evaluate(&f, t(2, 29))[0].findings;
+        let findings = &evaluate(&f, AsOf::now(t(2, 29)))[0].findings;
         assert_eq!(findings.len(), 2, "{findings:?}"); // 01:00 failed, 02:00 missed; start not yet overdue
         assert_eq!(findings[0].code, FindingCode::HeartbeatFailed);
         assert_eq!(findings[0].subject, "db-backup@2026-11-22T01:00:00Z");
         assert!(findings[0].message.contains("connection refused"));
         let f = facts(hourly(15), beats, t(2, 30));
-        let findings = &evaluate(&f, t(2, 30))[0].findings;
+        let findings = &evaluate(&f, AsOf::now(t(2, 30)))[0].findings;
         assert!(
             findings
                 .iter()
@@ -654,7 +677,7 @@ mod tests {
     #[test]
     fn a_job_that_never_reported_is_missed_not_silently_fine() {
         let f = facts(hourly(15), vec![], t(5, 0));
-        let findings = &evaluate(&f, t(5, 0))[0].findings;
+        let findings = &evaluate(&f, AsOf::now(t(5, 0)))[0].findings;
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].subject, "db-backup@never");
     }
@@ -703,7 +726,7 @@ mod tests {
             beat(PingKind::Success, day(21, 23)),
         ];
         let f = facts(spec, beats, day(23, 2));
-        let s = &evaluate(&f, day(23, 2))[0];
+        let s = &evaluate(&f, AsOf::now(day(23, 2)))[0];
         // Slots: the 20th (window to the 21st 01:00) and the 21st (to the 22nd 01:00) passed;
         // the 22nd's window closes on the 23rd at 01:00 with no ping: missed.
         assert_eq!((s.expected, s.succeeded, s.missed), (3, 2, 1), "{s:?}");
@@ -714,7 +737,7 @@ mod tests {
         let mut late = beat(PingKind::Success, t(4, 40));
         late.slot = Some(t(3, 0));
         let f = facts(hourly(15), vec![late], t(4, 50));
-        let s = &evaluate(&f, t(4, 50))[0];
+        let s = &evaluate(&f, AsOf::now(t(4, 50)))[0];
         assert_eq!((s.expected, s.succeeded, s.missed), (2, 1, 1)); // 03:00 ok, 04:00 missed
     }
 
@@ -738,16 +761,138 @@ mod tests {
                 heartbeats: vec![run],
             }],
         };
-        let s = &evaluate(&f, t(4, 30))[0];
+        let s = &evaluate(&f, AsOf::now(t(4, 30)))[0];
         // 03:00 ran; 04:00 is still within its hour of grace; 02:00 was before the first run.
         assert_eq!((s.expected, s.succeeded), (1, 1), "{s:?}");
         assert!(s.findings.is_empty());
+    }
+
+    fn missed(f: &CronHealthFacts, as_of: AsOf) -> Vec<String> {
+        evaluate(f, as_of)[0]
+            .findings
+            .iter()
+            .filter(|f| f.code == FindingCode::HeartbeatMissed)
+            .map(|f| f.subject.clone())
+            .collect()
+    }
+
+    #[test]
+    fn no_slot_before_the_first_heartbeat_is_expected_at_any_minute() {
+        let at = |h: u32, m: u32, s: u32| Utc.with_ymd_and_hms(2026, 11, 22, h, m, s).unwrap();
+        let slot = |h: u32| format!("db-backup@2026-11-22T{h:02}:00:00Z");
+        // Hourly, 10 minutes of grace: the 03:00 slot's window is [02:59, 03:10].
+        for (first, succeeded, expected_missed) in [
+            (at(3, 0, 0), 1, vec![slot(4), slot(5)]),
+            (at(3, 9, 59), 1, vec![slot(4), slot(5)]),
+            (at(3, 10, 0), 1, vec![slot(4), slot(5)]),
+            (at(3, 10, 30), 0, vec![slot(4), slot(5)]),
+            (at(3, 59, 59), 1, vec![slot(5)]),
+        ] {
+            let f = facts(hourly(10), vec![beat(PingKind::Success, first)], t(5, 30));
+            let s = &evaluate(&f, AsOf::now(t(5, 30)))[0];
+            assert_eq!(
+                missed(&f, AsOf::now(t(5, 30))),
+                expected_missed,
+                "first ping {first}"
+            );
+            assert_eq!(s.succeeded, succeeded, "first ping {first}");
+            assert_eq!(
+                s.expected,
+                succeeded + expected_missed.len(),
+                "first ping {first}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_heartbeat_boundary_holds_for_daily_and_daylight_saving_schedules() {
+        let daily = |expression: &str, timezone: &str| JobSpec {
+            schedule: JobSchedule::Cron {
+                expression: expression.into(),
+                timezone: timezone.into(),
+            },
+            ..hourly(10)
+        };
+        let utc =
+            |d: u32, h: u32, m: u32, s: u32| Utc.with_ymd_and_hms(2026, 3, d, h, m, s).unwrap();
+        // Daily at 03:00 UTC: a first ping at 03:10:30 is too late for that day's slot.
+        for (first, expected) in [(utc(20, 3, 10, 0), 2), (utc(20, 3, 10, 30), 1)] {
+            let f = facts(
+                daily("0 3 * * *", "UTC"),
+                vec![beat(PingKind::Success, first)],
+                utc(21, 4, 0, 0),
+            );
+            let s = &evaluate(&f, AsOf::now(utc(21, 4, 0, 0)))[0];
+            assert_eq!(s.expected, expected, "{first}");
+            assert_eq!(
+                missed(&f, AsOf::now(utc(21, 4, 0, 0))),
+                ["db-backup@2026-03-21T03:00:00Z"],
+                "{first}"
+            );
+        }
+        // 02:30 Berlin: on 2026-03-29 (spring forward) the slot is 03:00 CEST = 01:00 UTC.
+        let berlin = daily("30 2 * * *", "Europe/Berlin");
+        for (first, expected) in [
+            (utc(29, 1, 10, 0), 2),  // counts for the 29th's slot
+            (utc(29, 1, 10, 30), 1), // too late for it: the 30th's slot is the first
+        ] {
+            let f = facts(
+                berlin.clone(),
+                vec![beat(PingKind::Success, first)],
+                utc(30, 1, 0, 0),
+            );
+            let s = &evaluate(&f, AsOf::now(utc(30, 1, 0, 0)))[0];
+            assert_eq!(s.expected, expected, "{first}");
+            assert_eq!(
+                missed(&f, AsOf::now(utc(30, 1, 0, 0))),
+                ["db-backup@2026-03-30T00:30:00Z"],
+                "{first}"
+            );
+        }
+    }
+
+    #[test]
+    fn looking_ahead_every_silent_slot_whose_grace_passed_is_missed_once() {
+        let f = facts(hourly(15), stopped_at_two(), t(3, 0));
+        let ahead = AsOf {
+            at: t(9, 0),
+            now: t(3, 0),
+        };
+        let expected: Vec<String> = (3..=8)
+            .map(|h| format!("db-backup@2026-11-22T{h:02}:00:00Z"))
+            .collect();
+        assert_eq!(missed(&f, ahead), expected);
+        let findings = &evaluate(&f, ahead)[0].findings;
+        assert!(findings.iter().all(|f| f.message.contains("looking ahead")));
+        // 09:00's grace runs to 09:15: not yet missed at 09:14, missed at 09:15.
+        assert_eq!(
+            missed(
+                &f,
+                AsOf {
+                    at: t(9, 14),
+                    now: t(3, 0)
+                }
+            )
+            .len(),
+            6
+        );
+        assert_eq!(
+            missed(
+                &f,
+                AsOf {
+                    at: t(9, 15),
+                    now: t(3, 0)
+                }
+            )
+            .len(),
+            7
+        );
     }
 
     #[test]
     fn the_horizon_caps_what_is_judged() {
         let f = facts(hourly(15), stopped_at_two(), t(3, 0));
         // Asked about a later moment, only what was known at collection time is judged.
-        assert!(evaluate(&f, t(9, 0))[0].findings.is_empty());
+        assert!(evaluate(&f, AsOf::now(t(9, 0)))[0].findings.is_empty());
     }
 }

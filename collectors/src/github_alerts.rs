@@ -632,8 +632,8 @@ impl Collector for GithubAlerts {
         })
     }
 
-    fn check(&self, facts: &Value, as_of: DateTime<Utc>) -> Vec<Finding> {
-        crate::check_stored::<AlertFacts>("alert", facts, |f| check(f, as_of))
+    fn check(&self, facts: &Value, as_of: crate::AsOf) -> Vec<Finding> {
+        crate::check_stored::<AlertFacts>("alert", facts, |f| check(f, as_of.at))
     }
 
     fn figures(&self, facts: &Value, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<FigureTable> {

@@ -58,6 +58,41 @@ impl Clock for FixedClock {
     }
 }
 
+/// The moment a check judges, and the moment it is asked from. One rule for every check:
+///
+/// - `at` in the past or present judges the facts collected by `at` (the engine hands in the
+///   newest ones), up to what they know: what happened after their collection is the next
+///   collection's to say.
+/// - `at` after `now` looks ahead: as if nothing new is collected after `now`. Every deadline,
+///   review date, expiry and scheduled slot that falls due by `at` counts as missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsOf {
+    pub at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+impl AsOf {
+    /// Judging the present.
+    pub fn now(now: DateTime<Utc>) -> AsOf {
+        AsOf { at: now, now }
+    }
+
+    /// True when `at` is later than `now`.
+    pub fn looking_ahead(&self) -> bool {
+        self.at > self.now
+    }
+
+    /// How far facts that are complete up to `known_until` are judged: to `at` when looking
+    /// ahead (nothing more will arrive), else to the earlier of `at` and `known_until`.
+    pub fn judged_until(&self, known_until: DateTime<Utc>) -> DateTime<Utc> {
+        if self.looking_ahead() {
+            self.at
+        } else {
+            self.at.min(known_until)
+        }
+    }
+}
+
 /// What a collector is handed for one collection: never globals.
 #[derive(Clone)]
 pub struct CollectContext {
@@ -357,9 +392,9 @@ pub trait Collector: Send + Sync {
     /// Reads the source. I/O only; no judgement, no persistence.
     async fn collect(&self, ctx: &CollectContext) -> Result<Snapshot, CollectError>;
 
-    /// Judges stored facts at a point in time. Pure: the same facts and `as_of` always give the
-    /// same findings.
-    fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding>;
+    /// Judges stored facts at a point in time ([`AsOf`] says how far ahead). Pure: the same
+    /// facts and `as_of` always give the same findings.
+    fn check(&self, facts: &serde_json::Value, as_of: AsOf) -> Vec<Finding>;
 
     /// Figures for a report over `[from, to)`, from the newest facts stored by `to`. Pure.
     fn figures(

@@ -289,8 +289,8 @@ impl Collector for PolicyDocument {
         })
     }
 
-    fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
-        crate::check_stored::<PolicyFacts>("policy", facts, |f| check(f, as_of))
+    fn check(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<Finding> {
+        crate::check_stored::<PolicyFacts>("policy", facts, |f| check(f, as_of.at))
     }
 
     fn figures(

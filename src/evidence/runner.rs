@@ -275,7 +275,7 @@ async fn check_stored(
     stored: &[(EvidenceRow, Source)],
 ) -> Vec<Finding> {
     match facts::of_rows(app, stored.iter().map(|(row, _)| row)).await {
-        Some(Ok(facts)) => collector.check(&facts, app.clock.now()),
+        Some(Ok(facts)) => collector.check(&facts, annexa_collectors::AsOf::now(app.clock.now())),
         Some(Err(f)) => vec![f],
         None => Vec::new(),
     }

@@ -27,7 +27,15 @@ async fn source_state(
         Some(run) => {
             let evidence = app.db.evidence_of_run(&run.id).await?;
             match facts::of_rows(app, &evidence).await {
-                Some(Ok(facts)) => findings = collector.check(&facts, as_of),
+                Some(Ok(facts)) => {
+                    findings = collector.check(
+                        &facts,
+                        annexa_collectors::AsOf {
+                            at: as_of,
+                            now: app.clock.now(),
+                        },
+                    )
+                }
                 Some(Err(violation)) => findings.push(violation),
                 None => {}
             }

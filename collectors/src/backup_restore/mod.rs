@@ -374,8 +374,8 @@ impl Collector for BackupRestore {
         })
     }
 
-    fn check(&self, facts: &serde_json::Value, as_of: DateTime<Utc>) -> Vec<Finding> {
-        crate::check_stored::<BackupFacts>("backup", facts, |f| check(f, as_of))
+    fn check(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<Finding> {
+        crate::check_stored::<BackupFacts>("backup", facts, |f| check(f, as_of.at))
     }
 
     fn figures(
