@@ -27,6 +27,18 @@ closed_set! {
     }
 }
 
+impl Kind {
+    /// Common keys this kind's own settings read too (each then gets the same value): a
+    /// backup-restore's `grace` is both how late its runs may be and how much older than
+    /// `max_backup_age` the newest backup may be.
+    fn shared_keys(self) -> &'static [&'static str] {
+        match self {
+            Kind::BackupRestore => &["grace"],
+            Kind::PolicyDocument | Kind::CronHealth | Kind::IncidentLog | Kind::GithubAlerts => &[],
+        }
+    }
+}
+
 /// One `[[job]]`: an external scheduled job that reports with `annexa ping`.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct RawJob {
@@ -119,9 +131,19 @@ pub(super) fn validate_collector(
     insecure: bool,
     problems: &mut Vec<String>,
 ) -> Option<CollectorConfig> {
+    let shared = table
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .and_then(Kind::parse)
+        .map_or(&[][..], Kind::shared_keys);
     let mut common_table = toml::Table::new();
     for key in COMMON_COLLECTOR_KEYS {
-        if let Some(v) = table.remove(*key) {
+        let value = if shared.contains(key) {
+            table.get(*key).cloned()
+        } else {
+            table.remove(*key)
+        };
+        if let Some(v) = value {
             common_table.insert((*key).to_string(), v);
         }
     }
@@ -425,4 +447,58 @@ fn parse_kind<T: for<'de> Deserialize<'de>>(
     }
     found.into_iter().for_each(problem);
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a kind's own settings have a field `key` (serde names an unknown field before
+    /// any missing one, and a value of the wrong type is not an unknown field).
+    fn reads(kind: Kind, key: &str) -> bool {
+        let table = toml::Value::Table(toml::Table::from_iter([(
+            key.to_string(),
+            toml::Value::String("1h".into()),
+        )]));
+        let error = match kind {
+            Kind::PolicyDocument => table.try_into::<PolicyDocumentConfig>().err(),
+            Kind::CronHealth => table.try_into::<CronHealthConfig>().err(),
+            Kind::IncidentLog => table.try_into::<IncidentLogConfig>().err(),
+            Kind::GithubAlerts => table.try_into::<GithubAlertsConfig>().err(),
+            Kind::BackupRestore => table.try_into::<BackupRestoreConfig>().err(),
+        };
+        !error.is_some_and(|e| e.to_string().contains("unknown field"))
+    }
+
+    #[test]
+    fn a_common_key_that_a_kind_reads_too_reaches_both() {
+        for kind in Kind::ALL {
+            for key in COMMON_COLLECTOR_KEYS {
+                assert_eq!(
+                    reads(*kind, key),
+                    kind.shared_keys().contains(key),
+                    "`{key}` of a {kind} collector"
+                );
+            }
+        }
+        let table: toml::Table = toml::from_str(
+            r#"
+            name = "backups"
+            kind = "backup-restore"
+            path = "backups"
+            max_backup_age = "25h"
+            grace = "2h"
+            "#,
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        let c = validate_collector(0, table, &Catalog::default_catalog(), false, &mut problems)
+            .expect("valid");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(c.grace, Duration::from_secs(7200));
+        let CollectorKind::BackupRestore(b) = c.kind else {
+            panic!("a backup-restore collector")
+        };
+        assert_eq!(b.grace, "2h");
+    }
 }

@@ -452,11 +452,11 @@ pub fn check(f: &BackupFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
             FindingCode::BackupStale,
             newest.name.clone(),
             format!(
-                "the newest backup {} is from {}; backups may be {} s old (plus {} s grace)",
+                "the newest backup {} is from {}; backups may be {} old (plus {} grace)",
                 newest.name,
                 newest.modified.format("%Y-%m-%d %H:%M UTC"),
-                f.max_age_seconds,
-                f.grace_seconds
+                crate::human_duration(f.max_age_seconds),
+                crate::human_duration(f.grace_seconds)
             ),
         ));
     }
