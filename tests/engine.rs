@@ -18,7 +18,7 @@ fn policy_world() -> World {
     w.write(
         "policies/runbook.md",
         &format!(
-            "Owner: On-call Last Reviewed: {}\nVersion: 2\n",
+            "# Incident response runbook\nOwner: On-call Last Reviewed: {}\nVersion: 2\n",
             common::reviewed_days_ago(200)
         ),
     );

@@ -389,6 +389,19 @@ pub trait Collector: Send + Sync {
         Vec::new()
     }
 
+    /// The controls a snapshot's stored facts say they evidence, when the facts decide it (a
+    /// policy document names its controls); `None`: the configured controls. Pure.
+    fn controls_in(&self, _facts: &serde_json::Value) -> Option<Vec<String>> {
+        None
+    }
+
+    /// The evidence kinds this collector provides, as the catalog's `requires` names them: its
+    /// kind, and more where its settings add some (a backup-restore with a drill provides
+    /// `restore-drill`).
+    fn provides(&self) -> Vec<&'static str> {
+        vec![self.kind()]
+    }
+
     /// Reads the source. I/O only; no judgement, no persistence.
     async fn collect(&self, ctx: &CollectContext) -> Result<Snapshot, CollectError>;
 

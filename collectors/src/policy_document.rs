@@ -71,15 +71,68 @@ pub struct DocumentFacts {
     pub last_reviewed_field: Option<String>,
     /// Whether the text could be read at all (a PDF or invalid UTF-8 cannot).
     pub readable: bool,
+    /// The controls this document evidences; empty: none (it is reported, never counted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub controls: Vec<String>,
+    /// What mapped it to them ([`Mapping`]); absent in facts of versions that did not map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapped_by: Option<Mapping>,
 }
+
+/// How a document was mapped to controls, first match wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mapping {
+    /// `[collector.documents.<id>] controls` in the config.
+    Config,
+    /// A `Controls:` field in the document's header.
+    Header,
+    /// Control ids in the title or the first lines ("Incident Management Procedure (A.5.24)").
+    Title,
+    /// A topic in the title or the document id ("Incident response" → A.5.24), see [`TOPICS`].
+    Topic,
+    /// Nothing the document says names a control.
+    None,
+}
+
+/// Topics a document's title or id names, and the control each evidences: a document that
+/// names no control id is mapped by these (lowercase substrings).
+pub const TOPICS: &[(&str, &str)] = &[
+    ("incident", "A.5.24"),
+    ("business continuity", "A.5.30"),
+    ("disaster recovery", "A.5.30"),
+    ("ict readiness", "A.5.30"),
+    ("backup", "A.8.13"),
+    ("vulnerabilit", "A.8.8"),
+    ("patch management", "A.8.8"),
+    ("monitoring", "A.8.16"),
+];
 
 /// The facts of one collection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyFacts {
     pub documents: Vec<DocumentFacts>,
     pub review_grace_days: u32,
+}
+
+impl PolicyFacts {
+    /// True when this version mapped the documents to controls (older facts did not: every
+    /// document then counts for the collector's controls, as it did then).
+    pub fn mapped(&self) -> bool {
+        self.documents.iter().any(|d| d.mapped_by.is_some())
+    }
+
+    /// The controls the documents evidence, each once, in order.
+    pub fn controls(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .documents
+            .iter()
+            .flat_map(|d| d.controls.iter().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
 }
 
 pub struct PolicyDocument {
@@ -293,6 +346,13 @@ impl Collector for PolicyDocument {
         crate::check_stored::<PolicyFacts>("policy", facts, |f| check(f, as_of.at))
     }
 
+    fn controls_in(&self, facts: &serde_json::Value) -> Option<Vec<String>> {
+        serde_json::from_value::<PolicyFacts>(facts.clone())
+            .ok()
+            .filter(PolicyFacts::mapped)
+            .map(|f| f.controls())
+    }
+
     fn figures(
         &self,
         facts: &serde_json::Value,
@@ -341,6 +401,8 @@ fn document_facts(
     settings: &DocumentSettings,
 ) -> DocumentFacts {
     let field = |k: &str| header.get(k).cloned();
+    let title = text.and_then(title);
+    let (controls, mapped_by) = map_document(id, text, title.as_deref(), header, settings);
     let review_cycle = settings
         .review_cycle
         .clone()
@@ -356,7 +418,7 @@ fn document_facts(
     DocumentFacts {
         id: id.to_string(),
         item: item.to_string(),
-        title: text.and_then(title),
+        title,
         version: field("version"),
         owner: field("owner"),
         effective_from: header.get("effective from").and_then(|v| parse_date(v)),
@@ -368,8 +430,88 @@ fn document_facts(
         last_reviewed: last_reviewed.map(|(_, d)| d),
         last_reviewed_field: last_reviewed.map(|(k, _)| k.to_string()),
         readable: text.is_some(),
-        controls: settings.controls.clone(),
+        controls,
+        mapped_by: Some(mapped_by),
     }
+}
+
+/// The controls a document evidences, by what it says: the config's mapping, a `Controls:`
+/// header field, control ids in its title or first lines, a topic of [`TOPICS`] in its title
+/// or id; the first that names any wins.
+fn map_document(
+    id: &str,
+    text: Option<&str>,
+    title: Option<&str>,
+    header: &BTreeMap<String, String>,
+    settings: &DocumentSettings,
+) -> (Vec<String>, Mapping) {
+    if !settings.controls.is_empty() {
+        return (settings.controls.clone(), Mapping::Config);
+    }
+    let header_ids = header
+        .get("controls")
+        .map(|v| control_ids(v))
+        .unwrap_or_default();
+    if !header_ids.is_empty() {
+        return (header_ids, Mapping::Header);
+    }
+    let first_lines: String = text
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    let title_ids = control_ids(&format!("{}\n{first_lines}", title.unwrap_or_default()));
+    if !title_ids.is_empty() {
+        return (title_ids, Mapping::Title);
+    }
+    let named = format!(
+        "{} {}",
+        title.unwrap_or_default(),
+        id.replace(['-', '_'], " ")
+    )
+    .to_lowercase();
+    let mut topics: Vec<String> = TOPICS
+        .iter()
+        .filter(|(topic, _)| named.contains(topic))
+        .map(|(_, control)| control.to_string())
+        .collect();
+    topics.sort();
+    topics.dedup();
+    if topics.is_empty() {
+        (topics, Mapping::None)
+    } else {
+        (topics, Mapping::Topic)
+    }
+}
+
+/// The Annex A control ids (`A.5.24`) a text names, each once, in order.
+fn control_ids(text: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let bytes = text.as_bytes();
+    for (i, _) in text.match_indices("A.") {
+        if i > 0 && bytes[i - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let rest = &text[i + 2..];
+        let theme: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let Some(after) = rest[theme.len()..].strip_prefix('.') else {
+            continue;
+        };
+        let number: String = after.chars().take_while(char::is_ascii_digit).collect();
+        if theme.is_empty() || number.is_empty() {
+            continue;
+        }
+        let id = format!("A.{theme}.{number}");
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
 }
 
 /// The judgement: pure over the facts and `as_of`.
@@ -379,6 +521,19 @@ pub fn check(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
         let finding = |code, message: String| {
             Finding::new(code, doc.id.clone(), message).with_controls(doc.controls.clone())
         };
+        if doc.mapped_by == Some(Mapping::None) {
+            findings.push(
+                finding(
+                    FindingCode::PolicyMetadataMissing,
+                    format!(
+                        "{} names no control, so no control counts it; add a `Controls: A.x.y` line to its header, or `controls` under [collector.documents.\"{}\"]",
+                        doc.item, doc.id
+                    ),
+                )
+                .with_level(crate::Level::Warn),
+            );
+            continue;
+        }
         let Some(reviewed) = doc.last_reviewed else {
             let why = if doc.readable {
                 "states no review date (Last reviewed, Last edited, Last updated or Effective from)"
@@ -421,6 +576,7 @@ pub fn check(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
 
 const LABELS: &[&str] = &[
     "document id",
+    "controls",
     "version",
     "effective from",
     "owner",
@@ -598,7 +754,7 @@ Owner: Founder / CEO\nReview cycle: Annual (or after any Sev1 incident)\n";
 
     fn facts(reviewed: &str, grace: u32) -> PolicyFacts {
         let header = parse_header(&format!(
-            "Document ID: p\nVersion: 1\nOwner: x\nReview cycle: Annual\nLast reviewed: {reviewed}\n"
+            "Document ID: p\nControls: A.5.24\nVersion: 1\nOwner: x\nReview cycle: Annual\nLast reviewed: {reviewed}\n"
         ));
         PolicyFacts {
             documents: vec![document_facts(
@@ -626,7 +782,7 @@ Owner: Founder / CEO\nReview cycle: Annual (or after any Sev1 incident)\n";
 
     #[test]
     fn a_document_without_dates_is_reported_not_passed() {
-        let header = parse_header("Document ID: q\n");
+        let header = parse_header("Document ID: q\nControls: A.5.24\n");
         let f = PolicyFacts {
             documents: vec![document_facts(
                 "q",
@@ -640,5 +796,98 @@ Owner: Founder / CEO\nReview cycle: Annual (or after any Sev1 incident)\n";
         let findings = check(&f, Utc::now());
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].code, FindingCode::PolicyMetadataMissing);
+    }
+
+    fn mapping(
+        id: &str,
+        text: &str,
+        settings: &DocumentSettings,
+    ) -> (Vec<String>, Option<Mapping>) {
+        let d = document_facts(id, id, Some(text), &parse_header(text), settings);
+        (d.controls, d.mapped_by)
+    }
+
+    #[test]
+    fn documents_are_mapped_by_what_they_say() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // The config's mapping first, then a Controls: field, then ids in the first lines,
+        // then a topic.
+        let configured = DocumentSettings {
+            controls: ids(&["A.5.30"]),
+            ..Default::default()
+        };
+        assert_eq!(
+            mapping("bcp", "# Incident plan\nControls: A.5.26\n", &configured),
+            (ids(&["A.5.30"]), Some(Mapping::Config))
+        );
+        let none = DocumentSettings::default();
+        assert_eq!(
+            mapping(
+                "x",
+                "# Incident plan (A.5.24)\nControls: A.5.26, A.5.27\n",
+                &none
+            ),
+            (ids(&["A.5.26", "A.5.27"]), Some(Mapping::Header))
+        );
+        assert_eq!(
+            mapping("x", "# Acceptable use\nSee NA.5.1 and A.x.1\n", &none),
+            (vec![], Some(Mapping::None))
+        );
+        assert_eq!(
+            mapping(
+                "bcp-2026",
+                "# Business Continuity and Disaster Recovery Plan\n",
+                &none
+            ),
+            (ids(&["A.5.30"]), Some(Mapping::Topic))
+        );
+        assert_eq!(
+            mapping("nightly-backup-standard", "# Standard\n", &none),
+            (ids(&["A.8.13"]), Some(Mapping::Topic))
+        );
+        // The seeds: 002 names its control in its first lines; 001, 003 and 004 are incident
+        // procedures by their titles.
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/seeds");
+        let mut mapped = Vec::new();
+        for n in [
+            "001_a6bdce8cd25a7043",
+            "002_47795b2f2214dbf6",
+            "003_82fa7eab0ad279a4",
+            "004_163464a4d0aef51d",
+        ] {
+            let text = std::fs::read_to_string(seeds.join(format!("{n}.txt")))
+                .expect("../shared/seeds beside the repository");
+            mapped.push(mapping(n, &text, &none));
+        }
+        assert_eq!(
+            mapped,
+            [
+                (ids(&["A.5.24"]), Some(Mapping::Topic)),
+                (ids(&["A.5.24"]), Some(Mapping::Title)),
+                (ids(&["A.5.24"]), Some(Mapping::Topic)),
+                (ids(&["A.5.24"]), Some(Mapping::Topic)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_document_that_names_no_control_is_reported_and_not_counted() {
+        let text = "# Acceptable Use Policy\nVersion: 1\nOwner: IT\nLast reviewed: 2020-01-01\n";
+        let f = PolicyFacts {
+            documents: vec![document_facts(
+                "aup",
+                "aup.md",
+                Some(text),
+                &parse_header(text),
+                &DocumentSettings::default(),
+            )],
+            review_grace_days: 0,
+        };
+        let findings = check(&f, Utc::now());
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].code, FindingCode::PolicyMetadataMissing);
+        assert_eq!(findings[0].level, crate::Level::Warn);
+        assert!(findings[0].message.contains("names no control"));
+        assert!(f.mapped() && f.controls().is_empty());
     }
 }

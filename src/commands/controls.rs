@@ -25,7 +25,7 @@ pub fn controls(config: &Config, json: bool) -> Result<Exit, Failure> {
             let collector = registry::build(c, config);
             (
                 c.name.as_str(),
-                registry::controls_of(c, collector.as_ref(), &config.catalog),
+                registry::controls_of(c, collector.as_ref(), &config.catalog, None),
             )
         })
         .collect();

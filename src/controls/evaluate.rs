@@ -30,6 +30,8 @@ pub struct SourceState {
     pub collector: String,
     /// The controls this source evidences.
     pub controls: Vec<String>,
+    /// The evidence kinds it provides (`Collector::provides`; `annexa` for the custody log).
+    pub provides: Vec<String>,
     /// Overrides the control's maximum evidence age.
     pub max_age: Option<Duration>,
     /// The newest finished run, whatever its outcome.
@@ -90,13 +92,32 @@ fn evaluate_control(
         .iter()
         .filter(|s| s.controls.contains(&control.id))
         .collect();
+    let missing = |message: String| FindingRef {
+        code: FindingCode::EvidenceMissing,
+        level: level(FindingCode::EvidenceMissing),
+        subject: control.id.clone(),
+        message,
+        collector: String::new(),
+    };
+    // Empty is never green: each required kind that no source of this control provides.
+    for need in &control.requires {
+        if !relevant
+            .iter()
+            .any(|s| s.provides.iter().any(|p| p == need.as_str()))
+        {
+            report.status = ControlStatus::Missing;
+            report.findings.push(missing(format!(
+                "{} requires {} evidence, and no configured source provides it; add {}",
+                control.id,
+                need,
+                need.how_to_provide(&control.id)
+            )));
+        }
+    }
     if relevant.is_empty() {
         report.status = ControlStatus::Missing;
-        report.findings.push(FindingRef {
-            code: FindingCode::EvidenceMissing,
-            level: level(FindingCode::EvidenceMissing),
-            subject: control.id.clone(),
-            message: format!(
+        if control.requires.is_empty() {
+            report.findings.push(missing(format!(
                 "no configured collector evidences {}; add a [[collector]] of kind {}",
                 control.id,
                 if control.collectors.is_empty() {
@@ -104,9 +125,8 @@ fn evaluate_control(
                 } else {
                     control.collectors.join(" or ")
                 }
-            ),
-            collector: String::new(),
-        });
+            )));
+        }
         return report;
     }
     for source in relevant {
@@ -249,6 +269,7 @@ mod tests {
         SourceState {
             collector: "policies".into(),
             controls: vec!["A.5.24".into()],
+            provides: vec!["policy-document".into()],
             max_age: Some(Duration::from_secs(2 * 86_400)),
             latest,
             latest_success: success
@@ -342,10 +363,66 @@ mod tests {
                 .iter()
                 .all(|c| c.status == ControlStatus::Missing)
         );
+        let message = &doc.controls[0].findings[0].message;
         assert!(
-            doc.controls[0].findings[0]
-                .message
-                .contains("policy-document or incident-log")
+            message.contains("A.5.24 requires policy-document evidence")
+                && message.contains("`Controls: A.5.24`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_required_kind_that_no_source_provides_makes_the_control_missing() {
+        // An incident register alone is no incident management plan: A.5.24 stays missing.
+        let register = SourceState {
+            collector: "incidents".into(),
+            controls: vec!["A.5.24".into()],
+            provides: vec!["incident-log".into()],
+            ..source(Some(run("r1", true, 10)), Some(run("r1", true, 10)), vec![])
+        };
+        let r = status_of(register.clone(), at(11));
+        assert_eq!(r.status, ControlStatus::Missing);
+        assert_eq!(r.findings[0].code, FindingCode::EvidenceMissing);
+        assert!(r.findings[0].message.contains("requires policy-document"));
+        let plan = source(Some(run("r2", true, 10)), Some(run("r2", true, 10)), vec![]);
+        let doc = evaluate(
+            &Catalog::default_catalog(),
+            &[register, plan],
+            at(11),
+            &|c| c.default_level(),
+        );
+        assert_eq!(doc.controls[0].status, ControlStatus::Satisfied);
+
+        // Backups without a restore drill do not evidence A.8.13 or A.5.30.
+        let backups = |provides: &[&str]| SourceState {
+            collector: "backups".into(),
+            controls: vec!["A.5.30".into(), "A.8.13".into()],
+            provides: provides.iter().map(|p| p.to_string()).collect(),
+            ..source(Some(run("r3", true, 10)), Some(run("r3", true, 10)), vec![])
+        };
+        let statuses = |s: SourceState| -> Vec<(String, ControlStatus)> {
+            evaluate(&Catalog::default_catalog(), &[s], at(11), &|c| {
+                c.default_level()
+            })
+            .controls
+            .into_iter()
+            .filter(|c| c.id == "A.5.30" || c.id == "A.8.13")
+            .map(|c| (c.id, c.status))
+            .collect()
+        };
+        assert_eq!(
+            statuses(backups(&["backup-restore"])),
+            [
+                ("A.5.30".to_string(), ControlStatus::Missing),
+                ("A.8.13".to_string(), ControlStatus::Missing)
+            ]
+        );
+        assert_eq!(
+            statuses(backups(&["backup-restore", "restore-drill"])),
+            [
+                ("A.5.30".to_string(), ControlStatus::Satisfied),
+                ("A.8.13".to_string(), ControlStatus::Satisfied)
+            ]
         );
     }
 }

@@ -11,8 +11,41 @@ use serde::Deserialize;
 
 pub use evaluate::{RunState, SourceState, evaluate};
 
+use crate::base::closed_set;
+
 /// The collector name of annexa's own custody log: its run manifests evidence A.5.28.
 pub const CUSTODY: &str = "annexa";
+
+closed_set! {
+    /// The evidence kinds a control can require (`requires` in the catalog): the collector
+    /// kinds, a restore drill, and annexa's own custody log.
+    pub enum Evidence {
+        PolicyDocument = "policy-document",
+        IncidentLog = "incident-log",
+        CronHealth = "cron-health",
+        GithubAlerts = "github-alerts",
+        BackupRestore = "backup-restore",
+        RestoreDrill = "restore-drill",
+        Custody = "annexa",
+    }
+}
+
+impl Evidence {
+    /// What provides it, as a control's `evidence-missing` finding tells the reader to add.
+    pub fn how_to_provide(self, control: &str) -> String {
+        match self {
+            Evidence::PolicyDocument => format!(
+                "a policy or procedure mapped to {control}: a `Controls: {control}` line in the header of a document a policy-document collector reads, or `controls = [\"{control}\"]` under its [collector.documents.\"<id>\"]"
+            ),
+            Evidence::RestoreDrill => {
+                "a restore drill: a [collector.drill] table in a backup-restore collector"
+                    .to_string()
+            }
+            Evidence::Custody => "annexa's own custody log (run `annexa run` once)".to_string(),
+            kind => format!("a [[collector]] of kind {kind}"),
+        }
+    }
+}
 
 const DEFAULT_CATALOG: &str = include_str!("catalog.toml");
 
@@ -23,6 +56,8 @@ pub struct Control {
     pub title: String,
     /// Collector kinds whose evidence counts for this control.
     pub collectors: Vec<String>,
+    /// Evidence kinds the control cannot be judged without.
+    pub requires: Vec<Evidence>,
     pub max_age: Duration,
     /// Finding codes that bear on this control.
     pub codes: Vec<FindingCode>,
@@ -34,6 +69,7 @@ pub struct Control {
 pub struct ControlOverride {
     pub title: Option<String>,
     pub collectors: Option<Vec<String>>,
+    pub requires: Option<Vec<String>>,
     pub max_age: Option<String>,
     pub codes: Option<Vec<String>>,
 }
@@ -48,6 +84,7 @@ struct RawControl {
     id: String,
     title: String,
     collectors: Vec<String>,
+    requires: Vec<String>,
     max_age: String,
     codes: Vec<String>,
 }
@@ -71,6 +108,11 @@ impl Catalog {
                     .codes
                     .iter()
                     .map(|code| code.parse().expect("embedded finding code"))
+                    .collect(),
+                requires: c
+                    .requires
+                    .iter()
+                    .map(|e| e.parse().expect("embedded evidence kind"))
                     .collect(),
                 id: c.id,
                 title: c.title,
@@ -99,6 +141,13 @@ impl Catalog {
                     None
                 }
             };
+            let mut requires = Vec::new();
+            for kind in o.requires.iter().flatten() {
+                match kind.parse::<Evidence>() {
+                    Ok(e) => requires.push(e),
+                    Err(e) => problems.push(format!("controls.\"{id}\".requires: {e}")),
+                }
+            }
             let mut codes = Vec::new();
             for code in o.codes.iter().flatten() {
                 match code.parse::<FindingCode>() {
@@ -119,6 +168,7 @@ impl Catalog {
                         id: id.clone(),
                         title,
                         collectors: Vec::new(),
+                        requires: Vec::new(),
                         max_age: Duration::from_secs(35 * 86_400),
                         codes: Vec::new(),
                     });
@@ -130,6 +180,9 @@ impl Catalog {
             }
             if let Some(c) = o.collectors {
                 control.collectors = c;
+            }
+            if o.requires.is_some() {
+                control.requires = requires;
             }
             if let Some(d) = max_age {
                 control.max_age = d;

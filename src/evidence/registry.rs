@@ -52,17 +52,22 @@ fn env_secret(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
 }
 
-/// The controls a configured collector evidences: its `controls` setting, or the catalog's
-/// default for its kind, plus any its own settings map individual sources to.
+/// The controls a configured collector evidences: its `controls` setting; else what its
+/// stored `facts` say they evidence (a policy document's own mapping), when they say; else the
+/// catalog's default for its kind, plus any its own settings map individual sources to.
 pub fn controls_of(
     config: &CollectorConfig,
     collector: &dyn Collector,
     catalog: &Catalog,
+    facts: Option<&serde_json::Value>,
 ) -> Vec<String> {
-    let mut controls = config
-        .controls
-        .clone()
-        .unwrap_or_else(|| catalog.controls_for_kind(config.kind.name()));
+    if let Some(controls) = &config.controls {
+        return controls.clone();
+    }
+    if let Some(controls) = facts.and_then(|f| collector.controls_in(f)) {
+        return controls;
+    }
+    let mut controls = catalog.controls_for_kind(config.kind.name());
     controls.extend(collector.mapped_controls());
     controls.sort();
     controls.dedup();

@@ -35,6 +35,7 @@ pub async fn source_state(
     Ok(Some(SourceState {
         collector: CUSTODY.to_string(),
         controls: custody_controls,
+        provides: vec![CUSTODY.to_string()],
         max_age: None,
         latest: head.as_ref().map(|r| RunState {
             succeeded: true,

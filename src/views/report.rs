@@ -191,7 +191,12 @@ pub async fn gather(
     for (config, (prior_success, prior_failure, facts)) in app.config.collectors.iter().zip(history)
     {
         let collector = registry::build(config, &app.config);
-        let controls = registry::controls_of(config, collector.as_ref(), &app.config.catalog);
+        let controls = registry::controls_of(
+            config,
+            collector.as_ref(),
+            &app.config.catalog,
+            facts.as_ref(),
+        );
         let max_age = config.max_age.map_or_else(
             || super::shortest_max_age(app, &controls),
             super::to_duration,

@@ -22,19 +22,19 @@ async fn source_state(
     let (success, failure) = app.db.latest_runs(&config.name, as_of).await?;
     let latest = crate::db::newer(success.clone(), failure);
     let mut findings: Vec<Finding> = Vec::new();
+    let mut stored_facts = None;
     let latest_success = match &success {
         None => None,
         Some(run) => {
             let evidence = app.db.evidence_of_run(&run.id).await?;
             match facts::of_rows(app, &evidence).await {
                 Some(Ok(facts)) => {
-                    findings = collector.check(
-                        &facts,
-                        annexa_collectors::AsOf {
-                            at: as_of,
-                            now: app.clock.now(),
-                        },
-                    )
+                    let at = annexa_collectors::AsOf {
+                        at: as_of,
+                        now: app.clock.now(),
+                    };
+                    findings = collector.check(&facts, at);
+                    stored_facts = Some(facts);
                 }
                 Some(Err(violation)) => findings.push(violation),
                 None => {}
@@ -48,7 +48,13 @@ async fn source_state(
     };
     Ok(SourceState {
         collector: config.name.clone(),
-        controls: registry::controls_of(config, collector.as_ref(), &app.config.catalog),
+        controls: registry::controls_of(
+            config,
+            collector.as_ref(),
+            &app.config.catalog,
+            stored_facts.as_ref(),
+        ),
+        provides: collector.provides().into_iter().map(String::from).collect(),
         max_age: config.max_age,
         latest: latest.as_ref().map(super::run_state),
         latest_success,

@@ -374,6 +374,14 @@ impl Collector for BackupRestore {
         })
     }
 
+    fn provides(&self) -> Vec<&'static str> {
+        let mut kinds = vec![self.kind()];
+        if self.config.drill.is_some() {
+            kinds.push("restore-drill");
+        }
+        kinds
+    }
+
     fn check(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<Finding> {
         crate::check_stored::<BackupFacts>("backup", facts, |f| check(f, as_of.at))
     }
