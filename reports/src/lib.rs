@@ -97,6 +97,20 @@ pub struct FindingRef {
     pub subject: String,
     pub message: String,
     pub collector: String,
+    /// A risk owner's acceptance this `fail` finding is under: it then counts as a warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<Accepted>,
+}
+
+/// An accepted exception, as a finding under it shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    pub by: String,
+    pub reason: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub until: DateTime<Utc>,
+    /// The audit event that recorded it.
+    pub event: String,
 }
 
 /// One control and why it has its status.

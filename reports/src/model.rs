@@ -888,6 +888,7 @@ mod tests {
             subject: "=HYPERLINK(\"http://x\")".into(),
             message: "<script>alert(1)</script> | pipe".into(),
             collector: "procedures".into(),
+            accepted: None,
         });
         let r = build(&input);
         let mut html = Vec::new();

@@ -99,6 +99,35 @@ pub enum Command {
         #[arg(long, value_name = "REASON")]
         acknowledge_rollback: Option<String>,
     },
+    /// Record a risk owner's acceptance of a failing finding until a date (an audit event):
+    /// until then it counts as a warning and does not alert. `--list` shows every acceptance,
+    /// `--revoke EVENT --by NAME` ends one early.
+    Accept {
+        /// The control, e.g. A.5.24.
+        #[arg(long, required_unless_present_any = ["list", "revoke"])]
+        control: Option<String>,
+        /// The finding code, e.g. policy-review-overdue.
+        #[arg(long, required_unless_present_any = ["list", "revoke"])]
+        code: Option<String>,
+        /// Only findings on this subject (e.g. a document id); default: every subject.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Why the risk is accepted.
+        #[arg(long, required_unless_present_any = ["list", "revoke"])]
+        reason: Option<String>,
+        /// The last day (YYYY-MM-DD, included) or the instant (RFC 3339) it lasts.
+        #[arg(long, value_parser = parse_to, required_unless_present_any = ["list", "revoke"])]
+        until: Option<DateTime<Utc>>,
+        /// The risk owner accepting it (or revoking it).
+        #[arg(long, required_unless_present = "list")]
+        by: Option<String>,
+        /// Every acceptance recorded, with its state.
+        #[arg(long, conflicts_with_all = ["control", "code", "subject", "reason", "until", "revoke", "by"])]
+        list: bool,
+        /// End the acceptance recorded by this audit event now.
+        #[arg(long, value_name = "EVENT", conflicts_with_all = ["control", "code", "subject", "reason", "until"])]
+        revoke: Option<String>,
+    },
     /// Record a heartbeat of an external job, e.g. in a crontab line:
     /// `pg_dump … && annexa ping db-backup || annexa ping db-backup --fail`.
     Ping {

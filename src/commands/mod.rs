@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the [`Exit`] it ends with.
 
+mod accept;
 mod checkpoint;
 mod controls;
 mod init;
@@ -52,6 +53,33 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             acknowledge_rollback,
         } => checkpoint::checkpoint(&app, acknowledge_rollback.as_deref(), cli.json).await,
         Command::Keys { action } => keys::keys(&app, action, cli.json).await,
+        Command::Accept {
+            control,
+            code,
+            subject,
+            reason,
+            until,
+            by,
+            list,
+            revoke,
+        } => {
+            let request = match (list, revoke, control, code, reason, until, by) {
+                (true, ..) => accept::Request::List,
+                (_, Some(event), .., Some(by)) => accept::Request::Revoke { event, by },
+                (_, None, Some(control), Some(code), Some(reason), Some(until), Some(by)) => {
+                    accept::Request::Accept(crate::ledger::exceptions::Proposal {
+                        control,
+                        code,
+                        subject,
+                        reason,
+                        by,
+                        until,
+                    })
+                }
+                _ => unreachable!("clap requires the arguments of each form"),
+            };
+            accept::accept(&app, request, cli.json).await
+        }
         Command::Report {
             from,
             to,

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use annexa_collectors::cron_health::{JobSchedule, JobSpec};
 use annexa_collectors::{FindingCode, Level};
@@ -22,7 +23,7 @@ pub use alerts::{AlertsConfig, EmailConfig, SinkConfig, SinkKind, SmtpTls};
 pub use collectors::{CollectorConfig, CollectorKind, JobConfig, Kind};
 pub use worker::WorkerConfig;
 
-use crate::base::{Schedule, Secret};
+use crate::base::{Schedule, Secret, parse_duration};
 use crate::controls::Catalog;
 use crate::store::StoreConfig;
 
@@ -86,6 +87,16 @@ struct RawConfig {
     sinks: Vec<alerts::RawSink>,
     #[serde(default)]
     outbound: RawOutbound,
+    #[serde(default)]
+    verdicts: RawVerdicts,
+}
+
+/// `[verdicts]`: how controls are judged over a period, and how long an exception may last.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerdicts {
+    min_fresh_share: Option<f64>,
+    max_exception: Option<String>,
 }
 
 /// `[outbound]`: the one escape from the outbound policy (https to public addresses only).
@@ -152,6 +163,26 @@ pub struct Config {
     /// loopback or private addresses allowed for every outbound URL, for tests and relays
     /// inside a private network.
     pub allow_insecure_urls: bool,
+    pub verdicts: VerdictsConfig,
+}
+
+/// `[verdicts]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VerdictsConfig {
+    /// Over a period, a control with fresh evidence for less than this share of it is
+    /// `not_effective` (default 0.9).
+    pub min_fresh_share: f64,
+    /// The longest an accepted exception may last (default 365 days).
+    pub max_exception: Duration,
+}
+
+impl Default for VerdictsConfig {
+    fn default() -> Self {
+        VerdictsConfig {
+            min_fresh_share: 0.9,
+            max_exception: Duration::from_secs(365 * 86_400),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -375,6 +406,21 @@ impl Config {
             &mut problems,
         );
 
+        let mut verdicts = VerdictsConfig::default();
+        match raw.verdicts.min_fresh_share {
+            Some(share) if !(0.0..=1.0).contains(&share) => problems.push(format!(
+                "verdicts.min_fresh_share: {share} is not between 0 and 1"
+            )),
+            Some(share) => verdicts.min_fresh_share = share,
+            None => {}
+        }
+        if let Some(text) = &raw.verdicts.max_exception {
+            match parse_duration(text) {
+                Ok(d) => verdicts.max_exception = d,
+                Err(e) => problems.push(format!("verdicts.max_exception: {e}")),
+            }
+        }
+
         let catalog = match Catalog::with_overrides(raw.controls) {
             Ok(c) => c,
             Err(errs) => {
@@ -446,6 +492,7 @@ impl Config {
             catalog,
             levels,
             allow_insecure_urls,
+            verdicts,
         })
     }
 

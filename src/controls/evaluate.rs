@@ -9,10 +9,12 @@
 use std::time::Duration;
 
 use annexa_collectors::{Finding, FindingCode, Level};
-use annexa_reports::{ControlReport, ControlStatus, EvidenceRef, FindingRef, StatusDocument};
+use annexa_reports::{
+    Accepted, ControlReport, ControlStatus, EvidenceRef, FindingRef, StatusDocument,
+};
 use chrono::{DateTime, Utc};
 
-use super::{Catalog, Control};
+use super::{Acceptance, Catalog, Control};
 
 /// A finished run as evaluation needs it.
 #[derive(Debug, Clone)]
@@ -60,19 +62,61 @@ fn bears_on(finding: &Finding, control: &Control) -> bool {
     is_source_wide(finding.code) || control.codes.contains(&finding.code)
 }
 
-/// Evaluates every control of the catalog. `level` maps a code to its configured level.
+/// What evaluation judges by besides the sources: the configured level of each code, and the
+/// accepted exceptions.
+pub struct Judging<'a> {
+    pub level: &'a dyn Fn(FindingCode) -> Level,
+    pub accepted: &'a [Acceptance],
+}
+
+/// Evaluates every control of the catalog.
 pub fn evaluate(
     catalog: &Catalog,
     sources: &[SourceState],
     as_of: DateTime<Utc>,
-    level: &dyn Fn(FindingCode) -> Level,
+    judging: &Judging,
 ) -> StatusDocument {
     let controls = catalog
         .controls()
         .iter()
-        .map(|control| evaluate_control(control, sources, as_of, level))
+        .map(|control| {
+            let mut report = evaluate_control(control, sources, as_of, judging.level);
+            apply_acceptances(&mut report, judging.accepted, as_of);
+            report
+        })
         .collect();
     StatusDocument { as_of, controls }
+}
+
+/// A `fail` finding under an acceptance that lasts at `as_of` counts as a warning, and says
+/// whose acceptance it is under; a control left with no failing finding is satisfied.
+fn apply_acceptances(report: &mut ControlReport, accepted: &[Acceptance], as_of: DateTime<Utc>) {
+    let mut changed = false;
+    for f in report
+        .findings
+        .iter_mut()
+        .filter(|f| f.level == Level::Fail)
+    {
+        if let Some(a) = accepted
+            .iter()
+            .find(|a| a.covers(&report.id, f.code, &f.subject, as_of))
+        {
+            f.level = Level::Warn;
+            f.accepted = Some(Accepted {
+                by: a.by.clone(),
+                reason: a.reason.clone(),
+                until: a.until,
+                event: a.event.clone(),
+            });
+            changed = true;
+        }
+    }
+    if changed
+        && report.status == ControlStatus::NotSatisfied
+        && !report.findings.iter().any(|f| f.level == Level::Fail)
+    {
+        report.status = ControlStatus::Satisfied;
+    }
 }
 
 fn evaluate_control(
@@ -98,6 +142,7 @@ fn evaluate_control(
         subject: control.id.clone(),
         message,
         collector: String::new(),
+        accepted: None,
     };
     // Empty is never green: each required kind that no source of this control provides.
     for need in &control.requires {
@@ -143,6 +188,7 @@ fn evaluate_control(
                     subject: f.subject,
                     message: f.message,
                     collector: source.collector.clone(),
+                    accepted: None,
                 }),
         );
     }
@@ -278,10 +324,15 @@ mod tests {
         }
     }
 
+    fn judging() -> Judging<'static> {
+        Judging {
+            level: &|c: FindingCode| c.default_level(),
+            accepted: &[],
+        }
+    }
+
     fn status_of(s: SourceState, as_of: DateTime<Utc>) -> ControlReport {
-        let doc = evaluate(&Catalog::default_catalog(), &[s], as_of, &|c| {
-            c.default_level()
-        });
+        let doc = evaluate(&Catalog::default_catalog(), &[s], as_of, &judging());
         doc.controls.into_iter().find(|c| c.id == "A.5.24").unwrap()
     }
 
@@ -355,9 +406,7 @@ mod tests {
     fn never_collected_or_not_configured_is_missing() {
         let r = status_of(source(None, None, vec![]), at(11));
         assert_eq!(r.status, ControlStatus::Missing);
-        let doc = evaluate(&Catalog::default_catalog(), &[], at(11), &|c| {
-            c.default_level()
-        });
+        let doc = evaluate(&Catalog::default_catalog(), &[], at(11), &judging());
         assert!(
             doc.controls
                 .iter()
@@ -389,7 +438,7 @@ mod tests {
             &Catalog::default_catalog(),
             &[register, plan],
             at(11),
-            &|c| c.default_level(),
+            &judging(),
         );
         assert_eq!(doc.controls[0].status, ControlStatus::Satisfied);
 
@@ -401,14 +450,12 @@ mod tests {
             ..source(Some(run("r3", true, 10)), Some(run("r3", true, 10)), vec![])
         };
         let statuses = |s: SourceState| -> Vec<(String, ControlStatus)> {
-            evaluate(&Catalog::default_catalog(), &[s], at(11), &|c| {
-                c.default_level()
-            })
-            .controls
-            .into_iter()
-            .filter(|c| c.id == "A.5.30" || c.id == "A.8.13")
-            .map(|c| (c.id, c.status))
-            .collect()
+            evaluate(&Catalog::default_catalog(), &[s], at(11), &judging())
+                .controls
+                .into_iter()
+                .filter(|c| c.id == "A.5.30" || c.id == "A.8.13")
+                .map(|c| (c.id, c.status))
+                .collect()
         };
         assert_eq!(
             statuses(backups(&["backup-restore"])),
@@ -424,5 +471,48 @@ mod tests {
                 ("A.8.13".to_string(), ControlStatus::Satisfied)
             ]
         );
+    }
+
+    #[test]
+    fn an_accepted_fail_counts_as_a_warning_until_the_acceptance_ends() {
+        let overdue = Finding::new(FindingCode::PolicyReviewOverdue, "ISP-001", "late")
+            .with_controls(vec!["A.5.24".into()]);
+        let ok = Some(run("r1", true, 10));
+        let s = source(ok.clone(), ok, vec![overdue]);
+        let acceptance = Acceptance {
+            event: "e1".into(),
+            control: "A.5.24".into(),
+            code: FindingCode::PolicyReviewOverdue,
+            subject: Some("ISP-001".into()),
+            reason: "rewrite under way".into(),
+            by: "CISO".into(),
+            at: at(10),
+            until: at(12),
+        };
+        let judged = |as_of, accepted: &[Acceptance]| {
+            let level = |c: FindingCode| c.default_level();
+            let judging = Judging {
+                level: &level,
+                accepted,
+            };
+            evaluate(&Catalog::default_catalog(), &[s.clone()], as_of, &judging)
+                .controls
+                .into_iter()
+                .find(|c| c.id == "A.5.24")
+                .unwrap()
+        };
+        let under = judged(at(11), std::slice::from_ref(&acceptance));
+        assert_eq!(under.status, ControlStatus::Satisfied);
+        assert_eq!(under.findings[0].level, Level::Warn);
+        assert_eq!(under.findings[0].accepted.as_ref().unwrap().by, "CISO");
+        // Another subject, another code, or after the end: not covered.
+        let other = Acceptance {
+            subject: Some("ISP-002".into()),
+            ..acceptance.clone()
+        };
+        assert_eq!(judged(at(11), &[other]).status, ControlStatus::NotSatisfied);
+        let ended = judged(at(12), std::slice::from_ref(&acceptance));
+        assert_eq!(ended.status, ControlStatus::NotSatisfied);
+        assert!(ended.findings[0].accepted.is_none());
     }
 }

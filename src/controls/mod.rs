@@ -9,7 +9,7 @@ use std::time::Duration;
 use annexa_collectors::FindingCode;
 use serde::Deserialize;
 
-pub use evaluate::{RunState, SourceState, evaluate};
+pub use evaluate::{Judging, RunState, SourceState, evaluate};
 
 use crate::base::closed_set;
 
@@ -48,6 +48,44 @@ impl Evidence {
 }
 
 const DEFAULT_CATALOG: &str = include_str!("catalog.toml");
+
+/// A risk owner's acceptance of a `fail` finding (ISO/IEC 27001 6.1.3 f, 8.3), recorded as an
+/// audit event. While it lasts, matching findings count as warnings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acceptance {
+    /// The audit event that recorded it.
+    pub event: String,
+    pub control: String,
+    pub code: FindingCode,
+    /// Only findings on this subject; `None`: every subject.
+    pub subject: Option<String>,
+    pub reason: String,
+    pub by: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub until: chrono::DateTime<chrono::Utc>,
+}
+
+impl Acceptance {
+    /// Codes no acceptance covers: evidence that is missing or stale is not a risk to accept
+    /// (a control that does not apply is excluded in a Statement of Applicability).
+    pub const NEVER: &[FindingCode] = &[FindingCode::EvidenceMissing, FindingCode::EvidenceStale];
+
+    /// Whether it covers a finding of `code` on `subject` under `control` at `as_of`.
+    pub fn covers(
+        &self,
+        control: &str,
+        code: FindingCode,
+        subject: &str,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        self.control == control
+            && self.code == code
+            && !Self::NEVER.contains(&code)
+            && self.subject.as_deref().is_none_or(|s| s == subject)
+            && self.at <= as_of
+            && as_of < self.until
+    }
+}
 
 /// One control of the catalog.
 #[derive(Debug, Clone)]

@@ -21,6 +21,10 @@ closed_set! {
         ReportGenerated = "report-generated",
         /// An `annexa verify` of the store ran, with how many violations it found.
         Verified = "verified",
+        /// A risk owner accepted a failing finding until a date (`annexa accept`).
+        ExceptionAccepted = "exception-accepted",
+        /// An accepted exception was revoked before its end.
+        ExceptionRevoked = "exception-revoked",
     }
 }
 

@@ -7,12 +7,14 @@
 //! - `checkpoint.rs`: signed tree heads, checked against history and published;
 //!   `rollback.rs`: an operator's signed acknowledgement of history lost to a restore;
 //!   `publish.rs`: the second location both are written to.
+//! - `exceptions.rs`: accepted exceptions, each an audit event.
 //! - `verify.rs`: the integrity check of store, database and ledger; `bundle.rs`: the report
 //!   bundle's signed manifest, sealed and checked.
 
 pub mod audit;
 pub mod bundle;
 pub mod checkpoint;
+pub mod exceptions;
 pub mod keyring;
 pub mod manifest;
 pub mod note;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::custody;
 use crate::app::Annexa;
-use crate::controls::{SourceState, evaluate};
+use crate::controls::{Judging, SourceState, evaluate};
 use crate::db::DbError;
 use crate::evidence::{facts, registry};
 
@@ -75,7 +75,11 @@ pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument
 
     sources.extend(custody::source_state(app, as_of).await?);
 
-    Ok(evaluate(&app.config.catalog, &sources, as_of, &|code| {
-        app.level(code)
-    }))
+    let accepted = crate::ledger::exceptions::as_of(&app.db, as_of).await?;
+    let level = |code| app.level(code);
+    let judging = Judging {
+        level: &level,
+        accepted: &accepted,
+    };
+    Ok(evaluate(&app.config.catalog, &sources, as_of, &judging))
 }
