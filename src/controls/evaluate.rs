@@ -495,11 +495,16 @@ mod tests {
                 level: &level,
                 accepted,
             };
-            evaluate(&Catalog::default_catalog(), &[s.clone()], as_of, &judging)
-                .controls
-                .into_iter()
-                .find(|c| c.id == "A.5.24")
-                .unwrap()
+            evaluate(
+                &Catalog::default_catalog(),
+                std::slice::from_ref(&s),
+                as_of,
+                &judging,
+            )
+            .controls
+            .into_iter()
+            .find(|c| c.id == "A.5.24")
+            .unwrap()
         };
         let under = judged(at(11), std::slice::from_ref(&acceptance));
         assert_eq!(under.status, ControlStatus::Satisfied);
