@@ -667,3 +667,83 @@ fn processes_opening_a_fresh_sqlite_file_at_once_do_not_race_its_migrations() {
         );
     }
 }
+
+/// `annexa ARGS` with the clock pinned at `at`.
+fn at(w: &World, at: &str, args: &[&str]) -> common::Run {
+    let clock = format!("{at},0.000000001,{}", chrono::Utc::now().timestamp_millis());
+    w.annexa_env(args, &[("ANNEXA_SIMULATED_CLOCK", clock.as_str())])
+}
+
+/// A daily policy collector whose snapshots stay fresh two days, collected at 03:05 on each
+/// day of `days` (of November 2026; 0 is 31 October).
+fn daily_history(days: impl Iterator<Item = u32>) -> World {
+    let w = World::new();
+    w.config(
+        "[[collector]]\nname = \"policies\"\nkind = \"policy-document\"\nschedule = \"0 3 * * *\"\nmax_age = \"2d\"\npaths = [\"policies\"]\n",
+    );
+    w.write("policies/imp.md", &procedure("IMP-1", "2026-09-15"));
+    for d in days {
+        let when = if d == 0 {
+            "2026-10-31T03:05:00Z".to_string()
+        } else {
+            format!("2026-11-{d:02}T03:05:00Z")
+        };
+        at(&w, &when, &["collect", "policies"]).expect(0);
+    }
+    w
+}
+
+fn period_of(w: &World, now: &str, from: &str, to: &str) -> Value {
+    let doc = at(w, now, &["status", "--from", from, "--to", to, "--json"]).json();
+    control(&doc, "A.5.24").clone()
+}
+
+#[test]
+fn period_verdicts_over_a_simulated_month() {
+    // Every day from 31 October: satisfied throughout November.
+    let steady = daily_history(0..=30);
+    let p = period_of(&steady, "2026-12-01T00:10:00Z", "2026-11-01", "2026-11-30");
+    assert_eq!(p["status"], "satisfied", "{p}");
+    assert_eq!(p["verdict"], "effective", "{p}");
+    assert_eq!(p["fresh_share"], 1.0);
+    assert_eq!(p["lapses"], serde_json::json!([]));
+
+    // Three days without a run: a lapse of two days, three missed slots, satisfied at the end.
+    let gappy = daily_history((0..=30).filter(|d| !(10..=12).contains(d)));
+    let p = period_of(&gappy, "2026-12-01T00:10:00Z", "2026-11-01", "2026-11-30");
+    assert_eq!(p["verdict"], "effective_with_exceptions", "{p}");
+    assert_eq!(p["lapses"].as_array().unwrap().len(), 1, "{p}");
+    assert_eq!(p["lapses"][0]["since"], "2026-11-11T03:05:00Z");
+    assert_eq!(p["lapses"][0]["until"], "2026-11-13T03:05:00Z");
+    assert_eq!(
+        p["missed_slots"][0]["slots"],
+        serde_json::json!([
+            "2026-11-10T03:00:00Z",
+            "2026-11-11T03:00:00Z",
+            "2026-11-12T03:00:00Z"
+        ])
+    );
+    let share = p["fresh_share"].as_f64().unwrap();
+    assert!((0.933..0.934).contains(&share), "two of thirty days: {share}");
+
+    // Collection stops on the 20th: stale at the end, not effective.
+    let stopped = daily_history(0..=20);
+    let p = period_of(&stopped, "2026-12-01T00:10:00Z", "2026-11-01", "2026-11-30");
+    assert_eq!(p["verdict"], "not_effective", "{p}");
+    assert!(p["why_verdict"].as_str().unwrap().contains("stale"), "{p}");
+
+    // A period before annexa existed: nothing was due, nothing is counted as missed.
+    let p = period_of(&steady, "2026-12-01T00:10:00Z", "2026-10-01", "2026-10-15");
+    assert_eq!(p["verdict"], "not_effective", "{p}");
+    assert_eq!(p["missed_slots"], serde_json::json!([]), "{p}");
+    assert!(
+        p["not_yet_collected"][0]
+            .as_str()
+            .unwrap()
+            .contains("not yet collected"),
+        "{p}"
+    );
+    // Plain status keeps its keys and adds none.
+    let plain = at(&steady, "2026-12-01T00:10:00Z", &["status", "--json"]).json();
+    assert!(control(&plain, "A.5.24").get("verdict").is_none());
+}

@@ -113,6 +113,126 @@ pub struct Accepted {
     pub event: String,
 }
 
+/// A control's verdict over a period: operating effectiveness, not only the end state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Satisfied throughout: fresh evidence all along, no lapse, no missed slot, no failing
+    /// finding.
+    Effective,
+    /// Satisfied at the end, with the listed lapses, missed slots or findings during it.
+    EffectiveWithExceptions,
+    /// Not satisfied at the end, or without fresh evidence for too much of the period.
+    NotEffective,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Effective => "effective",
+            Verdict::EffectiveWithExceptions => "effective_with_exceptions",
+            Verdict::NotEffective => "not_effective",
+        }
+    }
+}
+
+/// An interval of the period in which a source of the control had no fresh evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lapse {
+    pub collector: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub since: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub until: DateTime<Utc>,
+}
+
+/// A source's scheduled collections in the period that produced no snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissedSlots {
+    pub collector: String,
+    /// Slots due in the period (from the collector's first run).
+    pub expected: usize,
+    #[serde(serialize_with = "rfc3339_list")]
+    pub slots: Vec<DateTime<Utc>>,
+}
+
+/// A failing finding that was open at some time in the period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeriodFinding {
+    pub code: FindingCode,
+    pub subject: String,
+    pub collector: String,
+    /// The newest message.
+    pub message: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub first_seen: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub last_seen: DateTime<Utc>,
+    /// The run that first recorded it.
+    pub run_id: String,
+}
+
+/// A share of a period in basis points (10,000 = all of it), shown as a fraction (`0.9731`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Share(pub u32);
+
+impl Share {
+    /// `part` of `whole` (whole zero: none of it).
+    pub fn of(part: chrono::Duration, whole: chrono::Duration) -> Share {
+        if whole <= chrono::Duration::zero() {
+            return Share(0);
+        }
+        let bp = part.num_seconds().max(0) as f64 * 10_000.0 / whole.num_seconds() as f64;
+        Share((bp.floor() as u32).min(10_000))
+    }
+
+    pub fn fraction(self) -> f64 {
+        f64::from(self.0) / 10_000.0
+    }
+
+    /// "97.31 %".
+    pub fn percent(self) -> String {
+        format!("{:.2} %", f64::from(self.0) / 100.0)
+    }
+}
+
+impl Serialize for Share {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.fraction())
+    }
+}
+
+/// One control over `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ControlPeriod {
+    #[serde(serialize_with = "rfc3339")]
+    pub from: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub to: DateTime<Utc>,
+    pub verdict: Verdict,
+    /// The share of the period (0 to 1) with fresh evidence from every source of the control.
+    pub fresh_share: Share,
+    /// The share with fresh evidence and no failing finding.
+    pub satisfied_share: Share,
+    pub lapses: Vec<Lapse>,
+    pub missed_slots: Vec<MissedSlots>,
+    pub period_findings: Vec<PeriodFinding>,
+    /// Sources not yet collected by the end of the period, and sources whose first run came
+    /// during it (when) : no slot before a first run is expected.
+    pub not_yet_collected: Vec<String>,
+    /// Why the verdict, in one sentence.
+    pub why_verdict: String,
+}
+
+fn rfc3339_list<S: Serializer>(v: &[DateTime<Utc>], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for t in v {
+        seq.serialize_element(&t.to_rfc3339_opts(SecondsFormat::Secs, true))?;
+    }
+    seq.end()
+}
+
 /// One control and why it has its status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ControlReport {
@@ -121,6 +241,10 @@ pub struct ControlReport {
     pub status: ControlStatus,
     pub evidence: Vec<EvidenceRef>,
     pub findings: Vec<FindingRef>,
+    /// With a period (`status --from/--to`, reports): the verdict over it, its fields beside
+    /// the others.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub period: Option<ControlPeriod>,
 }
 
 /// The document `annexa status --json` prints.

@@ -775,6 +775,7 @@ mod tests {
                     status: ControlStatus::Satisfied,
                     evidence: Vec::new(),
                     findings: Vec::new(),
+                    period: None,
                 }],
             },
             collectors: vec![CollectorInput {

@@ -63,11 +63,31 @@ pub fn render_status_table(doc: &StatusDocument, out: &mut impl Write) -> std::i
         for f in &c.findings {
             writeln!(
                 out,
-                "        {} {} [{}] {}",
+                "        {} {} [{}] {}{}",
                 f.level.as_str(),
                 f.code,
                 f.subject,
-                f.message
+                f.message,
+                f.accepted
+                    .as_ref()
+                    .map(|a| format!(
+                        " (accepted by {} until {}: {})",
+                        a.by,
+                        crate::time(a.until),
+                        a.reason
+                    ))
+                    .unwrap_or_default()
+            )?;
+        }
+        if let Some(p) = &c.period {
+            writeln!(
+                out,
+                "        period {} to {}: {} ({}; fresh {})",
+                crate::time(p.from),
+                crate::time(p.to),
+                p.verdict.as_str(),
+                p.why_verdict,
+                p.fresh_share.percent()
             )?;
         }
     }

@@ -53,8 +53,16 @@ pub enum Command {
         #[arg(long, conflicts_with = "names")]
         all: bool,
     },
-    /// The table of controls (with --json, the status document).
-    Status,
+    /// The table of controls (with --json, the status document); with --from/--to, each
+    /// control's verdict over that period too.
+    Status {
+        /// The first day (YYYY-MM-DD) or instant (RFC 3339) of a period to judge.
+        #[arg(long, value_parser = parse_from, requires = "to")]
+        from: Option<DateTime<Utc>>,
+        /// The last day (YYYY-MM-DD, included) or the instant the period ends (RFC 3339).
+        #[arg(long, value_parser = parse_to, requires = "from")]
+        to: Option<DateTime<Utc>>,
+    },
     /// The catalog and which configured collectors cover each control.
     Controls,
     /// Write a signed report bundle for a period (default: the last full month, UTC) and store

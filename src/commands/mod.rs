@@ -47,7 +47,9 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Worker => worker::worker(app, cli.json).await,
         Command::Run => run::run(&app, cli.json).await,
         Command::Collect { names, all } => run::collect(&app, &names, all, cli.json).await,
-        Command::Status => status::status(&app, cli.as_of, cli.json).await,
+        Command::Status { from, to } => {
+            status::status(&app, cli.as_of, from.zip(to), cli.json).await
+        }
         Command::Verify { trusted, .. } => verify::verify(&app, trusted.as_deref(), cli.json).await,
         Command::Checkpoint {
             acknowledge_rollback,

@@ -56,10 +56,15 @@ fn is_source_wide(code: FindingCode) -> bool {
 }
 
 fn bears_on(finding: &Finding, control: &Control) -> bool {
-    if !finding.controls.is_empty() {
-        return finding.controls.contains(&control.id);
+    bears(finding.code, &finding.controls, control)
+}
+
+/// Whether a finding of `code` naming `controls` (none: by its code) bears on `control`.
+pub(super) fn bears(code: FindingCode, controls: &[String], control: &Control) -> bool {
+    if !controls.is_empty() {
+        return controls.contains(&control.id);
     }
-    is_source_wide(finding.code) || control.codes.contains(&finding.code)
+    is_source_wide(code) || control.codes.contains(&code)
 }
 
 /// What evaluation judges by besides the sources: the configured level of each code, and the
@@ -131,6 +136,7 @@ fn evaluate_control(
         status: ControlStatus::Satisfied,
         evidence: Vec::new(),
         findings: Vec::new(),
+        period: None,
     };
     let relevant: Vec<&SourceState> = sources
         .iter()

@@ -2,6 +2,7 @@
 //! status from the state of the sources that evidence it.
 
 mod evaluate;
+pub mod period;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -283,6 +283,17 @@ pub struct KeyRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// One finding a run recorded.
+#[derive(Debug, Clone)]
+pub struct FindingRow {
+    pub run_id: String,
+    pub collector: String,
+    pub code: String,
+    pub subject: String,
+    pub message: String,
+    pub controls: Vec<String>,
+}
+
 /// One audit event, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEventRow {
@@ -599,6 +610,34 @@ impl Db {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(RunRow::from_row).collect()
+    }
+
+    /// The `fail` findings recorded by runs that finished in `[from, to)`.
+    pub async fn fail_findings_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<FindingRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT f.run_id, f.collector, f.code, f.subject, f.message, f.controls              FROM findings f JOIN runs r ON r.id = f.run_id              WHERE f.level = 'fail' AND r.finished_at >= $1 AND r.finished_at < $2              ORDER BY f.id",
+        )
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let controls: String = r.try_get("controls")?;
+                Ok(FindingRow {
+                    run_id: r.try_get("run_id")?,
+                    collector: r.try_get("collector")?,
+                    code: r.try_get("code")?,
+                    subject: r.try_get("subject")?,
+                    message: r.try_get("message")?,
+                    controls: serde_json::from_str(&controls).unwrap_or_default(),
+                })
+            })
+            .collect()
     }
 
     /// The objects of the evidence rows with `from <= collected_at < to`, in no particular

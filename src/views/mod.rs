@@ -2,6 +2,7 @@
 //! database and the store, then calls a pure builder (`controls::evaluate`, `annexa_reports`).
 
 pub mod custody;
+pub mod period;
 pub mod report;
 pub mod status;
 
