@@ -724,7 +724,10 @@ fn period_verdicts_over_a_simulated_month() {
         ])
     );
     let share = p["fresh_share"].as_f64().unwrap();
-    assert!((0.933..0.934).contains(&share), "two of thirty days: {share}");
+    assert!(
+        (0.933..0.934).contains(&share),
+        "two of thirty days: {share}"
+    );
 
     // Collection stops on the 20th: stale at the end, not effective.
     let stopped = daily_history(0..=20);

@@ -120,7 +120,7 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
         "<section id=\"controls\">\n<h2>Controls at the end of the period</h2>\n<table>\n\
-         <tr><th>Control</th><th>Title</th><th>Status</th><th>Why</th><th>Coverage</th></tr>"
+         <tr><th>Control</th><th>Title</th><th>Status</th><th>Why</th><th>Verdict over the period</th><th>Coverage</th></tr>"
     )?;
     for c in &r.controls {
         let coverage: Vec<String> = c
@@ -130,16 +130,48 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             .collect();
         writeln!(
             out,
-            "<tr><td><a href=\"#control-{id}\">{id}</a></td><td>{}</td><td class=\"status\" style=\"color:{}\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"#control-{id}\">{id}</a></td><td>{}</td><td class=\"status\" style=\"color:{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&c.title),
             status_color(c.status),
             c.status.as_str(),
             esc(&c.why),
+            esc(&c.verdict_text()),
             esc(&coverage.join("; ")),
             id = esc(&c.id),
         )?;
     }
     writeln!(out, "</table>\n</section>")?;
+
+    writeln!(
+        out,
+        "<section id=\"exceptions\">\n<h2>Accepted exceptions</h2>"
+    )?;
+    if r.exceptions.is_empty() {
+        writeln!(
+            out,
+            "<p>None: no failing finding stands under an accepted risk.</p>"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "<table>\n<tr><th>Control</th><th>Code</th><th>Subject</th><th>Accepted by</th><th>Reason</th><th>Until</th><th>Audit event</th></tr>"
+        )?;
+        for e in &r.exceptions {
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&e.control),
+                esc(&e.code),
+                esc(&e.subject),
+                esc(&e.by),
+                esc(&e.reason),
+                esc(&time(e.until)),
+                esc(&e.event)
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    }
+    writeln!(out, "</section>")?;
 
     writeln!(
         out,

@@ -135,15 +135,65 @@ pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
                 c.title.clone(),
                 c.status.as_str().to_string(),
                 c.why.clone(),
+                c.verdict_text(),
                 coverage.join("; "),
             ]
         })
         .collect();
     table(
         out,
-        &["Control", "Title", "Status", "Why", "Coverage"],
+        &[
+            "Control",
+            "Title",
+            "Status",
+            "Why",
+            "Verdict over the period",
+            "Coverage",
+        ],
         &rows,
     )?;
+
+    writeln!(
+        out,
+        "## Accepted exceptions
+"
+    )?;
+    if r.exceptions.is_empty() {
+        writeln!(
+            out,
+            "None: no failing finding stands under an accepted risk.
+"
+        )?;
+    } else {
+        let rows: Vec<Vec<String>> = r
+            .exceptions
+            .iter()
+            .map(|e| {
+                vec![
+                    e.control.clone(),
+                    e.code.clone(),
+                    e.subject.clone(),
+                    e.by.clone(),
+                    e.reason.clone(),
+                    time(e.until),
+                    e.event.clone(),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            &[
+                "Control",
+                "Code",
+                "Subject",
+                "Accepted by",
+                "Reason",
+                "Until",
+                "Audit event",
+            ],
+            &rows,
+        )?;
+    }
 
     writeln!(out, "## Evidence freshness over the period\n")?;
     writeln!(

@@ -182,6 +182,31 @@ pub struct ControlSection {
     pub findings: Vec<FindingRef>,
     /// Evidence index entries bearing on this control.
     pub evidence_count: usize,
+    /// The verdict over the period, when the engine judged it.
+    pub period: Option<crate::ControlPeriod>,
+}
+
+impl ControlSection {
+    /// "effective_with_exceptions: satisfied at the end; …", or "–" without a verdict.
+    pub fn verdict_text(&self) -> String {
+        self.period.as_ref().map_or_else(
+            || "–".to_string(),
+            |p| format!("{}: {}", p.verdict.as_str(), p.why_verdict),
+        )
+    }
+}
+
+/// A failing finding under an accepted exception at the end of the period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exception {
+    pub control: String,
+    pub code: String,
+    pub subject: String,
+    pub by: String,
+    pub reason: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub until: DateTime<Utc>,
+    pub event: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -313,6 +338,8 @@ pub struct Report {
     pub ledger: LedgerHead,
     pub summary: Vec<StatusCount>,
     pub controls: Vec<ControlSection>,
+    /// Accepted exceptions standing at the end of the period.
+    pub exceptions: Vec<Exception>,
     pub gaps: Vec<Gap>,
     pub freshness: Vec<Freshness>,
     pub figures: Vec<CollectorFigures>,
@@ -483,7 +510,7 @@ pub fn build(input: &ReportInput) -> Report {
                 since: None,
                 until: None,
                 detail: format!(
-                    "`{}` never collected evidence by the end of the period",
+                    "not yet collected: `{}` had no successful run by the end of the period",
                     c.name
                 ),
             }),
@@ -601,6 +628,7 @@ pub fn build(input: &ReportInput) -> Report {
                 .filter_map(|c| coverage.get(c.as_str()).cloned())
                 .collect(),
             findings: control.findings.clone(),
+            period: control.period.clone(),
             evidence_count: evidence
                 .iter()
                 .filter(|e| e.controls.contains(&control.id))
@@ -667,6 +695,25 @@ pub fn build(input: &ReportInput) -> Report {
         annexa_version: input.annexa_version.clone(),
         ledger: input.ledger.clone(),
         summary,
+        exceptions: input
+            .status
+            .controls
+            .iter()
+            .flat_map(|c| {
+                c.findings.iter().filter_map(|f| {
+                    let a = f.accepted.as_ref()?;
+                    Some(Exception {
+                        control: c.id.clone(),
+                        code: f.code.as_str().to_string(),
+                        subject: f.subject.clone(),
+                        by: a.by.clone(),
+                        reason: a.reason.clone(),
+                        until: a.until,
+                        event: a.event.clone(),
+                    })
+                })
+            })
+            .collect(),
         controls,
         gaps,
         freshness,

@@ -159,12 +159,13 @@ pub async fn gather(
     // The big reads run side by side, each on its own connection. Evidence rows are written
     // before their run finishes; a day's margin catches the rows of runs that finished just
     // after `from`.
-    let (status, objects, period_runs, ledger) = tokio::try_join!(
+    let (mut status, objects, period_runs, ledger) = tokio::try_join!(
         async { Ok::<_, anyhow::Error>(crate::views::status::status(app, end).await?) },
         objects_between(app, from - Duration::days(1), end),
         runs_between(app, from, end),
         ledger_head(app, end, key),
     )?;
+    crate::views::period::judge_period(app, &mut status, from, end).await?;
     let mut items: HashMap<String, Vec<ItemInput>> = HashMap::new();
     for e in objects {
         items.entry(e.run_id.clone()).or_default().push(item(e));
@@ -215,7 +216,8 @@ pub async fn gather(
                 .iter()
                 .map(|r| r.slot_time().unwrap_or(r.started_at))
                 .min()
-                .unwrap_or(from)
+                // Never run by the end: not yet collected, so nothing was due.
+                .unwrap_or(end)
                 .max(from)
         };
         for run in in_period {
