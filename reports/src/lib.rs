@@ -224,7 +224,7 @@ pub struct ControlPeriod {
     pub why_verdict: String,
 }
 
-fn rfc3339_list<S: Serializer>(v: &[DateTime<Utc>], s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn rfc3339_list<S: Serializer>(v: &[DateTime<Utc>], s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;
     let mut seq = s.serialize_seq(Some(v.len()))?;
     for t in v {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use annexa_collectors::FigureTable;
 
-use crate::{ControlStatus, FindingRef, StatusDocument, rfc3339};
+use crate::{ControlStatus, FindingRef, StatusDocument, rfc3339, rfc3339_list};
 
 /// The format version of [`Report`]'s JSON.
 pub const REPORT_FORMAT: &str = "annexa-report/1";
@@ -152,15 +152,6 @@ impl Coverage {
     pub fn text(&self) -> String {
         format!("{} of {} scheduled snapshots", self.present, self.expected)
     }
-}
-
-fn rfc3339_list<S: serde::Serializer>(v: &[DateTime<Utc>], s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let mut seq = s.serialize_seq(Some(v.len()))?;
-    for t in v {
-        seq.serialize_element(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))?;
-    }
-    seq.end()
 }
 
 fn rfc3339_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
