@@ -633,12 +633,6 @@ fn a_hung_smtp_relay_costs_one_attempt_deadline_and_the_alert_stays_queued() {
     }
 }
 
-/// `annexa ARGS` with the clock pinned at `at`.
-fn at(w: &World, at: &str, args: &[&str]) -> common::Run {
-    let clock = format!("{at},0.000000001,{}", chrono::Utc::now().timestamp_millis());
-    w.annexa_env(args, &[("ANNEXA_SIMULATED_CLOCK", clock.as_str())])
-}
-
 #[test]
 fn an_accepted_exception_hides_its_alert_until_it_ends_then_the_gap_reopens() {
     let w = World::new();
@@ -664,81 +658,83 @@ paths = ["policies"]
             .filter(|l| l.starts_with("[annexa] OPEN: A.5.24"))
             .count()
     };
-    let first = at(&w, "2026-11-22T10:05:00Z", &["run"]).expect(3);
+    let first = w.annexa_at("2026-11-22T10:05:00Z", &["run"]).expect(3);
     assert_eq!(opened(&first), 1, "{}", first.stdout);
 
     // Bad acceptances are refused with every reason at once, and record nothing.
-    let bad = at(
-        &w,
-        "2026-11-22T10:10:00Z",
-        &[
-            "accept",
-            "--control",
-            "A.9.99",
-            "--code",
-            "evidence-stale",
-            "--reason",
-            " ",
-            "--until",
-            "2026-11-01",
-            "--by",
-            "CISO",
-        ],
-    )
-    .expect(2);
+    let bad = w
+        .annexa_at(
+            "2026-11-22T10:10:00Z",
+            &[
+                "accept",
+                "--control",
+                "A.9.99",
+                "--code",
+                "evidence-stale",
+                "--reason",
+                " ",
+                "--until",
+                "2026-11-01",
+                "--by",
+                "CISO",
+            ],
+        )
+        .expect(2);
     for reason in ["A.9.99", "evidence-stale", "--reason", "already past"] {
         assert!(bad.stderr.contains(reason), "{reason}: {}", bad.stderr);
     }
-    let too_long = at(
-        &w,
-        "2026-11-22T10:10:00Z",
-        &[
-            "accept",
-            "--control",
-            "A.5.24",
-            "--code",
-            "policy-review-overdue",
-            "--reason",
-            "x",
-            "--until",
-            "2028-01-01",
-            "--by",
-            "CISO",
-        ],
-    )
-    .expect(2);
+    let too_long = w
+        .annexa_at(
+            "2026-11-22T10:10:00Z",
+            &[
+                "accept",
+                "--control",
+                "A.5.24",
+                "--code",
+                "policy-review-overdue",
+                "--reason",
+                "x",
+                "--until",
+                "2028-01-01",
+                "--by",
+                "CISO",
+            ],
+        )
+        .expect(2);
     assert!(
         too_long.stderr.contains("max_exception"),
         "{}",
         too_long.stderr
     );
 
-    let accepted = at(
-        &w,
-        "2026-11-22T10:10:00Z",
-        &[
-            "--json",
-            "accept",
-            "--control",
-            "A.5.24",
-            "--code",
-            "policy-review-overdue",
-            "--subject",
-            "ISP-002",
-            "--reason",
-            "Rewrite for the new ISMS scope under way",
-            "--until",
-            "2026-12-01",
-            "--by",
-            "Jane Doe (CISO)",
-        ],
-    )
-    .expect(0)
-    .json();
+    let accepted = w
+        .annexa_at(
+            "2026-11-22T10:10:00Z",
+            &[
+                "--json",
+                "accept",
+                "--control",
+                "A.5.24",
+                "--code",
+                "policy-review-overdue",
+                "--subject",
+                "ISP-002",
+                "--reason",
+                "Rewrite for the new ISMS scope under way",
+                "--until",
+                "2026-12-01",
+                "--by",
+                "Jane Doe (CISO)",
+            ],
+        )
+        .expect(0)
+        .json();
     let event = accepted["event"].as_str().unwrap().to_string();
 
     // While it lasts: shown as accepted, counted as a warning, no alert, the gap resolves.
-    let doc = at(&w, "2026-11-22T10:15:00Z", &["status", "--json"]).json();
+    let doc = w
+        .annexa_at("2026-11-22T10:15:00Z", &["status", "--json"])
+        .json();
     let a524 = doc["controls"]
         .as_array()
         .unwrap()
@@ -752,17 +748,19 @@ paths = ["policies"]
     assert_eq!(f["accepted"]["by"], "Jane Doe (CISO)");
     assert_eq!(f["accepted"]["until"], "2026-12-02T00:00:00Z");
     assert_eq!(f["accepted"]["event"], event.as_str());
-    let during = at(&w, "2026-11-22T12:05:00Z", &["run"]);
+    let during = w.annexa_at("2026-11-22T12:05:00Z", &["run"]);
     assert_eq!(opened(&during), 0, "{}", during.stdout);
     assert!(
         !during.stdout.contains("STILL OPEN: A.5.24"),
         "{}",
         during.stdout
     );
-    let later = at(&w, "2026-11-25T12:05:00Z", &["run"]);
+    let later = w.annexa_at("2026-11-25T12:05:00Z", &["run"]);
     assert_eq!(opened(&later), 0, "{}", later.stdout);
 
-    let list = at(&w, "2026-11-25T12:10:00Z", &["accept", "--list"]).expect(0);
+    let list = w
+        .annexa_at("2026-11-25T12:10:00Z", &["accept", "--list"])
+        .expect(0);
     assert!(
         list.stdout.contains(&event) && list.stdout.contains("active"),
         "{}",
@@ -770,14 +768,15 @@ paths = ["policies"]
     );
 
     // Past its end the gap opens again.
-    let after = at(&w, "2026-12-02T00:05:00Z", &["run"]).expect(3);
+    let after = w.annexa_at("2026-12-02T00:05:00Z", &["run"]).expect(3);
     assert_eq!(opened(&after), 1, "{}", after.stdout);
-    let list = at(&w, "2026-12-02T00:10:00Z", &["accept", "--list"]).expect(0);
+    let list = w
+        .annexa_at("2026-12-02T00:10:00Z", &["accept", "--list"])
+        .expect(0);
     assert!(list.stdout.contains("expired"), "{}", list.stdout);
 
     // A revoked acceptance ends when it is revoked; the audit trail keeps both events.
-    at(
-        &w,
+    w.annexa_at(
         "2026-12-02T00:20:00Z",
         &[
             "accept",
@@ -794,25 +793,30 @@ paths = ["policies"]
         ],
     )
     .expect(0);
-    let second = at(&w, "2026-12-02T00:21:00Z", &["--json", "accept", "--list"]).json();
+    let second = w
+        .annexa_at("2026-12-02T00:21:00Z", &["--json", "accept", "--list"])
+        .json();
     let second = second[1]["event"].as_str().unwrap().to_string();
-    let doc = at(&w, "2026-12-02T00:25:00Z", &["status", "--json"]).json();
+    let doc = w
+        .annexa_at("2026-12-02T00:25:00Z", &["status", "--json"])
+        .json();
     assert!(doc.to_string().contains(&second));
-    at(
-        &w,
+    w.annexa_at(
         "2026-12-02T00:30:00Z",
         &["accept", "--revoke", &second, "--by", "CISO"],
     )
     .expect(0);
-    let doc = at(&w, "2026-12-02T00:35:00Z", &["status", "--json"]).json();
+    let doc = w
+        .annexa_at("2026-12-02T00:35:00Z", &["status", "--json"])
+        .json();
     assert!(!doc.to_string().contains("\"accepted\""), "{doc}");
     // As of before the revocation, it still stood.
-    let before = at(
-        &w,
-        "2026-12-02T00:35:00Z",
-        &["--as-of", "2026-12-02T00:25:00Z", "status", "--json"],
-    )
-    .json();
+    let before = w
+        .annexa_at(
+            "2026-12-02T00:35:00Z",
+            &["--as-of", "2026-12-02T00:25:00Z", "status", "--json"],
+        )
+        .json();
     assert!(before.to_string().contains(&second));
-    at(&w, "2026-12-02T00:40:00Z", &["verify"]).expect(0);
+    w.annexa_at("2026-12-02T00:40:00Z", &["verify"]).expect(0);
 }

@@ -668,12 +668,6 @@ fn processes_opening_a_fresh_sqlite_file_at_once_do_not_race_its_migrations() {
     }
 }
 
-/// `annexa ARGS` with the clock pinned at `at`.
-fn at(w: &World, at: &str, args: &[&str]) -> common::Run {
-    let clock = format!("{at},0.000000001,{}", chrono::Utc::now().timestamp_millis());
-    w.annexa_env(args, &[("ANNEXA_SIMULATED_CLOCK", clock.as_str())])
-}
-
 /// A daily policy collector whose snapshots stay fresh two days, collected at 03:05 on each
 /// day of `days` (of November 2026; 0 is 31 October).
 fn daily_history(days: impl Iterator<Item = u32>) -> World {
@@ -688,13 +682,15 @@ fn daily_history(days: impl Iterator<Item = u32>) -> World {
         } else {
             format!("2026-11-{d:02}T03:05:00Z")
         };
-        at(&w, &when, &["collect", "policies"]).expect(0);
+        w.annexa_at(&when, &["collect", "policies"]).expect(0);
     }
     w
 }
 
 fn period_of(w: &World, now: &str, from: &str, to: &str) -> Value {
-    let doc = at(w, now, &["status", "--from", from, "--to", to, "--json"]).json();
+    let doc = w
+        .annexa_at(now, &["status", "--from", from, "--to", to, "--json"])
+        .json();
     control(&doc, "A.5.24").clone()
 }
 
@@ -747,6 +743,8 @@ fn period_verdicts_over_a_simulated_month() {
         "{p}"
     );
     // Plain status keeps its keys and adds none.
-    let plain = at(&steady, "2026-12-01T00:10:00Z", &["status", "--json"]).json();
+    let plain = steady
+        .annexa_at("2026-12-01T00:10:00Z", &["status", "--json"])
+        .json();
     assert!(control(&plain, "A.5.24").get("verdict").is_none());
 }

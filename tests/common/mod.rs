@@ -233,6 +233,12 @@ impl World {
         self.annexa_env(args, &[])
     }
 
+    /// `annexa ARGS` with the simulated clock pinned at `at` (RFC 3339).
+    pub fn annexa_at(&self, at: &str, args: &[&str]) -> Run {
+        let clock = format!("{at},0.000000001,{}", chrono::Utc::now().timestamp_millis());
+        self.annexa_env(args, &[("ANNEXA_SIMULATED_CLOCK", clock.as_str())])
+    }
+
     pub fn annexa_env(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
         let output = self.command(args, extra_env).output().expect("annexa runs");
         Run::from(output)
