@@ -321,15 +321,27 @@ fn gaps_open_once_per_sink_retry_resolve_remind_and_report_undeliverable() {
         .find(|m| m["gap"]["code"] == "policy-review-overdue")
         .expect("the overdue policy is a gap");
     let key = overdue["dedup_key"].as_str().unwrap().to_string();
-    assert!(key.starts_with("A.5.24|policy-review-overdue|"), "{key}");
-    let title = "[annexa] OPEN: A.5.24 Information security incident management planning and preparation is not satisfied";
+    assert_eq!(key, "policy-review-overdue|ISP-002");
+    let title = "[annexa] OPEN: policy-review-overdue on ISP-002 (A.5.24)";
     assert_eq!(overdue["title"], title, "{overdue}");
+    // The webhook JSON carries the same, structured: the evidence is the policies run's own.
+    let evidence = &overdue["gap"]["evidence"];
+    assert_eq!(evidence["collector"], "policies", "{overdue}");
+    assert_eq!(evidence["sha256"].as_str().unwrap().len(), 64, "{overdue}");
+    assert_eq!(overdue["gap"]["controls"][0]["id"], "A.5.24");
+    assert_eq!(overdue["count"], 1);
+    assert_eq!(overdue["last_seen"], "2026-11-22T10:05:00Z");
     let text = overdue["text"].as_str().unwrap();
     for line in [
-        "What is wrong: policy-review-overdue (fail) on ",
-        "Control: A.5.24 Information security incident management planning and preparation (status not_satisfied)",
+        "What is wrong: policy-review-overdue (fail): ISP-002 was last reviewed on 2025-06-01",
+        "Controls: A.5.24 Information security incident management planning and preparation (not satisfied)",
         "Since: 2026-11-22 10:05 UTC",
-        "Evidence: run ",
+        &format!(
+            "Evidence: run {} of `policies` collected 2026-11-22 10:05 UTC: object {} (sha256 {})",
+            evidence["run_id"].as_str().unwrap(),
+            evidence["object_key"].as_str().unwrap(),
+            evidence["sha256"].as_str().unwrap()
+        ),
         "Next step: review the policy document and update its review date",
         "Organization: Test Org",
     ] {
@@ -416,7 +428,7 @@ fn gaps_open_once_per_sink_retry_resolve_remind_and_report_undeliverable() {
     assert!(
         mails
             .iter()
-            .any(|(s, _)| s.starts_with("[annexa] RESOLVED: A.5.24 ")),
+            .any(|(s, _)| s == "[annexa] RESOLVED: policy-review-overdue on ISP-002 (A.5.24)"),
         "{mails:?}"
     );
     for p in [DISCORD, SLACK, telegram.as_str()] {
@@ -655,7 +667,7 @@ paths = ["policies"]
     let opened = |run: &common::Run| {
         run.stdout
             .lines()
-            .filter(|l| l.starts_with("[annexa] OPEN: A.5.24"))
+            .filter(|l| l.starts_with("[annexa] OPEN: policy-review-overdue on ISP-002 (A.5.24)"))
             .count()
     };
     let first = w.annexa_at("2026-11-22T10:05:00Z", &["run"]).expect(3);
@@ -748,15 +760,30 @@ paths = ["policies"]
     assert_eq!(f["accepted"]["by"], "Jane Doe (CISO)");
     assert_eq!(f["accepted"]["until"], "2026-12-02T00:00:00Z");
     assert_eq!(f["accepted"]["event"], event.as_str());
+    // The open gap resolves at once, saying it was accepted, not fixed; its end is warned of
+    // once (it falls within warn_before).
     let during = w.annexa_at("2026-11-22T12:05:00Z", &["run"]);
     assert_eq!(opened(&during), 0, "{}", during.stdout);
+    assert!(!during.stdout.contains("STILL OPEN"), "{}", during.stdout);
     assert!(
-        !during.stdout.contains("STILL OPEN: A.5.24"),
+        during.stdout.contains(
+            "[annexa] RESOLVED (accepted): policy-review-overdue on ISP-002 (A.5.24)\nResolved: "
+        ),
         "{}",
         during.stdout
     );
+    assert!(
+        during.stdout.contains("Not fixed: accepted as an exception by Jane Doe (CISO) until 2026-12-02 00:00 UTC: Rewrite for the new ISMS scope under way."),
+        "{}",
+        during.stdout
+    );
+    let warning = "[annexa] WARNING: the end of the exception for policy-review-overdue on ISP-002 accepted by Jane Doe (CISO) (Rewrite for the new ISMS scope under way) is due by 2026-12-02, in 9 d 11 h 55 min (A.5.24)";
+    assert!(during.stdout.contains(warning), "{}", during.stdout);
     let later = w.annexa_at("2026-11-25T12:05:00Z", &["run"]);
     assert_eq!(opened(&later), 0, "{}", later.stdout);
+    for once in ["[annexa] WARNING", "[annexa] RESOLVED"] {
+        assert!(!later.stdout.contains(once), "sent once: {}", later.stdout);
+    }
 
     let list = w
         .annexa_at("2026-11-25T12:10:00Z", &["accept", "--list"])

@@ -145,9 +145,49 @@ impl Finding {
     }
 }
 
+/// Something that must happen by a date, or it becomes a finding of `code`: a policy review,
+/// a restore drill, a backup's maximum age. Alerts warn of it before it is late.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Due {
+    /// The finding it becomes once late.
+    pub code: FindingCode,
+    pub subject: String,
+    /// The moment it is late.
+    pub due: chrono::DateTime<chrono::Utc>,
+    /// What is due, in words: "ISP-001's annual review".
+    pub what: String,
+    /// As [`Finding::controls`]: empty when the catalog decides by code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
+}
+
+/// A finding's subject split into the problem it is about and, for codes whose findings repeat
+/// per occurrence (a job's slots: `db-backup@2026-11-22T03:00:00Z`), the occurrence. A job down
+/// for a day is one problem with 24 occurrences, not 24 problems.
+pub fn problem_of(code: FindingCode, subject: &str) -> (&str, Option<&str>) {
+    match code {
+        FindingCode::HeartbeatMissed | FindingCode::HeartbeatFailed => subject
+            .rsplit_once('@')
+            .map_or((subject, None), |(job, slot)| (job, Some(slot))),
+        _ => (subject, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jobs_slots_are_occurrences_of_one_problem() {
+        let missed = FindingCode::HeartbeatMissed;
+        assert_eq!(
+            problem_of(missed, "db@backup@2026-11-22T03:00:00Z"),
+            ("db@backup", Some("2026-11-22T03:00:00Z"))
+        );
+        assert_eq!(problem_of(missed, "db-backup"), ("db-backup", None));
+        let overdue = FindingCode::PolicyReviewOverdue;
+        assert_eq!(problem_of(overdue, "ops@example"), ("ops@example", None));
+    }
 
     #[test]
     fn codes_round_trip_through_serde_and_from_str() {

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use finding::{Finding, FindingCode, Level};
+pub use finding::{Due, Finding, FindingCode, Level, problem_of};
 
 /// The source of "now". Collectors and checks never read the system clock directly, so tests
 /// can pin time.
@@ -408,6 +408,12 @@ pub trait Collector: Send + Sync {
     /// Judges stored facts at a point in time ([`AsOf`] says how far ahead). Pure: the same
     /// facts and `as_of` always give the same findings.
     fn check(&self, facts: &serde_json::Value, as_of: AsOf) -> Vec<Finding>;
+
+    /// What the stored facts say falls due after `as_of` and is not late yet (a review date,
+    /// a drill, a backup's maximum age), for warnings before a gap. Pure.
+    fn upcoming(&self, _facts: &serde_json::Value, _as_of: AsOf) -> Vec<Due> {
+        Vec::new()
+    }
 
     /// Figures for a report over `[from, to)`, from the newest facts stored by `to`. Pure.
     fn figures(

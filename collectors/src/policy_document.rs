@@ -346,6 +346,12 @@ impl Collector for PolicyDocument {
         crate::check_stored::<PolicyFacts>("policy", facts, |f| check(f, as_of.at))
     }
 
+    fn upcoming(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<crate::Due> {
+        serde_json::from_value::<PolicyFacts>(facts.clone())
+            .map(|f| upcoming(&f, as_of.at))
+            .unwrap_or_default()
+    }
+
     fn controls_in(&self, facts: &serde_json::Value) -> Option<Vec<String>> {
         serde_json::from_value::<PolicyFacts>(facts.clone())
             .ok()
@@ -514,6 +520,40 @@ fn control_ids(text: &str) -> Vec<String> {
     ids
 }
 
+/// When a document's review becomes overdue: the day after its cycle and grace have passed.
+fn overdue_at(doc: &DocumentFacts, reviewed: NaiveDate, grace_days: u32) -> DateTime<Utc> {
+    let last_day = reviewed + Duration::days(doc.review_cycle_days + i64::from(grace_days));
+    (last_day + Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+}
+
+/// The reviews not overdue at `as_of`, each with the moment it will be. Pure.
+pub fn upcoming(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<crate::Due> {
+    facts
+        .documents
+        .iter()
+        .filter(|d| d.mapped_by != Some(Mapping::None))
+        .filter_map(|doc| {
+            let reviewed = doc.last_reviewed?;
+            let due = overdue_at(doc, reviewed, facts.review_grace_days);
+            (due > as_of).then(|| crate::Due {
+                code: FindingCode::PolicyReviewOverdue,
+                subject: doc.id.clone(),
+                due,
+                what: format!(
+                    "{}'s {}-day review (last reviewed {reviewed}, next due {})",
+                    doc.id,
+                    doc.review_cycle_days,
+                    reviewed + Duration::days(doc.review_cycle_days)
+                ),
+                controls: doc.controls.clone(),
+            })
+        })
+        .collect()
+}
+
 /// The judgement: pure over the facts and `as_of`.
 pub fn check(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -547,8 +587,7 @@ pub fn check(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
             continue;
         };
         let due = reviewed + Duration::days(doc.review_cycle_days);
-        let overdue_from = due + Duration::days(i64::from(facts.review_grace_days));
-        if as_of.date_naive() > overdue_from {
+        if as_of >= overdue_at(doc, reviewed, facts.review_grace_days) {
             findings.push(finding(
                 FindingCode::PolicyReviewOverdue,
                 format!(

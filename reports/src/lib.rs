@@ -253,6 +253,23 @@ pub struct StatusDocument {
     #[serde(serialize_with = "rfc3339")]
     pub as_of: DateTime<Utc>,
     pub controls: Vec<ControlReport>,
+    /// What falls due after `as_of` and is not late yet, soonest first: reviews, drills,
+    /// evidence expiry, incident targets, the end of accepted exceptions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upcoming: Vec<Upcoming>,
+}
+
+/// Something due that is not late yet: once `due` passes it is a finding of `code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Upcoming {
+    pub code: FindingCode,
+    pub subject: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub due: DateTime<Utc>,
+    pub what: String,
+    /// The collector whose evidence says so (empty for an accepted exception).
+    pub collector: String,
+    pub controls: Vec<String>,
 }
 
 impl StatusDocument {

@@ -815,6 +815,7 @@ mod tests {
                     findings: Vec::new(),
                     period: None,
                 }],
+                upcoming: Vec::new(),
             },
             collectors: vec![CollectorInput {
                 name: "procedures".into(),

@@ -5,6 +5,7 @@ pub mod clock;
 mod closed;
 pub mod holder;
 pub mod outbound;
+pub mod paths;
 pub mod redact;
 mod schedule;
 mod secret;

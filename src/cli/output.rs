@@ -32,3 +32,55 @@ impl crate::ops::Output for Printer {
         let _ = print(format!("{text}\n").as_bytes());
     }
 }
+
+/// A [`Printer`] that holds what it is given until [`Held::flush`]: `annexa run` prints the
+/// collectors' lines and the status table first, then the alerts the tick sent.
+#[derive(Debug, Default)]
+pub struct Held {
+    pub json: bool,
+    lines: std::sync::Mutex<Vec<String>>,
+}
+
+impl Held {
+    pub fn new(json: bool) -> Held {
+        Held {
+            json,
+            lines: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Prints what was held, in order.
+    pub fn flush(&self) -> std::io::Result<()> {
+        let lines = std::mem::take(&mut *self.lines.lock().expect("not poisoned"));
+        print(lines.concat().as_bytes())
+    }
+}
+
+impl crate::ops::Output for Held {
+    fn event(&self, text: &str, json: serde_json::Value) -> std::io::Result<()> {
+        let line = if self.json {
+            json.to_string()
+        } else {
+            text.to_string()
+        };
+        self.lines
+            .lock()
+            .expect("not poisoned")
+            .push(format!("{line}\n"));
+        Ok(())
+    }
+
+    fn note(&self, text: &str) {
+        self.lines
+            .lock()
+            .expect("not poisoned")
+            .push(format!("{text}\n"));
+    }
+}
+
+impl Drop for Held {
+    /// A command that fails half-way still prints what its sinks sent.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}

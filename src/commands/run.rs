@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::app::Annexa;
 use crate::cli::exit::{Exit, Failure};
-use crate::cli::output::Printer;
+use crate::cli::output::Held;
 use crate::cli::output::print;
 use crate::config::{CollectorConfig, ConfigError};
 use crate::db::Role;
@@ -111,6 +111,8 @@ pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
     let client = crate::ops::alerts::http_client(&app.config);
     let holder = crate::ops::scheduler::holder_id();
     let current = std::sync::Mutex::new(None);
+    // What the tick's sinks print (the stdout sink, undeliverable reports) comes last.
+    let held = Held::new(json);
     // `annexa run` leaves the daily verify to the worker (or to cron calling `annexa verify`).
     let tasks = [Task::Checkpoint, Task::Report];
     let tick = crate::ops::scheduler::tick(
@@ -118,7 +120,7 @@ pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
         &tasks,
         &holder,
         &client,
-        &Printer { json },
+        &held,
         Delivery::Inline,
         &stop,
         &current,
@@ -167,7 +169,14 @@ pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
         let mut table = Vec::new();
         annexa_reports::render_status_table(&doc, &mut table)?;
         print(&table)?;
+        if tick
+            .delivery
+            .is_some_and(|d| d.delivered + d.failed + d.overdue > 0)
+        {
+            println!();
+        }
     }
+    held.flush()?;
     Ok(
         if !tick.errors.is_empty() || tick.runs.iter().any(|o| !o.succeeded()) {
             Exit::Runtime

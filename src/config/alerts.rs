@@ -18,6 +18,9 @@ pub(super) struct RawAlerts {
     undeliverable_after: Option<String>,
     attempt_timeout: Option<String>,
     pass_timeout: Option<String>,
+    warn_before: Option<String>,
+    update_factor: Option<f64>,
+    mode: Option<String>,
     pub(super) allow_insecure_urls: Option<bool>,
 }
 
@@ -37,6 +40,7 @@ pub(super) struct RawSink {
     to: Option<Vec<String>>,
     username_env: Option<String>,
     password_env: Option<String>,
+    mode: Option<String>,
 }
 
 /// Gap alerts: cadence and sinks.
@@ -53,6 +57,11 @@ pub struct AlertsConfig {
     pub pass_timeout: Duration,
     /// `[outbound] allow_insecure_urls`: http:// and loopback or private addresses allowed.
     pub allow_insecure_urls: bool,
+    /// One WARNING when something falls due within this long (zero: no warnings).
+    pub warn_before: Duration,
+    /// An open gap whose occurrences grew by this factor since it was last told of sends one
+    /// UPDATE (e.g. 2: the missed slots doubled). Zero: never.
+    pub update_factor: f64,
     pub sinks: Vec<SinkConfig>,
 }
 
@@ -60,6 +69,28 @@ pub struct AlertsConfig {
 pub struct SinkConfig {
     pub name: String,
     pub kind: SinkKind,
+    pub mode: Mode,
+}
+
+/// How a sink is told: one message per event, or one digest per evaluation with news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Each,
+    Digest,
+}
+
+fn mode(key: &str, value: Option<&str>, default: Mode, problems: &mut Vec<String>) -> Mode {
+    match value {
+        None => default,
+        Some("each") => Mode::Each,
+        Some("digest") => Mode::Digest,
+        Some(other) => {
+            problems.push(format!(
+                "{key} `{other}`: use \"each\" (a message per event) or \"digest\" (one per evaluation)"
+            ));
+            default
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -116,9 +147,16 @@ pub(super) fn validate_alerts(
         setting_duration(&format!("alerts.{key}"), value, default, problems)
     };
     let allow_insecure_urls = insecure;
+    let default_mode = mode("alerts.mode", raw.mode.as_deref(), Mode::Each, problems);
+    let update_factor = raw.update_factor.unwrap_or(2.0);
+    if !(update_factor == 0.0 || update_factor > 1.0) || !update_factor.is_finite() {
+        problems.push(format!(
+            "alerts.update_factor {update_factor}: use a number above 1 (2: tell again when a gap has doubled) or 0 (never)"
+        ));
+    }
     let mut valid = Vec::new();
     for (i, sink) in sinks.into_iter().enumerate() {
-        if let Some(s) = validate_sink(i, sink, env, allow_insecure_urls, problems) {
+        if let Some(s) = validate_sink(i, sink, env, allow_insecure_urls, default_mode, problems) {
             if valid.iter().any(|v: &SinkConfig| v.name == s.name) {
                 problems.push(format!(
                     "sink `{}` is configured twice; give each [[sink]] its own name",
@@ -140,6 +178,8 @@ pub(super) fn validate_alerts(
             problems,
         ),
         allow_insecure_urls,
+        warn_before: duration("warn_before", raw.warn_before, "14d", problems),
+        update_factor,
         sinks: valid,
     }
 }
@@ -149,6 +189,7 @@ fn validate_sink(
     raw: RawSink,
     env: &[(String, String)],
     insecure: bool,
+    default_mode: Mode,
     problems: &mut Vec<String>,
 ) -> Option<SinkConfig> {
     let kind = raw.kind.clone().unwrap_or_default();
@@ -252,7 +293,8 @@ fn validate_sink(
             return None;
         }
     };
-    let sink = SinkConfig { name, kind };
+    let mode = mode("mode", raw.mode.as_deref(), default_mode, &mut errs);
+    let sink = SinkConfig { name, kind, mode };
     if errs.is_empty() {
         errs.extend(
             sink.urls()
@@ -286,6 +328,17 @@ fn env_secret(
 }
 
 impl SinkConfig {
+    /// The most characters one message to this sink's service may hold: Discord's 2,000,
+    /// Telegram's 4,096, Slack's sections of 3,000 each (a message is sent as up to 10).
+    pub fn max_chars(&self) -> usize {
+        match self.kind {
+            SinkKind::Discord { .. } => 2000,
+            SinkKind::Telegram { .. } => 4096,
+            SinkKind::Slack { .. } => 10 * 3000,
+            SinkKind::Stdout | SinkKind::Email(_) | SinkKind::Webhook { .. } => 100_000,
+        }
+    }
+
     /// The URLs this sink sends to (secrets: check them, never print them).
     pub fn urls(&self) -> Vec<&str> {
         match &self.kind {

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use annexa_collectors::{Finding, FindingCode, Level};
+use annexa_collectors::{Due, Finding, FindingCode, Level};
 use annexa_reports::{
-    Accepted, ControlReport, ControlStatus, EvidenceRef, FindingRef, StatusDocument,
+    Accepted, ControlReport, ControlStatus, EvidenceRef, FindingRef, StatusDocument, Upcoming,
 };
 use chrono::{DateTime, Utc};
 
@@ -42,6 +42,10 @@ pub struct SourceState {
     pub latest_success: Option<(RunState, Vec<(String, String)>)>,
     /// The collector's check over the stored facts of `latest_success`, at `as_of`.
     pub findings: Vec<Finding>,
+    /// What those facts say falls due after `as_of` (`Collector::upcoming`).
+    pub upcoming: Vec<Due>,
+    /// When the collector is next scheduled to run after `as_of` (None: not scheduled).
+    pub next_run: Option<DateTime<Utc>>,
 }
 
 /// Codes that speak of the source as a whole, so they bear on every control it evidences.
@@ -81,7 +85,7 @@ pub fn evaluate(
     as_of: DateTime<Utc>,
     judging: &Judging,
 ) -> StatusDocument {
-    let controls = catalog
+    let controls: Vec<ControlReport> = catalog
         .controls()
         .iter()
         .map(|control| {
@@ -90,7 +94,100 @@ pub fn evaluate(
             report
         })
         .collect();
-    StatusDocument { as_of, controls }
+    let upcoming = upcoming(catalog, sources, &controls, judging.accepted);
+    StatusDocument {
+        as_of,
+        controls,
+        upcoming,
+    }
+}
+
+/// What falls due and is not late yet, soonest first, each naming the controls it bears on:
+/// what the sources' facts say, evidence that expires before its collector is next scheduled
+/// to refresh it, and accepted exceptions that end while their finding still stands.
+fn upcoming(
+    catalog: &Catalog,
+    sources: &[SourceState],
+    controls: &[ControlReport],
+    accepted: &[Acceptance],
+) -> Vec<Upcoming> {
+    let mut out: Vec<Upcoming> = Vec::new();
+    for source in sources {
+        for due in &source.upcoming {
+            let ids: Vec<String> = catalog
+                .controls()
+                .iter()
+                .filter(|c| source.controls.contains(&c.id) && bears(due.code, &due.controls, c))
+                .map(|c| c.id.clone())
+                .collect();
+            if !ids.is_empty() {
+                out.push(Upcoming {
+                    code: due.code,
+                    subject: due.subject.clone(),
+                    due: due.due,
+                    what: due.what.clone(),
+                    collector: source.collector.clone(),
+                    controls: ids,
+                });
+            }
+        }
+    }
+    let mut add = |u: Upcoming| match out
+        .iter_mut()
+        .find(|o| o.code == u.code && o.subject == u.subject && o.due == u.due)
+    {
+        Some(o) => o.controls.extend(u.controls),
+        None => out.push(u),
+    };
+    for control in controls {
+        for e in control.evidence.iter().filter(|e| e.fresh) {
+            let Some(source) = sources.iter().find(|s| s.collector == e.collector) else {
+                continue;
+            };
+            if source.next_run.is_none_or(|n| n <= e.expires_at) {
+                continue;
+            }
+            add(Upcoming {
+                code: FindingCode::EvidenceStale,
+                subject: e.collector.clone(),
+                due: e.expires_at,
+                what: format!(
+                    "fresh evidence of `{}` (collected {}): it expires before the collector's next scheduled run at {}",
+                    e.collector,
+                    e.collected_at.format("%Y-%m-%d %H:%M UTC"),
+                    source
+                        .next_run
+                        .map(|n| n.format("%Y-%m-%d %H:%M UTC").to_string())
+                        .unwrap_or_default()
+                ),
+                collector: e.collector.clone(),
+                controls: vec![control.id.clone()],
+            });
+        }
+        for f in &control.findings {
+            let Some(a) = &f.accepted else { continue };
+            let Some(acceptance) = accepted.iter().find(|x| x.event == a.event) else {
+                continue;
+            };
+            add(Upcoming {
+                code: acceptance.code,
+                subject: f.subject.clone(),
+                due: a.until,
+                what: format!(
+                    "the end of the exception for {} on {} accepted by {} ({})",
+                    acceptance.code, f.subject, a.by, a.reason
+                ),
+                collector: f.collector.clone(),
+                controls: vec![control.id.clone()],
+            });
+        }
+    }
+    for u in &mut out {
+        u.controls.sort();
+        u.controls.dedup();
+    }
+    out.sort_by(|a, b| (a.due, &a.subject).cmp(&(b.due, &b.subject)));
+    out
 }
 
 /// A `fail` finding under an acceptance that lasts at `as_of` counts as a warning, and says
@@ -327,6 +424,8 @@ mod tests {
             latest_success: success
                 .map(|r| (r, vec![("ab".repeat(32), "objects/sha256/ab/x".into())])),
             findings,
+            upcoming: Vec::new(),
+            next_run: None,
         }
     }
 

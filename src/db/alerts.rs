@@ -10,6 +10,7 @@ use super::{Db, DbError, parse_ts, ts};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GapRow {
     pub dedup_key: String,
+    /// The controls it bears on, comma-separated.
     pub control: String,
     pub code: String,
     pub subject: String,
@@ -19,6 +20,8 @@ pub struct GapRow {
     pub last_seen_at: DateTime<Utc>,
     pub cleared_at: Option<DateTime<Utc>>,
     pub notified_at: DateTime<Utc>,
+    /// How many occurrences the last OPEN, UPDATE or REMINDER told of.
+    pub notified_count: i64,
     /// The latest description of the gap (JSON).
     pub detail: String,
 }
@@ -28,7 +31,7 @@ pub struct GapRow {
 pub struct AlertRow {
     pub id: i64,
     pub dedup_key: String,
-    /// `open`, `reminder` or `resolved`.
+    /// `open`, `update`, `reminder`, `resolved`, `warning` or `digest`.
     pub event: String,
     pub sink: String,
     /// The message (JSON), with no secret in it.
@@ -60,7 +63,7 @@ pub struct NewAlert {
 }
 
 const GAP_COLUMNS: &str = "dedup_key, control, code, subject, state, opened_at, last_seen_at, \
-                           cleared_at, notified_at, detail";
+                           cleared_at, notified_at, notified_count, detail";
 const ALERT_COLUMNS: &str =
     "id, dedup_key, event, sink, body, created_at, attempts, next_attempt_at, last_error";
 
@@ -80,6 +83,7 @@ fn gap_row(row: &AnyRow) -> Result<GapRow, DbError> {
             .map(|s| parse_ts("gaps.cleared_at", &s))
             .transpose()?,
         notified_at: time("notified_at")?,
+        notified_count: row.try_get("notified_count")?,
         detail: row.try_get("detail")?,
     })
 }
@@ -115,21 +119,44 @@ impl Db {
         rows.iter().map(gap_row).collect()
     }
 
-    /// Writes the gaps' new states and queues their alerts, in one transaction.
+    /// The keys of the warnings already sent, of due dates at or after `since`.
+    pub async fn sent_warnings(&self, since: DateTime<Utc>) -> Result<Vec<String>, DbError> {
+        let rows = sqlx::query("SELECT warning_key FROM warnings WHERE due_at >= $1")
+            .bind(ts(since))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("warning_key")?)).collect()
+    }
+
+    /// Writes the gaps' new states, the warnings sent (key, due date) and queues their alerts,
+    /// in one transaction.
     pub async fn record_gaps(
         &self,
         gaps: &[GapRow],
+        warnings: &[(String, DateTime<Utc>)],
         alerts: &[NewAlert],
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
         let mut tx = self.pool().begin().await?;
+        for (key, due) in warnings {
+            sqlx::query(
+                "INSERT INTO warnings (warning_key, due_at, sent_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (warning_key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(ts(*due))
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+        }
         for g in gaps {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO gaps ({GAP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (dedup_key) DO UPDATE SET state = excluded.state, \
+                "INSERT INTO gaps ({GAP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (dedup_key) DO UPDATE SET control = excluded.control, \
+                 state = excluded.state, \
                  opened_at = excluded.opened_at, last_seen_at = excluded.last_seen_at, \
                  cleared_at = excluded.cleared_at, notified_at = excluded.notified_at, \
-                 detail = excluded.detail"
+                 notified_count = excluded.notified_count, detail = excluded.detail"
             )))
             .bind(&g.dedup_key)
             .bind(&g.control)
@@ -140,6 +167,7 @@ impl Db {
             .bind(ts(g.last_seen_at))
             .bind(g.cleared_at.map(ts))
             .bind(ts(g.notified_at))
+            .bind(g.notified_count)
             .bind(&g.detail)
             .execute(&mut *tx)
             .await?;
@@ -247,16 +275,18 @@ impl Db {
             .collect()
     }
 
-    /// Open (or clearing) gaps per control.
+    /// Open (or clearing) gaps per control: a gap bearing on two controls counts under each.
     pub async fn open_gaps_by_control(&self) -> Result<Vec<(String, i64)>, DbError> {
-        let rows = sqlx::query(
-            "SELECT control, COUNT(*) AS n FROM gaps WHERE state <> 'resolved' \
-             GROUP BY control ORDER BY control",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("control")?, r.try_get("n")?)))
-            .collect()
+        let rows = sqlx::query("SELECT control FROM gaps WHERE state <> 'resolved'")
+            .fetch_all(self.pool())
+            .await?;
+        let mut counts = std::collections::BTreeMap::<String, i64>::new();
+        for r in &rows {
+            let controls: String = r.try_get("control")?;
+            for c in controls.split(',').filter(|c| !c.is_empty()) {
+                *counts.entry(c.to_string()).or_default() += 1;
+            }
+        }
+        Ok(counts.into_iter().collect())
     }
 }

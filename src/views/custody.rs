@@ -50,6 +50,8 @@ pub async fn source_state(
             (state, manifest_object(r).into_iter().collect())
         }),
         findings: verify_findings(app, as_of).await?,
+        upcoming: Vec::new(),
+        next_run: None,
     }))
 }
 

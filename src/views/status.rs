@@ -22,6 +22,7 @@ async fn source_state(
     let (success, failure) = app.db.latest_runs(&config.name, as_of).await?;
     let latest = crate::db::newer(success.clone(), failure);
     let mut findings: Vec<Finding> = Vec::new();
+    let mut upcoming = Vec::new();
     let mut stored_facts = None;
     let latest_success = match &success {
         None => None,
@@ -34,6 +35,7 @@ async fn source_state(
                         now: app.clock.now(),
                     };
                     findings = collector.check(&facts, at);
+                    upcoming = collector.upcoming(&facts, at);
                     stored_facts = Some(facts);
                 }
                 Some(Err(violation)) => findings.push(violation),
@@ -59,6 +61,8 @@ async fn source_state(
         latest: latest.as_ref().map(super::run_state),
         latest_success,
         findings: findings.into_iter().map(|f| app.apply_level(f)).collect(),
+        upcoming,
+        next_run: config.schedule.next_after(as_of),
     })
 }
 

@@ -386,6 +386,12 @@ impl Collector for BackupRestore {
         crate::check_stored::<BackupFacts>("backup", facts, |f| check(f, as_of.at))
     }
 
+    fn upcoming(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<crate::Due> {
+        serde_json::from_value::<BackupFacts>(facts.clone())
+            .map(|f| upcoming(&f, as_of.at))
+            .unwrap_or_default()
+    }
+
     fn figures(
         &self,
         facts: &serde_json::Value,
@@ -441,6 +447,45 @@ pub fn figures(f: &BackupFacts) -> Vec<crate::FigureTable> {
         drills.title = format!("Restore drill (last successful: {})", time(last));
     }
     vec![backups, drills]
+}
+
+/// The newest backup's end of life and the next drill's due date, while not passed. Pure.
+pub fn upcoming(f: &BackupFacts, as_of: DateTime<Utc>) -> Vec<crate::Due> {
+    let mut due = Vec::new();
+    if let Some(newest) = f.backups.first() {
+        let at = newest.modified + Duration::seconds(f.max_age_seconds + f.grace_seconds);
+        if at > as_of {
+            due.push(crate::Due {
+                code: FindingCode::BackupStale,
+                subject: newest.name.clone(),
+                due: at,
+                what: format!(
+                    "a backup newer than {} (from {})",
+                    newest.name,
+                    newest.modified.format("%Y-%m-%d %H:%M UTC")
+                ),
+                controls: Vec::new(),
+            });
+        }
+    }
+    if let (Some(required), Some(last)) =
+        (f.drill_required_within_seconds, f.last_successful_drill_at)
+    {
+        let at = last + Duration::seconds(required);
+        if at > as_of {
+            due.push(crate::Due {
+                code: FindingCode::RestoreDrillOverdue,
+                subject: f.location.clone(),
+                due: at,
+                what: format!(
+                    "the next restore drill (the last successful one was {})",
+                    last.format("%Y-%m-%d")
+                ),
+                controls: Vec::new(),
+            });
+        }
+    }
+    due
 }
 
 /// The judgement: pure over the facts and `as_of`.

@@ -421,6 +421,12 @@ impl Collector for IncidentLog {
         crate::check_stored::<IncidentFacts>("incident", facts, |f| check(f, as_of.at))
     }
 
+    fn upcoming(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<crate::Due> {
+        serde_json::from_value::<IncidentFacts>(facts.clone())
+            .map(|f| upcoming(&f, as_of.at))
+            .unwrap_or_default()
+    }
+
     fn figures(
         &self,
         facts: &serde_json::Value,
@@ -590,6 +596,47 @@ fn late_by(actual: DateTime<Utc>, deadline: DateTime<Utc>) -> String {
 }
 
 /// The judgement: pure over the facts and `as_of`.
+/// The triage and resolution targets of incidents still open at `as_of` that have not passed.
+pub fn upcoming(facts: &IncidentFacts, as_of: DateTime<Utc>) -> Vec<crate::Due> {
+    let policy = &facts.policy;
+    let mut due = Vec::new();
+    for i in facts
+        .incidents
+        .iter()
+        .filter(|i| i.detected_at <= as_of && i.resolved_at.is_none())
+    {
+        let Some(sev) = i.severity.as_deref().and_then(|s| policy.severity(s)) else {
+            continue;
+        };
+        let mut add = |code, at: DateTime<Utc>, target: &str| {
+            if at > as_of {
+                due.push(crate::Due {
+                    code,
+                    subject: i.id.clone(),
+                    due: at,
+                    what: format!("the {target} of {} ({}, {})", i.id, sev.name, i.title),
+                    controls: Vec::new(),
+                });
+            }
+        };
+        if response_time(i).is_none() {
+            let target = format!("{} triage target", sev.triage.describe());
+            add(
+                FindingCode::IncidentTriageLate,
+                policy.calendar.deadline(i.detected_at, sev.triage),
+                &target,
+            );
+        }
+        let target = format!("{} resolution target", sev.resolution.describe());
+        add(
+            FindingCode::IncidentOpenOverdue,
+            policy.calendar.deadline(i.detected_at, sev.resolution),
+            &target,
+        );
+    }
+    due
+}
+
 pub fn check(facts: &IncidentFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
     let policy = &facts.policy;
     let cal = &policy.calendar;

@@ -1,53 +1,210 @@
-//! Gap alerts. A gap is a control that is not satisfied, or a `fail` finding; its dedup key is
-//! (control, code, subject). Each evaluation compares the gaps of the current status with the
-//! stored ones ([`plan`], pure) and writes the new gap states and the alerts they cause to the
-//! outbox in one transaction ([`evaluate`]). [`deliver_due`] sends what the outbox holds.
+//! Gap alerts. A gap is a problem, not a symptom: one per (finding code, subject), naming every
+//! control it bears on, with the occurrences it groups (a job's missed slots). Each evaluation
+//! compares the gaps of the current status with the stored ones ([`plan`], pure) and writes the
+//! new gap states, the warnings sent and the alerts they cause to the outbox in one transaction
+//! ([`evaluate`]). [`deliver_due`] sends what the outbox holds.
 //!
-//! A gap that appears sends one OPEN; while it lasts, a REMINDER every `remind_every`; once it
-//! has stayed gone for `resolve_after`, one RESOLVED. A gap that comes back within
-//! `resolve_after` is the same gap (no new OPEN, no RESOLVED): flapping does not spam.
+//! A gap that appears sends one OPEN; once its occurrences have grown by `update_factor`, one
+//! UPDATE; while it lasts, a REMINDER every `remind_every`; once it has stayed gone for
+//! `resolve_after` (or at once when a risk owner accepted it), one RESOLVED. A gap that comes
+//! back within `resolve_after` is the same gap: flapping does not spam. Something due within
+//! `warn_before` sends one WARNING per due date. A sink in `digest` mode gets one message per
+//! evaluation that has news instead.
 
+mod digest;
 mod sinks;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use annexa_collectors::{FindingCode, Level};
-use annexa_reports::{ControlStatus, StatusDocument};
+use annexa_reports::{ControlReport, ControlStatus, StatusDocument, Upcoming};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::app::Annexa;
+use crate::base::paths::relative_to;
+use crate::config::Mode;
 use crate::db::{GapRow, NewAlert};
 
 pub use sinks::{DeliveryReport, deliver_due, http_client, sign};
 
+/// A control a gap bears on, and its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapControl {
+    pub id: String,
+    pub title: String,
+    pub status: String,
+}
+
+/// The stored evidence a gap or warning rests on: the run of the finding's own collector and
+/// the facts object its check judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pointer {
+    pub collector: String,
+    pub run_id: String,
+    pub collected_at: DateTime<Utc>,
+    pub object_key: String,
+    pub sha256: String,
+}
+
+impl Pointer {
+    fn text(&self) -> String {
+        format!(
+            "run {} of `{}` collected {}: object {} (sha256 {})",
+            self.run_id,
+            self.collector,
+            when(self.collected_at),
+            self.object_key,
+            self.sha256
+        )
+    }
+}
+
 /// One gap, as the security lead reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gap {
-    pub control: String,
-    pub control_title: String,
-    pub status: String,
+    /// Every control the problem bears on, by id.
+    pub controls: Vec<GapControl>,
     pub code: String,
     pub level: String,
+    /// What the problem is about: a job, a document, an incident, a collector. Names are
+    /// relative to the configuration.
     pub subject: String,
+    /// The first occurrence's message.
     pub message: String,
+    /// The occurrences grouped into this gap (a job's slots), oldest first; empty when the
+    /// finding is one of a kind.
+    pub occurrences: Vec<String>,
     pub collector: String,
-    /// What evidence is missing, or which evidence shows the failure.
-    pub evidence: String,
+    /// The evidence that shows it; None when the gap is that evidence is missing.
+    pub evidence: Option<Pointer>,
     /// What to do about it.
     pub next_step: String,
+    /// Set on the RESOLVED of a gap that went because a risk owner accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<String>,
 }
 
 impl Gap {
     pub fn dedup_key(&self) -> String {
-        format!("{}|{}|{}", self.control, self.code, self.subject)
+        format!("{}|{}", self.code, self.subject)
     }
+
+    /// How many occurrences it groups (one at least).
+    pub fn count(&self) -> usize {
+        self.occurrences.len().max(1)
+    }
+
+    fn control_ids(&self) -> String {
+        self.controls
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// "heartbeat-missed on db-backup (24 slots; A.5.36, A.8.16)".
+    fn headline(&self) -> String {
+        let count = if self.occurrences.len() > 1 {
+            format!(
+                "{} {}; ",
+                self.occurrences.len(),
+                occurrence_noun(&self.code)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{} on {} ({count}{})",
+            self.code,
+            self.subject,
+            self.control_ids()
+        )
+    }
+
+    fn what(&self) -> String {
+        match (self.occurrences.first(), self.occurrences.last()) {
+            (Some(first), Some(last)) if self.occurrences.len() > 1 => format!(
+                "{} {} from {first} to {last}; the first: {}",
+                self.occurrences.len(),
+                occurrence_noun(&self.code),
+                self.message
+            ),
+            _ => self.message.clone(),
+        }
+    }
+
+    /// The occurrences, at most `max` of them named.
+    fn occurrence_line(&self, max: usize) -> Option<String> {
+        if self.occurrences.len() < 2 {
+            return None;
+        }
+        let shown: Vec<&str> = self
+            .occurrences
+            .iter()
+            .take(max)
+            .map(String::as_str)
+            .collect();
+        let more = self.occurrences.len().saturating_sub(max);
+        Some(format!(
+            "{}: {}{}",
+            capitalized(occurrence_noun(&self.code)),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more (all in the webhook JSON and `annexa status --json`)")
+            } else {
+                String::new()
+            }
+        ))
+    }
+
+    fn controls_line(&self) -> String {
+        self.controls
+            .iter()
+            .map(|c| format!("{} {} ({})", c.id, c.title, c.status.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn evidence_text(&self) -> String {
+        match &self.evidence {
+            Some(p) => p.text(),
+            None => format!(
+                "missing: no fresh evidence for {}",
+                self.controls
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+fn occurrence_noun(code: &str) -> &'static str {
+    match code {
+        "heartbeat-missed" | "heartbeat-failed" => "slots",
+        _ => "occurrences",
+    }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// What happened to a gap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     Open,
+    Update,
     Reminder,
     Resolved,
 }
@@ -56,87 +213,178 @@ impl Event {
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Open => "open",
+            Event::Update => "update",
             Event::Reminder => "reminder",
             Event::Resolved => "resolved",
         }
     }
 }
 
-/// The message one alert carries, stored in the outbox as JSON (no secrets in it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The message one alert carries, stored in the outbox as JSON (no secrets in it). The
+/// webhook sink posts it as it is; the others send its title and text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertMessage {
+    /// `open`, `update`, `reminder`, `resolved`, `warning` or `digest`.
     pub event: String,
+    /// The gap's id (`code|subject`), the warning's, or `digest`.
     pub dedup_key: String,
     pub organization: String,
-    /// When the gap began.
-    pub since: DateTime<Utc>,
-    /// When it was seen gone, for RESOLVED.
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub gap: Gap,
     pub title: String,
     pub text: String,
+    /// When the gap began, and when it was last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<DateTime<Utc>>,
+    /// When it was seen gone, for RESOLVED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// How many occurrences the gap groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Gap>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<Warning>,
+    /// A digest's entries, each a message of its own kind (with no text).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<AlertMessage>,
+    /// A digest's count of gaps still open with nothing new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub still_open: Option<usize>,
 }
 
-/// The gaps in a status document.
-pub fn gaps_of(doc: &StatusDocument) -> Vec<Gap> {
+/// Something due soon, before it becomes a gap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// The finding it becomes once late.
+    pub code: String,
+    pub subject: String,
+    pub due: DateTime<Utc>,
+    pub what: String,
+    pub controls: Vec<String>,
+    pub evidence: Option<Pointer>,
+    pub next_step: String,
+}
+
+impl Warning {
+    /// Once per due date.
+    pub fn key(&self) -> String {
+        format!(
+            "warning|{}|{}|{}",
+            self.code,
+            self.subject,
+            annexa_reports::time(self.due)
+        )
+    }
+}
+
+/// The gaps of a status document, and the problems a risk owner accepted (key → by whom,
+/// until when), whose gaps resolve at once.
+#[derive(Debug, Default)]
+pub struct Gaps {
+    pub open: Vec<Gap>,
+    pub accepted: BTreeMap<String, String>,
+}
+
+/// The newest evidence of `collector` among a control's: its facts object, the last stored.
+fn pointer(control: &ControlReport, collector: &str) -> Option<Pointer> {
+    let newest = control
+        .evidence
+        .iter()
+        .filter(|e| e.collector == collector)
+        .map(|e| e.collected_at)
+        .max()?;
+    control
+        .evidence
+        .iter()
+        .rfind(|e| e.collector == collector && e.collected_at == newest)
+        .map(|e| Pointer {
+            collector: e.collector.clone(),
+            run_id: e.run_id.clone(),
+            collected_at: e.collected_at,
+            object_key: e.object_key.clone(),
+            sha256: e.sha256.clone(),
+        })
+}
+
+/// The gaps in a status document: findings grouped by (code, problem subject), names made
+/// relative to `base_dir`.
+pub fn gaps_of(doc: &StatusDocument, base_dir: &Path) -> Gaps {
+    let rel = |s: &str| relative_to(s, base_dir);
+    let mut out = Gaps::default();
     let mut gaps: BTreeMap<String, Gap> = BTreeMap::new();
-    for control in &doc.controls {
-        let failing: Vec<_> = control
-            .findings
-            .iter()
-            .filter(|f| f.level == Level::Fail)
-            .collect();
-        if control.status == ControlStatus::Satisfied && failing.is_empty() {
-            continue;
+    let mut add = |control: &ControlReport, gap: Gap, occurrence: Option<String>| {
+        let key = gap.dedup_key();
+        let message = gap.message.clone();
+        let entry = gaps.entry(key).or_insert(gap);
+        // Two findings of one code on one subject that are not occurrences (a control missing
+        // two kinds of evidence) say both.
+        if occurrence.is_none() && !entry.message.split("; ").any(|m| m == message) {
+            entry.message = format!("{}; {message}", entry.message);
         }
-        let newest = control.evidence.iter().max_by_key(|e| e.collected_at);
-        let evidence_of = |code: Option<FindingCode>| match (code, newest) {
-            (
-                Some(
-                    FindingCode::EvidenceMissing
-                    | FindingCode::EvidenceStale
-                    | FindingCode::CollectorFailed
-                    | FindingCode::CollectorUnauthorized,
-                ),
-                _,
-            )
-            | (_, None) => format!("missing: no fresh evidence for {}", control.id),
-            (_, Some(e)) => format!(
-                "run {} of `{}` collected {} shows it (object {})",
-                e.run_id,
-                e.collector,
-                e.collected_at.format("%Y-%m-%d %H:%M UTC"),
-                e.object_key
-            ),
-        };
-        let mut add = |gap: Gap| {
-            gaps.entry(gap.dedup_key()).or_insert(gap);
-        };
-        for f in &failing {
-            add(Gap {
-                control: control.id.clone(),
-                control_title: control.title.clone(),
+        if !entry.controls.iter().any(|c| c.id == control.id) {
+            entry.controls.push(GapControl {
+                id: control.id.clone(),
+                title: control.title.clone(),
                 status: control.status.as_str().to_string(),
-                code: f.code.as_str().to_string(),
-                level: f.level.as_str().to_string(),
-                subject: f.subject.clone(),
-                message: f.message.clone(),
-                collector: f.collector.clone(),
-                evidence: evidence_of(Some(f.code)),
-                next_step: next_step(f.code, &f.collector).to_string(),
             });
         }
-        if failing.is_empty() {
+        if let Some(o) = occurrence
+            && !entry.occurrences.contains(&o)
+        {
+            entry.occurrences.push(o);
+        }
+    };
+    for control in &doc.controls {
+        let mut failing = false;
+        for f in &control.findings {
+            let (subject, occurrence) = annexa_collectors::problem_of(f.code, &f.subject);
+            if let Some(a) = &f.accepted {
+                out.accepted.insert(
+                    format!("{}|{}", f.code, rel(subject)),
+                    format!(
+                        "accepted as an exception by {} until {}: {}",
+                        a.by,
+                        when(a.until),
+                        a.reason
+                    ),
+                );
+            }
+            if f.level != Level::Fail {
+                continue;
+            }
+            failing = true;
+            let missing = matches!(
+                f.code,
+                FindingCode::EvidenceMissing
+                    | FindingCode::EvidenceStale
+                    | FindingCode::CollectorFailed
+                    | FindingCode::CollectorUnauthorized
+            );
+            let gap = Gap {
+                controls: Vec::new(),
+                code: f.code.as_str().to_string(),
+                level: f.level.as_str().to_string(),
+                subject: rel(subject),
+                message: rel(&f.message),
+                occurrences: Vec::new(),
+                collector: f.collector.clone(),
+                evidence: if missing {
+                    None
+                } else {
+                    pointer(control, &f.collector)
+                },
+                next_step: next_step(f.code, &f.collector),
+                accepted: None,
+            };
+            add(control, gap, occurrence.map(String::from));
+        }
+        if !failing && control.status != ControlStatus::Satisfied {
             // Not satisfied on warnings alone (e.g. evidence-stale configured as `warn`).
-            let why: Vec<&str> = control
-                .findings
-                .iter()
-                .map(|f| f.message.as_str())
-                .collect();
-            add(Gap {
-                control: control.id.clone(),
-                control_title: control.title.clone(),
-                status: control.status.as_str().to_string(),
+            let why: Vec<String> = control.findings.iter().map(|f| rel(&f.message)).collect();
+            let gap = Gap {
+                controls: Vec::new(),
                 code: control.status.as_str().to_string(),
                 level: "fail".into(),
                 subject: control.id.clone(),
@@ -145,13 +393,49 @@ pub fn gaps_of(doc: &StatusDocument) -> Vec<Gap> {
                 } else {
                     why.join("; ")
                 },
+                occurrences: Vec::new(),
                 collector: String::new(),
-                evidence: evidence_of(None),
+                evidence: None,
                 next_step: "run `annexa status` for the control's evidence and findings".into(),
-            });
+                accepted: None,
+            };
+            add(control, gap, None);
         }
     }
-    gaps.into_values().collect()
+    out.open = gaps
+        .into_values()
+        .map(|mut g| {
+            g.occurrences.sort();
+            g
+        })
+        .collect();
+    out
+}
+
+/// The warnings of a status document: what falls due within `warn_before` of its time.
+pub fn warnings_of(
+    doc: &StatusDocument,
+    base_dir: &Path,
+    warn_before: chrono::Duration,
+) -> Vec<Warning> {
+    let rel = |s: &str| relative_to(s, base_dir);
+    doc.upcoming
+        .iter()
+        .filter(|u| u.due > doc.as_of && u.due - doc.as_of <= warn_before)
+        .map(|u: &Upcoming| Warning {
+            code: u.code.as_str().to_string(),
+            subject: rel(&u.subject),
+            due: u.due,
+            what: rel(&u.what),
+            controls: u.controls.clone(),
+            evidence: doc
+                .controls
+                .iter()
+                .filter(|c| u.controls.contains(&c.id))
+                .find_map(|c| pointer(c, &u.collector)),
+            next_step: next_step(u.code, &u.collector),
+        })
+        .collect()
 }
 
 /// What to do about a finding, in one line.
@@ -204,11 +488,13 @@ fn next_step(code: FindingCode, collector: &str) -> String {
     }
 }
 
-/// Reminder and resolution cadence.
+/// Reminder, update and resolution cadence.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
     pub remind_every: chrono::Duration,
     pub resolve_after: chrono::Duration,
+    /// See `[alerts] update_factor`; zero: never.
+    pub update_factor: f64,
 }
 
 /// The gaps' new states and the events to send.
@@ -218,42 +504,68 @@ pub struct Plan {
     pub events: Vec<(Event, GapRow)>,
 }
 
+fn row_of(gap: &Gap, now: DateTime<Utc>) -> GapRow {
+    GapRow {
+        dedup_key: gap.dedup_key(),
+        control: gap
+            .controls
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        code: gap.code.clone(),
+        subject: gap.subject.clone(),
+        state: "open".into(),
+        opened_at: now,
+        last_seen_at: now,
+        cleared_at: None,
+        notified_at: now,
+        notified_count: gap.count() as i64,
+        detail: serde_json::to_string(gap).expect("a gap serializes"),
+    }
+}
+
 /// Compares the current gaps with the unresolved stored ones. Pure.
-pub fn plan(current: &[Gap], stored: &[GapRow], now: DateTime<Utc>, policy: Policy) -> Plan {
+pub fn plan(current: &Gaps, stored: &[GapRow], now: DateTime<Utc>, policy: Policy) -> Plan {
     let mut out = Plan::default();
     let stored: BTreeMap<&str, &GapRow> =
         stored.iter().map(|g| (g.dedup_key.as_str(), g)).collect();
-    let mut seen = std::collections::BTreeSet::new();
-    for gap in current {
-        let key = gap.dedup_key();
-        seen.insert(key.clone());
-        let detail = serde_json::to_string(gap).expect("a gap serializes");
-        match stored.get(key.as_str()) {
+    let mut seen = BTreeSet::new();
+    for gap in &current.open {
+        let fresh = row_of(gap, now);
+        seen.insert(fresh.dedup_key.clone());
+        match stored.get(fresh.dedup_key.as_str()) {
             None => {
-                let row = GapRow {
-                    dedup_key: key,
-                    control: gap.control.clone(),
-                    code: gap.code.clone(),
-                    subject: gap.subject.clone(),
-                    state: "open".into(),
-                    opened_at: now,
-                    last_seen_at: now,
-                    cleared_at: None,
-                    notified_at: now,
-                    detail,
-                };
-                out.events.push((Event::Open, row.clone()));
-                out.rows.push(row);
+                out.events.push((Event::Open, fresh.clone()));
+                out.rows.push(fresh);
             }
             Some(old) => {
-                let mut row = (*old).clone();
-                row.state = "open".into();
-                row.last_seen_at = now;
-                row.cleared_at = None;
-                row.detail = detail;
-                if now - row.notified_at >= policy.remind_every {
-                    row.notified_at = now;
-                    out.events.push((Event::Reminder, row.clone()));
+                let row = GapRow {
+                    opened_at: old.opened_at,
+                    notified_at: old.notified_at,
+                    notified_count: old.notified_count,
+                    ..fresh
+                };
+                let count = gap.count() as i64;
+                let grown = policy.update_factor > 0.0
+                    && count as f64 >= old.notified_count.max(1) as f64 * policy.update_factor;
+                let event = if grown {
+                    Some(Event::Update)
+                } else if now - old.notified_at >= policy.remind_every {
+                    Some(Event::Reminder)
+                } else {
+                    None
+                };
+                let row = match event {
+                    Some(_) => GapRow {
+                        notified_at: now,
+                        notified_count: count,
+                        ..row
+                    },
+                    None => row,
+                };
+                if let Some(e) = event {
+                    out.events.push((e, row.clone()));
                 }
                 out.rows.push(row);
             }
@@ -264,8 +576,21 @@ pub fn plan(current: &[Gap], stored: &[GapRow], now: DateTime<Utc>, policy: Poli
             continue;
         }
         let mut row = old.clone();
+        let Ok(mut gap) = serde_json::from_str::<Gap>(&row.detail) else {
+            // A gap stored by an older version (one per control and slot): its problem is
+            // tracked under its new key now, so it is closed without a message.
+            row.state = "resolved".into();
+            out.rows.push(row);
+            continue;
+        };
         let cleared = *row.cleared_at.get_or_insert(now);
-        if now - cleared >= policy.resolve_after {
+        if let Some(accepted) = current.accepted.get(key) {
+            gap.accepted = Some(accepted.clone());
+            row.detail = serde_json::to_string(&gap).expect("a gap serializes");
+            row.state = "resolved".into();
+            out.events.push((Event::Resolved, row.clone()));
+            out.rows.push(row);
+        } else if now - cleared >= policy.resolve_after {
             row.state = "resolved".into();
             out.events.push((Event::Resolved, row.clone()));
             out.rows.push(row);
@@ -277,69 +602,128 @@ pub fn plan(current: &[Gap], stored: &[GapRow], now: DateTime<Utc>, policy: Poli
     out
 }
 
+/// How many occurrences a message names at most; the webhook JSON carries them all.
+const NAMED_OCCURRENCES: usize = 12;
+
 /// The message for one event.
 pub fn message(event: Event, row: &GapRow, organization: &str, now: DateTime<Utc>) -> AlertMessage {
     let gap: Gap = serde_json::from_str(&row.detail).expect("gaps are stored by `plan`");
     let since = row.opened_at;
-    let when = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let lasted = annexa_collectors::human_duration((now - since).num_seconds());
-    let what = format!(
-        "{} ({}) on {}: {}",
-        gap.code, gap.level, gap.subject, gap.message
-    );
+    let footer = format!("Organization: {organization} · gap {}", row.dedup_key);
+    let occurrences = gap.occurrence_line(NAMED_OCCURRENCES);
     let (title, text) = match event {
-        Event::Open | Event::Reminder => {
-            let head = if event == Event::Open {
-                "OPEN".to_string()
-            } else {
-                format!("STILL OPEN after {lasted}")
+        Event::Open | Event::Update | Event::Reminder => {
+            let head = match event {
+                Event::Open => "OPEN".to_string(),
+                Event::Update => "UPDATE, it has grown".to_string(),
+                _ => format!("STILL OPEN after {lasted}"),
             };
+            let mut lines = vec![format!(
+                "What is wrong: {} ({}): {}",
+                gap.code,
+                gap.level,
+                gap.what()
+            )];
+            lines.extend(occurrences);
+            lines.extend([
+                format!("Controls: {}", gap.controls_line()),
+                format!("Since: {}", when(since)),
+                format!("Evidence: {}", gap.evidence_text()),
+                format!("Next step: {}", gap.next_step),
+                footer,
+            ]);
             (
-                format!(
-                    "[annexa] {head}: {} {} is {}",
-                    gap.control,
-                    gap.control_title,
-                    gap.status.replace('_', " ")
-                ),
-                format!(
-                    "What is wrong: {what}\nControl: {} {} (status {})\nSince: {}\nEvidence: {}\nNext step: {}\nOrganization: {organization} · gap {}",
-                    gap.control,
-                    gap.control_title,
-                    gap.status,
-                    when(since),
-                    gap.evidence,
-                    gap.next_step,
-                    row.dedup_key
-                ),
+                format!("[annexa] {head}: {}", gap.headline()),
+                lines.join("\n"),
             )
         }
-        Event::Resolved => (
-            format!(
-                "[annexa] RESOLVED: {} {} — {} on {}",
-                gap.control, gap.control_title, gap.code, gap.subject
-            ),
-            format!(
-                "Resolved: {what}\nControl: {} {}\nOpen since {}, gone since {} (open for {}).\nOrganization: {organization} · gap {}",
-                gap.control,
-                gap.control_title,
-                when(since),
-                when(row.cleared_at.unwrap_or(now)),
-                annexa_collectors::human_duration(
-                    (row.cleared_at.unwrap_or(now) - since).num_seconds()
+        Event::Resolved => {
+            let gone = row.cleared_at.unwrap_or(now);
+            let mut lines = vec![format!(
+                "Resolved: {} ({}): {}",
+                gap.code,
+                gap.level,
+                gap.what()
+            )];
+            if let Some(a) = &gap.accepted {
+                lines.push(format!(
+                    "Not fixed: {a}. It counts as a warning until then."
+                ));
+            }
+            lines.extend([
+                format!("Controls: {}", gap.controls_line()),
+                format!(
+                    "Open since {}, gone since {} (open for {}).",
+                    when(since),
+                    when(gone),
+                    annexa_collectors::human_duration((gone - since).num_seconds())
                 ),
-                row.dedup_key
-            ),
-        ),
+                footer,
+            ]);
+            let how = if gap.accepted.is_some() {
+                "RESOLVED (accepted)"
+            } else {
+                "RESOLVED"
+            };
+            (
+                format!("[annexa] {how}: {}", gap.headline()),
+                lines.join("\n"),
+            )
+        }
     };
     AlertMessage {
         event: event.as_str().to_string(),
         dedup_key: row.dedup_key.clone(),
         organization: organization.to_string(),
-        since,
-        resolved_at: (event == Event::Resolved).then(|| row.cleared_at.unwrap_or(now)),
-        gap,
         title,
         text,
+        since: Some(since),
+        last_seen: Some(row.last_seen_at),
+        resolved_at: (event == Event::Resolved).then(|| row.cleared_at.unwrap_or(now)),
+        count: Some(gap.count()),
+        gap: Some(gap),
+        warning: None,
+        entries: Vec::new(),
+        still_open: None,
+    }
+}
+
+/// The message for one warning.
+pub fn warning_message(w: &Warning, organization: &str, now: DateTime<Utc>) -> AlertMessage {
+    let left = annexa_collectors::human_duration((w.due - now).num_seconds());
+    let mut lines = vec![
+        format!("Due: {} by {}, in {left}", w.what, when(w.due)),
+        format!("After that it is a gap: {} on {}", w.code, w.subject),
+        format!("Controls: {}", w.controls.join(", ")),
+    ];
+    if let Some(p) = &w.evidence {
+        lines.push(format!("Evidence: {}", p.text()));
+    }
+    lines.push(format!("Next step: {}", w.next_step));
+    lines.push(format!(
+        "Organization: {organization} · warning {}",
+        w.key()
+    ));
+    AlertMessage {
+        event: "warning".into(),
+        dedup_key: w.key(),
+        organization: organization.to_string(),
+        title: format!(
+            "[annexa] WARNING: {} is due by {}, in {left} ({})",
+            w.what,
+            w.due.format("%Y-%m-%d"),
+            w.controls.join(", ")
+        ),
+        text: lines.join("\n"),
+        since: None,
+        last_seen: None,
+        resolved_at: None,
+        count: None,
+        gap: None,
+        warning: Some(w.clone()),
+        entries: Vec::new(),
+        still_open: None,
     }
 }
 
@@ -363,28 +747,71 @@ pub async fn evaluate_doc(
     doc: &StatusDocument,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Evaluation> {
-    let current = gaps_of(doc);
+    let config = &app.config.alerts;
+    let current = gaps_of(doc, &app.config.base_dir);
     let stored = app.db.unresolved_gaps().await?;
     let policy = Policy {
-        remind_every: chrono::Duration::from_std(app.config.alerts.remind_every)?,
-        resolve_after: chrono::Duration::from_std(app.config.alerts.resolve_after)?,
+        remind_every: chrono::Duration::from_std(config.remind_every)?,
+        resolve_after: chrono::Duration::from_std(config.resolve_after)?,
+        update_factor: config.update_factor,
     };
     let plan = plan(&current, &stored, now, policy);
+    let sent: BTreeSet<String> = app.db.sent_warnings(now).await?.into_iter().collect();
+    let warnings: Vec<Warning> = warnings_of(
+        doc,
+        &app.config.base_dir,
+        chrono::Duration::from_std(config.warn_before)?,
+    )
+    .into_iter()
+    .filter(|w| !sent.contains(&w.key()))
+    .collect();
+    let organization = &app.config.organization;
+    let mut messages: Vec<AlertMessage> = plan
+        .events
+        .iter()
+        .map(|(event, row)| message(*event, row, organization, now))
+        .collect();
+    messages.extend(
+        warnings
+            .iter()
+            .map(|w| warning_message(w, organization, now)),
+    );
     let mut alerts = Vec::new();
-    for (event, row) in &plan.events {
-        let body = serde_json::to_string(&message(*event, row, &app.config.organization, now))?;
-        for sink in &app.config.alerts.sinks {
-            alerts.push(NewAlert {
-                dedup_key: row.dedup_key.clone(),
-                event: event.as_str().to_string(),
-                sink: sink.name.clone(),
-                body: body.clone(),
-            });
+    for sink in &config.sinks {
+        match sink.mode {
+            Mode::Each => {
+                for m in &messages {
+                    alerts.push(NewAlert {
+                        dedup_key: m.dedup_key.clone(),
+                        event: m.event.clone(),
+                        sink: sink.name.clone(),
+                        body: serde_json::to_string(m)?,
+                    });
+                }
+            }
+            Mode::Digest if messages.is_empty() => {}
+            Mode::Digest => {
+                let still_open = current.open.len()
+                    - messages
+                        .iter()
+                        .filter(|m| m.event == "open" || m.event == "update")
+                        .count();
+                let d = digest::digest(&messages, still_open, organization, now, sink.max_chars());
+                alerts.push(NewAlert {
+                    dedup_key: d.dedup_key.clone(),
+                    event: d.event.clone(),
+                    sink: sink.name.clone(),
+                    body: serde_json::to_string(&d)?,
+                });
+            }
         }
     }
-    app.db.record_gaps(&plan.rows, &alerts, now).await?;
+    let warned: Vec<(String, DateTime<Utc>)> = warnings.iter().map(|w| (w.key(), w.due)).collect();
+    app.db
+        .record_gaps(&plan.rows, &warned, &alerts, now)
+        .await?;
     Ok(Evaluation {
-        open_gaps: current.len(),
+        open_gaps: current.open.len(),
         queued: alerts.len(),
     })
 }
@@ -392,25 +819,46 @@ pub async fn evaluate_doc(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use annexa_collectors::FindingCode;
+    use annexa_reports::{EvidenceRef, FindingRef};
     use chrono::TimeZone;
 
     fn gap(subject: &str) -> Gap {
         Gap {
-            control: "A.5.26".into(),
-            control_title: "Response to information security incidents".into(),
-            status: "not_satisfied".into(),
+            controls: vec![GapControl {
+                id: "A.5.26".into(),
+                title: "Response to information security incidents".into(),
+                status: "not_satisfied".into(),
+            }],
             code: "incident-resolution-late".into(),
             level: "fail".into(),
             subject: subject.into(),
             message: format!("{subject} was resolved 30h after detection (target 24h)"),
+            occurrences: Vec::new(),
             collector: "incidents".into(),
-            evidence: "run r1 shows it".into(),
+            evidence: None,
             next_step: "update the incident record".into(),
+            accepted: None,
+        }
+    }
+
+    fn gaps(list: &[Gap]) -> Gaps {
+        Gaps {
+            open: list.to_vec(),
+            accepted: BTreeMap::new(),
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            remind_every: chrono::Duration::hours(24),
+            resolve_after: chrono::Duration::minutes(60),
+            update_factor: 2.0,
         }
     }
 
     /// Applies plans in sequence as the database would, collecting the events.
-    fn replay(steps: &[(i64, &[Gap])], policy: Policy) -> Vec<(i64, Event, String)> {
+    fn replay(steps: &[(i64, Gaps)], policy: Policy) -> Vec<(i64, Event, String)> {
         let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
         let mut stored: BTreeMap<String, GapRow> = BTreeMap::new();
         let mut events = Vec::new();
@@ -434,24 +882,19 @@ mod tests {
 
     #[test]
     fn a_gap_opens_once_reminds_on_cadence_and_resolves_once() {
-        let policy = Policy {
-            remind_every: chrono::Duration::hours(24),
-            resolve_after: chrono::Duration::minutes(60),
-        };
-        let g = [gap("INC-7")];
-        let steps: Vec<(i64, &[Gap])> = vec![
-            (0, &g),
-            (60, &g),
-            (23 * 60, &g),
-            (24 * 60, &g),  // reminder
-            (25 * 60, &[]), // clearing
-            (25 * 60 + 30, &[]),
-            (26 * 60, &[]), // resolved
-            (27 * 60, &[]),
+        let g = || gaps(&[gap("INC-7")]);
+        let steps = vec![
+            (0, g()),
+            (60, g()),
+            (23 * 60, g()),
+            (24 * 60, g()),       // reminder
+            (25 * 60, gaps(&[])), // clearing
+            (25 * 60 + 30, gaps(&[])),
+            (26 * 60, gaps(&[])), // resolved
+            (27 * 60, gaps(&[])),
         ];
-        let events = replay(&steps, policy);
         assert_eq!(
-            events,
+            replay(&steps, policy()),
             vec![
                 (0, Event::Open, "INC-7".to_string()),
                 (24 * 60, Event::Reminder, "INC-7".to_string()),
@@ -462,21 +905,25 @@ mod tests {
 
     #[test]
     fn flapping_within_resolve_after_sends_nothing_more() {
-        let policy = Policy {
-            remind_every: chrono::Duration::hours(24),
-            resolve_after: chrono::Duration::minutes(60),
-        };
-        let g = [gap("INC-7")];
-        let mut steps: Vec<(i64, &[Gap])> = Vec::new();
+        let mut steps: Vec<(i64, Gaps)> = Vec::new();
         for i in 0..20 {
-            steps.push((i * 10, if i % 2 == 0 { &g } else { &[] }));
+            steps.push((
+                i * 10,
+                if i % 2 == 0 {
+                    gaps(&[gap("INC-7")])
+                } else {
+                    gaps(&[])
+                },
+            ));
         }
-        let events = replay(&steps, policy);
-        assert_eq!(events, vec![(0, Event::Open, "INC-7".to_string())]);
+        assert_eq!(
+            replay(&steps, policy()),
+            vec![(0, Event::Open, "INC-7".to_string())]
+        );
         // Gone for good: one RESOLVED an hour later, and a new episode opens anew.
-        steps.push((300, &[]));
-        steps.push((400, &g));
-        let events = replay(&steps, policy);
+        steps.push((300, gaps(&[])));
+        steps.push((400, gaps(&[gap("INC-7")])));
+        let events = replay(&steps, policy());
         assert_eq!(
             events.iter().map(|e| e.1).collect::<Vec<_>>(),
             vec![Event::Open, Event::Resolved, Event::Open]
@@ -484,29 +931,208 @@ mod tests {
     }
 
     #[test]
-    fn messages_say_what_which_control_since_when_and_what_to_do() {
-        let policy = Policy {
-            remind_every: chrono::Duration::hours(24),
-            resolve_after: chrono::Duration::zero(),
+    fn a_growing_gap_updates_when_it_doubles_and_an_accepted_one_resolves_at_once() {
+        let slots = |n: usize| {
+            let mut g = gap("db-backup");
+            g.code = "heartbeat-missed".into();
+            g.occurrences = (0..n)
+                .map(|i| format!("2026-11-01T{i:02}:00:00Z"))
+                .collect();
+            gaps(&[g])
         };
+        // Hourly: 1, 2 (doubled: update), 3, 4 (doubled again), 5…7, 8 (doubled).
+        let steps: Vec<(i64, Gaps)> = (1..=8).map(|n| (n as i64 * 60, slots(n))).collect();
+        let events = replay(&steps, policy());
+        assert_eq!(
+            events.iter().map(|e| (e.0 / 60, e.1)).collect::<Vec<_>>(),
+            vec![
+                (1, Event::Open),
+                (2, Event::Update),
+                (4, Event::Update),
+                (8, Event::Update)
+            ]
+        );
+        let never = Policy {
+            update_factor: 0.0,
+            ..policy()
+        };
+        assert_eq!(replay(&steps, never).len(), 1, "update_factor 0: OPEN only");
+
+        // Accepted: RESOLVED at once, saying so.
+        let mut accepted = gaps(&[]);
+        accepted.accepted.insert(
+            "incident-resolution-late|INC-7".into(),
+            "accepted as an exception by CISO until 2027-01-01 00:00 UTC: vendor fix".into(),
+        );
+        let t = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let first = plan(&gaps(&[gap("INC-7")]), &[], t, policy());
+        let p = plan(
+            &accepted,
+            &first.rows,
+            t + chrono::Duration::minutes(5),
+            policy(),
+        );
+        assert_eq!(p.events.len(), 1);
+        let m = message(Event::Resolved, &p.events[0].1, "Org", t);
+        assert!(
+            m.title.starts_with("[annexa] RESOLVED (accepted): "),
+            "{}",
+            m.title
+        );
+        assert!(
+            m.text
+                .contains("Not fixed: accepted as an exception by CISO"),
+            "{}",
+            m.text
+        );
+    }
+
+    #[test]
+    fn messages_say_what_which_controls_since_when_and_what_to_do() {
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
-        let p = plan(&[gap("INC-7")], &[], now, policy);
+        let p = plan(&gaps(&[gap("INC-7")]), &[], now, policy());
         let m = message(Event::Open, &p.events[0].1, "Example Ltd", now);
         assert_eq!(
             m.title,
-            "[annexa] OPEN: A.5.26 Response to information security incidents is not satisfied"
+            "[annexa] OPEN: incident-resolution-late on INC-7 (A.5.26)"
         );
         for part in [
-            "What is wrong: incident-resolution-late (fail) on INC-7: INC-7 was resolved 30h",
+            "What is wrong: incident-resolution-late (fail): INC-7 was resolved 30h",
+            "Controls: A.5.26 Response to information security incidents (not satisfied)",
             "Since: 2026-11-22 10:00 UTC",
-            "Evidence: run r1 shows it",
+            "Evidence: missing: no fresh evidence for A.5.26",
             "Next step: update the incident record",
+            "gap incident-resolution-late|INC-7",
         ] {
             assert!(m.text.contains(part), "{part} not in {}", m.text);
         }
         let later = now + chrono::Duration::hours(3);
-        let gone = plan(&[], &p.rows, later, policy);
+        let gone = plan(
+            &gaps(&[]),
+            &p.rows,
+            later,
+            Policy {
+                resolve_after: chrono::Duration::zero(),
+                ..policy()
+            },
+        );
         let r = message(Event::Resolved, &gone.events[0].1, "Example Ltd", later);
         assert!(r.text.contains("open for 3 h"), "{}", r.text);
+    }
+
+    /// A job's missed slots under two controls are one gap naming both; its evidence is the
+    /// run of its own collector, not the control's newest; host paths read relative.
+    #[test]
+    fn findings_group_into_problems_with_their_own_evidence() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+        let evidence = |collector: &str, run: &str, hour: u32| EvidenceRef {
+            collector: collector.into(),
+            run_id: run.into(),
+            collected_at: Utc.with_ymd_and_hms(2026, 11, 22, hour, 0, 0).unwrap(),
+            expires_at: at + chrono::Duration::days(1),
+            fresh: true,
+            sha256: format!("{run}-sha"),
+            object_key: format!("objects/{run}"),
+        };
+        let missed = |slot: &str| FindingRef {
+            code: FindingCode::HeartbeatMissed,
+            level: Level::Fail,
+            subject: format!("db-backup@{slot}"),
+            message: format!("db-backup did not report success for its {slot} slot"),
+            collector: "cron".into(),
+            accepted: None,
+        };
+        let control = |id: &str| ControlReport {
+            id: id.into(),
+            title: format!("title of {id}"),
+            status: ControlStatus::NotSatisfied,
+            evidence: vec![
+                evidence("cron", "r-cron", 8),
+                evidence("other", "r-newer", 9),
+            ],
+            findings: vec![
+                missed("2026-11-22T03:00:00Z"),
+                missed("2026-11-22T02:00:00Z"),
+            ],
+            period: None,
+        };
+        let mut backups = control("A.8.13");
+        backups.evidence = vec![evidence("backups", "r-b", 8)];
+        backups.findings = vec![FindingRef {
+            code: FindingCode::BackupMissing,
+            level: Level::Fail,
+            subject: "/srv/annexa/backups".into(),
+            message: "no backup matching `*.dump` in /srv/annexa/backups".into(),
+            collector: "backups".into(),
+            accepted: None,
+        }];
+        let doc = StatusDocument {
+            as_of: at,
+            controls: vec![control("A.5.36"), control("A.8.16"), backups],
+            upcoming: Vec::new(),
+        };
+        let found = gaps_of(&doc, Path::new("/srv/annexa"));
+        assert_eq!(found.open.len(), 2, "{:#?}", found.open);
+        let backup = &found.open[0];
+        assert_eq!(backup.dedup_key(), "backup-missing|backups");
+        assert_eq!(backup.message, "no backup matching `*.dump` in backups");
+        let job = &found.open[1];
+        assert_eq!(job.dedup_key(), "heartbeat-missed|db-backup");
+        assert_eq!(job.control_ids(), "A.5.36, A.8.16");
+        assert_eq!(
+            job.occurrences,
+            ["2026-11-22T02:00:00Z", "2026-11-22T03:00:00Z"]
+        );
+        let pointer = job.evidence.as_ref().unwrap();
+        assert_eq!(
+            (pointer.run_id.as_str(), pointer.sha256.as_str()),
+            ("r-cron", "r-cron-sha")
+        );
+        let p = plan(&found, &[], at, policy());
+        let m = message(Event::Open, &p.events[1].1, "Org", at);
+        assert_eq!(
+            m.title,
+            "[annexa] OPEN: heartbeat-missed on db-backup (2 slots; A.5.36, A.8.16)"
+        );
+        assert!(
+            m.text
+                .contains("Slots: 2026-11-22T02:00:00Z, 2026-11-22T03:00:00Z"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("Evidence: run r-cron of `cron` collected 2026-11-22 08:00 UTC: object objects/r-cron (sha256 r-cron-sha)"), "{}", m.text);
+    }
+
+    #[test]
+    fn warnings_come_within_warn_before_once_per_due_date() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let due = |days: i64| Upcoming {
+            code: FindingCode::PolicyReviewOverdue,
+            subject: "ISP-001".into(),
+            due: at + chrono::Duration::days(days),
+            what: "ISP-001's 365-day review".into(),
+            collector: "policies".into(),
+            controls: vec!["A.5.24".into()],
+        };
+        let doc = StatusDocument {
+            as_of: at,
+            controls: Vec::new(),
+            upcoming: vec![due(9), due(30)],
+        };
+        let w = warnings_of(&doc, Path::new("/"), chrono::Duration::days(14));
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            w[0].key(),
+            "warning|policy-review-overdue|ISP-001|2026-12-10T00:00:00Z"
+        );
+        let m = warning_message(&w[0], "Org", at);
+        assert_eq!(
+            m.title,
+            "[annexa] WARNING: ISP-001's 365-day review is due by 2026-12-10, in 9 d (A.5.24)"
+        );
+        assert!(
+            m.text
+                .contains("After that it is a gap: policy-review-overdue on ISP-001")
+        );
     }
 }

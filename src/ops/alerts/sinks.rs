@@ -12,7 +12,6 @@ use chrono::Utc;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::AlertMessage;
 use crate::app::Annexa;
 use crate::config::{EmailConfig, SinkConfig, SinkKind, SmtpTls};
 use crate::ops::Output;
@@ -102,7 +101,7 @@ pub async fn deliver_due(
                 "sink `{}` is no longer configured; add it back to deliver this alert",
                 alert.sink
             ))),
-            Some(sink) => match serde_json::from_str::<AlertMessage>(&alert.body) {
+            Some(sink) => match Outgoing::parse(&alert.body) {
                 Ok(message) => {
                     let attempt = send(client, sink, &message, alert.id, out, attempt_timeout);
                     match tokio::time::timeout(attempt_timeout, attempt).await {
@@ -174,11 +173,58 @@ async fn report_overdue(app: &Annexa, out: &dyn Output) -> anyhow::Result<usize>
     Ok(overdue.len())
 }
 
+/// A queued message as delivery needs it: the title and text people read, and the whole JSON
+/// body for the webhook (whatever version of annexa queued it).
+struct Outgoing {
+    title: String,
+    text: String,
+    body: serde_json::Value,
+}
+
+impl Outgoing {
+    fn parse(body: &str) -> Result<Outgoing, serde_json::Error> {
+        #[derive(serde::Deserialize)]
+        struct Words {
+            title: String,
+            text: String,
+        }
+        let value: serde_json::Value = serde_json::from_str(body)?;
+        let words: Words = serde_json::from_value(value.clone())?;
+        Ok(Outgoing {
+            title: words.title,
+            text: words.text,
+            body: value,
+        })
+    }
+}
+
+/// Slack section blocks (3,000 characters each, at most 10), split at line ends.
+fn slack_blocks(text: &str) -> Vec<serde_json::Value> {
+    let mut blocks: Vec<String> = vec![String::new()];
+    for line in text.lines() {
+        let line = truncate(line, 2900);
+        let last = blocks.last_mut().expect("one block at least");
+        if last.chars().count() + line.chars().count() + 1 > 3000 {
+            blocks.push(line);
+        } else {
+            if !last.is_empty() {
+                last.push('\n');
+            }
+            last.push_str(&line);
+        }
+    }
+    blocks.truncate(10);
+    blocks
+        .into_iter()
+        .map(|b| serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": b}}))
+        .collect()
+}
+
 /// One attempt to one sink.
 async fn send(
     client: &reqwest::Client,
     sink: &SinkConfig,
-    m: &AlertMessage,
+    m: &Outgoing,
     delivery: i64,
     out: &dyn Output,
     timeout: Duration,
@@ -187,7 +233,7 @@ async fn send(
         SinkKind::Stdout => out
             .event(
                 &format!("{}\n{}\n", m.title, m.text),
-                serde_json::json!({ "alert": m }),
+                serde_json::json!({ "alert": m.body }),
             )
             .map_err(|e| Failure::new(format!("writing to stdout: {e}"))),
         SinkKind::Discord { url } => {
@@ -197,7 +243,8 @@ async fn send(
             post_json(client, url.expose(), &body, &[]).await
         }
         SinkKind::Slack { url } => {
-            let body = serde_json::json!({ "text": format!("*{}*\n{}", m.title, m.text) });
+            let text = format!("*{}*\n{}", m.title, m.text);
+            let body = serde_json::json!({ "text": truncate(&text, 40_000), "blocks": slack_blocks(&text) });
             post_json(client, url.expose(), &body, &[]).await
         }
         SinkKind::Telegram {
@@ -214,7 +261,7 @@ async fn send(
             post_json(client, &url, &body, &[]).await
         }
         SinkKind::Webhook { url, secret } => {
-            let body = serde_json::to_vec(m).expect("a message serializes");
+            let body = serde_json::to_vec(&m.body).expect("a message serializes");
             let timestamp = Utc::now().timestamp().to_string();
             let signature = sign(secret.expose().as_bytes(), &timestamp, &body);
             let headers = [
@@ -352,7 +399,7 @@ fn scrub_url(body: &str, url: &str) -> String {
 
 async fn send_email(
     e: &EmailConfig,
-    m: &AlertMessage,
+    m: &Outgoing,
     delivery: i64,
     timeout: Duration,
 ) -> Result<(), Failure> {

@@ -1,0 +1,15 @@
+-- Gaps are problems (code, subject), each naming every control it bears on; a gap grows
+-- (more missed slots) and says so once it has grown enough; warnings come before a gap.
+-- Same tables and version as migrations/sqlite.
+
+ALTER TABLE gaps ADD COLUMN notified_count BIGINT NOT NULL DEFAULT 1;
+
+ALTER TABLE alerts DROP CONSTRAINT alerts_event_check;
+ALTER TABLE alerts ADD CONSTRAINT alerts_event_check
+    CHECK (event IN ('open', 'update', 'reminder', 'resolved', 'warning', 'digest'));
+
+CREATE TABLE warnings (
+    warning_key TEXT PRIMARY KEY,
+    due_at TEXT NOT NULL,
+    sent_at TEXT NOT NULL
+);
