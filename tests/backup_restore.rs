@@ -71,6 +71,7 @@ async fn collect(c: &BackupRestore) -> (BackupFacts, Vec<annexa_collectors::Find
         base_dir: scratch.path().to_path_buf(),
         scratch_dir: scratch.path().to_path_buf(),
         previous_facts: None,
+        previous_run: None,
         heartbeats: None,
         objects: None,
         max_source_bytes: annexa_collectors::DEFAULT_MAX_SOURCE_BYTES,

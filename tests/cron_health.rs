@@ -280,7 +280,7 @@ fn annexa_ping_works_from_a_real_crontab_line() {
         .map(|e| e["object_key"].as_str().unwrap())
         .find(|k| {
             let bytes = std::fs::read(w.object_file(k)).unwrap();
-            String::from_utf8_lossy(&bytes).contains("\"kind\": \"fail\"")
+            String::from_utf8_lossy(&bytes).contains("\"kind\":\"fail\"")
         })
         .expect("the heartbeats item is evidence for A.8.16");
     let beats: serde_json::Value =

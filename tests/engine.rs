@@ -81,8 +81,21 @@ fn status_json_matches_the_contract() {
         k.sort();
         k
     };
-    assert_eq!(keys(&doc), ["as_of", "controls"]);
+    assert_eq!(keys(&doc), ["as_of", "controls", "upcoming"]);
     assert_eq!(doc["controls"].as_array().unwrap().len(), 10);
+    // An addition: what falls due and is not late yet, e.g. each document's next review.
+    let upcoming = doc["upcoming"].as_array().unwrap();
+    assert!(!upcoming.is_empty(), "{doc}");
+    for u in upcoming {
+        assert_eq!(
+            keys(u),
+            ["code", "collector", "controls", "due", "subject", "what"]
+        );
+        assert_eq!(u["code"], "policy-review-overdue", "{u}");
+        assert_eq!(u["collector"], "policies");
+        assert_eq!(u["controls"], serde_json::json!(["A.5.24"]));
+        assert!(u["due"].as_str().unwrap() > doc["as_of"].as_str().unwrap());
+    }
     let a524 = control(&doc, "A.5.24");
     assert_eq!(
         keys(a524),

@@ -43,6 +43,7 @@ fn ctx() -> CollectContext {
         base_dir: std::env::temp_dir(),
         scratch_dir: std::env::temp_dir(),
         previous_facts: None,
+        previous_run: None,
         heartbeats: None,
         objects: None,
         max_source_bytes: annexa_collectors::DEFAULT_MAX_SOURCE_BYTES,

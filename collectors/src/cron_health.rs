@@ -14,6 +14,13 @@
 //! `collect` reads the heartbeats of the window from a [`HeartbeatSource`]; `check` is pure.
 //! The facts carry a horizon, the latest moment the heartbeats are known up to, which never moves
 //! backwards (a clock that jumps back does not reopen a closed slot).
+//!
+//! Storage grows with heartbeats, not with snapshots × window: a snapshot stores the heartbeats
+//! that entered the window since the previous snapshot, the hashes of those that left it, and a
+//! digest of the whole window (count, first, last, SHA-256 over the records). The engine rebuilds
+//! the window from the chain of snapshots ([`Collector::join`]), and the digest proves it got
+//! back what was read. Every [`MAX_CHAIN`]th snapshot stores the whole window, so a chain stays
+//! short; snapshots stored before this (no digest) are whole windows too.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -21,10 +28,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+use sha2::{Digest, Sha256};
+
 use crate::{
-    Body, CollectContext, CollectError, Collector, EvidenceItem, Finding, FindingCode, Snapshot,
-    Source,
+    Body, CollectContext, CollectError, Collector, EvidenceItem, FactsRef, Finding, FindingCode,
+    Snapshot, Source,
 };
+
+/// The most snapshots in a row that store only what changed (a week of hourly snapshots);
+/// the next stores the whole window.
+pub const MAX_CHAIN: u32 = 168;
 
 /// Pings within this long before a cron slot count for it (clock skew between hosts).
 const EARLY_SECONDS: i64 = 60;
@@ -232,7 +245,180 @@ pub struct CronHealthFacts {
     pub window_start: DateTime<Utc>,
     /// Heartbeats are known up to here.
     pub horizon: DateTime<Utc>,
+    /// Each job's heartbeats in the window; in a snapshot with a [`Delta`], only those that
+    /// entered it since the previous snapshot.
     pub jobs: Vec<JobFacts>,
+    /// Set when the snapshot stores only what changed since an earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Delta>,
+    /// The whole window's digest, as read (absent in snapshots stored before deltas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowDigest>,
+    /// How many snapshots in a row, up to this one, store only changes (0: it is whole).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub chain: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What a snapshot changed in the window of the one it continues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    pub previous: FactsRef,
+    /// The SHA-256 of each heartbeat ([`record_hash`]) that left the window.
+    pub removed: Vec<String>,
+}
+
+/// The whole window in a few figures: every job's heartbeats, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowDigest {
+    pub count: usize,
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    /// SHA-256 over the records' hashes, job by job, each job's heartbeats in order.
+    pub sha256: String,
+}
+
+/// The SHA-256 of one heartbeat's JSON.
+pub fn record_hash(h: &Heartbeat) -> String {
+    hex::encode(Sha256::digest(
+        serde_json::to_vec(h).expect("a heartbeat serializes"),
+    ))
+}
+
+/// Heartbeats in their one order: by time, then kind, slot, source, message.
+fn sort(beats: &mut [Heartbeat]) {
+    beats.sort_by(|a, b| {
+        (a.at, a.kind.as_str(), a.slot, &a.source, &a.message).cmp(&(
+            b.at,
+            b.kind.as_str(),
+            b.slot,
+            &b.source,
+            &b.message,
+        ))
+    });
+}
+
+/// The digest of a window.
+pub fn digest(jobs: &[JobFacts]) -> WindowDigest {
+    let mut hasher = Sha256::new();
+    let all = || jobs.iter().flat_map(|j| &j.heartbeats);
+    for h in all() {
+        hasher.update(record_hash(h).as_bytes());
+    }
+    WindowDigest {
+        count: all().count(),
+        first: all().map(|h| h.at).min(),
+        last: all().map(|h| h.at).max(),
+        sha256: hex::encode(hasher.finalize()),
+    }
+}
+
+impl CronHealthFacts {
+    /// The snapshot to store for `whole` (the window as read), given the previous snapshot's
+    /// window (complete) and where it is stored: only what changed, or the whole window when
+    /// there is nothing to continue or the chain is long enough.
+    pub fn stored_form(
+        whole: CronHealthFacts,
+        previous: Option<(&CronHealthFacts, &FactsRef)>,
+    ) -> CronHealthFacts {
+        let window = digest(&whole.jobs);
+        let chain = previous.map_or(0, |(p, _)| p.chain + 1);
+        let (Some((prev, link)), true) = (previous, chain <= MAX_CHAIN) else {
+            return CronHealthFacts {
+                delta: None,
+                window: Some(window),
+                chain: 0,
+                ..whole
+            };
+        };
+        let before: std::collections::HashSet<String> = prev
+            .jobs
+            .iter()
+            .flat_map(|j| &j.heartbeats)
+            .map(record_hash)
+            .collect();
+        let now: std::collections::HashSet<String> = whole
+            .jobs
+            .iter()
+            .flat_map(|j| &j.heartbeats)
+            .map(record_hash)
+            .collect();
+        let mut removed: Vec<String> = before.difference(&now).cloned().collect();
+        removed.sort();
+        let jobs = whole
+            .jobs
+            .into_iter()
+            .map(|j| JobFacts {
+                heartbeats: j
+                    .heartbeats
+                    .into_iter()
+                    .filter(|h| !before.contains(&record_hash(h)))
+                    .collect(),
+                ..j
+            })
+            .collect();
+        CronHealthFacts {
+            jobs,
+            delta: Some(Delta {
+                previous: link.clone(),
+                removed,
+            }),
+            window: Some(window),
+            chain,
+            ..whole
+        }
+    }
+
+    /// These facts (with a [`Delta`]) applied to the complete window of the snapshot they
+    /// continue: the complete window, checked against the recorded digest.
+    pub fn joined(self, earlier: &CronHealthFacts) -> Result<CronHealthFacts, String> {
+        let Some(delta) = &self.delta else {
+            return Ok(self);
+        };
+        let removed: std::collections::HashSet<&str> =
+            delta.removed.iter().map(String::as_str).collect();
+        let jobs: Vec<JobFacts> = self
+            .jobs
+            .iter()
+            .map(|j| {
+                let mut beats: Vec<Heartbeat> = earlier
+                    .jobs
+                    .iter()
+                    .filter(|e| e.spec.name == j.spec.name)
+                    .flat_map(|e| e.heartbeats.iter().cloned())
+                    .filter(|h| !removed.contains(record_hash(h).as_str()))
+                    .chain(j.heartbeats.iter().cloned())
+                    .collect();
+                sort(&mut beats);
+                JobFacts {
+                    heartbeats: beats,
+                    ..j.clone()
+                }
+            })
+            .collect();
+        let got = digest(&jobs);
+        if self.window.as_ref().is_some_and(|w| *w != got) {
+            return Err(format!(
+                "the heartbeats rebuilt from run {} and the runs before it ({} records, digest {}) are not the window this snapshot read ({})",
+                delta.previous.run_id,
+                got.count,
+                &got.sha256[..12],
+                self.window.as_ref().map_or(String::new(), |w| format!(
+                    "{} records, digest {}",
+                    w.count,
+                    &w.sha256[..12]
+                ))
+            ));
+        }
+        Ok(CronHealthFacts {
+            jobs,
+            delta: None,
+            ..self
+        })
+    }
 }
 
 pub struct CronHealth {
@@ -274,29 +460,60 @@ impl Collector for CronHealth {
         let previous = ctx
             .previous_facts
             .as_ref()
-            .and_then(|f| f.get("horizon"))
-            .and_then(|h| serde_json::from_value::<DateTime<Utc>>(h.clone()).ok());
-        let horizon = previous.map_or(now, |p| p.max(now));
+            .and_then(|f| serde_json::from_value::<CronHealthFacts>(f.clone()).ok());
+        let horizon = previous.as_ref().map_or(now, |p| p.horizon.max(now));
         let window_start = horizon - Duration::days(i64::from(self.config.window_days));
         let mut jobs = Vec::new();
-        let mut all = Vec::new();
         for spec in &self.jobs {
             // Starts up to one max runtime before the window can still end inside it.
             let lookback =
                 Duration::seconds(spec.max_runtime_seconds.unwrap_or(0) + spec.grace_seconds);
-            let heartbeats = source
+            let mut heartbeats = source
                 .heartbeats(spec, window_start - lookback, horizon)
                 .await
                 .map_err(unavailable)?;
+            sort(&mut heartbeats);
             let first_seen = source.first_seen(spec).await.map_err(unavailable)?;
-            all.extend(heartbeats.iter().cloned());
             jobs.push(JobFacts {
                 spec: spec.clone(),
                 first_seen,
                 heartbeats,
             });
         }
-        let raw = serde_json::to_vec_pretty(&all).expect("heartbeats serialize");
+        let whole = CronHealthFacts {
+            window_start,
+            horizon,
+            jobs,
+            delta: None,
+            window: None,
+            chain: 0,
+        };
+        let read = whole.jobs.iter().map(|j| j.heartbeats.len()).sum::<usize>();
+        // A previous snapshot stored under another window length is not continued.
+        let continued = previous
+            .as_ref()
+            .filter(|p| p.horizon - p.window_start == horizon - window_start)
+            .zip(ctx.previous_run.as_ref());
+        let facts = CronHealthFacts::stored_form(whole, continued);
+        let all: Vec<&Heartbeat> = facts.jobs.iter().flat_map(|j| &j.heartbeats).collect();
+        let raw = serde_json::to_vec(&all).expect("heartbeats serialize");
+        let query = match &facts.delta {
+            Some(d) => format!(
+                "heartbeats of {} jobs that entered the window since {} (run {}); the window since {} holds {read}",
+                self.jobs.len(),
+                previous
+                    .as_ref()
+                    .map_or(window_start, |p| p.horizon)
+                    .to_rfc3339(),
+                d.previous.run_id,
+                window_start.to_rfc3339()
+            ),
+            None => format!(
+                "heartbeats of {} jobs since {}",
+                self.jobs.len(),
+                window_start.to_rfc3339()
+            ),
+        };
         Ok(Snapshot {
             items: vec![EvidenceItem {
                 name: "heartbeats.json".into(),
@@ -305,22 +522,30 @@ impl Collector for CronHealth {
                 observed_at: now,
                 effective_at: None,
                 source: Source {
-                    query: format!(
-                        "heartbeats of {} jobs since {}",
-                        self.jobs.len(),
-                        window_start.to_rfc3339()
-                    ),
+                    query,
                     filters: self.jobs.iter().map(|j| j.name.clone()).collect(),
                     total: Some(all.len() as u64),
                 },
             }],
-            facts: serde_json::to_value(CronHealthFacts {
-                window_start,
-                horizon,
-                jobs,
-            })
-            .expect("facts serialize"),
+            facts: serde_json::to_value(&facts).expect("facts serialize"),
         })
+    }
+
+    fn continues(&self, facts: &serde_json::Value) -> Option<FactsRef> {
+        serde_json::from_value::<FactsRef>(facts.pointer("/delta/previous")?.clone()).ok()
+    }
+
+    fn join(
+        &self,
+        facts: serde_json::Value,
+        earlier: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let read = |v: serde_json::Value| {
+            serde_json::from_value::<CronHealthFacts>(v)
+                .map_err(|e| format!("stored cron-health facts cannot be read: {e}"))
+        };
+        let joined = read(facts)?.joined(&read(earlier)?)?;
+        Ok(serde_json::to_value(joined).expect("facts serialize"))
     }
 
     fn check(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<Finding> {
@@ -594,6 +819,9 @@ mod tests {
                 spec,
                 heartbeats: beats,
             }],
+            delta: None,
+            window: None,
+            chain: 0,
         }
     }
 
@@ -760,6 +988,9 @@ mod tests {
                 first_seen: Some(t(3, 0)),
                 heartbeats: vec![run],
             }],
+            delta: None,
+            window: None,
+            chain: 0,
         };
         let s = &evaluate(&f, AsOf::now(t(4, 30)))[0];
         // 03:00 ran; 04:00 is still within its hour of grace; 02:00 was before the first run.
@@ -894,5 +1125,69 @@ mod tests {
         let f = facts(hourly(15), stopped_at_two(), t(3, 0));
         // Asked about a later moment, only what was known at collection time is judged.
         assert!(evaluate(&f, AsOf::now(t(9, 0)))[0].findings.is_empty());
+    }
+
+    /// A window sliding over hourly pings, stored as deltas: each joined back is the window as
+    /// read; a delta that lost a heartbeat does not join; the chain restarts at MAX_CHAIN.
+    #[test]
+    fn deltas_join_back_to_the_window_they_were_taken_from() {
+        let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let window = |n: i64| {
+            let horizon = start + Duration::hours(n);
+            let beats: Vec<Heartbeat> = (0..=n)
+                .map(|h| beat(PingKind::Success, start + Duration::hours(h)))
+                .filter(|b| b.at >= horizon - Duration::hours(24))
+                .collect();
+            CronHealthFacts {
+                window_start: horizon - Duration::hours(24),
+                ..facts(hourly(15), beats, horizon)
+            }
+        };
+        let mut previous: Option<(CronHealthFacts, FactsRef)> = None;
+        let mut stored_sizes = Vec::new();
+        for n in 0..60 {
+            let whole = window(n);
+            let stored =
+                CronHealthFacts::stored_form(whole.clone(), previous.as_ref().map(|(f, r)| (f, r)));
+            stored_sizes.push(serde_json::to_vec(&stored).unwrap().len());
+            let complete = match &previous {
+                None => {
+                    assert!(stored.delta.is_none());
+                    stored.clone()
+                }
+                Some((earlier, _)) => {
+                    let d = stored.delta.as_ref().expect("a delta");
+                    assert_eq!(stored.chain, n as u32);
+                    assert_eq!(d.previous.run_id, format!("run-{}", n - 1));
+                    // One heartbeat entered; one left once the window is full.
+                    assert_eq!(stored.jobs[0].heartbeats.len(), 1);
+                    assert_eq!(d.removed.len(), usize::from(n > 24));
+                    let mut lost = stored.clone();
+                    lost.jobs[0].heartbeats.clear();
+                    let err = lost.joined(earlier).unwrap_err();
+                    assert!(
+                        err.contains("are not the window this snapshot read"),
+                        "{err}"
+                    );
+                    stored.clone().joined(earlier).unwrap()
+                }
+            };
+            assert_eq!(complete.jobs, whole.jobs, "snapshot {n}");
+            assert_eq!(complete.delta, None);
+            let at = FactsRef {
+                run_id: format!("run-{n}"),
+                sha256: "ab".repeat(32),
+            };
+            previous = Some((complete, at));
+        }
+        assert!(stored_sizes[59] < stored_sizes[0] * 4, "{stored_sizes:?}");
+
+        // The chain restarts with a whole window after MAX_CHAIN deltas.
+        let (mut earlier, at) = previous.unwrap();
+        earlier.chain = MAX_CHAIN;
+        let whole = window(60);
+        let next = CronHealthFacts::stored_form(whole.clone(), Some((&earlier, &at)));
+        assert!(next.delta.is_none());
+        assert_eq!(next.jobs, whole.jobs);
     }
 }

@@ -93,6 +93,13 @@ impl AsOf {
     }
 }
 
+/// A run's stored facts object, as later facts that continue it name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactsRef {
+    pub run_id: String,
+    pub sha256: String,
+}
+
 /// What a collector is handed for one collection: never globals.
 #[derive(Clone)]
 pub struct CollectContext {
@@ -103,8 +110,10 @@ pub struct CollectContext {
     /// A scratch folder owned by this run (large intermediate files go here, not in memory).
     pub scratch_dir: PathBuf,
     /// The facts of this collector's previous successful run, if any (a watermark for
-    /// incremental sources).
+    /// incremental sources), complete (joined with the runs they continue, [`Collector::join`]).
     pub previous_facts: Option<serde_json::Value>,
+    /// Where those facts are stored, for facts that continue them ([`Collector::continues`]).
+    pub previous_run: Option<FactsRef>,
     /// Where heartbeats of scheduled jobs are read from (the engine's database).
     pub heartbeats: Option<Arc<dyn cron_health::HeartbeatSource>>,
     /// Objects in annexa's evidence store that a collector may read as a source.
@@ -408,6 +417,22 @@ pub trait Collector: Send + Sync {
     /// Judges stored facts at a point in time ([`AsOf`] says how far ahead). Pure: the same
     /// facts and `as_of` always give the same findings.
     fn check(&self, facts: &serde_json::Value, as_of: AsOf) -> Vec<Finding>;
+
+    /// For facts that hold only what changed since an earlier run's: that run's facts. None:
+    /// the facts are complete in themselves. Pure.
+    fn continues(&self, _facts: &serde_json::Value) -> Option<FactsRef> {
+        None
+    }
+
+    /// Facts that [`Collector::continues`] `earlier` (complete, as joined before), made
+    /// complete. Pure. An error says the chain does not give back what the facts recorded.
+    fn join(
+        &self,
+        facts: serde_json::Value,
+        _earlier: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        Ok(facts)
+    }
 
     /// What the stored facts say falls due after `as_of` and is not late yet (a review date,
     /// a drill, a backup's maximum age), for warnings before a gap. Pure.

@@ -20,6 +20,7 @@ pub(super) struct RawAlerts {
     pass_timeout: Option<String>,
     warn_before: Option<String>,
     update_factor: Option<f64>,
+    update_every: Option<String>,
     mode: Option<String>,
     pub(super) allow_insecure_urls: Option<bool>,
 }
@@ -62,6 +63,8 @@ pub struct AlertsConfig {
     /// An open gap whose occurrences grew by this factor since it was last told of sends one
     /// UPDATE (e.g. 2: the missed slots doubled). Zero: never.
     pub update_factor: f64,
+    /// The least time between a gap's last message and an UPDATE.
+    pub update_every: Duration,
     pub sinks: Vec<SinkConfig>,
 }
 
@@ -180,6 +183,7 @@ pub(super) fn validate_alerts(
         allow_insecure_urls,
         warn_before: duration("warn_before", raw.warn_before, "14d", problems),
         update_factor,
+        update_every: duration("update_every", raw.update_every, "6h", problems),
         sinks: valid,
     }
 }

@@ -1,8 +1,10 @@
 //! A run's facts: the normalized JSON a collector's check judges, kept as one evidence object
 //! per run. Finding the facts row, loading the object and checking its hash happen here, once,
-//! for the runner, status and reports alike.
+//! for the runner, status and reports alike. Facts that hold only what changed since an earlier
+//! run's (`Collector::continues`) are joined with the chain before them here too, each link
+//! checked against the hash its successor recorded.
 
-use annexa_collectors::{Finding, FindingCode};
+use annexa_collectors::{FactsRef, Finding, FindingCode};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
@@ -16,8 +18,80 @@ pub const ITEM: &str = "facts.json";
 /// cannot be trusted.
 pub type Loaded = Result<serde_json::Value, Finding>;
 
-/// Reads a run's facts from the store, checking they are the bytes the database recorded.
+/// The longest chain of facts that continue one another that is followed (the collectors
+/// store a whole snapshot far sooner).
+const MAX_LINKS: usize = 10_000;
+
+/// Reads a run's facts from the store, checking they are the bytes the database recorded, and
+/// makes them complete: joined with the earlier facts they continue.
 pub async fn load(app: &Annexa, row: &EvidenceRow) -> Loaded {
+    let facts = load_one(app, row).await?;
+    let Some(config) = app.config.collector(&row.collector) else {
+        return Ok(facts);
+    };
+    let collector = super::registry::build(config, &app.config);
+    let violation = |message: String| {
+        Finding::new(
+            FindingCode::IntegrityViolation,
+            row.object_key.clone(),
+            message,
+        )
+    };
+    // Back to facts that are complete in themselves, then forward, joining each to the next.
+    let mut chain = vec![facts];
+    while let Some(link) = collector.continues(chain.last().expect("one at least")) {
+        if chain.len() > MAX_LINKS {
+            return Err(violation(format!(
+                "the facts of run {} continue a chain of more than {MAX_LINKS} runs; run `annexa verify`",
+                row.run_id
+            )));
+        }
+        chain.push(linked(app, &link, &row.run_id).await?);
+    }
+    let mut joined = chain.pop().expect("one at least");
+    while let Some(newer) = chain.pop() {
+        joined = collector.join(newer, joined).map_err(|e| {
+            violation(format!(
+                "facts of run {}: {e}; run `annexa verify`",
+                row.run_id
+            ))
+        })?;
+    }
+    Ok(joined)
+}
+
+/// The facts a later run's facts name, checked against the hash they recorded.
+async fn linked(app: &Annexa, link: &FactsRef, from: &str) -> Loaded {
+    let missing = |why: String| {
+        Finding::new(
+            FindingCode::IntegrityViolation,
+            link.run_id.clone(),
+            format!(
+                "the facts of run {from} continue those of run {}, which {why}; run `annexa verify`",
+                link.run_id
+            ),
+        )
+    };
+    let rows = app
+        .db
+        .evidence_of_run(&link.run_id)
+        .await
+        .map_err(|e| missing(format!("cannot be looked up: {e}")))?;
+    let row = rows
+        .iter()
+        .find(|r| r.role == Role::Facts)
+        .ok_or_else(|| missing("kept no facts".into()))?;
+    if row.sha256 != link.sha256 {
+        return Err(missing(format!(
+            "are recorded with SHA-256 {}, not the {} they named",
+            row.sha256, link.sha256
+        )));
+    }
+    load_one(app, row).await
+}
+
+/// One facts object as stored, its hash checked.
+async fn load_one(app: &Annexa, row: &EvidenceRow) -> Loaded {
     let violation = |message: String| {
         Finding::new(
             FindingCode::IntegrityViolation,
@@ -56,9 +130,27 @@ pub async fn newest(
     collector: &str,
     as_of: DateTime<Utc>,
 ) -> Result<Option<Loaded>, DbError> {
+    Ok(newest_with_ref(app, collector, as_of)
+        .await?
+        .map(|(loaded, _)| loaded))
+}
+
+/// [`newest`], with where those facts are stored.
+pub async fn newest_with_ref(
+    app: &Annexa,
+    collector: &str,
+    as_of: DateTime<Utc>,
+) -> Result<Option<(Loaded, FactsRef)>, DbError> {
     let Some(run) = app.db.latest_run(collector, as_of, true).await? else {
         return Ok(None);
     };
     let rows = app.db.evidence_of_run(&run.id).await?;
-    Ok(of_rows(app, &rows).await)
+    let Some(row) = rows.iter().find(|r| r.role == Role::Facts) else {
+        return Ok(None);
+    };
+    let at = FactsRef {
+        run_id: run.id.clone(),
+        sha256: row.sha256.clone(),
+    };
+    Ok(Some((load(app, row).await, at)))
 }

@@ -111,11 +111,13 @@ pub async fn run_collector(
             cause: e,
         },
     })?;
+    let previous = previous_facts(app, &config.name).await;
     let ctx = CollectContext {
         clock: app.clock.clone(),
         base_dir: app.config.base_dir.clone(),
         scratch_dir: scratch.path().to_path_buf(),
-        previous_facts: previous_facts(app, &config.name).await,
+        previous_facts: previous.as_ref().map(|(facts, _)| facts.clone()),
+        previous_run: previous.map(|(_, at)| at),
         heartbeats: Some(crate::evidence::heartbeats::DbHeartbeats::shared(&app.db)),
         objects: Some(std::sync::Arc::new(crate::store::StoreObjects(
             app.store.clone(),
@@ -188,13 +190,17 @@ pub async fn run_collector(
     }))
 }
 
-/// The facts of the collector's newest successful run, as stored (None when there is none or
-/// they cannot be read: a watermark is a hint, never a reason to fail a run).
-async fn previous_facts(app: &Annexa, collector: &str) -> Option<serde_json::Value> {
-    facts::newest(app, collector, DateTime::<Utc>::MAX_UTC)
+/// The facts of the collector's newest successful run, complete, and where they are stored
+/// (None when there is none or they cannot be read: a watermark is a hint, never a reason to
+/// fail a run).
+async fn previous_facts(
+    app: &Annexa,
+    collector: &str,
+) -> Option<(serde_json::Value, annexa_collectors::FactsRef)> {
+    let (loaded, at) = facts::newest_with_ref(app, collector, DateTime::<Utc>::MAX_UTC)
         .await
-        .ok()??
-        .ok()
+        .ok()??;
+    Some((loaded.ok()?, at))
 }
 
 /// Stores every raw item and the facts; returns their rows with their sources.

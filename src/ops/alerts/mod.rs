@@ -495,6 +495,8 @@ pub struct Policy {
     pub resolve_after: chrono::Duration,
     /// See `[alerts] update_factor`; zero: never.
     pub update_factor: f64,
+    /// The least time between a gap's last message and an UPDATE.
+    pub update_every: chrono::Duration,
 }
 
 /// The gaps' new states and the events to send.
@@ -548,7 +550,8 @@ pub fn plan(current: &Gaps, stored: &[GapRow], now: DateTime<Utc>, policy: Polic
                 };
                 let count = gap.count() as i64;
                 let grown = policy.update_factor > 0.0
-                    && count as f64 >= old.notified_count.max(1) as f64 * policy.update_factor;
+                    && count as f64 >= old.notified_count.max(1) as f64 * policy.update_factor
+                    && now - old.notified_at >= policy.update_every;
                 let event = if grown {
                     Some(Event::Update)
                 } else if now - old.notified_at >= policy.remind_every {
@@ -754,6 +757,7 @@ pub async fn evaluate_doc(
         remind_every: chrono::Duration::from_std(config.remind_every)?,
         resolve_after: chrono::Duration::from_std(config.resolve_after)?,
         update_factor: config.update_factor,
+        update_every: chrono::Duration::from_std(config.update_every)?,
     };
     let plan = plan(&current, &stored, now, policy);
     let sent: BTreeSet<String> = app.db.sent_warnings(now).await?.into_iter().collect();
@@ -854,6 +858,7 @@ mod tests {
             remind_every: chrono::Duration::hours(24),
             resolve_after: chrono::Duration::minutes(60),
             update_factor: 2.0,
+            update_every: chrono::Duration::hours(6),
         }
     }
 
@@ -940,17 +945,13 @@ mod tests {
                 .collect();
             gaps(&[g])
         };
-        // Hourly: 1, 2 (doubled: update), 3, 4 (doubled again), 5…7, 8 (doubled).
-        let steps: Vec<(i64, Gaps)> = (1..=8).map(|n| (n as i64 * 60, slots(n))).collect();
+        // A slot missed every hour for a day: OPEN at 1; 6 hours later 7 ≥ 2 × 1: UPDATE; then
+        // 14 ≥ 2 × 7 at hour 14 (7 hours on); 28 is never reached.
+        let steps: Vec<(i64, Gaps)> = (1..=24).map(|n| (n as i64 * 60, slots(n))).collect();
         let events = replay(&steps, policy());
         assert_eq!(
             events.iter().map(|e| (e.0 / 60, e.1)).collect::<Vec<_>>(),
-            vec![
-                (1, Event::Open),
-                (2, Event::Update),
-                (4, Event::Update),
-                (8, Event::Update)
-            ]
+            vec![(1, Event::Open), (7, Event::Update), (14, Event::Update)]
         );
         let never = Policy {
             update_factor: 0.0,
