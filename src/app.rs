@@ -18,6 +18,11 @@ pub struct Annexa {
     pub clock: Arc<dyn Clock>,
     /// How many times faster than real time the clock runs (1 but under a simulated clock).
     pub speed: f64,
+    /// Per collector, the newest facts made complete from a chain (`evidence::facts::load`),
+    /// by the run and hash they were loaded for.
+    pub facts_cache: std::sync::Mutex<
+        std::collections::HashMap<String, (annexa_collectors::FactsRef, serde_json::Value)>,
+    >,
 }
 
 impl Annexa {
@@ -44,6 +49,7 @@ impl Annexa {
             store: Arc::new(store),
             clock,
             speed: 1.0,
+            facts_cache: std::sync::Mutex::default(),
         })
     }
 }

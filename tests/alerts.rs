@@ -337,10 +337,9 @@ fn gaps_open_once_per_sink_retry_resolve_remind_and_report_undeliverable() {
         "Controls: A.5.24 Information security incident management planning and preparation (not satisfied)",
         "Since: 2026-11-22 10:05 UTC",
         &format!(
-            "Evidence: run {} of `policies` collected 2026-11-22 10:05 UTC: object {} (sha256 {})",
+            "Evidence: run {} of `policies` collected 2026-11-22 10:05 UTC, object {}",
             evidence["run_id"].as_str().unwrap(),
             evidence["object_key"].as_str().unwrap(),
-            evidence["sha256"].as_str().unwrap()
         ),
         "Next step: review the policy document and update its review date",
         "Organization: Test Org",
@@ -777,7 +776,7 @@ paths = ["policies"]
         "{}",
         during.stdout
     );
-    let warning = "[annexa] WARNING: the end of the exception for policy-review-overdue on ISP-002 accepted by Jane Doe (CISO) (Rewrite for the new ISMS scope under way) is due by 2026-12-02, in 9 d 11 h 55 min (A.5.24)";
+    let warning = "[annexa] WARNING: the end of the exception for policy-review-overdue on ISP-002 accepted by Jane Doe (CISO) (Rewrite for the new ISMS scope under way) is due by 2026-12-02 00:00 UTC, in 9 d 11 h 55 min (A.5.24)";
     assert!(during.stdout.contains(warning), "{}", during.stdout);
     let later = w.annexa_at("2026-11-25T12:05:00Z", &["run"]);
     assert_eq!(opened(&later), 0, "{}", later.stdout);
@@ -846,4 +845,374 @@ paths = ["policies"]
         .json();
     assert!(before.to_string().contains(&second));
     w.annexa_at("2026-12-02T00:40:00Z", &["verify"]).expect(0);
+}
+
+/// The clock of an in-process simulation: set by the test, hour by hour.
+struct SetClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl annexa_collectors::Clock for SetClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// What the stdout sinks printed, as JSON, per evaluation.
+#[derive(Default)]
+struct Printed(std::sync::Mutex<Vec<Value>>);
+
+impl annexa::ops::Output for Printed {
+    fn event(&self, _text: &str, json: Value) -> std::io::Result<()> {
+        self.0.lock().unwrap().push(json);
+        Ok(())
+    }
+
+    fn note(&self, _text: &str) {}
+}
+
+const REGISTER_HEADER: &str = "id,title,severity,category,detected_at,triaged_at,contained_at,resolved_at,closed_at,status,owner,postmortem,postmortem_at,personal_data_breach,authority_notified_at,customers_notified_at\n";
+
+/// November 2026 with hourly collectors and an hourly evaluation: the job `db-backup` is down
+/// on the 10th, ISP-002's review falls overdue on the 15th (fixed on the 20th), and INC-1 is
+/// triaged a day late. One OPEN per problem and per control no source evidences, ≤ 1 reminder
+/// per gap and day, one WARNING per due date; a digest sink gets ≤ 1 message per evaluation
+/// with news and none without, each within Discord's and Telegram's limits; cron-health's
+/// store grows by under 2 MB.
+#[test]
+fn a_month_of_hourly_evaluations_sends_one_message_per_problem() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        for p in [
+            DISCORD.to_string(),
+            format!("/bot{TELEGRAM_TOKEN}/sendMessage"),
+        ] {
+            Mock::given(method("POST"))
+                .and(path(p))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+                .mount(&server)
+                .await;
+        }
+        server
+    });
+    let w = World::new();
+    w.config(&format!(
+        r#"
+[organization]
+name = "Test Org"
+
+# A checkpoint per run would make this month's 2,000 runs 2,000 checkpoints to check.
+[ledger]
+checkpoint_every_run = false
+
+[alerts]
+remind_every = "24h"
+resolve_after = "1h"
+warn_before = "14d"
+allow_insecure_urls = true
+
+[[sink]]
+name = "each"
+kind = "stdout"
+
+[[sink]]
+name = "digest"
+kind = "stdout"
+mode = "digest"
+quiet_hours = "22:00-07:00"
+
+[[sink]]
+kind = "discord"
+url_env = "T_DISCORD"
+mode = "digest"
+
+[[sink]]
+kind = "telegram"
+token_env = "T_TELEGRAM"
+chat_id = "-1001234"
+api_url = "{uri}"
+mode = "digest"
+
+[[job]]
+name = "db-backup"
+schedule = "0 * * * *"
+grace = "15m"
+
+[[collector]]
+name = "policies"
+kind = "policy-document"
+schedule = "0 * * * *"
+paths = ["policies"]
+review_grace_days = 0
+
+[[collector]]
+name = "incidents"
+kind = "incident-log"
+schedule = "0 * * * *"
+register = "register.csv"
+
+[[collector]]
+name = "cron"
+kind = "cron-health"
+schedule = "0 * * * *"
+jobs = ["db-backup"]
+"#,
+        uri = server.uri()
+    ));
+    w.write("policies/incident-management.md", &policy("2025-11-14"));
+    w.write("register.csv", REGISTER_HEADER);
+    let env = sink_env(&server);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let config = w.loaded_config(&env);
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:30:00Z")
+        .unwrap()
+        .to_utc();
+    let clock = std::sync::Arc::new(SetClock(std::sync::Mutex::new(start)));
+    let set = |t: chrono::DateTime<chrono::Utc>| *clock.0.lock().unwrap() = t;
+    let hours = 30 * 24;
+    let (per_tick, cron_bytes) = rt.block_on(async {
+        use annexa::evidence::heartbeats::{Via, record_ping};
+        use annexa_collectors::cron_health::PingKind;
+        let app = annexa::Annexa::open_with_clock(config, clock.clone())
+            .await
+            .unwrap();
+        let ping = |at| record_ping(&app.db, &app.config, "db-backup", PingKind::Success, None, None, Via::Cli, at);
+        ping(start - chrono::Duration::minutes(85)).await.unwrap();
+        let client = annexa::ops::alerts::http_client(&app.config);
+        let holder = annexa::ops::scheduler::holder_id();
+        let (_never, stop) = tokio::sync::watch::channel(false);
+        let current = std::sync::Mutex::new(None);
+        let incident = |triaged: &str, resolved: &str, status: &str| {
+            format!("{REGISTER_HEADER}INC-1,Payment webhook retries exhausted,Sev3,availability,2026-11-12T10:00:00Z,{triaged},,{resolved},,{status},Platform,,,false,,\n")
+        };
+        let mut per_tick: Vec<(chrono::DateTime<chrono::Utc>, Vec<Value>)> = Vec::new();
+        for h in 0..hours {
+            let t = start + chrono::Duration::hours(h);
+            let ping_at = t - chrono::Duration::minutes(25);
+            if ping_at.format("%d").to_string() != "10" {
+                set(ping_at);
+                ping(ping_at).await.unwrap();
+            }
+            match t.format("%d %H").to_string().as_str() {
+                "12 10" => w.write("register.csv", &incident("", "", "open")),
+                "14 09" => w.write("register.csv", &incident("2026-11-14T09:00:00Z", "", "open")),
+                "16 12" => w.write(
+                    "register.csv",
+                    &incident("2026-11-14T09:00:00Z", "2026-11-16T12:00:00Z", "resolved"),
+                ),
+                "20 09" => w.write("policies/incident-management.md", &policy("2026-11-20")),
+                _ => {}
+            }
+            set(t);
+            let out = Printed::default();
+            let report = annexa::ops::scheduler::tick(
+                &app,
+                &[],
+                &holder,
+                &client,
+                &out,
+                annexa::ops::scheduler::Delivery::Inline,
+                &stop,
+                &current,
+            )
+            .await
+            .unwrap();
+            assert!(report.errors.is_empty(), "{t}: {:?}", report.errors);
+            per_tick.push((t, out.0.into_inner().unwrap()));
+        }
+        // What cron-health's runs added to the store: their objects and their manifests.
+        let objects: i64 = app
+            .db
+            .all_evidence()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.collector == "cron")
+            .map(|e| e.size)
+            .sum();
+        let mut manifests = 0;
+        for run in app.db.finished_runs().await.unwrap() {
+            if let (true, Some(key)) = (run.collector == "cron", &run.manifest_key) {
+                manifests += app.store.read(key).await.unwrap().len() as i64;
+            }
+        }
+        (per_tick, objects + manifests)
+    });
+
+    let alerts = |digest: bool| -> Vec<(chrono::DateTime<chrono::Utc>, Value)> {
+        per_tick
+            .iter()
+            .flat_map(|(t, printed)| printed.iter().map(move |p| (*t, p["alert"].clone())))
+            .filter(|(_, a)| (a["event"] == "digest") == digest)
+            .collect()
+    };
+    let each = alerts(false);
+    let of = |event: &str| -> Vec<&(chrono::DateTime<chrono::Utc>, Value)> {
+        each.iter().filter(|(_, a)| a["event"] == event).collect()
+    };
+    let keys = |list: &[&(chrono::DateTime<chrono::Utc>, Value)]| -> Vec<String> {
+        list.iter()
+            .map(|(_, a)| a["dedup_key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // One OPEN per problem, and one per control no configured source evidences (at once).
+    let mut opened = keys(&of("open"));
+    opened.sort();
+    assert_eq!(
+        opened,
+        [
+            "evidence-missing|A.5.30",
+            "evidence-missing|A.8.13",
+            "evidence-missing|A.8.8",
+            "heartbeat-missed|db-backup",
+            "incident-triage-late|INC-1",
+            "policy-review-overdue|ISP-002",
+        ],
+        "{each:#?}"
+    );
+    let job = of("open")
+        .into_iter()
+        .find(|(_, a)| a["dedup_key"] == "heartbeat-missed|db-backup")
+        .unwrap();
+    assert_eq!(job.0.to_rfc3339(), "2026-11-10T00:30:00+00:00");
+    assert_eq!(
+        job.1["gap"]["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["A.5.36", "A.8.16"],
+        "one gap for both controls"
+    );
+    // The day down: 24 missed slots, told of by at most two UPDATEs.
+    let updates = of("update");
+    assert!(updates.len() <= 2, "{updates:#?}");
+    let last_reminder = of("reminder")
+        .into_iter()
+        .rfind(|(_, a)| a["dedup_key"] == "heartbeat-missed|db-backup")
+        .expect("the missed slots stay in the 30-day window");
+    assert_eq!(last_reminder.1["count"], 24, "{}", last_reminder.1);
+    assert!(
+        last_reminder.1["text"]
+            .as_str()
+            .unwrap()
+            .contains("24 slots from 2026-11-10T00:00:00Z to 2026-11-10T23:00:00Z"),
+        "{}",
+        last_reminder.1["text"]
+    );
+    // Reminders: at most one per gap and day.
+    let mut per_day = std::collections::BTreeMap::<(String, String), usize>::new();
+    for (t, a) in of("reminder") {
+        *per_day
+            .entry((a["dedup_key"].to_string(), t.format("%F").to_string()))
+            .or_default() += 1;
+    }
+    assert!(per_day.values().all(|n| *n == 1), "{per_day:?}");
+    // The review was fixed: one RESOLVED; the others are still open at the month's end.
+    assert_eq!(keys(&of("resolved")), ["policy-review-overdue|ISP-002"]);
+    // Warnings: the review (due in 14 days at the start), INC-1's triage and resolution
+    // targets; each once.
+    let mut warned = keys(&of("warning"));
+    warned.sort();
+    assert_eq!(
+        warned,
+        [
+            "warning|incident-open-overdue|INC-1|2026-11-26T10:00:00Z",
+            "warning|incident-triage-late|INC-1|2026-11-13T10:00:00Z",
+            "warning|policy-review-overdue|ISP-002|2026-11-15T00:00:00Z",
+        ],
+        "{:#?}",
+        of("warning")
+    );
+    let total = each.len();
+
+    // Digests: one message per evaluation with news, none without; Discord and Telegram
+    // posts fit their services. The `digest` stdout sink keeps quiet 22:00–07:00 UTC: what
+    // comes then goes in the first digest after, nothing lost or repeated.
+    let quiet = |t: &chrono::DateTime<chrono::Utc>| {
+        let h: u32 = t.format("%H").to_string().parse().unwrap();
+        !(7..22).contains(&h)
+    };
+    let mut with_news = 0;
+    let mut held = 0;
+    let mut digested: Vec<(String, String)> = Vec::new();
+    for (t, printed) in &per_tick {
+        let news = printed
+            .iter()
+            .filter(|p| p["alert"]["event"] != "digest")
+            .count();
+        with_news += usize::from(news > 0);
+        held += news;
+        let digests: Vec<&Value> = printed
+            .iter()
+            .filter(|p| p["alert"]["event"] == "digest")
+            .collect();
+        if quiet(t) {
+            assert!(digests.is_empty(), "{t}: quiet hours: {digests:#?}");
+        } else {
+            assert_eq!(digests.len(), usize::from(held > 0), "{t}: {printed:#?}");
+            held = 0;
+        }
+        for d in digests {
+            digested.extend(
+                d["alert"]["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| (e["event"].to_string(), e["dedup_key"].to_string())),
+            );
+        }
+    }
+    // What came after the month's last evaluation outside quiet hours is still held.
+    let last_sent = per_tick
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| !quiet(t))
+        .max()
+        .unwrap();
+    let mut sent_each: Vec<(String, String)> = each
+        .iter()
+        .filter(|(t, _)| *t <= last_sent)
+        .map(|(_, a)| (a["event"].to_string(), a["dedup_key"].to_string()))
+        .collect();
+    let mut digested_sorted = digested.clone();
+    sent_each.sort();
+    digested_sorted.sort();
+    assert_eq!(
+        digested_sorted, sent_each,
+        "every message once, in a digest"
+    );
+    let digests = alerts(true);
+    assert!(
+        digests[0].1["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("[annexa] Digest: 3 new, 1 warning, 0 still open"),
+        "{}",
+        digests[0].1["title"]
+    );
+    let sent = |p: &str, field: &str, limit: usize| {
+        let bodies = received(&rt, &server, p);
+        assert_eq!(
+            bodies.len(),
+            with_news,
+            "{p}: one post per evaluation with news"
+        );
+        for r in bodies {
+            let n = body(&r)[field].as_str().unwrap().chars().count();
+            assert!(n <= limit, "{p}: {n} characters");
+        }
+    };
+    sent(DISCORD, "content", 2000);
+    sent(&format!("/bot{TELEGRAM_TOKEN}/sendMessage"), "text", 4096);
+
+    // cron-health: a month of hourly snapshots of one hourly job (≈ 200 MB before deltas).
+    assert!(
+        cron_bytes < 2_000_000,
+        "cron-health stored {cron_bytes} bytes"
+    );
+    println!(
+        "a month: {total} messages to an `each` sink, {} digests; cron-health stored {cron_bytes} bytes",
+        digests.len()
+    );
 }

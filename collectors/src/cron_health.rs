@@ -35,9 +35,11 @@ use crate::{
     Snapshot, Source,
 };
 
-/// The most snapshots in a row that store only what changed (a week of hourly snapshots);
-/// the next stores the whole window.
-pub const MAX_CHAIN: u32 = 168;
+/// The most snapshots in a row that store only what changed (a month of hourly snapshots);
+/// the next stores the whole window. It comes sooner when the changes stored since the last
+/// whole window hold as many records as the window: storage stays within twice the changes,
+/// and rebuilding reads at most twice a window.
+pub const MAX_CHAIN: u32 = 720;
 
 /// Pings within this long before a cron slot count for it (clock skew between hosts).
 const EARLY_SECONDS: i64 = 60;
@@ -257,6 +259,13 @@ pub struct CronHealthFacts {
     /// How many snapshots in a row, up to this one, store only changes (0: it is whole).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub chain: u32,
+    /// How many records (entered and left) those snapshots store.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub chain_records: usize,
+}
+
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -288,30 +297,45 @@ pub fn record_hash(h: &Heartbeat) -> String {
     ))
 }
 
-/// Heartbeats in their one order: by time, then kind, slot, source, message.
+/// The one order of heartbeats: by time, then kind, slot, source, message.
+fn order(a: &Heartbeat, b: &Heartbeat) -> std::cmp::Ordering {
+    (a.at, a.kind.as_str(), a.slot, &a.source, &a.message).cmp(&(
+        b.at,
+        b.kind.as_str(),
+        b.slot,
+        &b.source,
+        &b.message,
+    ))
+}
+
 fn sort(beats: &mut [Heartbeat]) {
-    beats.sort_by(|a, b| {
-        (a.at, a.kind.as_str(), a.slot, &a.source, &a.message).cmp(&(
-            b.at,
-            b.kind.as_str(),
-            b.slot,
-            &b.source,
-            &b.message,
-        ))
-    });
+    beats.sort_by(order);
 }
 
 /// The digest of a window.
 pub fn digest(jobs: &[JobFacts]) -> WindowDigest {
+    let hashed: Vec<(String, Heartbeat)> = jobs
+        .iter()
+        .flat_map(|j| &j.heartbeats)
+        .map(|h| (record_hash(h), h.clone()))
+        .collect();
+    digest_of(hashed.iter())
+}
+
+/// The digest of hashed records, in order.
+fn digest_of<'a>(records: impl Iterator<Item = &'a (String, Heartbeat)>) -> WindowDigest {
     let mut hasher = Sha256::new();
-    let all = || jobs.iter().flat_map(|j| &j.heartbeats);
-    for h in all() {
-        hasher.update(record_hash(h).as_bytes());
+    let (mut count, mut first, mut last) = (0, None::<DateTime<Utc>>, None::<DateTime<Utc>>);
+    for (hash, h) in records {
+        hasher.update(hash.as_bytes());
+        count += 1;
+        first = Some(first.map_or(h.at, |f| f.min(h.at)));
+        last = Some(last.map_or(h.at, |l| l.max(h.at)));
     }
     WindowDigest {
-        count: all().count(),
-        first: all().map(|h| h.at).min(),
-        last: all().map(|h| h.at).max(),
+        count,
+        first,
+        last,
         sha256: hex::encode(hasher.finalize()),
     }
 }
@@ -325,14 +349,15 @@ impl CronHealthFacts {
         previous: Option<(&CronHealthFacts, &FactsRef)>,
     ) -> CronHealthFacts {
         let window = digest(&whole.jobs);
-        let chain = previous.map_or(0, |(p, _)| p.chain + 1);
-        let (Some((prev, link)), true) = (previous, chain <= MAX_CHAIN) else {
-            return CronHealthFacts {
-                delta: None,
-                window: Some(window),
-                chain: 0,
-                ..whole
-            };
+        let whole_form = |whole: CronHealthFacts, window: WindowDigest| CronHealthFacts {
+            delta: None,
+            window: Some(window),
+            chain: 0,
+            chain_records: 0,
+            ..whole
+        };
+        let Some((prev, link)) = previous.filter(|(p, _)| p.chain < MAX_CHAIN) else {
+            return whole_form(whole, window);
         };
         let before: std::collections::HashSet<String> = prev
             .jobs
@@ -348,6 +373,11 @@ impl CronHealthFacts {
             .collect();
         let mut removed: Vec<String> = before.difference(&now).cloned().collect();
         removed.sort();
+        let added = now.difference(&before).count();
+        let chain_records = prev.chain_records + added + removed.len();
+        if chain_records >= window.count.max(1) {
+            return whole_form(whole, window);
+        }
         let jobs = whole
             .jobs
             .into_iter()
@@ -367,57 +397,82 @@ impl CronHealthFacts {
                 removed,
             }),
             window: Some(window),
-            chain,
+            chain: prev.chain + 1,
+            chain_records,
             ..whole
         }
     }
 
-    /// These facts (with a [`Delta`]) applied to the complete window of the snapshot they
-    /// continue: the complete window, checked against the recorded digest.
-    pub fn joined(self, earlier: &CronHealthFacts) -> Result<CronHealthFacts, String> {
-        let Some(delta) = &self.delta else {
-            return Ok(self);
-        };
-        let removed: std::collections::HashSet<&str> =
-            delta.removed.iter().map(String::as_str).collect();
-        let jobs: Vec<JobFacts> = self
-            .jobs
-            .iter()
-            .map(|j| {
-                let mut beats: Vec<Heartbeat> = earlier
-                    .jobs
-                    .iter()
-                    .filter(|e| e.spec.name == j.spec.name)
-                    .flat_map(|e| e.heartbeats.iter().cloned())
-                    .filter(|h| !removed.contains(record_hash(h).as_str()))
-                    .chain(j.heartbeats.iter().cloned())
-                    .collect();
-                sort(&mut beats);
-                JobFacts {
-                    heartbeats: beats,
-                    ..j.clone()
-                }
-            })
-            .collect();
-        let got = digest(&jobs);
-        if self.window.as_ref().is_some_and(|w| *w != got) {
-            return Err(format!(
-                "the heartbeats rebuilt from run {} and the runs before it ({} records, digest {}) are not the window this snapshot read ({})",
-                delta.previous.run_id,
-                got.count,
-                &got.sha256[..12],
-                self.window.as_ref().map_or(String::new(), |w| format!(
-                    "{} records, digest {}",
-                    w.count,
-                    &w.sha256[..12]
-                ))
-            ));
+    /// A chain made complete: `chain[0]` complete, each next one a [`Delta`] on the one before.
+    /// Each record is hashed once; each step's count and the newest step's digest are checked
+    /// against what its snapshot read.
+    pub fn joined(mut chain: Vec<CronHealthFacts>) -> Result<CronHealthFacts, String> {
+        let mut newest = chain.pop().ok_or("no facts to join")?;
+        if chain.is_empty() {
+            return Ok(newest);
         }
-        Ok(CronHealthFacts {
-            jobs,
-            delta: None,
-            ..self
-        })
+        // Each job's window, as (hash, heartbeat) in order.
+        type Window = Vec<(String, Heartbeat)>;
+        let hashed = |jobs: &[JobFacts]| -> Vec<(String, Window)> {
+            jobs.iter()
+                .map(|j| {
+                    let beats = j.heartbeats.iter().map(|h| (record_hash(h), h.clone()));
+                    (j.spec.name.clone(), beats.collect())
+                })
+                .collect()
+        };
+        let mut windows = hashed(&chain[0].jobs);
+        let steps: Vec<&CronHealthFacts> = chain.iter().skip(1).chain([&newest]).collect();
+        for (i, step) in steps.iter().enumerate() {
+            let Some(delta) = &step.delta else {
+                return Err("a whole snapshot stands where a delta was expected".into());
+            };
+            let removed: std::collections::HashSet<&str> =
+                delta.removed.iter().map(String::as_str).collect();
+            let mut next = hashed(&step.jobs);
+            for (name, added) in &mut next {
+                let mut beats: Window = windows
+                    .iter_mut()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, w)| std::mem::take(w))
+                    .unwrap_or_default();
+                beats.retain(|(hash, _)| !removed.contains(hash.as_str()));
+                beats.append(added);
+                beats.sort_by(|(_, a), (_, b)| order(a, b));
+                *added = beats;
+            }
+            windows = next;
+            let count: usize = windows.iter().map(|(_, w)| w.len()).sum();
+            let read = step.window.as_ref().map_or(count, |w| w.count);
+            let last = i + 1 == steps.len();
+            let got = if last {
+                Some(digest_of(windows.iter().flat_map(|(_, w)| w)))
+            } else {
+                None
+            };
+            let digest_differs = last && step.window.as_ref() != got.as_ref();
+            if count != read || (digest_differs && step.window.is_some()) {
+                return Err(format!(
+                    "the heartbeats rebuilt from run {} and the runs before it ({count} records{}) are not the window this snapshot read ({read} records{})",
+                    delta.previous.run_id,
+                    got.as_ref()
+                        .map_or(String::new(), |g| format!(", digest {}", &g.sha256[..12])),
+                    step.window
+                        .as_ref()
+                        .filter(|_| last)
+                        .map_or(String::new(), |w| format!(", digest {}", &w.sha256[..12]))
+                ));
+            }
+        }
+        for job in &mut newest.jobs {
+            job.heartbeats = windows
+                .iter_mut()
+                .find(|(n, _)| *n == job.spec.name)
+                .map(|(_, w)| std::mem::take(w).into_iter().map(|(_, h)| h).collect())
+                .unwrap_or_default();
+        }
+        newest.delta = None;
+        Ok(newest)
     }
 }
 
@@ -487,6 +542,7 @@ impl Collector for CronHealth {
             delta: None,
             window: None,
             chain: 0,
+            chain_records: 0,
         };
         let read = whole.jobs.iter().map(|j| j.heartbeats.len()).sum::<usize>();
         // A previous snapshot stored under another window length is not continued.
@@ -535,16 +591,13 @@ impl Collector for CronHealth {
         serde_json::from_value::<FactsRef>(facts.pointer("/delta/previous")?.clone()).ok()
     }
 
-    fn join(
-        &self,
-        facts: serde_json::Value,
-        earlier: serde_json::Value,
-    ) -> Result<serde_json::Value, String> {
-        let read = |v: serde_json::Value| {
-            serde_json::from_value::<CronHealthFacts>(v)
-                .map_err(|e| format!("stored cron-health facts cannot be read: {e}"))
-        };
-        let joined = read(facts)?.joined(&read(earlier)?)?;
+    fn join(&self, chain: Vec<serde_json::Value>) -> Result<serde_json::Value, String> {
+        let chain = chain
+            .into_iter()
+            .map(serde_json::from_value::<CronHealthFacts>)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("stored cron-health facts cannot be read: {e}"))?;
+        let joined = CronHealthFacts::joined(chain)?;
         Ok(serde_json::to_value(joined).expect("facts serialize"))
     }
 
@@ -822,6 +875,7 @@ mod tests {
             delta: None,
             window: None,
             chain: 0,
+            chain_records: 0,
         }
     }
 
@@ -991,6 +1045,7 @@ mod tests {
             delta: None,
             window: None,
             chain: 0,
+            chain_records: 0,
         };
         let s = &evaluate(&f, AsOf::now(t(4, 30)))[0];
         // 03:00 ran; 04:00 is still within its hour of grace; 02:00 was before the first run.
@@ -1128,7 +1183,8 @@ mod tests {
     }
 
     /// A window sliding over hourly pings, stored as deltas: each joined back is the window as
-    /// read; a delta that lost a heartbeat does not join; the chain restarts at MAX_CHAIN.
+    /// read; a delta that lost a heartbeat does not join; a whole window comes once the changes
+    /// add up to one, or after MAX_CHAIN deltas.
     #[test]
     fn deltas_join_back_to_the_window_they_were_taken_from() {
         let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
@@ -1143,35 +1199,37 @@ mod tests {
                 ..facts(hourly(15), beats, horizon)
             }
         };
+        // The chain since the last whole snapshot, as stored, oldest first.
+        let mut chain: Vec<CronHealthFacts> = Vec::new();
         let mut previous: Option<(CronHealthFacts, FactsRef)> = None;
-        let mut stored_sizes = Vec::new();
-        for n in 0..60 {
+        let mut wholes = Vec::new();
+        for n in 0..80 {
             let whole = window(n);
             let stored =
                 CronHealthFacts::stored_form(whole.clone(), previous.as_ref().map(|(f, r)| (f, r)));
-            stored_sizes.push(serde_json::to_vec(&stored).unwrap().len());
-            let complete = match &previous {
+            match &stored.delta {
                 None => {
-                    assert!(stored.delta.is_none());
-                    stored.clone()
+                    wholes.push(n);
+                    chain = vec![stored.clone()];
                 }
-                Some((earlier, _)) => {
-                    let d = stored.delta.as_ref().expect("a delta");
-                    assert_eq!(stored.chain, n as u32);
+                Some(d) => {
                     assert_eq!(d.previous.run_id, format!("run-{}", n - 1));
                     // One heartbeat entered; one left once the window is full.
                     assert_eq!(stored.jobs[0].heartbeats.len(), 1);
                     assert_eq!(d.removed.len(), usize::from(n > 24));
-                    let mut lost = stored.clone();
-                    lost.jobs[0].heartbeats.clear();
-                    let err = lost.joined(earlier).unwrap_err();
+                    let mut lost = chain.clone();
+                    let mut broken = stored.clone();
+                    broken.jobs[0].heartbeats.clear();
+                    lost.push(broken);
+                    let err = CronHealthFacts::joined(lost).unwrap_err();
                     assert!(
                         err.contains("are not the window this snapshot read"),
                         "{err}"
                     );
-                    stored.clone().joined(earlier).unwrap()
+                    chain.push(stored.clone());
                 }
-            };
+            }
+            let complete = CronHealthFacts::joined(chain.clone()).unwrap();
             assert_eq!(complete.jobs, whole.jobs, "snapshot {n}");
             assert_eq!(complete.delta, None);
             let at = FactsRef {
@@ -1180,12 +1238,14 @@ mod tests {
             };
             previous = Some((complete, at));
         }
-        assert!(stored_sizes[59] < stored_sizes[0] * 4, "{stored_sizes:?}");
+        // The window holds 25 records; deltas store 1 (then 2) each: a whole one every ~13.
+        assert_eq!(wholes[..3], [0, 25, 38], "{wholes:?}");
 
-        // The chain restarts with a whole window after MAX_CHAIN deltas.
+        // After MAX_CHAIN deltas, a whole window whatever the changes.
         let (mut earlier, at) = previous.unwrap();
         earlier.chain = MAX_CHAIN;
-        let whole = window(60);
+        earlier.chain_records = 0;
+        let whole = window(80);
         let next = CronHealthFacts::stored_form(whole.clone(), Some((&earlier, &at)));
         assert!(next.delta.is_none());
         assert_eq!(next.jobs, whole.jobs);

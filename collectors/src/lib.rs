@@ -424,14 +424,11 @@ pub trait Collector: Send + Sync {
         None
     }
 
-    /// Facts that [`Collector::continues`] `earlier` (complete, as joined before), made
-    /// complete. Pure. An error says the chain does not give back what the facts recorded.
-    fn join(
-        &self,
-        facts: serde_json::Value,
-        _earlier: serde_json::Value,
-    ) -> Result<serde_json::Value, String> {
-        Ok(facts)
+    /// A chain of facts made complete: `chain[0]` is complete in itself (or was made so
+    /// before), each next one [`Collector::continues`] the one before it. Pure. An error says
+    /// the chain does not give back what the newest facts recorded.
+    fn join(&self, mut chain: Vec<serde_json::Value>) -> Result<serde_json::Value, String> {
+        chain.pop().ok_or_else(|| "no facts to join".to_string())
     }
 
     /// What the stored facts say falls due after `as_of` and is not late yet (a review date,

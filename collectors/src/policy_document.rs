@@ -543,10 +543,8 @@ pub fn upcoming(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<crate::Due> {
                 subject: doc.id.clone(),
                 due,
                 what: format!(
-                    "{}'s {}-day review (last reviewed {reviewed}, next due {})",
-                    doc.id,
-                    doc.review_cycle_days,
-                    reviewed + Duration::days(doc.review_cycle_days)
+                    "{}'s {}-day review (last reviewed {reviewed})",
+                    doc.id, doc.review_cycle_days
                 ),
                 controls: doc.controls.clone(),
             })

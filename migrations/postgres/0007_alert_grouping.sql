@@ -13,3 +13,12 @@ CREATE TABLE warnings (
     due_at TEXT NOT NULL,
     sent_at TEXT NOT NULL
 );
+
+-- Messages held for a sink during its quiet hours, sent as one digest when they end.
+CREATE TABLE held_alerts (
+    id BIGINT PRIMARY KEY,
+    sink TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX held_alerts_by_sink ON held_alerts (sink);

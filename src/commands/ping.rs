@@ -25,6 +25,9 @@ pub async fn ping(
     };
     // Checked before connecting, so a typo is a usage error even with the database down.
     known_job(config, job).map_err(Failure::usage)?;
+    // The process's clock: the system's, or the simulated one tests set.
+    let (clock, _) =
+        crate::base::clock::from_env().map_err(|e| Failure::usage(anyhow::Error::msg(e)))?;
     let db = Db::connect(&config.database_url).await?;
     let message = message.map(|m| m.chars().take(MAX_MESSAGE).collect::<String>());
     record_ping(
@@ -35,7 +38,7 @@ pub async fn ping(
         message.as_deref(),
         None,
         Via::Cli,
-        chrono::Utc::now(),
+        clock.now(),
     )
     .await?;
     Ok(Exit::Ok)

@@ -42,6 +42,7 @@ pub(super) struct RawSink {
     username_env: Option<String>,
     password_env: Option<String>,
     mode: Option<String>,
+    quiet_hours: Option<String>,
 }
 
 /// Gap alerts: cadence and sinks.
@@ -73,6 +74,50 @@ pub struct SinkConfig {
     pub name: String,
     pub kind: SinkKind,
     pub mode: Mode,
+    /// While these last nothing is sent to the sink; what came meanwhile goes as one digest
+    /// at the first evaluation after they end.
+    pub quiet_hours: Option<QuietHours>,
+}
+
+/// `quiet_hours = "22:00-07:00 Europe/Berlin"` (the time zone defaults to UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuietHours {
+    pub from: chrono::NaiveTime,
+    pub to: chrono::NaiveTime,
+    pub timezone: chrono_tz::Tz,
+}
+
+impl QuietHours {
+    fn parse(text: &str) -> Result<QuietHours, String> {
+        let usage = || {
+            format!(
+                "quiet_hours `{text}`: write \"HH:MM-HH:MM\" with an optional IANA time zone, e.g. \"22:00-07:00 Europe/Berlin\""
+            )
+        };
+        let mut parts = text.split_whitespace();
+        let range = parts.next().ok_or_else(usage)?;
+        let timezone = match parts.next() {
+            None => chrono_tz::UTC,
+            Some(tz) => tz.parse().map_err(|_| usage())?,
+        };
+        let (from, to) = range.split_once('-').ok_or_else(usage)?;
+        let time = |t: &str| chrono::NaiveTime::parse_from_str(t, "%H:%M").map_err(|_| usage());
+        let (from, to) = (time(from)?, time(to)?);
+        if parts.next().is_some() || from == to {
+            return Err(usage());
+        }
+        Ok(QuietHours { from, to, timezone })
+    }
+
+    /// Whether `at` falls in the quiet hours (which may span midnight).
+    pub fn contains(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        let t = at.with_timezone(&self.timezone).time();
+        if self.from < self.to {
+            self.from <= t && t < self.to
+        } else {
+            t >= self.from || t < self.to
+        }
+    }
 }
 
 /// How a sink is told: one message per event, or one digest per evaluation with news.
@@ -298,7 +343,21 @@ fn validate_sink(
         }
     };
     let mode = mode("mode", raw.mode.as_deref(), default_mode, &mut errs);
-    let sink = SinkConfig { name, kind, mode };
+    let quiet_hours = raw
+        .quiet_hours
+        .as_deref()
+        .map(QuietHours::parse)
+        .transpose()
+        .unwrap_or_else(|e| {
+            errs.push(e);
+            None
+        });
+    let sink = SinkConfig {
+        name,
+        kind,
+        mode,
+        quiet_hours,
+    };
     if errs.is_empty() {
         errs.extend(
             sink.urls()
@@ -357,6 +416,23 @@ impl SinkConfig {
 
 #[cfg(test)]
 mod tests {
+    use super::QuietHours;
+
+    #[test]
+    fn quiet_hours_span_midnight_in_their_time_zone() {
+        let q = QuietHours::parse("22:00-07:00 Europe/Berlin").unwrap();
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        assert!(q.contains(at("2026-11-22T21:30:00Z")), "22:30 in Berlin");
+        assert!(q.contains(at("2026-11-23T05:59:00Z")), "06:59 in Berlin");
+        assert!(!q.contains(at("2026-11-23T06:00:00Z")), "07:00 in Berlin");
+        assert!(!q.contains(at("2026-11-22T12:00:00Z")));
+        let day = QuietHours::parse("12:00-13:00").unwrap();
+        assert!(day.contains(at("2026-11-22T12:30:00Z")));
+        assert!(!day.contains(at("2026-11-22T13:00:00Z")));
+        for bad in ["22-07", "22:00-22:00", "22:00-07:00 Mars/Olympus", "22:00"] {
+            assert!(QuietHours::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn bad_worker_and_sink_settings_are_each_named() {

@@ -19,7 +19,7 @@ mod collectors;
 mod store;
 mod worker;
 
-pub use alerts::{AlertsConfig, EmailConfig, Mode, SinkConfig, SinkKind, SmtpTls};
+pub use alerts::{AlertsConfig, EmailConfig, Mode, QuietHours, SinkConfig, SinkKind, SmtpTls};
 pub use collectors::{CollectorConfig, CollectorKind, JobConfig, Kind};
 pub use worker::WorkerConfig;
 

@@ -53,6 +53,19 @@ pub struct SinkCounts {
     pub overdue: i64,
 }
 
+/// What one evaluation writes ([`Db::record_gaps`]).
+#[derive(Debug, Clone, Copy)]
+pub struct EvaluationWrite<'a> {
+    pub gaps: &'a [GapRow],
+    pub warnings: &'a [(String, DateTime<Utc>)],
+    pub alerts: &'a [NewAlert],
+    /// Messages for sinks in their quiet hours (`event` unused).
+    pub hold: &'a [NewAlert],
+    /// Held messages sent now, by id.
+    pub released: &'a [i64],
+    pub now: DateTime<Utc>,
+}
+
 /// A new alert to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAlert {
@@ -119,6 +132,17 @@ impl Db {
         rows.iter().map(gap_row).collect()
     }
 
+    /// The messages held for `sink` during its quiet hours, oldest first: (id, body).
+    pub async fn held_alerts(&self, sink: &str) -> Result<Vec<(i64, String)>, DbError> {
+        let rows = sqlx::query("SELECT id, body FROM held_alerts WHERE sink = $1 ORDER BY id")
+            .bind(sink)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("body")?)))
+            .collect()
+    }
+
     /// The keys of the warnings already sent, of due dates at or after `since`.
     pub async fn sent_warnings(&self, since: DateTime<Utc>) -> Result<Vec<String>, DbError> {
         let rows = sqlx::query("SELECT warning_key FROM warnings WHERE due_at >= $1")
@@ -128,16 +152,37 @@ impl Db {
         rows.iter().map(|r| Ok(r.try_get("warning_key")?)).collect()
     }
 
-    /// Writes the gaps' new states, the warnings sent (key, due date) and queues their alerts,
-    /// in one transaction.
-    pub async fn record_gaps(
-        &self,
-        gaps: &[GapRow],
-        warnings: &[(String, DateTime<Utc>)],
-        alerts: &[NewAlert],
-        now: DateTime<Utc>,
-    ) -> Result<(), DbError> {
+    /// Writes one evaluation in one transaction: the gaps' new states, the warnings sent (key,
+    /// due date), the alerts to queue, the messages to hold for quiet sinks and the held ones
+    /// now sent.
+    pub async fn record_gaps(&self, e: &EvaluationWrite<'_>) -> Result<(), DbError> {
+        let EvaluationWrite {
+            gaps,
+            warnings,
+            alerts,
+            hold,
+            released,
+            now,
+        } = *e;
         let mut tx = self.pool().begin().await?;
+        for id in released {
+            sqlx::query("DELETE FROM held_alerts WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for h in hold {
+            // Ids in order of holding; one evaluation writes at a time (the alerts lease).
+            sqlx::query(
+                "INSERT INTO held_alerts (id, sink, body, created_at) \
+                 SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3 FROM held_alerts",
+            )
+            .bind(&h.sink)
+            .bind(&h.body)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+        }
         for (key, due) in warnings {
             sqlx::query(
                 "INSERT INTO warnings (warning_key, due_at, sent_at) VALUES ($1, $2, $3) \

@@ -18,7 +18,7 @@ use crate::base::{Secret, closed_set, redact};
 mod alerts;
 mod worker;
 
-pub use alerts::{AlertRow, GapRow, NewAlert, SinkCounts};
+pub use alerts::{AlertRow, EvaluationWrite, GapRow, NewAlert, SinkCounts};
 pub use worker::{FailedSlot, HeldBy, Lease, RunCount};
 
 /// Which database engine a URL names.

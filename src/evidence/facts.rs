@@ -23,8 +23,23 @@ pub type Loaded = Result<serde_json::Value, Finding>;
 const MAX_LINKS: usize = 10_000;
 
 /// Reads a run's facts from the store, checking they are the bytes the database recorded, and
-/// makes them complete: joined with the earlier facts they continue.
+/// makes them complete: joined with the earlier facts they continue. The newest complete facts
+/// of each collector are kept for the process, so the next run's join reads one link.
 pub async fn load(app: &Annexa, row: &EvidenceRow) -> Loaded {
+    let this = FactsRef {
+        run_id: row.run_id.clone(),
+        sha256: row.sha256.clone(),
+    };
+    let cached = |at: &FactsRef| {
+        let cache = app.facts_cache.lock().expect("not poisoned");
+        cache
+            .get(&row.collector)
+            .filter(|(r, _)| r == at)
+            .map(|(_, v)| v.clone())
+    };
+    if let Some(v) = cached(&this) {
+        return Ok(v);
+    }
     let facts = load_one(app, row).await?;
     let Some(config) = app.config.collector(&row.collector) else {
         return Ok(facts);
@@ -37,9 +52,13 @@ pub async fn load(app: &Annexa, row: &EvidenceRow) -> Loaded {
             message,
         )
     };
-    // Back to facts that are complete in themselves, then forward, joining each to the next.
+    // Back to facts that are complete (in themselves, or as kept), newest first.
     let mut chain = vec![facts];
     while let Some(link) = collector.continues(chain.last().expect("one at least")) {
+        if let Some(v) = cached(&link) {
+            chain.push(v);
+            break;
+        }
         if chain.len() > MAX_LINKS {
             return Err(violation(format!(
                 "the facts of run {} continue a chain of more than {MAX_LINKS} runs; run `annexa verify`",
@@ -48,15 +67,20 @@ pub async fn load(app: &Annexa, row: &EvidenceRow) -> Loaded {
         }
         chain.push(linked(app, &link, &row.run_id).await?);
     }
-    let mut joined = chain.pop().expect("one at least");
-    while let Some(newer) = chain.pop() {
-        joined = collector.join(newer, joined).map_err(|e| {
-            violation(format!(
-                "facts of run {}: {e}; run `annexa verify`",
-                row.run_id
-            ))
-        })?;
+    if chain.len() == 1 {
+        return Ok(chain.pop().expect("one"));
     }
+    chain.reverse();
+    let joined = collector.join(chain).map_err(|e| {
+        violation(format!(
+            "facts of run {}: {e}; run `annexa verify`",
+            row.run_id
+        ))
+    })?;
+    app.facts_cache
+        .lock()
+        .expect("not poisoned")
+        .insert(row.collector.clone(), (this, joined.clone()));
     Ok(joined)
 }
 

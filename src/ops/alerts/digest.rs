@@ -6,12 +6,13 @@ use chrono::{DateTime, Utc};
 
 use super::AlertMessage;
 
-const SECTIONS: [(&str, &[&str]); 5] = [
-    ("New", &["open"]),
-    ("Grown", &["update"]),
-    ("Warnings", &["warning"]),
-    ("Resolved", &["resolved"]),
-    ("Reminders", &["reminder"]),
+/// Each section: its heading, how the title counts it (one, many) and its events.
+const SECTIONS: [(&str, [&str; 2], &str); 5] = [
+    ("New", ["new", "new"], "open"),
+    ("Grown", ["grown", "grown"], "update"),
+    ("Warnings", ["warning", "warnings"], "warning"),
+    ("Resolved", ["resolved", "resolved"], "resolved"),
+    ("Reminders", ["reminder", "reminders"], "reminder"),
 ];
 
 /// One digest of `messages`; `still_open` counts the open gaps with no news; `max_chars` is
@@ -23,16 +24,14 @@ pub fn digest(
     now: DateTime<Utc>,
     max_chars: usize,
 ) -> AlertMessage {
-    let count = |events: &[&str]| {
-        messages
-            .iter()
-            .filter(|m| events.contains(&m.event.as_str()))
-            .count()
-    };
+    let count = |event: &str| messages.iter().filter(|m| m.event == event).count();
     let mut summary: Vec<String> = SECTIONS
         .iter()
-        .filter(|(_, events)| count(events) > 0)
-        .map(|(name, events)| format!("{} {}", count(events), name.to_lowercase()))
+        .filter(|(_, _, event)| count(event) > 0)
+        .map(|(_, [one, many], event)| {
+            let n = count(event);
+            format!("{n} {}", if n == 1 { one } else { many })
+        })
         .collect();
     summary.push(format!("{still_open} still open"));
     let title = format!("[annexa] Digest: {}", summary.join(", "));
@@ -45,11 +44,8 @@ pub fn digest(
     let mut lines: Vec<String> = Vec::new();
     let mut used = 0;
     let mut left_out = 0;
-    for (name, events) in SECTIONS {
-        let of: Vec<&AlertMessage> = messages
-            .iter()
-            .filter(|m| events.contains(&m.event.as_str()))
-            .collect();
+    for (name, _, event) in SECTIONS {
+        let of: Vec<&AlertMessage> = messages.iter().filter(|m| m.event == event).collect();
         if of.is_empty() {
             continue;
         }

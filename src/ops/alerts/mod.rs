@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::Annexa;
 use crate::base::paths::relative_to;
 use crate::config::Mode;
-use crate::db::{GapRow, NewAlert};
+use crate::db::{EvaluationWrite, GapRow, NewAlert};
 
 pub use sinks::{DeliveryReport, deliver_due, http_client, sign};
 
@@ -49,14 +49,14 @@ pub struct Pointer {
 }
 
 impl Pointer {
+    /// The object key names its SHA-256 (`objects/sha256/…`): it is not repeated.
     fn text(&self) -> String {
         format!(
-            "run {} of `{}` collected {}: object {} (sha256 {})",
+            "run {} of `{}` collected {}, object {}",
             self.run_id,
             self.collector,
             when(self.collected_at),
-            self.object_key,
-            self.sha256
+            self.object_key
         )
     }
 }
@@ -314,13 +314,15 @@ pub fn gaps_of(doc: &StatusDocument, base_dir: &Path) -> Gaps {
     let rel = |s: &str| relative_to(s, base_dir);
     let mut out = Gaps::default();
     let mut gaps: BTreeMap<String, Gap> = BTreeMap::new();
+    let mut said: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut add = |control: &ControlReport, gap: Gap, occurrence: Option<String>| {
         let key = gap.dedup_key();
         let message = gap.message.clone();
-        let entry = gaps.entry(key).or_insert(gap);
+        let entry = gaps.entry(key.clone()).or_insert(gap);
         // Two findings of one code on one subject that are not occurrences (a control missing
         // two kinds of evidence) say both.
-        if occurrence.is_none() && !entry.message.split("; ").any(|m| m == message) {
+        let seen = said.entry(key).or_default();
+        if occurrence.is_none() && seen.insert(message.clone()) && seen.len() > 1 {
             entry.message = format!("{}; {message}", entry.message);
         }
         if !entry.controls.iter().any(|c| c.id == control.id) {
@@ -696,8 +698,13 @@ pub fn message(event: Event, row: &GapRow, organization: &str, now: DateTime<Utc
 pub fn warning_message(w: &Warning, organization: &str, now: DateTime<Utc>) -> AlertMessage {
     let left = annexa_collectors::human_duration((w.due - now).num_seconds());
     let mut lines = vec![
-        format!("Due: {} by {}, in {left}", w.what, when(w.due)),
-        format!("After that it is a gap: {} on {}", w.code, w.subject),
+        format!("What is due: {}", w.what),
+        format!(
+            "Late from: {} (in {left}); then it is a gap: {} on {}",
+            when(w.due),
+            w.code,
+            w.subject
+        ),
         format!("Controls: {}", w.controls.join(", ")),
     ];
     if let Some(p) = &w.evidence {
@@ -715,7 +722,7 @@ pub fn warning_message(w: &Warning, organization: &str, now: DateTime<Utc>) -> A
         title: format!(
             "[annexa] WARNING: {} is due by {}, in {left} ({})",
             w.what,
-            w.due.format("%Y-%m-%d"),
+            when(w.due),
             w.controls.join(", ")
         ),
         text: lines.join("\n"),
@@ -781,38 +788,65 @@ pub async fn evaluate_doc(
             .map(|w| warning_message(w, organization, now)),
     );
     let mut alerts = Vec::new();
+    let mut hold = Vec::new();
+    let mut released = Vec::new();
     for sink in &config.sinks {
+        let queue = |m: &AlertMessage| -> anyhow::Result<NewAlert> {
+            Ok(NewAlert {
+                dedup_key: m.dedup_key.clone(),
+                event: m.event.clone(),
+                sink: sink.name.clone(),
+                body: serde_json::to_string(m)?,
+            })
+        };
+        if sink.quiet_hours.as_ref().is_some_and(|q| q.contains(now)) {
+            for m in &messages {
+                hold.push(queue(m)?);
+            }
+            continue;
+        }
+        // What was held during quiet hours goes first, in one digest with what is new.
+        let mut held: Vec<AlertMessage> = Vec::new();
+        for (id, body) in app.db.held_alerts(&sink.name).await? {
+            released.push(id);
+            held.extend(serde_json::from_str::<AlertMessage>(&body).ok());
+        }
         match sink.mode {
-            Mode::Each => {
+            Mode::Each if held.is_empty() => {
                 for m in &messages {
-                    alerts.push(NewAlert {
-                        dedup_key: m.dedup_key.clone(),
-                        event: m.event.clone(),
-                        sink: sink.name.clone(),
-                        body: serde_json::to_string(m)?,
-                    });
+                    alerts.push(queue(m)?);
                 }
             }
-            Mode::Digest if messages.is_empty() => {}
-            Mode::Digest => {
-                let still_open = current.open.len()
-                    - messages
+            _ => {
+                held.extend(messages.iter().cloned());
+                if !held.is_empty() {
+                    // Gaps still open that the digest has nothing new about.
+                    let told: BTreeSet<&str> = held
                         .iter()
                         .filter(|m| m.event == "open" || m.event == "update")
+                        .map(|m| m.dedup_key.as_str())
+                        .collect();
+                    let still_open = current
+                        .open
+                        .iter()
+                        .filter(|g| !told.contains(g.dedup_key().as_str()))
                         .count();
-                let d = digest::digest(&messages, still_open, organization, now, sink.max_chars());
-                alerts.push(NewAlert {
-                    dedup_key: d.dedup_key.clone(),
-                    event: d.event.clone(),
-                    sink: sink.name.clone(),
-                    body: serde_json::to_string(&d)?,
-                });
+                    let d = digest::digest(&held, still_open, organization, now, sink.max_chars());
+                    alerts.push(queue(&d)?);
+                }
             }
         }
     }
     let warned: Vec<(String, DateTime<Utc>)> = warnings.iter().map(|w| (w.key(), w.due)).collect();
     app.db
-        .record_gaps(&plan.rows, &warned, &alerts, now)
+        .record_gaps(&EvaluationWrite {
+            gaps: &plan.rows,
+            warnings: &warned,
+            alerts: &alerts,
+            hold: &hold,
+            released: &released,
+            now,
+        })
         .await?;
     Ok(Evaluation {
         open_gaps: current.open.len(),
@@ -1101,7 +1135,13 @@ mod tests {
             "{}",
             m.text
         );
-        assert!(m.text.contains("Evidence: run r-cron of `cron` collected 2026-11-22 08:00 UTC: object objects/r-cron (sha256 r-cron-sha)"), "{}", m.text);
+        assert!(
+            m.text.contains(
+                "Evidence: run r-cron of `cron` collected 2026-11-22 08:00 UTC, object objects/r-cron"
+            ),
+            "{}",
+            m.text
+        );
     }
 
     #[test]
@@ -1129,11 +1169,10 @@ mod tests {
         let m = warning_message(&w[0], "Org", at);
         assert_eq!(
             m.title,
-            "[annexa] WARNING: ISP-001's 365-day review is due by 2026-12-10, in 9 d (A.5.24)"
+            "[annexa] WARNING: ISP-001's 365-day review is due by 2026-12-10 00:00 UTC, in 9 d (A.5.24)"
         );
-        assert!(
-            m.text
-                .contains("After that it is a gap: policy-review-overdue on ISP-001")
-        );
+        assert!(m.text.contains(
+            "Late from: 2026-12-10 00:00 UTC (in 9 d); then it is a gap: policy-review-overdue on ISP-001"
+        ));
     }
 }
