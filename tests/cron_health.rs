@@ -364,3 +364,131 @@ async fn a_future_as_of_shows_every_slot_that_will_have_been_missed() {
     let a816 = ahead.controls.iter().find(|c| c.id == "A.8.16").unwrap();
     assert_eq!(a816.status, annexa_reports::ControlStatus::NotSatisfied);
 }
+
+/// Hourly snapshots over a day store what is new, rebuild the window through separate
+/// processes (no cache), still judge the day's slots, verify, and a tampered link in the chain
+/// is an integrity violation, not a quiet pass.
+#[test]
+fn snapshots_store_what_is_new_and_a_broken_chain_is_a_violation() {
+    let w = World::new();
+    w.config(
+        r#"
+[[collector]]
+name = "cron-health"
+kind = "cron-health"
+schedule = "30 * * * *"
+jobs = ["db-backup"]
+
+[[job]]
+name = "db-backup"
+schedule = "0 * * * *"
+grace = "15m"
+"#,
+    );
+    for h in 0..12 {
+        // 05:00 is missed.
+        if h != 5 {
+            w.annexa_at(&format!("2026-11-22T{h:02}:05:00Z"), &["ping", "db-backup"])
+                .expect(0);
+        }
+        w.annexa_at(
+            &format!("2026-11-22T{h:02}:30:00Z"),
+            &["collect", "cron-health"],
+        )
+        .expect(0);
+    }
+    let doc = w
+        .annexa_at("2026-11-22T11:40:00Z", &["status", "--json"])
+        .json();
+    let a816 = doc["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "A.8.16")
+        .unwrap()
+        .clone();
+    let missed: Vec<&str> = a816["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(missed, ["db-backup@2026-11-22T05:00:00Z"], "{a816}");
+    // The newest facts hold one heartbeat and name the run before.
+    let facts_key = a816["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["object_key"].as_str().unwrap().to_string())
+        .find(|k| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(w.object_file(k)).unwrap()).unwrap();
+            v.get("horizon").is_some()
+        })
+        .expect("the facts object");
+    let facts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.object_file(&facts_key)).unwrap()).unwrap();
+    assert_eq!(
+        facts["jobs"][0]["heartbeats"].as_array().unwrap().len(),
+        1,
+        "{facts}"
+    );
+    assert_eq!(facts["window"]["count"], 11, "{facts}");
+    assert!(facts["delta"]["previous"]["run_id"].is_string(), "{facts}");
+    w.annexa_at("2026-11-22T11:45:00Z", &["verify"]).expect(0);
+
+    // Rewrite a facts object in the middle of the chain (write-once bypassed, as an attacker
+    // with disk access would): the newest facts can no longer be rebuilt.
+    // Back along the chain (objects are named by their SHA-256) to one that added a heartbeat.
+    let object = |sha: &str| w.object_file(&format!("objects/sha256/{}/{sha}", &sha[..2]));
+    let mut rewritten = false;
+    let mut link = facts["delta"]["previous"]["sha256"]
+        .as_str()
+        .map(String::from);
+    while let Some(sha) = link {
+        let path = object(&sha);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        if v["jobs"][0]["heartbeats"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+        {
+            v["jobs"][0]["heartbeats"] = serde_json::json!([]);
+            make_writable(&path);
+            std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+            rewritten = true;
+            break;
+        }
+        link = v["delta"]["previous"]["sha256"].as_str().map(String::from);
+    }
+    assert!(rewritten, "a delta before the newest");
+    let doc = w
+        .annexa_at("2026-11-22T11:50:00Z", &["status", "--json"])
+        .json();
+    // Every control cron-health evidences says so; none passes on the broken chain.
+    for id in ["A.5.36", "A.8.16"] {
+        let c = doc["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap();
+        assert_eq!(c["status"], "not_satisfied", "{c}");
+        let f = &c["findings"][0];
+        assert_eq!(f["code"], "integrity-violation", "{c}");
+        assert!(
+            f["message"]
+                .as_str()
+                .unwrap()
+                .contains("no longer match their recorded SHA-256; run `annexa verify`"),
+            "{c}"
+        );
+    }
+}
+
+fn make_writable(p: &std::path::Path) {
+    let mut perms = std::fs::metadata(p).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(p, perms).unwrap();
+}

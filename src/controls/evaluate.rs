@@ -48,7 +48,9 @@ pub struct SourceState {
     pub next_run: Option<DateTime<Utc>>,
 }
 
-/// Codes that speak of the source as a whole, so they bear on every control it evidences.
+/// Codes that speak of the source as a whole, so they bear on every control it evidences. An
+/// `integrity-violation` among a collector's findings says its stored facts cannot be trusted:
+/// no control it evidences may pass on them.
 fn is_source_wide(code: FindingCode) -> bool {
     matches!(
         code,
@@ -56,6 +58,7 @@ fn is_source_wide(code: FindingCode) -> bool {
             | FindingCode::EvidenceStale
             | FindingCode::CollectorFailed
             | FindingCode::CollectorUnauthorized
+            | FindingCode::IntegrityViolation
     )
 }
 
@@ -523,6 +526,21 @@ mod tests {
                 && message.contains("`Controls: A.5.24`"),
             "{message}"
         );
+    }
+
+    /// Facts that fail their hash give an `integrity-violation` among the source's findings:
+    /// it weighs on every control the source evidences, not only on A.5.28.
+    #[test]
+    fn facts_that_cannot_be_trusted_fail_every_control_of_their_source() {
+        let tampered = Finding::new(
+            FindingCode::IntegrityViolation,
+            "objects/sha256/ab/x",
+            "facts of run r1 no longer match their recorded SHA-256",
+        );
+        let ok = Some(run("r1", true, 10));
+        let r = status_of(source(ok.clone(), ok, vec![tampered]), at(11));
+        assert_eq!(r.status, ControlStatus::NotSatisfied);
+        assert_eq!(r.findings[0].code, FindingCode::IntegrityViolation);
     }
 
     #[test]

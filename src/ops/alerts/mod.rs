@@ -1022,6 +1022,32 @@ mod tests {
         );
     }
 
+    /// Gaps an older version stored (one per control, code and subject; another detail) are
+    /// closed without a message: their problems open under the new keys.
+    #[test]
+    fn gaps_stored_by_an_older_version_close_quietly() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let old = GapRow {
+            dedup_key: "A.5.26|incident-resolution-late|INC-7".into(),
+            detail: r#"{"control":"A.5.26","code":"incident-resolution-late"}"#.into(),
+            ..row_of(&gap("INC-7"), t)
+        };
+        let p = plan(&gaps(&[gap("INC-7")]), &[old], t, policy());
+        assert_eq!(
+            p.events
+                .iter()
+                .map(|(e, r)| (*e, r.dedup_key.as_str()))
+                .collect::<Vec<_>>(),
+            [(Event::Open, "incident-resolution-late|INC-7")]
+        );
+        let closed = p
+            .rows
+            .iter()
+            .find(|r| r.dedup_key.starts_with("A.5.26|"))
+            .unwrap();
+        assert_eq!(closed.state, "resolved");
+    }
+
     #[test]
     fn messages_say_what_which_controls_since_when_and_what_to_do() {
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
