@@ -871,7 +871,7 @@ impl annexa::ops::Output for Printed {
 
 const REGISTER_HEADER: &str = "id,title,severity,category,detected_at,triaged_at,contained_at,resolved_at,closed_at,status,owner,postmortem,postmortem_at,personal_data_breach,authority_notified_at,customers_notified_at\n";
 
-/// November 2026 with hourly collectors and an hourly evaluation: the job `db-backup` is down
+/// November 2026 with an hourly evaluation and hourly cron-health: the job `db-backup` is down
 /// on the 10th, ISP-002's review falls overdue on the 15th (fixed on the 20th), and INC-1 is
 /// triaged a day late. One OPEN per problem and per control no source evidences, ≤ 1 reminder
 /// per gap and day, one WARNING per due date; a digest sink gets ≤ 1 message per evaluation
@@ -940,14 +940,14 @@ grace = "15m"
 [[collector]]
 name = "policies"
 kind = "policy-document"
-schedule = "0 * * * *"
+schedule = "0 */6 * * *"
 paths = ["policies"]
 review_grace_days = 0
 
 [[collector]]
 name = "incidents"
 kind = "incident-log"
-schedule = "0 * * * *"
+schedule = "0 */6 * * *"
 register = "register.csv"
 
 [[collector]]
