@@ -884,6 +884,7 @@ fn a_month_of_hourly_evaluations_sends_one_message_per_problem() {
         let server = MockServer::start().await;
         for p in [
             DISCORD.to_string(),
+            SLACK.to_string(),
             format!("/bot{TELEGRAM_TOKEN}/sendMessage"),
         ] {
             Mock::given(method("POST"))
@@ -923,6 +924,11 @@ quiet_hours = "22:00-07:00"
 [[sink]]
 kind = "discord"
 url_env = "T_DISCORD"
+mode = "digest"
+
+[[sink]]
+kind = "slack"
+url_env = "T_SLACK"
 mode = "digest"
 
 [[sink]]
@@ -1205,6 +1211,16 @@ jobs = ["db-backup"]
     };
     sent(DISCORD, "content", 2000);
     sent(&format!("/bot{TELEGRAM_TOKEN}/sendMessage"), "text", 4096);
+    // Slack: at most 10 section blocks of at most 3,000 characters.
+    sent(SLACK, "text", 40_000);
+    for r in received(&rt, &server, SLACK) {
+        let blocks = body(&r)["blocks"].as_array().unwrap().clone();
+        assert!((1..=10).contains(&blocks.len()), "{} blocks", blocks.len());
+        for b in blocks {
+            assert_eq!(b["type"], "section");
+            assert!(b["text"]["text"].as_str().unwrap().chars().count() <= 3000);
+        }
+    }
 
     // cron-health: a month of hourly snapshots of one hourly job (≈ 200 MB before deltas).
     assert!(
