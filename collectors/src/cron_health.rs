@@ -19,8 +19,9 @@
 //! that entered the window since the previous snapshot, the hashes of those that left it, and a
 //! digest of the whole window (count, first, last, SHA-256 over the records). The engine rebuilds
 //! the window from the chain of snapshots ([`Collector::join`]), and the digest proves it got
-//! back what was read. Every [`MAX_CHAIN`]th snapshot stores the whole window, so a chain stays
-//! short; snapshots stored before this (no digest) are whole windows too.
+//! back what was read. A snapshot stores the whole window again once the changes since the last
+//! whole one hold as many records, or after [`MAX_CHAIN`] deltas, so a chain stays short;
+//! snapshots stored before this (no digest) are whole windows too.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -260,16 +261,12 @@ pub struct CronHealthFacts {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub chain: u32,
     /// How many records (entered and left) those snapshots store.
-    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub chain_records: usize,
 }
 
-fn is_zero_usize(n: &usize) -> bool {
-    *n == 0
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 /// What a snapshot changed in the window of the one it continues.

@@ -86,12 +86,6 @@ pub fn digest(
         organization: organization.to_string(),
         title,
         text: lines.join("\n"),
-        since: None,
-        last_seen: None,
-        resolved_at: None,
-        count: None,
-        gap: None,
-        warning: None,
         entries: messages
             .iter()
             .map(|m| AlertMessage {
@@ -100,6 +94,7 @@ pub fn digest(
             })
             .collect(),
         still_open: Some(still_open),
+        ..AlertMessage::default()
     }
 }
 
@@ -114,14 +109,8 @@ mod tests {
             organization: "Org".into(),
             title: format!("[annexa] OPEN: heartbeat-missed on job-{i} (24 slots; A.5.36, A.8.16)"),
             text: "long text".repeat(100),
-            since: None,
-            last_seen: None,
-            resolved_at: None,
             count: Some(24),
-            gap: None,
-            warning: None,
-            entries: Vec::new(),
-            still_open: None,
+            ..AlertMessage::default()
         }
     }
 

@@ -51,7 +51,7 @@ impl Event {
 
 /// The message one alert carries, stored in the outbox as JSON (no secrets in it). The
 /// webhook sink posts it as it is; the others send its title and text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertMessage {
     /// `open`, `update`, `reminder`, `resolved`, `warning` or `digest`.
     pub event: String,
@@ -281,9 +281,7 @@ pub fn message(event: Event, row: &GapRow, organization: &str, now: DateTime<Utc
         resolved_at: (event == Event::Resolved).then(|| row.cleared_at.unwrap_or(now)),
         count: Some(gap.count()),
         gap: Some(gap),
-        warning: None,
-        entries: Vec::new(),
-        still_open: None,
+        ..AlertMessage::default()
     }
 }
 
@@ -319,14 +317,8 @@ pub fn warning_message(w: &Warning, organization: &str, now: DateTime<Utc>) -> A
             w.controls.join(", ")
         ),
         text: lines.join("\n"),
-        since: None,
-        last_seen: None,
-        resolved_at: None,
-        count: None,
-        gap: None,
         warning: Some(w.clone()),
-        entries: Vec::new(),
-        still_open: None,
+        ..AlertMessage::default()
     }
 }
 
@@ -402,7 +394,10 @@ pub async fn evaluate_doc(
         let mut held: Vec<AlertMessage> = Vec::new();
         for (id, body) in app.db.held_alerts(&sink.name).await? {
             released.push(id);
-            held.extend(serde_json::from_str::<AlertMessage>(&body).ok());
+            match serde_json::from_str::<AlertMessage>(&body) {
+                Ok(m) => held.push(m),
+                Err(e) => tracing::warn!(sink = %sink.name, "a held message is not readable: {e}"),
+            }
         }
         match sink.mode {
             Mode::Each if held.is_empty() => {
