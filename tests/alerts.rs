@@ -746,12 +746,7 @@ paths = ["policies"]
     let doc = w
         .annexa_at("2026-11-22T10:15:00Z", &["status", "--json"])
         .json();
-    let a524 = doc["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "A.5.24")
-        .unwrap();
+    let a524 = common::control(&doc, "A.5.24");
     assert_eq!(a524["status"], "satisfied", "{a524}");
     let f = &a524["findings"][0];
     assert_eq!(f["code"], "policy-review-overdue");

@@ -412,12 +412,7 @@ fn backups_in_an_s3_bucket_are_listed_and_drilled_through_the_binary() {
     assert_eq!(run["runs"][0]["items"], 2, "listing and drill report");
     let doc = w.annexa(&["status", "--json"]).expect(3).json();
     for id in ["A.8.13", "A.5.30"] {
-        let c = doc["controls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap();
+        let c = common::control(&doc, id);
         assert_eq!(c["status"], "satisfied", "{id}: {c}");
     }
 }

@@ -42,12 +42,7 @@ fn killing_a_collection_at_any_moment_leaves_nothing_half_written() {
         // The collection itself works again afterwards.
         assert_eq!(runs.code, 0, "{}", runs.stderr);
         let status = w.annexa(&["status", "--json"]).json();
-        let a524 = status["controls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == "A.5.24")
-            .unwrap();
+        let a524 = common::control(&status, "A.5.24");
         assert_eq!(a524["status"], "satisfied", "after a kill at {delay_ms} ms");
     }
 

@@ -267,12 +267,7 @@ fn annexa_ping_works_from_a_real_crontab_line() {
         .json();
     assert_eq!(out["runs"][0]["status"], "succeeded");
     let doc = w.annexa(&["status", "--json"]).json();
-    let a816 = doc["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "A.8.16")
-        .unwrap();
+    let a816 = common::control(&doc, "A.8.16");
     let key = a816["evidence"]
         .as_array()
         .unwrap()
@@ -400,13 +395,7 @@ grace = "15m"
     let doc = w
         .annexa_at("2026-11-22T11:40:00Z", &["status", "--json"])
         .json();
-    let a816 = doc["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "A.8.16")
-        .unwrap()
-        .clone();
+    let a816 = common::control(&doc, "A.8.16").clone();
     let missed: Vec<&str> = a816["findings"]
         .as_array()
         .unwrap()
@@ -467,12 +456,7 @@ grace = "15m"
         .json();
     // Every control cron-health evidences says so; none passes on the broken chain.
     for id in ["A.5.36", "A.8.16"] {
-        let c = doc["controls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap();
+        let c = common::control(&doc, id);
         assert_eq!(c["status"], "not_satisfied", "{c}");
         let f = &c["findings"][0];
         assert_eq!(f["code"], "integrity-violation", "{c}");

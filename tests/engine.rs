@@ -25,15 +25,6 @@ fn policy_world() -> World {
     w
 }
 
-fn control<'a>(doc: &'a Value, id: &str) -> &'a Value {
-    doc["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no control {id} in {doc}"))
-}
-
 #[test]
 fn run_evidences_a524_with_documents_and_a528_with_its_own_manifest() {
     let w = policy_world();
@@ -96,7 +87,7 @@ fn status_json_matches_the_contract() {
         assert_eq!(u["controls"], serde_json::json!(["A.5.24"]));
         assert!(u["due"].as_str().unwrap() > doc["as_of"].as_str().unwrap());
     }
-    let a524 = control(&doc, "A.5.24");
+    let a524 = common::control(&doc, "A.5.24");
     assert_eq!(
         keys(a524),
         ["evidence", "findings", "id", "status", "title"]
@@ -137,7 +128,7 @@ fn status_json_matches_the_contract() {
     }
     assert!(doc["as_of"].as_str().unwrap().ends_with('Z'));
 
-    let a526 = control(&doc, "A.5.26");
+    let a526 = common::control(&doc, "A.5.26");
     assert_eq!(a526["status"], "missing");
     let f = &a526["findings"][0];
     assert_eq!(
@@ -147,7 +138,7 @@ fn status_json_matches_the_contract() {
     assert_eq!(f["code"], "evidence-missing");
     assert_eq!(f["level"], "fail");
 
-    let a528 = control(&doc, "A.5.28");
+    let a528 = common::control(&doc, "A.5.28");
     assert_eq!(a528["status"], "satisfied");
     assert_eq!(a528["evidence"][0]["collector"], "annexa");
     assert!(
@@ -167,7 +158,7 @@ fn as_of_shows_the_past_and_the_future() {
         .annexa(&["status", "--json", "--as-of", "2020-01-01T00:00:00Z"])
         .expect(3)
         .json();
-    assert_eq!(control(&past, "A.5.24")["status"], "missing");
+    assert_eq!(common::control(&past, "A.5.24")["status"], "missing");
     assert_eq!(past["as_of"], "2020-01-01T00:00:00Z");
     // In two months the evidence (max age 35 days) is stale.
     let in_two_months = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
@@ -175,14 +166,14 @@ fn as_of_shows_the_past_and_the_future() {
         .annexa(&["status", "--json", "--as-of", &in_two_months])
         .expect(3)
         .json();
-    assert_eq!(control(&future, "A.5.24")["status"], "stale");
+    assert_eq!(common::control(&future, "A.5.24")["status"], "stale");
     // In two years the procedure's annual review is overdue too.
     let later = (chrono::Utc::now() + chrono::Duration::days(730)).to_rfc3339();
     let later = w
         .annexa(&["status", "--json", "--as-of", &later])
         .expect(3)
         .json();
-    let codes: Vec<&str> = control(&later, "A.5.24")["findings"]
+    let codes: Vec<&str> = common::control(&later, "A.5.24")["findings"]
         .as_array()
         .unwrap()
         .iter()
@@ -199,7 +190,7 @@ fn an_overdue_review_makes_a524_not_satisfied_naming_the_document() {
     w.write("policies/old.md", &procedure("old-procedure", "2024-01-10"));
     w.annexa(&["collect", "policies"]).expect(0);
     let doc = w.annexa(&["status", "--json"]).expect(3).json();
-    let a524 = control(&doc, "A.5.24");
+    let a524 = common::control(&doc, "A.5.24");
     assert_eq!(a524["status"], "not_satisfied");
     let f = &a524["findings"][0];
     assert_eq!(f["code"], "policy-review-overdue");
@@ -219,7 +210,7 @@ fn verify_passes_then_exits_4_naming_a_tampered_object_then_passes_once_restored
     );
 
     let doc = w.annexa(&["status", "--json"]).expect(3).json();
-    let key = control(&doc, "A.5.24")["evidence"][0]["object_key"]
+    let key = common::control(&doc, "A.5.24")["evidence"][0]["object_key"]
         .as_str()
         .unwrap()
         .to_string();
@@ -268,7 +259,7 @@ fn verify_catches_an_edited_manifest_and_a_deleted_object() {
     w.annexa(&["verify"]).expect(0);
 
     let doc = w.annexa(&["status", "--json"]).expect(3).json();
-    let key = control(&doc, "A.5.24")["evidence"][1]["object_key"]
+    let key = common::control(&doc, "A.5.24")["evidence"][1]["object_key"]
         .as_str()
         .unwrap()
         .to_string();
@@ -299,9 +290,12 @@ fn a_missing_source_fails_the_run_and_keeps_earlier_evidence() {
 
     // Fresh evidence from the earlier run still stands; the failure is a warning beside it.
     let after = w.annexa(&["status", "--json"]).expect(3).json();
-    let a524 = control(&after, "A.5.24");
+    let a524 = common::control(&after, "A.5.24");
     assert_eq!(a524["status"], "satisfied");
-    assert_eq!(a524["evidence"], control(&before, "A.5.24")["evidence"]);
+    assert_eq!(
+        a524["evidence"],
+        common::control(&before, "A.5.24")["evidence"]
+    );
     let f = &a524["findings"][0];
     assert_eq!(f["code"], "collector-failed");
     assert_eq!(f["level"], "warn");
@@ -318,7 +312,7 @@ fn a_missing_source_fails_the_run_and_keeps_earlier_evidence() {
     fresh.config(POLICY_CONFIG);
     fresh.annexa(&["collect", "policies"]).expect(1);
     let doc = fresh.annexa(&["status", "--json"]).expect(3).json();
-    assert_eq!(control(&doc, "A.5.24")["status"], "not_evaluated");
+    assert_eq!(common::control(&doc, "A.5.24")["status"], "not_evaluated");
 }
 
 #[test]
@@ -530,7 +524,7 @@ fn documents_with_one_name_under_two_paths_are_both_kept_and_judged() {
         .json();
     assert_eq!(run["runs"][0]["items"], 2, "{run}");
     let status = w.annexa(&["status", "--json"]).expect(3).json();
-    let a524 = control(&status, "A.5.24");
+    let a524 = common::control(&status, "A.5.24");
     assert_eq!(a524["status"], "not_satisfied", "{a524}");
     let overdue: Vec<&Value> = a524["findings"]
         .as_array()
@@ -704,7 +698,7 @@ fn period_of(w: &World, now: &str, from: &str, to: &str) -> Value {
     let doc = w
         .annexa_at(now, &["status", "--from", from, "--to", to, "--json"])
         .json();
-    control(&doc, "A.5.24").clone()
+    common::control(&doc, "A.5.24").clone()
 }
 
 #[test]
@@ -759,5 +753,5 @@ fn period_verdicts_over_a_simulated_month() {
     let plain = steady
         .annexa_at("2026-12-01T00:10:00Z", &["status", "--json"])
         .json();
-    assert!(control(&plain, "A.5.24").get("verdict").is_none());
+    assert!(common::control(&plain, "A.5.24").get("verdict").is_none());
 }

@@ -393,12 +393,7 @@ fn through_the_binary_the_alerts_evidence_a88_a816_and_a525() {
         ("A.8.16", "missing"),
         ("A.5.25", "missing"),
     ] {
-        let c = doc["controls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap();
+        let c = common::control(&doc, id);
         assert_eq!(c["status"], status, "{id}");
         let codes: BTreeSet<&str> = c["findings"]
             .as_array()

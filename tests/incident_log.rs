@@ -262,12 +262,7 @@ fn github_refusing_the_token_is_collector_unauthorized_not_an_empty_register() {
         run.stdout
     );
     let doc = w.annexa(&["status", "--json"]).json();
-    let a526 = doc["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "A.5.26")
-        .unwrap();
+    let a526 = common::control(&doc, "A.5.26");
     assert_eq!(a526["status"], "not_evaluated");
     assert_eq!(a526["findings"][0]["code"], "collector-unauthorized");
 }
@@ -371,12 +366,7 @@ fn a_bad_register_fails_all_or_nothing_stores_the_raw_file_and_keeps_earlier_evi
 
     // The good run's evidence still stands, with the failures as warnings beside it.
     let doc = w.annexa(&["status", "--json"]).json();
-    let a526 = doc["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "A.5.26")
-        .unwrap();
+    let a526 = common::control(&doc, "A.5.26");
     assert_eq!(
         a526["evidence"].as_array().unwrap().len(),
         2,

@@ -918,13 +918,7 @@ fn a_failed_verify_is_an_integrity_violation_on_a528_until_one_passes() {
     let w = world();
     let a528 = |w: &World| {
         let doc = w.annexa(&["status", "--json"]).json();
-        doc["controls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == "A.5.28")
-            .unwrap()
-            .clone()
+        common::control(&doc, "A.5.28").clone()
     };
     assert_eq!(a528(&w)["status"], "satisfied");
     let key = evidence_key(&w);

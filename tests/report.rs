@@ -138,12 +138,7 @@ async fn a_collector_that_stopped_is_flagged_stale_in_every_format() {
     assert_eq!(stale.len(), 1, "{}", json["gaps"]);
     assert_eq!(stale[0]["collector"], "runbooks");
     assert_eq!(stale[0]["since"], "2026-10-22T03:01:00Z");
-    let a524 = json["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "A.5.24")
-        .unwrap();
+    let a524 = common::control(&json, "A.5.24");
     assert_eq!(a524["status"], "stale");
     let coverage: BTreeMap<String, (u64, u64)> = a524["coverage"]
         .as_array()

@@ -455,13 +455,7 @@ fn sigterm_drains_the_run_in_flight_or_cancels_it_at_the_deadline() {
         "{out}"
     );
     let status = w.annexa(&["status", "--json"]).json();
-    let a88 = status["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "A.8.8")
-        .unwrap()
-        .clone();
+    let a88 = common::control(&status, "A.8.8").clone();
     assert_eq!(a88["evidence"][0]["collector"], "github", "{a88}");
 
     // Cut: the run outlives the deadline and is recorded as cancelled, its slot left free.

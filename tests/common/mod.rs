@@ -347,6 +347,16 @@ paths = ["policies"]
 review_grace_days = 30
 "#;
 
+/// The control `id` in a `status --json` (or report) document.
+pub fn control<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    doc["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no control {id} in {doc}"))
+}
+
 pub fn rm_rf(p: &Path) {
     let _ = std::fs::remove_dir_all(p);
 }
