@@ -613,7 +613,7 @@ impl Collector for CronHealth {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Vec<crate::FigureTable> {
-        crate::figures_stored::<CronHealthFacts>(facts, |f| {
+        crate::read_stored::<CronHealthFacts, _>(facts, |f| {
             let horizon = to.min(f.horizon);
             let mut table = crate::FigureTable::new(
                 "Scheduled jobs in the period",

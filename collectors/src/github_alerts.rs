@@ -637,7 +637,7 @@ impl Collector for GithubAlerts {
     }
 
     fn figures(&self, facts: &Value, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<FigureTable> {
-        crate::figures_stored::<AlertFacts>(facts, |f| {
+        crate::read_stored::<AlertFacts, _>(facts, |f| {
             let mut open = FigureTable::new("Open alerts by severity", &["Severity", "Open"]);
             for (severity, n) in &f.figures.open_by_severity {
                 open = open.row([severity.clone(), n.to_string()]);

@@ -323,14 +323,15 @@ pub fn check_stored<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Figures over stored facts, for reports. Facts this version cannot read give none (the
-/// check already says so with a `collector-failed` finding).
-pub fn figures_stored<T: serde::de::DeserializeOwned>(
+/// What a pure function reads from stored facts besides the check: figures for reports, due
+/// dates, the controls they name. Facts this version cannot read give nothing (the check
+/// already says so with a `collector-failed` finding).
+pub fn read_stored<T: serde::de::DeserializeOwned, R: Default>(
     facts: &serde_json::Value,
-    figures: impl FnOnce(&T) -> Vec<FigureTable>,
-) -> Vec<FigureTable> {
+    read: impl FnOnce(&T) -> R,
+) -> R {
     serde_json::from_value::<T>(facts.clone())
-        .map(|f| figures(&f))
+        .map(|f| read(&f))
         .unwrap_or_default()
 }
 

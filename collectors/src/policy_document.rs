@@ -347,16 +347,11 @@ impl Collector for PolicyDocument {
     }
 
     fn upcoming(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<crate::Due> {
-        serde_json::from_value::<PolicyFacts>(facts.clone())
-            .map(|f| upcoming(&f, as_of.at))
-            .unwrap_or_default()
+        crate::read_stored::<PolicyFacts, _>(facts, |f| upcoming(f, as_of.at))
     }
 
     fn controls_in(&self, facts: &serde_json::Value) -> Option<Vec<String>> {
-        serde_json::from_value::<PolicyFacts>(facts.clone())
-            .ok()
-            .filter(PolicyFacts::mapped)
-            .map(|f| f.controls())
+        crate::read_stored::<PolicyFacts, _>(facts, |f| f.mapped().then(|| f.controls()))
     }
 
     fn figures(
@@ -365,7 +360,7 @@ impl Collector for PolicyDocument {
         _from: DateTime<Utc>,
         _to: DateTime<Utc>,
     ) -> Vec<crate::FigureTable> {
-        crate::figures_stored::<PolicyFacts>(facts, |f| {
+        crate::read_stored::<PolicyFacts, _>(facts, |f| {
             let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "–".into());
             let mut table = crate::FigureTable::new(
                 "Policy documents",

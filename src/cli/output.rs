@@ -17,14 +17,18 @@ pub struct Printer {
     pub json: bool,
 }
 
+/// One event as a line: for people, or with `--json` its JSON object.
+fn event_line(json_mode: bool, text: &str, json: serde_json::Value) -> String {
+    if json_mode {
+        format!("{json}\n")
+    } else {
+        format!("{text}\n")
+    }
+}
+
 impl crate::ops::Output for Printer {
     fn event(&self, text: &str, json: serde_json::Value) -> std::io::Result<()> {
-        let line = if self.json {
-            json.to_string()
-        } else {
-            text.to_string()
-        };
-        print(format!("{line}\n").as_bytes())
+        print(event_line(self.json, text, json).as_bytes())
     }
 
     fn note(&self, text: &str) {
@@ -58,15 +62,8 @@ impl Held {
 
 impl crate::ops::Output for Held {
     fn event(&self, text: &str, json: serde_json::Value) -> std::io::Result<()> {
-        let line = if self.json {
-            json.to_string()
-        } else {
-            text.to_string()
-        };
-        self.lines
-            .lock()
-            .expect("not poisoned")
-            .push(format!("{line}\n"));
+        let line = event_line(self.json, text, json);
+        self.lines.lock().expect("not poisoned").push(line);
         Ok(())
     }
 

@@ -387,9 +387,7 @@ impl Collector for BackupRestore {
     }
 
     fn upcoming(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<crate::Due> {
-        serde_json::from_value::<BackupFacts>(facts.clone())
-            .map(|f| upcoming(&f, as_of.at))
-            .unwrap_or_default()
+        crate::read_stored::<BackupFacts, _>(facts, |f| upcoming(f, as_of.at))
     }
 
     fn figures(
@@ -398,7 +396,7 @@ impl Collector for BackupRestore {
         _from: DateTime<Utc>,
         _to: DateTime<Utc>,
     ) -> Vec<crate::FigureTable> {
-        crate::figures_stored::<BackupFacts>(facts, figures)
+        crate::read_stored::<BackupFacts, _>(facts, figures)
     }
 }
 

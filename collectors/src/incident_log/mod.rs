@@ -422,9 +422,7 @@ impl Collector for IncidentLog {
     }
 
     fn upcoming(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<crate::Due> {
-        serde_json::from_value::<IncidentFacts>(facts.clone())
-            .map(|f| upcoming(&f, as_of.at))
-            .unwrap_or_default()
+        crate::read_stored::<IncidentFacts, _>(facts, |f| upcoming(f, as_of.at))
     }
 
     fn figures(
@@ -433,7 +431,7 @@ impl Collector for IncidentLog {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Vec<crate::FigureTable> {
-        crate::figures_stored::<IncidentFacts>(facts, |f| report_figures(f, from, to))
+        crate::read_stored::<IncidentFacts, _>(facts, |f| report_figures(f, from, to))
     }
 }
 
