@@ -45,13 +45,7 @@ pub async fn load(app: &Annexa, row: &EvidenceRow) -> Loaded {
         return Ok(facts);
     };
     let collector = super::registry::build(config, &app.config);
-    let violation = |message: String| {
-        Finding::new(
-            FindingCode::IntegrityViolation,
-            row.object_key.clone(),
-            message,
-        )
-    };
+    let violation = |message: String| untrusted(row, message);
     // Back to facts that are complete (in themselves, or as kept), newest first.
     let mut chain = vec![facts];
     while let Some(link) = collector.continues(chain.last().expect("one at least")) {
@@ -114,15 +108,18 @@ async fn linked(app: &Annexa, link: &FactsRef, from: &str) -> Loaded {
     load_one(app, row).await
 }
 
+/// The finding that says a run's facts cannot be trusted, and why.
+fn untrusted(row: &EvidenceRow, message: String) -> Finding {
+    Finding::new(
+        FindingCode::IntegrityViolation,
+        row.object_key.clone(),
+        message,
+    )
+}
+
 /// One facts object as stored, its hash checked.
 async fn load_one(app: &Annexa, row: &EvidenceRow) -> Loaded {
-    let violation = |message: String| {
-        Finding::new(
-            FindingCode::IntegrityViolation,
-            row.object_key.clone(),
-            message,
-        )
-    };
+    let violation = |message: String| untrusted(row, message);
     let bytes = app.store.read(&row.object_key).await.map_err(|e| {
         violation(format!(
             "facts of run {} cannot be read: {e}; run `annexa verify`",
