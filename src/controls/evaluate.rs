@@ -115,6 +115,13 @@ fn upcoming(
     accepted: &[Acceptance],
 ) -> Vec<Upcoming> {
     let mut out: Vec<Upcoming> = Vec::new();
+    let mut add = |u: Upcoming| match out
+        .iter_mut()
+        .find(|o| o.code == u.code && o.subject == u.subject && o.due == u.due)
+    {
+        Some(o) => o.controls.extend(u.controls),
+        None => out.push(u),
+    };
     for source in sources {
         for due in &source.upcoming {
             let ids: Vec<String> = catalog
@@ -124,7 +131,7 @@ fn upcoming(
                 .map(|c| c.id.clone())
                 .collect();
             if !ids.is_empty() {
-                out.push(Upcoming {
+                add(Upcoming {
                     code: due.code,
                     subject: due.subject.clone(),
                     due: due.due,
@@ -135,21 +142,17 @@ fn upcoming(
             }
         }
     }
-    let mut add = |u: Upcoming| match out
-        .iter_mut()
-        .find(|o| o.code == u.code && o.subject == u.subject && o.due == u.due)
-    {
-        Some(o) => o.controls.extend(u.controls),
-        None => out.push(u),
-    };
     for control in controls {
         for e in control.evidence.iter().filter(|e| e.fresh) {
-            let Some(source) = sources.iter().find(|s| s.collector == e.collector) else {
+            // Only evidence its collector will not refresh in time.
+            let Some(next) = sources
+                .iter()
+                .find(|s| s.collector == e.collector)
+                .and_then(|s| s.next_run)
+                .filter(|n| *n > e.expires_at)
+            else {
                 continue;
             };
-            if source.next_run.is_none_or(|n| n <= e.expires_at) {
-                continue;
-            }
             add(Upcoming {
                 code: FindingCode::EvidenceStale,
                 subject: e.collector.clone(),
@@ -158,10 +161,7 @@ fn upcoming(
                     "fresh evidence of `{}` (collected {}): it expires before the collector's next scheduled run at {}",
                     e.collector,
                     e.collected_at.format("%Y-%m-%d %H:%M UTC"),
-                    source
-                        .next_run
-                        .map(|n| n.format("%Y-%m-%d %H:%M UTC").to_string())
-                        .unwrap_or_default()
+                    next.format("%Y-%m-%d %H:%M UTC")
                 ),
                 collector: e.collector.clone(),
                 controls: vec![control.id.clone()],
@@ -526,6 +526,60 @@ mod tests {
                 && message.contains("`Controls: A.5.24`"),
             "{message}"
         );
+    }
+
+    /// Due dates: what the facts say (placed on the controls it bears on), and evidence that
+    /// expires before its collector's next run; evidence the schedule refreshes in time is not.
+    #[test]
+    fn upcoming_lists_due_dates_and_evidence_the_schedule_will_not_refresh_in_time() {
+        let ok = Some(run("r1", true, 10));
+        let review = Due {
+            code: FindingCode::PolicyReviewOverdue,
+            subject: "ISP-001".into(),
+            due: at(20),
+            what: "ISP-001's review".into(),
+            controls: vec!["A.5.24".into()],
+        };
+        let upcoming = |next_run: Option<DateTime<Utc>>| {
+            let s = SourceState {
+                upcoming: vec![review.clone()],
+                next_run,
+                ..source(ok.clone(), ok.clone(), vec![])
+            };
+            evaluate(&Catalog::default_catalog(), &[s], at(11), &judging()).upcoming
+        };
+        // Evidence from day 10 expires on day 12 (max age 2 days); a run tomorrow refreshes it.
+        let soon = upcoming(Some(at(11) + chrono::Duration::hours(1)));
+        assert_eq!(soon.len(), 1, "{soon:?}");
+        assert_eq!(
+            (
+                soon[0].code,
+                soon[0].subject.as_str(),
+                soon[0].controls.clone()
+            ),
+            (
+                FindingCode::PolicyReviewOverdue,
+                "ISP-001",
+                vec!["A.5.24".to_string()]
+            )
+        );
+        // The next run only on day 15: the evidence is due to go stale first.
+        let late = upcoming(Some(at(15)));
+        assert_eq!(late.len(), 2, "{late:?}");
+        assert_eq!(late[0].code, FindingCode::EvidenceStale);
+        assert_eq!(late[0].due, at(12));
+        assert!(
+            late[0]
+                .what
+                .contains("next scheduled run at 2026-11-15 12:00 UTC")
+        );
+        assert_eq!(
+            late[1].code,
+            FindingCode::PolicyReviewOverdue,
+            "soonest first"
+        );
+        // Unscheduled: nothing is known of the next run, so nothing is warned of.
+        assert_eq!(upcoming(None).len(), 1);
     }
 
     /// Facts that fail their hash give an `integrity-violation` among the source's findings:

@@ -586,6 +586,74 @@ pub fn check(f: &BackupFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
 mod tests {
     use super::*;
 
+    /// The newest backup's end of life and the next drill fall due exactly when `check` starts
+    /// to report them; past that moment they are findings, not due dates.
+    #[test]
+    fn due_dates_are_the_moments_the_check_starts_to_fail() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let f = BackupFacts {
+            location: "backups".into(),
+            pattern: "*.dump".into(),
+            backups: vec![BackupFile {
+                name: "app-1122.dump".into(),
+                size: 10,
+                modified: t("2026-11-22T03:00:00Z"),
+                sha256: None,
+                sha256_source: None,
+            }],
+            max_age_seconds: 26 * 3600,
+            grace_seconds: 3600,
+            size_anomaly_fraction: 0.5,
+            size_window: 7,
+            drill: None,
+            last_successful_drill_at: Some(t("2026-11-01T04:00:00Z")),
+            drill_required_within_seconds: Some(30 * 86_400),
+            collected_at: t("2026-11-22T04:00:00Z"),
+        };
+        let due = upcoming(&f, t("2026-11-22T12:00:00Z"));
+        let got: Vec<(FindingCode, &str, DateTime<Utc>)> = due
+            .iter()
+            .map(|d| (d.code, d.subject.as_str(), d.due))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    FindingCode::BackupStale,
+                    "app-1122.dump",
+                    t("2026-11-23T06:00:00Z")
+                ),
+                (
+                    FindingCode::RestoreDrillOverdue,
+                    "backups",
+                    t("2026-12-01T04:00:00Z")
+                ),
+            ]
+        );
+        for d in &due {
+            let codes = |at| {
+                check(&f, at)
+                    .into_iter()
+                    .map(|x| x.code)
+                    .collect::<Vec<_>>()
+            };
+            assert!(
+                !codes(d.due).contains(&d.code),
+                "{:?} not yet at {}",
+                d.code,
+                d.due
+            );
+            let after = d.due + Duration::seconds(1);
+            assert!(
+                codes(after).contains(&d.code),
+                "{:?} after {}",
+                d.code,
+                d.due
+            );
+            assert!(upcoming(&f, after).iter().all(|u| u.code != d.code));
+        }
+    }
+
     #[test]
     fn globs_match_backup_names() {
         assert!(glob("app-*.dump", "app-2026-11-22T0300.dump"));
