@@ -71,7 +71,7 @@ pub struct Gap {
 
 impl Gap {
     pub fn dedup_key(&self) -> String {
-        format!("{}|{}", self.code, self.subject)
+        gap_key(&self.code, &self.subject)
     }
 
     /// How many occurrences it groups (one at least).
@@ -153,16 +153,14 @@ impl Gap {
     pub(super) fn evidence_text(&self) -> String {
         match &self.evidence {
             Some(p) => p.text(),
-            None => format!(
-                "missing: no fresh evidence for {}",
-                self.controls
-                    .iter()
-                    .map(|c| c.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            None => format!("missing: no fresh evidence for {}", self.control_ids()),
         }
     }
+}
+
+/// A gap's id: its code and subject.
+fn gap_key(code: &str, subject: &str) -> String {
+    format!("{code}|{subject}")
 }
 
 fn occurrence_noun(code: &str) -> &'static str {
@@ -273,7 +271,7 @@ pub fn gaps_of(doc: &StatusDocument, base_dir: &Path) -> Gaps {
             let (subject, occurrence) = annexa_collectors::problem_of(f.code, &f.subject);
             if let Some(a) = &f.accepted {
                 out.accepted.insert(
-                    format!("{}|{}", f.code, rel(subject)),
+                    gap_key(f.code.as_str(), &rel(subject)),
                     format!(
                         "accepted as an exception by {} until {}: {}",
                         a.by,
