@@ -309,18 +309,8 @@ fn sort(beats: &mut [Heartbeat]) {
     beats.sort_by(order);
 }
 
-/// The digest of a window.
-pub fn digest(jobs: &[JobFacts]) -> WindowDigest {
-    let hashed: Vec<(String, Heartbeat)> = jobs
-        .iter()
-        .flat_map(|j| &j.heartbeats)
-        .map(|h| (record_hash(h), h.clone()))
-        .collect();
-    digest_of(hashed.iter())
-}
-
-/// The digest of hashed records, in order.
-fn digest_of<'a>(records: impl Iterator<Item = &'a (String, Heartbeat)>) -> WindowDigest {
+/// The digest of a window: its records, each with its hash ([`record_hash`]), in order.
+fn digest_of<'a>(records: impl Iterator<Item = (&'a String, &'a Heartbeat)>) -> WindowDigest {
     let mut hasher = Sha256::new();
     let (mut count, mut first, mut last) = (0, None::<DateTime<Utc>>, None::<DateTime<Utc>>);
     for (hash, h) in records {
@@ -345,7 +335,19 @@ impl CronHealthFacts {
         whole: CronHealthFacts,
         previous: Option<(&CronHealthFacts, &FactsRef)>,
     ) -> CronHealthFacts {
-        let window = digest(&whole.jobs);
+        // Each record hashed once: for the digest, and to tell what entered and what left.
+        let hashes: Vec<Vec<String>> = whole
+            .jobs
+            .iter()
+            .map(|j| j.heartbeats.iter().map(record_hash).collect())
+            .collect();
+        let window = digest_of(
+            whole
+                .jobs
+                .iter()
+                .zip(&hashes)
+                .flat_map(|(j, hs)| hs.iter().zip(&j.heartbeats)),
+        );
         let whole_form = |whole: CronHealthFacts, window: WindowDigest| CronHealthFacts {
             delta: None,
             window: Some(window),
@@ -362,15 +364,14 @@ impl CronHealthFacts {
             .flat_map(|j| &j.heartbeats)
             .map(record_hash)
             .collect();
-        let now: std::collections::HashSet<String> = whole
-            .jobs
+        let now: std::collections::HashSet<&String> = hashes.iter().flatten().collect();
+        let mut removed: Vec<String> = before
             .iter()
-            .flat_map(|j| &j.heartbeats)
-            .map(record_hash)
+            .filter(|h| !now.contains(h))
+            .cloned()
             .collect();
-        let mut removed: Vec<String> = before.difference(&now).cloned().collect();
         removed.sort();
-        let added = now.difference(&before).count();
+        let added = now.iter().filter(|h| !before.contains(h.as_str())).count();
         let chain_records = prev.chain_records + added + removed.len();
         if chain_records >= window.count.max(1) {
             return whole_form(whole, window);
@@ -378,11 +379,14 @@ impl CronHealthFacts {
         let jobs = whole
             .jobs
             .into_iter()
-            .map(|j| JobFacts {
+            .zip(&hashes)
+            .map(|(j, hs)| JobFacts {
                 heartbeats: j
                     .heartbeats
                     .into_iter()
-                    .filter(|h| !before.contains(&record_hash(h)))
+                    .zip(hs)
+                    .filter(|(_, hash)| !before.contains(hash.as_str()))
+                    .map(|(h, _)| h)
                     .collect(),
                 ..j
             })
@@ -443,7 +447,11 @@ impl CronHealthFacts {
             let read = step.window.as_ref().map_or(count, |w| w.count);
             let last = i + 1 == steps.len();
             let got = if last {
-                Some(digest_of(windows.iter().flat_map(|(_, w)| w)))
+                Some(digest_of(
+                    windows
+                        .iter()
+                        .flat_map(|(_, w)| w.iter().map(|(hash, h)| (hash, h))),
+                ))
             } else {
                 None
             };
