@@ -444,9 +444,18 @@ verify = "at night"
 
 [alerts]
 remind_every = "fortnightly"
+warn_before = "soon"
+update_factor = 1.0
+mode = "sometimes"
 
 [[sink]]
 kind = "pager"
+
+[[sink]]
+name = "quiet"
+kind = "stdout"
+mode = "loud"
+quiet_hours = "all night"
 
 [[sink]]
 kind = "discord"
@@ -472,6 +481,11 @@ token_env = "TG"
             "worker.drain: `soon` is not a duration",
             "worker.verify: `at night` is not a cron expression",
             "alerts.remind_every: `fortnightly` is not a duration",
+            "alerts.warn_before: `soon` is not a duration",
+            "alerts.update_factor 1: use a number above 1",
+            "alerts.mode `sometimes`: use \"each\" (a message per event) or \"digest\"",
+            "sink `quiet`: mode `loud`: use \"each\"",
+            "sink `quiet`: quiet_hours `all night`: write \"HH:MM-HH:MM\"",
             "sink `pager`: kind `pager`: use stdout, discord, slack, telegram, email or webhook",
             "sink `discord`: url_env: the environment variable UNSET_DISCORD_URL is not set",
             "sink `mail`: tls = \"none\" sends mail in clear text",

@@ -457,6 +457,24 @@ async fn send_email(
 mod tests {
     use super::*;
 
+    /// An alert queued by an older version (its gap in the old shape) is still sent: delivery
+    /// needs only its title and text, and the webhook posts the body as it was queued.
+    #[test]
+    fn a_body_queued_by_an_older_version_is_still_deliverable() {
+        let old = r#"{"event":"open","dedup_key":"A.5.24|policy-review-overdue|ISP-002","organization":"Org","since":"2026-11-22T10:05:00Z","resolved_at":null,"gap":{"control":"A.5.24","control_title":"t","status":"not_satisfied","code":"policy-review-overdue","level":"fail","subject":"ISP-002","message":"m","collector":"policies","evidence":"run r1","next_step":"n"},"title":"[annexa] OPEN: A.5.24 t is not satisfied","text":"What is wrong: m"}"#;
+        let m = Outgoing::parse(old).unwrap();
+        assert_eq!(m.title, "[annexa] OPEN: A.5.24 t is not satisfied");
+        assert_eq!(m.text, "What is wrong: m");
+        assert_eq!(
+            m.body,
+            serde_json::from_str::<serde_json::Value>(old).unwrap()
+        );
+        assert!(
+            Outgoing::parse(r#"{"event":"open"}"#).is_err(),
+            "no title: not readable"
+        );
+    }
+
     #[test]
     fn a_receivers_answer_never_echoes_the_secret_url() {
         let url = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX?token=abcd1234";
