@@ -101,12 +101,25 @@ impl Drop for S3Server {
     }
 }
 
+/// A loopback port nothing listens on, for a server a test starts. Taken below the kernel's
+/// ephemeral range (32768 and up on Linux), each at most once per process: a port the kernel
+/// hands out (`bind(0)`) can be given again to a parallel test's outgoing connection between
+/// this pick and the server's own bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    // Processes start apart, so two test binaries rarely probe the same ports.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 60) as u16 * 200;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < SPAN, "no free loopback port left below 32000");
+        let port = FIRST + (offset + n) % SPAN;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn wait_for_port(port: u16) {
