@@ -162,6 +162,24 @@ pub fn psql(url: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Drops a database [`fresh_postgres_database`] made, so that a suite run does not leave a
+/// few hundred databases behind on the cluster's disk. Best effort: a failure leaves one behind.
+fn drop_postgres_database(url: &str) {
+    let (Ok(admin), Ok(url)) = (
+        std::env::var("ANNEXA_TEST_POSTGRES_URL"),
+        url::Url::parse(url),
+    ) else {
+        return;
+    };
+    let name = url.path().trim_start_matches('/');
+    let _ = Command::new("psql")
+        .args(["-X", "-q", "-d", &admin, "-c"])
+        .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// One test's world: a folder with a config, sources, a database and a store.
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -372,4 +390,12 @@ pub fn control<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Valu
 
 pub fn rm_rf(p: &Path) {
     let _ = std::fs::remove_dir_all(p);
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(url) = &self.database_url {
+            drop_postgres_database(url);
+        }
+    }
 }
