@@ -987,3 +987,289 @@ async fn a_checkpoint_after_every_run_leaves_no_rewritable_tail() {
     .await;
     detected(&w, "checkpoint-inconsistent");
 }
+
+/// Issue 23: the time `days` after the start of a simulated history, RFC 3339.
+fn day(days: i64) -> String {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-06-01T01:00:00Z").unwrap();
+    (start + chrono::Duration::days(days)).to_rfc3339()
+}
+
+/// Every object key in the store (walking its folder, as an intruder with disk access would).
+fn stored_object_keys(w: &World) -> Vec<String> {
+    let root = w.object_file("objects/sha256");
+    let mut keys = Vec::new();
+    for prefix in std::fs::read_dir(&root).unwrap() {
+        let prefix = prefix.unwrap();
+        for file in std::fs::read_dir(prefix.path()).unwrap() {
+            let name = file.unwrap().file_name().to_string_lossy().into_owned();
+            if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                keys.push(format!("objects/sha256/{}/{name}", &name[..2]));
+            }
+        }
+    }
+    keys.sort();
+    keys
+}
+
+fn findings_of(doc: &serde_json::Value, control: &str) -> Vec<(String, String)> {
+    common::control(doc, control)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 23: daily rolling scrubs re-hash a slice of the store each, recording what they
+/// covered; an object tampered with is found on the day the sweep reaches it, within
+/// `full_every`, and not before.
+#[test]
+fn a_rolling_scrub_finds_a_tampered_object_on_the_day_its_slice_comes_round() {
+    let w = World::new();
+    w.config(CONFIG);
+    for i in 0..40 {
+        w.write(
+            &format!("procedures/p{i}.md"),
+            &common::procedure(&format!("P-{i}"), &common::reviewed_days_ago(3)),
+        );
+    }
+    // Collected an hour before the first verify: not new to the scrubs after it.
+    w.annexa_at(&day(0).replace("T01:", "T00:"), &["collect", "--all"])
+        .expect(0);
+    let first = w.annexa_at(&day(0), &["verify", "--rolling", "--json"]);
+    assert_eq!(first.code, 0, "{}", first.stdout);
+    let first = first.json();
+    assert_eq!(
+        first["coverage"]["scope"], "full",
+        "the first scrub is full"
+    );
+    let total = first["objects_in_store"].as_u64().unwrap();
+    assert_eq!(first["objects_checked"].as_u64(), Some(total));
+
+    // The object furthest round the ring from the cursor (which starts at 0).
+    let key = stored_object_keys(&w)
+        .into_iter()
+        .max_by_key(|k| annexa::ledger::scrub::position(k))
+        .unwrap();
+    let position = annexa::ledger::scrub::position(&key).unwrap() as f64 / 2f64.powi(64);
+    // The cursor sweeps the ring in 0.9 × 30 days = 27 days, a 27th a day.
+    let due = (position * 27.0).ceil() as i64;
+    assert!((1..=27).contains(&due));
+    let path = w.object_file(&key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[0] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+
+    // A document added before the first rolling scrub: its objects are new, wherever they lie.
+    let before = stored_object_keys(&w);
+    w.write(
+        "procedures/added.md",
+        &common::procedure("P-ADDED", &common::reviewed_days_ago(1)),
+    );
+    w.annexa_at(&day(1).replace("T01:", "T00:"), &["collect", "--all"])
+        .expect(0);
+    let after = stored_object_keys(&w);
+
+    let mut cursor = first["coverage"]["cursor"].as_str().unwrap().to_string();
+    let mut rehashed = 0;
+    for d in 1..=due {
+        let out = w.annexa_at(&day(d), &["verify", "--rolling", "--json"]);
+        if d == 1 {
+            let c = &out.json()["coverage"];
+            let hex = |k: &str| u64::from_str_radix(c[k].as_str().unwrap(), 16).unwrap();
+            let (from, to) = (hex("from"), hex("to"));
+            let expected = after
+                .iter()
+                .filter(|k| {
+                    let p = annexa::ledger::scrub::position(k).unwrap();
+                    !before.contains(k) || (from..to).contains(&p)
+                })
+                .count();
+            assert!(after.len() > before.len());
+            assert_eq!(
+                out.json()["objects_checked"].as_u64(),
+                Some(expected as u64)
+            );
+        }
+        let report = out.json();
+        let coverage = &report["coverage"];
+        assert_eq!(coverage["scope"], "rolling", "day {d}: {coverage}");
+        assert_eq!(coverage["from"].as_str(), Some(cursor.as_str()), "day {d}");
+        cursor = coverage["to"].as_str().unwrap().to_string();
+        rehashed += report["objects_checked"].as_u64().unwrap();
+        let altered: Vec<&str> = report["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["kind"] == "object-altered")
+            .map(|v| v["location"].as_str().unwrap())
+            .collect();
+        if d < due {
+            assert_eq!(
+                out.code, 0,
+                "day {d} of {due}: not in the slice yet\n{}",
+                out.stdout
+            );
+        } else {
+            assert_eq!(
+                out.code, 4,
+                "day {d}: the slice holds {key}\n{}",
+                out.stdout
+            );
+            assert_eq!(altered, vec![key.as_str()]);
+        }
+    }
+    // Each object about once over the days swept, not once a day.
+    assert!(
+        rehashed <= total * due as u64 / 27 + 2 * due as u64 + total / 4,
+        "{rehashed} re-hashes of {total} objects in {due} days"
+    );
+    let status = w.annexa_at(&day(due), &["status", "--json"]).json();
+    let integrity = &status["integrity"];
+    assert_eq!(integrity["scope"], "rolling", "{integrity}");
+    assert_eq!(integrity["violations"], 1);
+    assert_eq!(
+        integrity["oldest_rehash"], "2026-06-01T01:00:00Z",
+        "{integrity}"
+    );
+    std::fs::write(&path, {
+        bytes[0] ^= 0x01;
+        &bytes
+    })
+    .unwrap();
+    clean(&w);
+}
+
+/// Issue 23: stored evidence not re-hashed within `full_every` is a `scrub-overdue` finding
+/// on A.5.28, whether no verify ever ran or the last one is too old; a scrub clears it.
+#[test]
+fn evidence_not_rehashed_within_full_every_is_scrub_overdue_on_a528() {
+    let w = World::new();
+    w.config(CONFIG);
+    w.write(
+        "procedures/incident.md",
+        &common::procedure("PROC-1", &common::reviewed_days_ago(10)),
+    );
+    w.annexa_at(&day(0), &["collect", "--all"]).expect(0);
+    let overdue = |at: &str| -> Vec<String> {
+        findings_of(&w.annexa_at(at, &["status", "--json"]).json(), "A.5.28")
+            .into_iter()
+            .filter(|(code, _)| code == "scrub-overdue")
+            .map(|(_, message)| message)
+            .collect()
+    };
+    assert!(overdue(&day(29)).is_empty(), "younger than full_every");
+    let never = overdue(&day(40));
+    assert_eq!(never.len(), 1, "{never:?}");
+    assert!(never[0].contains("never been re-hashed"), "{}", never[0]);
+
+    w.annexa_at(&day(1), &["verify"]).expect(0);
+    assert!(overdue(&day(31)).is_empty(), "re-hashed 30 days before");
+    let late = overdue(&day(40));
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert!(
+        late[0].contains("last re-hashed on 2026-06-02 01:00 UTC"),
+        "{}",
+        late[0]
+    );
+
+    // A rolling scrub after a long pause re-hashes everything.
+    let scrub = w
+        .annexa_at(&day(40), &["verify", "--rolling", "--json"])
+        .json();
+    assert_eq!(scrub["coverage"]["scope"], "full");
+    assert!(overdue(&day(40)).is_empty());
+    let status = w.annexa_at(&day(40), &["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("Integrity: last verify 2026-07-11 01:00 UTC (full"),
+        "{}",
+        status.stdout
+    );
+}
+
+/// A world whose store is an s3s-fs server whatever the backend (SQLite on the local pass).
+fn s3_world() -> World {
+    let mut w = World::new();
+    if w.s3.is_none() {
+        let s3 = common::S3Server::start();
+        w.env.extend([
+            ("ANNEXA_STORE__KIND".into(), "s3".into()),
+            ("ANNEXA_STORE__ENDPOINT".into(), s3.endpoint.clone()),
+            ("ANNEXA_STORE__BUCKET".into(), s3.bucket.clone()),
+        ]);
+        w.s3 = Some(s3);
+    }
+    w
+}
+
+/// Issue 23: a verify on S3 rides out a brief outage (every connection dropped, new ones
+/// refused for two seconds) with retries, and names an object that stays unreadable as an
+/// `object-unreadable` violation instead of failing the whole verify.
+#[test]
+fn s3_verify_rides_out_an_outage_and_names_an_object_that_stays_unreadable() {
+    use common::proxy::{Faults, Proxy};
+    let w = s3_world();
+    w.config(CONFIG);
+    for i in 0..20 {
+        w.write(
+            &format!("procedures/p{i}.md"),
+            &common::procedure(&format!("P-{i}"), &common::reviewed_days_ago(3)),
+        );
+    }
+    w.annexa(&["collect", "--all"]).expect(0);
+    let s3 = w.s3.as_ref().unwrap();
+    let upstream: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+
+    let outage = Proxy::start(
+        common::free_port(),
+        upstream,
+        Faults {
+            outage: Some(("/objects/sha256/".into(), std::time::Duration::from_secs(2))),
+            ..Faults::default()
+        },
+    );
+    let endpoint = outage.endpoint();
+    let env = [("ANNEXA_STORE__ENDPOINT", endpoint.as_str())];
+    let out = w.annexa_env(&["verify", "--json"], &env);
+    assert!(
+        outage
+            .outage_began
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let report = out.json();
+    assert!(
+        report["objects_checked"].as_u64().unwrap() > 20,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(report["objects_checked"], report["objects_in_store"]);
+
+    let key = stored_object_keys(&w)[0].clone();
+    let unanswered = Proxy::start(
+        common::free_port(),
+        upstream,
+        Faults {
+            unanswered: Some(key.clone()),
+            ..Faults::default()
+        },
+    );
+    let endpoint = unanswered.endpoint();
+    let env = [
+        ("ANNEXA_STORE__ENDPOINT", endpoint.as_str()),
+        ("ANNEXA_STORE__RETRY_ATTEMPTS", "2"),
+    ];
+    let out = w.annexa_env(&["verify", "--json"], &env);
+    assert_eq!(out.code, 4, "{}\n{}", out.stdout, out.stderr);
+    let violations = out.json()["violations"].as_array().unwrap().clone();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0]["kind"], "object-unreadable");
+    assert_eq!(violations[0]["location"], key.as_str());
+}

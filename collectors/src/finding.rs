@@ -84,6 +84,7 @@ finding_codes! {
     SecretAlertOpen => "secret-alert-open", Fail, "a secret-scanning alert is open";
     AlertDismissalUnexplained => "alert-dismissal-unexplained", Warn, "a security alert was dismissed without a reason";
     IntegrityViolation => "integrity-violation", Fail, "stored evidence, the database or the ledger do not match";
+    ScrubOverdue => "scrub-overdue", Fail, "some stored evidence has not been re-hashed within [verify] full_every";
 }
 
 impl std::fmt::Display for FindingCode {

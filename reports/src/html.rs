@@ -75,6 +75,13 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         ("Generated", time(r.generated_at)),
         ("annexa version", r.annexa_version.clone()),
         ("Ledger checkpoint", head.describe()),
+        (
+            "Store integrity",
+            r.integrity.as_ref().map_or_else(
+                || "no `annexa verify` recorded by the end of the period".into(),
+                |i| i.sentence(),
+            ),
+        ),
     ] {
         writeln!(out, "<tr><td>{k}</td><td>{}</td></tr>", esc(&v))?;
     }

@@ -257,6 +257,69 @@ pub struct StatusDocument {
     /// evidence expiry, incident targets, the end of accepted exceptions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub upcoming: Vec<Upcoming>,
+    /// What `annexa verify` re-hashed so far; absent before the first verify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Integrity>,
+}
+
+/// What the verifies of the store covered, as of a time: the newest one, and when the object
+/// re-hashed longest ago was last re-hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Integrity {
+    #[serde(serialize_with = "rfc3339")]
+    pub last_verify: DateTime<Utc>,
+    /// `full` or `rolling`.
+    pub scope: String,
+    pub violations: u64,
+    /// Objects and bytes the newest verify re-hashed.
+    pub objects: u64,
+    pub bytes: u64,
+    /// `None` while the verifies so far have not re-hashed every object.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub oldest_rehash: Option<DateTime<Utc>>,
+    /// The newest verify that re-hashed everything.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub last_full: Option<DateTime<Utc>>,
+    /// `[verify] full_every`: every object is re-hashed at least this often.
+    pub full_every_days: u64,
+}
+
+impl Integrity {
+    /// One sentence for a report or the status table.
+    pub fn sentence(&self) -> String {
+        let day = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+        let coverage = match self.oldest_rehash {
+            Some(t) => format!(
+                "every stored object re-hashed since {} (within {} days: {})",
+                day(t),
+                self.full_every_days,
+                if self.last_verify - t <= chrono::TimeDelta::days(self.full_every_days as i64) {
+                    "yes"
+                } else {
+                    "no"
+                }
+            ),
+            None => "not every stored object has been re-hashed yet".to_string(),
+        };
+        let full = match self.last_full {
+            Some(t) => format!("; the last full pass completed on {}", day(t)),
+            None => String::new(),
+        };
+        format!(
+            "last verify {} ({}, {} objects re-hashed, {} violation(s)); {coverage}{full}",
+            day(self.last_verify),
+            self.scope,
+            self.objects,
+            self.violations
+        )
+    }
+}
+
+fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// Something due that is not late yet: once `due` passes it is a finding of `code`.

@@ -76,6 +76,13 @@ pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
             vec!["Generated".into(), time(r.generated_at)],
             vec!["annexa version".into(), r.annexa_version.clone()],
             vec!["Ledger checkpoint".into(), head.describe()],
+            vec![
+                "Store integrity".into(),
+                r.integrity.as_ref().map_or_else(
+                    || "no `annexa verify` recorded by the end of the period".into(),
+                    |i| i.sentence(),
+                ),
+            ],
         ],
     )?;
 

@@ -327,6 +327,9 @@ pub struct Report {
     pub generated_at: DateTime<Utc>,
     pub annexa_version: String,
     pub ledger: LedgerHead,
+    /// What `annexa verify` had re-hashed by the end of the period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<crate::Integrity>,
     pub summary: Vec<StatusCount>,
     pub controls: Vec<ControlSection>,
     /// Accepted exceptions standing at the end of the period.
@@ -685,6 +688,7 @@ pub fn build(input: &ReportInput) -> Report {
         generated_at: input.generated_at,
         annexa_version: input.annexa_version.clone(),
         ledger: input.ledger.clone(),
+        integrity: input.status.integrity.clone(),
         summary,
         exceptions: input
             .status
@@ -816,6 +820,7 @@ mod tests {
                     period: None,
                 }],
                 upcoming: Vec::new(),
+                integrity: None,
             },
             collectors: vec![CollectorInput {
                 name: "procedures".into(),

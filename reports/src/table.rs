@@ -96,6 +96,9 @@ pub fn render_status_table(doc: &StatusDocument, out: &mut impl Write) -> std::i
         .iter()
         .filter(|c| c.status != ControlStatus::Satisfied)
         .count();
+    if let Some(i) = &doc.integrity {
+        writeln!(out, "Integrity: {}", i.sentence())?;
+    }
     writeln!(
         out,
         "{} of {} controls satisfied{}",

@@ -94,6 +94,11 @@ pub enum Command {
         /// The verifier file (`annexa keys export`) to check the bundle's signature with.
         #[arg(long, requires = "bundle")]
         keys: Option<PathBuf>,
+        /// Re-hash only what the rolling scrub plans: objects written since the last verify and
+        /// a slice of the older ones, so that each is re-hashed within `[verify] full_every`.
+        /// Every other check is made in full.
+        #[arg(long, conflicts_with = "bundle")]
+        rolling: bool,
     },
     /// Signing keys: generate, rotate, revoke, list, export the verifier file for auditors.
     Keys {

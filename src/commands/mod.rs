@@ -50,7 +50,9 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Status { from, to } => {
             status::status(&app, cli.as_of, from.zip(to), cli.json).await
         }
-        Command::Verify { trusted, .. } => verify::verify(&app, trusted.as_deref(), cli.json).await,
+        Command::Verify {
+            trusted, rolling, ..
+        } => verify::verify(&app, trusted.as_deref(), rolling, cli.json).await,
         Command::Checkpoint {
             acknowledge_rollback,
         } => checkpoint::checkpoint(&app, acknowledge_rollback.as_deref(), cli.json).await,

@@ -7,6 +7,7 @@ use crate::cli::output::print;
 pub async fn verify(
     app: &Annexa,
     trusted: Option<&std::path::Path>,
+    rolling: bool,
     json: bool,
 ) -> Result<Exit, Failure> {
     let trusted = match trusted {
@@ -15,17 +16,23 @@ pub async fn verify(
         })?),
         None => None,
     };
-    let report = crate::ledger::verify::verify(app, trusted.as_deref()).await?;
+    let report = crate::ledger::verify::verify(app, trusted.as_deref(), rolling).await?;
     // The outcome is an audit event: a failed verify is an `integrity-violation` finding on
     // A.5.28 until a later one passes. A database that cannot take it is already reported.
     if let Err(e) = crate::ledger::verify::record(app, &report).await {
         eprintln!("warning: the outcome of this verify could not be recorded: {e:#}");
     }
     let header = format!(
-        "store {}: {} objects re-hashed ({} bytes), {} runs, ledger of {} leaves with root {}, {} checkpoints",
+        "store {}: {} of {} objects re-hashed ({} bytes{}), {} runs, ledger of {} leaves with root {}, {} checkpoints",
         report.store,
         report.objects_checked,
+        report.objects_in_store,
         report.bytes_hashed,
+        report
+            .coverage
+            .as_ref()
+            .map(coverage_text)
+            .unwrap_or_default(),
         report.runs_checked,
         report.ledger_size,
         report.ledger_root,
@@ -90,4 +97,22 @@ pub fn verify_bundle(
         report.bytes_hashed
     );
     print_report(&report, &header, json)
+}
+
+/// What a verify's re-hash covered, for its header line.
+fn coverage_text(c: &crate::ledger::scrub::Coverage) -> String {
+    let oldest = match &c.oldest_rehash {
+        Some(t) => format!(
+            "the object re-hashed longest ago was last re-hashed {}",
+            &t[..16].replace('T', " ")
+        ),
+        None => "some objects have not been re-hashed since annexa began to record it".into(),
+    };
+    match (&c.from, &c.to, &c.new_since) {
+        (Some(from), Some(to), Some(since)) => format!(
+            "; rolling: objects written since {} and the slice {from}..{to}; {oldest}",
+            &since[..16].replace('T', " ")
+        ),
+        _ => "; full".to_string(),
+    }
 }

@@ -21,7 +21,7 @@ mod worker;
 
 pub use alerts::{AlertsConfig, EmailConfig, Mode, QuietHours, SinkConfig, SinkKind, SmtpTls};
 pub use collectors::{CollectorConfig, CollectorKind, JobConfig, Kind};
-pub use worker::WorkerConfig;
+pub use worker::{VerifyConfig, WorkerConfig};
 
 use crate::base::{Schedule, Secret, parse_duration};
 use crate::controls::Catalog;
@@ -89,6 +89,8 @@ struct RawConfig {
     outbound: RawOutbound,
     #[serde(default)]
     verdicts: RawVerdicts,
+    #[serde(default)]
+    verify: worker::RawVerify,
 }
 
 /// `[verdicts]`: how controls are judged over a period, and how long an exception may last.
@@ -164,6 +166,7 @@ pub struct Config {
     /// inside a private network.
     pub allow_insecure_urls: bool,
     pub verdicts: VerdictsConfig,
+    pub verify: VerifyConfig,
 }
 
 /// `[verdicts]`.
@@ -391,6 +394,7 @@ impl Config {
         let report_schedule =
             validate_report_schedule(raw.report.schedule, raw.report.formats, &mut problems);
         let worker = worker::validate_worker(raw.worker, &mut problems);
+        let verify = worker::validate_verify(raw.verify, &mut problems);
         let allow_insecure_urls = raw.outbound.allow_insecure_urls.unwrap_or(false)
             || raw.alerts.allow_insecure_urls.unwrap_or(false);
         if let Some(Publish::Url(url)) = &ledger.publish
@@ -493,6 +497,7 @@ impl Config {
             levels,
             allow_insecure_urls,
             verdicts,
+            verify,
         })
     }
 

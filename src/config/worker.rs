@@ -66,6 +66,57 @@ pub(super) fn validate_worker(raw: RawWorker, problems: &mut Vec<String>) -> Wor
     }
 }
 
+/// `[verify]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVerify {
+    concurrency: Option<usize>,
+    full_every: Option<String>,
+    rolling: Option<bool>,
+}
+
+/// `[verify]`: how objects are re-hashed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VerifyConfig {
+    /// Objects read at once from an S3 store (default 32: a remote bucket's latency, not its
+    /// bandwidth, bounds one read of a small object). The local folder uses every core.
+    pub concurrency: usize,
+    /// Every object is re-hashed at least this often by the rolling scrub (default 30 days);
+    /// an object that goes longer is a `scrub-overdue` finding on A.5.28.
+    pub full_every: Duration,
+    /// The worker's daily verify is the rolling scrub (default), or a full one.
+    pub rolling: bool,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            concurrency: 32,
+            full_every: Duration::from_secs(30 * 86_400),
+            rolling: true,
+        }
+    }
+}
+
+pub(super) fn validate_verify(raw: RawVerify, problems: &mut Vec<String>) -> VerifyConfig {
+    let default = VerifyConfig::default();
+    let concurrency = raw.concurrency.unwrap_or(default.concurrency);
+    if !(1..=1024).contains(&concurrency) {
+        problems.push(format!(
+            "verify.concurrency: {concurrency} is not between 1 and 1024"
+        ));
+    }
+    let full_every = setting_duration("verify.full_every", raw.full_every, "30d", problems);
+    if full_every < Duration::from_secs(86_400) {
+        problems.push("verify.full_every must be at least 1d".into());
+    }
+    VerifyConfig {
+        concurrency: concurrency.clamp(1, 1024),
+        full_every,
+        rolling: raw.rolling.unwrap_or(default.rolling),
+    }
+}
+
 /// A duration setting, or its default; a bad one is a problem (and the default stands in).
 pub(super) fn setting_duration(
     key: &str,

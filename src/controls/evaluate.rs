@@ -102,6 +102,7 @@ pub fn evaluate(
         as_of,
         controls,
         upcoming,
+        integrity: None,
     }
 }
 

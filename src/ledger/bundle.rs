@@ -78,6 +78,8 @@ pub fn check(dir: &std::path::Path, keys: &[TrustedKey]) -> anyhow::Result<Verif
     let mut report = VerifyReport {
         store: format!("bundle {}", dir.display()),
         objects_checked: 0,
+        objects_in_store: 0,
+        coverage: None,
         bytes_hashed: 0,
         runs_checked: 0,
         ledger_size: 0,

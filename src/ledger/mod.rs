@@ -8,7 +8,8 @@
 //!   `rollback.rs`: an operator's signed acknowledgement of history lost to a restore;
 //!   `publish.rs`: the second location both are written to.
 //! - `exceptions.rs`: accepted exceptions, each an audit event.
-//! - `verify.rs`: the integrity check of store, database and ledger; `bundle.rs`: the report
+//! - `verify.rs`: the integrity check of store, database and ledger; `scrub.rs`: which objects a
+//!   rolling verify re-hashes and what verifies covered; `bundle.rs`: the report
 //!   bundle's signed manifest, sealed and checked.
 
 pub mod audit;
@@ -20,6 +21,7 @@ pub mod manifest;
 pub mod note;
 pub mod publish;
 pub mod rollback;
+pub mod scrub;
 mod tree;
 pub mod verify;
 

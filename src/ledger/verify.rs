@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::audit::{self, Actor, AuditAction};
 use super::manifest::ItemView;
+use super::scrub::{self, Coverage, Scope};
 use crate::app::Annexa;
 use crate::base::closed_set;
 use crate::db::EvidenceRow;
@@ -20,6 +21,8 @@ closed_set! {
     pub enum ViolationKind {
         ObjectAltered = "object-altered",
         ObjectMissing = "object-missing",
+        /// An object the store would not return, after retries.
+        ObjectUnreadable = "object-unreadable",
         EvidenceRowAltered = "evidence-row-altered",
         ManifestMissing = "manifest-missing",
         ManifestAltered = "manifest-altered",
@@ -72,6 +75,7 @@ pub async fn record(app: &Annexa, report: &VerifyReport) -> anyhow::Result<()> {
             "kinds": kinds,
             "objects": report.objects_checked,
             "ledger_size": report.ledger_size,
+            "scrub": report.coverage,
         }),
         app.clock.now(),
     )
@@ -92,7 +96,14 @@ pub struct Violation {
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
     pub store: String,
+    /// Objects re-hashed (all of them, unless rolling).
     pub objects_checked: usize,
+    /// Objects in the store or named by evidence rows.
+    pub objects_in_store: usize,
+    /// What was re-hashed: the scope, the arc swept, and the oldest re-hash since (none for
+    /// a report bundle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
     pub bytes_hashed: u64,
     pub runs_checked: usize,
     pub ledger_size: usize,
@@ -120,7 +131,20 @@ pub(super) fn violation(
 
 /// Checks everything; only I/O failures (an unreachable store or database) are errors.
 /// `trusted` is a checkpoint (signed note) the caller trusts; the ledger must extend it.
-pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<VerifyReport> {
+/// `rolling` re-hashes only the objects the rolling scrub plans (see [`super::scrub`]); every
+/// other check is made in full either way.
+pub async fn verify(
+    app: &Annexa,
+    trusted: Option<&str>,
+    rolling: bool,
+) -> anyhow::Result<VerifyReport> {
+    let started = app.clock.now();
+    let passes = scrub::passes(&audit::with_action(&app.db, AuditAction::Verified).await?);
+    let scope = if rolling {
+        scrub::plan(&passes, started, app.config.verify.full_every)
+    } else {
+        Scope::Full
+    };
     let evidence = app.db.all_evidence().await?;
     let runs = app.db.finished_runs().await?;
     let leaves = app.db.ledger().await?;
@@ -128,11 +152,46 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
     let mut violations = Vec::new();
     let mut notes = Vec::new();
 
-    // 1. Every object, listed or referenced, is re-hashed; its key names its hash.
-    let mut keys: Vec<String> = app.store.list("objects").await?;
-    keys.extend(evidence.iter().map(|e| e.object_key.clone()));
-    keys.sort_unstable();
-    keys.dedup();
+    // 1. Every object, listed or referenced, is there; those in scope are re-hashed, and a
+    // key names its hash.
+    let listed: Vec<String> = app.store.list("objects").await?;
+    // When each object was first recorded: the end of the first run whose rows name it.
+    let finished: BTreeMap<&str, chrono::DateTime<chrono::Utc>> = runs
+        .iter()
+        .filter_map(|r| Some((r.id.as_str(), r.finished_at?)))
+        .collect();
+    let mut written: BTreeMap<&str, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
+    for row in &evidence {
+        let at = finished
+            .get(row.run_id.as_str())
+            .copied()
+            .unwrap_or(row.collected_at);
+        let first = written.entry(row.object_key.as_str()).or_insert(at);
+        *first = (*first).min(at);
+    }
+    let mut all: Vec<&str> = listed.iter().map(String::as_str).collect();
+    all.extend(written.keys());
+    all.sort_unstable();
+    all.dedup();
+    let objects_in_store = all.len();
+    for key in &all {
+        if listed.binary_search_by(|k| k.as_str().cmp(key)).is_err()
+            && !scope.covers(key, written.get(key).copied())
+        {
+            violations.push(violation(
+                ViolationKind::ObjectMissing,
+                *key,
+                key.rsplit('/').next().unwrap_or_default(),
+                "no such object",
+            ));
+        }
+    }
+    let keys: Vec<String> = all
+        .iter()
+        .filter(|k| scope.covers(k, written.get(*k).copied()))
+        .map(|k| k.to_string())
+        .collect();
+    drop(all);
     let keys = std::sync::Arc::new(keys);
     // Shown only on a terminal.
     let progress = indicatif::ProgressBar::new(keys.len() as u64).with_style(
@@ -141,7 +200,14 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
         )
         .expect("a valid template"),
     );
-    let results = app.store.hash_all(keys.clone(), progress.clone()).await?;
+    let results = app
+        .store
+        .hash_all(
+            keys.clone(),
+            app.config.verify.concurrency,
+            progress.clone(),
+        )
+        .await?;
     progress.finish_and_clear();
     let hashed = Hashed {
         keys: &keys,
@@ -163,7 +229,12 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
                 named,
                 "no such object",
             )),
-            Err(e) => return Err(anyhow::anyhow!("re-hashing {key}: {e}")),
+            Err(e) => violations.push(violation(
+                ViolationKind::ObjectUnreadable,
+                key,
+                named,
+                e.to_string(),
+            )),
         }
     }
     for row in &evidence {
@@ -176,6 +247,15 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
         by_run.entry(row.run_id.as_str()).or_default().push(row);
     }
     let mut manifest_bytes: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let manifest_keys: Vec<&str> = runs
+        .iter()
+        .filter_map(|r| r.manifest_key.as_deref())
+        .collect();
+    let mut read = app
+        .store
+        .read_all(&manifest_keys, app.config.verify.concurrency)
+        .await
+        .into_iter();
     for run in &runs {
         let Some(key) = &run.manifest_key else {
             notes.push(format!(
@@ -186,7 +266,7 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
             ));
             continue;
         };
-        let bytes = match app.store.read(key).await {
+        let bytes = match read.next().expect("one read per manifest key") {
             Ok(b) => b,
             Err(StoreError::NotFound { .. }) => {
                 violations.push(violation(
@@ -197,7 +277,18 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
                 ));
                 continue;
             }
-            Err(e) => return Err(anyhow::anyhow!("reading {key}: {e}")),
+            Err(e @ (StoreError::Unauthorized { .. } | StoreError::NoSuchBucket { .. })) => {
+                return Err(anyhow::anyhow!("reading {key}: {e}"));
+            }
+            Err(e) => {
+                violations.push(violation(
+                    ViolationKind::ManifestUnreadable,
+                    key,
+                    "a run manifest",
+                    e.to_string(),
+                ));
+                continue;
+            }
         };
         let sha = hex::encode(Sha256::digest(&bytes));
         if Some(&sha) != run.manifest_sha256.as_ref() {
@@ -418,6 +509,14 @@ pub async fn verify(app: &Annexa, trusted: Option<&str>) -> anyhow::Result<Verif
         store: app.store.location(),
         checkpoints_checked,
         objects_checked: keys.len(),
+        objects_in_store,
+        coverage: Some(Coverage::new(
+            &scope,
+            started,
+            &passes,
+            keys.len(),
+            bytes_hashed,
+        )),
         bytes_hashed,
         runs_checked: runs.len(),
         ledger_size: leaves.len(),

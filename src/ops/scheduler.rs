@@ -257,12 +257,19 @@ async fn do_task(app: &Annexa, task: Task) -> anyhow::Result<String> {
             }
         }
         Task::Verify => {
-            let report = crate::ledger::verify::verify(app, None).await?;
+            let report =
+                crate::ledger::verify::verify(app, None, app.config.verify.rolling).await?;
             crate::ledger::verify::record(app, &report).await?;
             if report.violations.is_empty() {
                 format!(
-                    "verified {} objects and a ledger of {} leaves: no violations",
-                    report.objects_checked, report.ledger_size
+                    "verified a ledger of {} leaves, re-hashing {} of {} objects ({}): no violations",
+                    report.ledger_size,
+                    report.objects_checked,
+                    report.objects_in_store,
+                    report
+                        .coverage
+                        .as_ref()
+                        .map_or("full", |c| c.scope.as_str())
                 )
             } else {
                 format!(

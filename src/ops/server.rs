@@ -155,6 +155,45 @@ pub async fn render_metrics(app: &Annexa) -> anyhow::Result<String> {
         "Alerts undelivered for longer than alerts.undeliverable_after, by sink.",
         per_sink(|s| s.overdue),
     );
+    if let Some(i) = crate::views::custody::integrity(app, app.clock.now()).await? {
+        let one = |v: i64| vec![format!(" {v}")];
+        section(
+            "annexa_verify_last_timestamp_seconds",
+            "gauge",
+            "When the newest `annexa verify` (full or the rolling scrub) ran (Unix time).",
+            vec![format!(
+                "{{scope=\"{}\"}} {}",
+                i.scope,
+                i.last_verify.timestamp()
+            )],
+        );
+        section(
+            "annexa_verify_violations",
+            "gauge",
+            "Integrity violations the newest verify found.",
+            one(i.violations as i64),
+        );
+        section(
+            "annexa_verify_rehashed_objects",
+            "gauge",
+            "Objects the newest verify re-hashed.",
+            one(i.objects as i64),
+        );
+        section(
+            "annexa_verify_rehashed_bytes",
+            "gauge",
+            "Bytes the newest verify re-hashed.",
+            one(i.bytes as i64),
+        );
+        if let Some(t) = i.oldest_rehash {
+            section(
+                "annexa_verify_oldest_rehash_timestamp_seconds",
+                "gauge",
+                "Every stored object has been re-hashed since this time (Unix time); alert when it is older than [verify] full_every.",
+                one(t.timestamp()),
+            );
+        }
+    }
     Ok(text)
 }
 

@@ -150,34 +150,39 @@ impl EvidenceStore {
 
     /// Re-hashes many objects: the results line up with `keys`; `progress` counts them. The
     /// local store hashes on one thread per core, each taking keys in batches (a verify of a
-    /// million small objects must not pay a task per object); S3 keeps a few reads in flight.
+    /// million small objects must not pay a task per object); S3 keeps `concurrency` reads in
+    /// flight. An object that cannot be read is its own error; a store that goes away (or
+    /// refuses the credentials) part-way is the whole call's.
     pub async fn hash_all(
         &self,
         keys: std::sync::Arc<Vec<String>>,
+        concurrency: usize,
         progress: indicatif::ProgressBar,
     ) -> Result<Vec<HashResult>, StoreError> {
         match self {
             EvidenceStore::Fs(s) => s.hash_all(keys, progress).await,
             #[cfg(feature = "s3")]
-            EvidenceStore::S3(s) => {
-                use futures::StreamExt;
-                let mut results: Vec<(usize, HashResult)> =
-                    futures::stream::iter(keys.iter().enumerate())
-                        .map(|(i, key)| {
-                            let progress = progress.clone();
-                            async move {
-                                let r = s.hash(key).await;
-                                progress.inc(1);
-                                (i, r)
-                            }
-                        })
-                        .buffer_unordered(8)
-                        .collect()
-                        .await;
-                results.sort_by_key(|(i, _)| *i);
-                Ok(results.into_iter().map(|(_, r)| r).collect())
-            }
+            EvidenceStore::S3(s) => s.hash_all(&keys, concurrency, progress).await,
         }
+    }
+
+    /// Reads many small objects whole, `concurrency` at a time on S3; in the order of `keys`.
+    pub async fn read_all(
+        &self,
+        keys: &[&str],
+        concurrency: usize,
+    ) -> Vec<Result<Vec<u8>, StoreError>> {
+        use futures::StreamExt;
+        let width = match self {
+            EvidenceStore::Fs(_) => 1,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(_) => concurrency.max(1),
+        };
+        futures::stream::iter(keys)
+            .map(|key| self.read(key))
+            .buffered(width)
+            .collect()
+            .await
     }
 
     /// Every key under `prefix`, sorted.

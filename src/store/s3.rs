@@ -49,6 +49,18 @@ pub struct S3Store {
     location: String,
 }
 
+/// How long a re-hash keeps trying an object the store fails to return, beyond the client's
+/// own retries of each request.
+const RIDE_OUT: Duration = Duration::from_secs(10);
+
+/// An object re-hashed so far: what a resumed read continues from.
+struct Partial {
+    hasher: Sha256,
+    size: u64,
+    /// Its length, from the first response.
+    total: Option<u64>,
+}
+
 /// What a HEAD says of an existing object.
 struct Head {
     checksum_sha256: Option<String>,
@@ -525,27 +537,121 @@ impl S3Store {
         Ok(bytes.into_bytes().to_vec())
     }
 
+    /// Re-hashes an object by streaming its body into SHA-256. Each request is retried by the
+    /// client (5xx, timeouts, refused connections); beyond that, a read that fails or is cut
+    /// off is tried again for [`RIDE_OUT`] (a restart, a failover), resuming with a ranged GET
+    /// from the byte it reached, so a large object is never read twice.
     pub async fn hash(&self, key: &str) -> Result<(String, u64), StoreError> {
-        let out = self
+        let mut read = Partial {
+            hasher: Sha256::new(),
+            size: 0,
+            total: None,
+        };
+        let deadline = tokio::time::Instant::now() + RIDE_OUT;
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match self.hash_from(key, &mut read).await {
+                Ok(()) => return Ok((hex::encode(read.hasher.finalize()), read.size)),
+                Err(StoreError::Unreachable { .. } | StoreError::Other { .. })
+                    if tokio::time::Instant::now() + wait < deadline =>
+                {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One GET of what `read` has not hashed yet, streamed into it.
+    async fn hash_from(&self, key: &str, read: &mut Partial) -> Result<(), StoreError> {
+        if read.total == Some(read.size) {
+            return Ok(());
+        }
+        let mut request = self
             .client
             .get_object()
             .bucket(&self.config.bucket)
-            .key(self.full_key(key))
-            .send()
-            .await
-            .map_err(|e| self.classify(e, key))?;
-        let mut body = out.body;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| StoreError::Other {
-                location: self.location.clone(),
-                reason: format!("reading {key}: {e}"),
-            })?;
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
+            .key(self.full_key(key));
+        if read.size > 0 {
+            request = request.range(format!("bytes={}-", read.size));
         }
-        Ok((hex::encode(hasher.finalize()), size))
+        let out = request.send().await.map_err(|e| self.classify(e, key))?;
+        if read.total.is_none() {
+            read.total = out.content_length().and_then(|n| u64::try_from(n).ok());
+        }
+        let mut body = out.body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StoreError::Unreachable {
+                location: self.location.clone(),
+                reason: format!("reading {key} was cut off at byte {}: {e}", read.size),
+            })?;
+            read.hasher.update(&chunk);
+            read.size += chunk.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Re-hashes `keys` with `concurrency` reads in flight. After the client's retries, an
+    /// object that stays unreadable is its own error; but once as many objects in a row as
+    /// twice the reads in flight could not be reached, the store has gone away and the
+    /// call fails, rather than trying each remaining object.
+    pub async fn hash_all(
+        &self,
+        keys: &[String],
+        concurrency: usize,
+        progress: indicatif::ProgressBar,
+    ) -> Result<Vec<super::HashResult>, StoreError> {
+        use futures::StreamExt;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let unreachable_in_a_row = AtomicUsize::new(0);
+        let give_up = (2 * concurrency).max(16);
+        let mut results: Vec<(usize, super::HashResult)> =
+            futures::stream::iter(keys.iter().enumerate())
+                .map(|(i, key)| {
+                    let (progress, unreachable_in_a_row) = (&progress, &unreachable_in_a_row);
+                    async move {
+                        if unreachable_in_a_row.load(Ordering::Relaxed) >= give_up {
+                            // Not tried: the call fails below.
+                            return (i, Err(StoreError::NotFound { key: String::new() }));
+                        }
+                        let r = self.hash(key).await;
+                        match &r {
+                            Err(StoreError::Unreachable { .. }) => {
+                                unreachable_in_a_row.fetch_add(1, Ordering::Relaxed);
+                            }
+                            _ => unreachable_in_a_row.store(0, Ordering::Relaxed),
+                        }
+                        progress.inc(1);
+                        (i, r)
+                    }
+                })
+                .buffer_unordered(concurrency.max(1))
+                .collect()
+                .await;
+        if unreachable_in_a_row.into_inner() >= give_up {
+            let last = results
+                .iter()
+                .rev()
+                .find_map(|(_, r)| match r {
+                    Err(e @ StoreError::Unreachable { .. }) => Some(e.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            return Err(StoreError::Unreachable {
+                location: self.location.clone(),
+                reason: format!("{give_up} objects in a row could not be read ({last})"),
+            });
+        }
+        // Credentials that expire part-way are the run's problem, not each object's.
+        if let Some(pos) = results
+            .iter()
+            .position(|(_, r)| matches!(r, Err(StoreError::Unauthorized { .. })))
+        {
+            return Err(results.swap_remove(pos).1.expect_err("an error"));
+        }
+        results.sort_unstable_by_key(|(i, _)| *i);
+        Ok(results.into_iter().map(|(_, r)| r).collect())
     }
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

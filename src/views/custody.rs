@@ -10,6 +10,7 @@ use crate::app::Annexa;
 use crate::controls::{CUSTODY, RunState, SourceState};
 use crate::db::{DbError, RunRow};
 use crate::ledger::audit::{self, AuditAction};
+use crate::ledger::scrub;
 
 /// The controls the custody log evidences; empty when the catalog maps it to none.
 pub fn controls(app: &Annexa) -> Vec<String> {
@@ -101,23 +102,87 @@ pub async fn report_input(
     }))
 }
 
-/// The newest `annexa verify` by `as_of` found violations: an `integrity-violation` finding on
-/// the custody log until a later verify passes.
+/// What the verifies by `as_of` covered (`None` before the first one).
+pub async fn integrity(
+    app: &Annexa,
+    as_of: DateTime<Utc>,
+) -> Result<Option<annexa_reports::Integrity>, DbError> {
+    let events = audit::with_action(&app.db, AuditAction::Verified).await?;
+    Ok(integrity_of(&events, as_of, app.config.verify.full_every))
+}
+
+fn integrity_of(
+    events: &[crate::db::AuditEventRow],
+    as_of: DateTime<Utc>,
+    full_every: std::time::Duration,
+) -> Option<annexa_reports::Integrity> {
+    let events: Vec<_> = events
+        .iter()
+        .filter(|e| e.at.as_str() <= crate::db::ts(as_of).as_str())
+        .cloned()
+        .collect();
+    let passes = scrub::passes(&events);
+    let (last, pass) = (events.last()?, passes.last()?);
+    let details: serde_json::Value = serde_json::from_str(&last.details).unwrap_or_default();
+    Some(annexa_reports::Integrity {
+        last_verify: pass.at,
+        scope: if pass.arc.is_some() {
+            "rolling"
+        } else {
+            "full"
+        }
+        .into(),
+        violations: details["violations"].as_u64().unwrap_or(0),
+        objects: details["objects"].as_u64().unwrap_or(0),
+        bytes: details["scrub"]["bytes"].as_u64().unwrap_or(0),
+        oldest_rehash: scrub::oldest_rehash(&passes, as_of),
+        last_full: passes.iter().rev().find(|p| p.arc.is_none()).map(|p| p.at),
+        full_every_days: full_every.as_secs() / 86_400,
+    })
+}
+
+/// The custody log's findings at `as_of`: `integrity-violation` while the newest verify found
+/// violations (until a later one passes); `scrub-overdue` once some object written more than
+/// `[verify] full_every` ago has not been re-hashed within it.
 async fn verify_findings(app: &Annexa, as_of: DateTime<Utc>) -> Result<Vec<Finding>, DbError> {
     let events = audit::with_action(&app.db, AuditAction::Verified).await?;
+    let full_every = app.config.verify.full_every;
+    let integrity = integrity_of(&events, as_of, full_every);
+    let mut findings = Vec::new();
+    let horizon = as_of - chrono::TimeDelta::from_std(full_every).unwrap_or(chrono::TimeDelta::MAX);
+    let stale = integrity
+        .as_ref()
+        .and_then(|i| i.oldest_rehash)
+        .is_none_or(|t| t < horizon);
+    if stale && app.db.latest_manifest(horizon).await?.is_some() {
+        let days = full_every.as_secs() / 86_400;
+        findings.push(Finding::new(
+            FindingCode::ScrubOverdue,
+            "annexa verify",
+            match integrity.as_ref().and_then(|i| i.oldest_rehash) {
+                Some(t) => format!(
+                    "some stored objects were last re-hashed on {}, more than {days} days ago ([verify] full_every); run `annexa verify --rolling` daily (the worker does) or `annexa verify`",
+                    t.format("%Y-%m-%d %H:%M UTC")
+                ),
+                None => format!(
+                    "stored evidence older than {days} days ([verify] full_every) has never been re-hashed by `annexa verify`; run it (the worker runs a rolling one daily)"
+                ),
+            },
+        ));
+    }
     let Some(last) = events
         .iter()
         .rev()
         .find(|e| e.at.as_str() <= crate::db::ts(as_of).as_str())
     else {
-        return Ok(Vec::new());
+        return Ok(findings);
     };
     let details: serde_json::Value = serde_json::from_str(&last.details).unwrap_or_default();
     let count = details["violations"].as_u64().unwrap_or(0);
     if count == 0 {
-        return Ok(Vec::new());
+        return Ok(findings);
     }
-    Ok(vec![Finding::new(
+    findings.push(Finding::new(
         FindingCode::IntegrityViolation,
         "annexa verify",
         format!(
@@ -132,5 +197,6 @@ async fn verify_findings(app: &Annexa, as_of: DateTime<Utc>) -> Result<Vec<Findi
                     .join(", "))
                 .unwrap_or_default()
         ),
-    )])
+    ));
+    Ok(findings)
 }

@@ -85,5 +85,7 @@ pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument
         level: &level,
         accepted: &accepted,
     };
-    Ok(evaluate(&app.config.catalog, &sources, as_of, &judging))
+    let mut doc = evaluate(&app.config.catalog, &sources, as_of, &judging);
+    doc.integrity = custody::integrity(app, as_of).await?;
+    Ok(doc)
 }

@@ -399,6 +399,9 @@ fn next_step(code: FindingCode, collector: &str) -> String {
         C::IntegrityViolation => {
             "run `annexa verify` and investigate; do not modify the store or the database".into()
         }
+        C::ScrubOverdue => {
+            "run `annexa verify --rolling` daily (the worker does), or `annexa verify` once".into()
+        }
         C::IncidentUnclassified => "give the incident a severity from the policy's classes".into(),
         C::IncidentTriageLate | C::IncidentResolutionLate | C::IncidentOpenOverdue => {
             "work the incident to its target and record its timestamps in the incident log".into()

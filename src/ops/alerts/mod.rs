@@ -720,6 +720,7 @@ mod tests {
             as_of: at,
             controls: vec![control("A.5.36"), control("A.8.16"), backups],
             upcoming: Vec::new(),
+            integrity: None,
         };
         let found = gaps_of(&doc, Path::new("/srv/annexa"));
         assert_eq!(found.open.len(), 2, "{:#?}", found.open);
@@ -774,6 +775,7 @@ mod tests {
             as_of: at,
             controls: Vec::new(),
             upcoming: vec![due(9), due(30)],
+            integrity: None,
         };
         let w = warnings_of(&doc, Path::new("/"), chrono::Duration::days(14));
         assert_eq!(w.len(), 1);
