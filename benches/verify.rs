@@ -20,6 +20,7 @@
 
 mod common;
 #[path = "../tests/common/proxy.rs"]
+#[allow(dead_code)]
 mod proxy;
 
 use std::io::Write;
@@ -366,7 +367,11 @@ fn scrub(root: &str) {
     // Day 0: a full verify. Day 1: 10,000 new documents, then the day's rolling scrub.
     let clock = |at: &str| format!("{at},0.000000001,{}", chrono::Utc::now().timestamp_millis());
     let day0 = clock("2026-06-01T01:00:00Z");
-    annexa(dir.path(), &["verify"], &[("ANNEXA_SIMULATED_CLOCK", &day0)]);
+    annexa(
+        dir.path(),
+        &["verify"],
+        &[("ANNEXA_SIMULATED_CLOCK", &day0)],
+    );
     documents(dir.path(), NEW, "new");
     let collect = clock("2026-06-02T00:00:00Z");
     annexa(

@@ -803,6 +803,37 @@ mod tests {
     }
 
     #[test]
+    fn verify_settings_are_checked_and_default_to_a_rolling_scrub_every_30_days() {
+        let c = parse("", &[]).unwrap();
+        assert_eq!(c.verify, VerifyConfig::default());
+        assert!(c.verify.rolling);
+        let c = parse(
+            "[verify]\nconcurrency = 4\nfull_every = \"7d\"\nrolling = false\n",
+            &[("ANNEXA_VERIFY__CONCURRENCY", "8")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.verify.concurrency, 8,
+            "the environment overrides the file"
+        );
+        assert_eq!(c.verify.full_every, Duration::from_secs(7 * 86_400));
+        assert!(!c.verify.rolling);
+        let err = parse(
+            "[verify]\nconcurrency = 0\nfull_every = \"1h\"\nscrub = true\n",
+            &[],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for problem in [
+            "verify.concurrency: 0 is not between 1 and 1024",
+            "verify.full_every must be at least 1d",
+            "unknown key `verify.scrub`",
+        ] {
+            assert!(text.contains(problem), "{problem} in {text}");
+        }
+    }
+
+    #[test]
     fn the_example_config_parses_with_every_option() {
         let example = include_str!("../../annexa.example.toml");
         let c = parse(example, &[]).unwrap();

@@ -66,9 +66,8 @@ pub(super) fn validate_worker(raw: RawWorker, problems: &mut Vec<String>) -> Wor
     }
 }
 
-/// `[verify]` as written.
+/// `[verify]` as written (an unknown key is reported with the others, by `serde_ignored`).
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawVerify {
     concurrency: Option<usize>,
     full_every: Option<String>,

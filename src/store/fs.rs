@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime};
 use annexa_collectors::Body;
 use sha2::{Digest, Sha256};
 
-use super::{CHUNK, StoreError, StoredObject, blocking, check_key, hash_file, object_key};
+use super::{
+    CHUNK, StoreError, StoredObject, blocking, check_key, hash_file, hash_reader_with, object_key,
+};
 
 /// Temporary files older than this are leftovers of a killed process.
 const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
@@ -172,6 +174,7 @@ impl FsStore {
                     .map(|_| {
                         scope.spawn(|| {
                             let mut done = Vec::new();
+                            let mut buf = vec![0u8; CHUNK];
                             loop {
                                 let start = next.fetch_add(BATCH, Ordering::Relaxed);
                                 if start >= keys.len() {
@@ -180,7 +183,8 @@ impl FsStore {
                                 let end = (start + BATCH).min(keys.len());
                                 for (i, key) in keys[start..end].iter().enumerate() {
                                     let result = store.path_of(key).and_then(|path| {
-                                        hash_file(&path)
+                                        std::fs::File::open(&path)
+                                            .and_then(|f| hash_reader_with(f, &mut buf))
                                             .map(|(d, size)| (hex::encode(d), size))
                                             .map_err(|e| store.not_found_or_io(key, e))
                                     });
