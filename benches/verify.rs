@@ -409,6 +409,10 @@ fn scrub(root: &str) {
         "scrub: annexa verify (full) of the same store: best {full_best:.2} s, median {full_median:.2} s, peak RSS {full_rss:.1} MiB; rolling / full = {:.2}",
         best / full_best
     );
+    // `ANNEXA_BENCH_KEEP=1` leaves the store behind, to profile a verify of it.
+    if std::env::var_os("ANNEXA_BENCH_KEEP").is_some() {
+        println!("scrub: the store is kept in {}", dir.keep().display());
+    }
 }
 
 fn main() {

@@ -161,8 +161,8 @@ pub async fn verify(
     let mut notes = Vec::new();
 
     // 1. Every object, listed or referenced, is there; those in scope are re-hashed, and a
-    // key names its hash.
-    // When each object was first recorded: the end of the first run whose rows name it.
+    // key names its hash. When each object was first recorded: the end of the first run whose
+    // rows name it.
     let finished: BTreeMap<&str, chrono::DateTime<chrono::Utc>> = runs
         .iter()
         .filter_map(|r| Some((r.id.as_str(), r.finished_at?)))
@@ -176,15 +176,18 @@ pub async fn verify(
         let first = written.entry(row.object_key.as_str()).or_insert(at);
         *first = (*first).min(at);
     }
-    let mut all: Vec<&str> = listed.iter().map(String::as_str).collect();
-    all.extend(written.keys());
-    all.sort_unstable();
-    all.dedup();
-    let objects_in_store = all.len();
-    for key in &all {
-        if listed.binary_search_by(|k| k.as_str().cmp(key)).is_err()
-            && !scope.covers(key, written.get(key).copied())
-        {
+    // Objects rows name that the store does not list: missing, unless a re-hash finds them.
+    let unlisted: Vec<(&str, chrono::DateTime<chrono::Utc>)> = written
+        .iter()
+        .filter(|(key, _)| listed.binary_search_by(|k| k.as_str().cmp(key)).is_err())
+        .map(|(key, at)| (*key, *at))
+        .collect();
+    let objects_in_store = listed.len() + unlisted.len();
+    let mut keys = listed;
+    for (key, at) in &unlisted {
+        if scope.covers(key, Some(*at)) {
+            keys.push(key.to_string());
+        } else {
             violations.push(violation(
                 ViolationKind::ObjectMissing,
                 *key,
@@ -193,12 +196,8 @@ pub async fn verify(
             ));
         }
     }
-    let keys: Vec<String> = all
-        .iter()
-        .filter(|k| scope.covers(k, written.get(*k).copied()))
-        .map(|k| k.to_string())
-        .collect();
-    drop(all);
+    keys.retain(|k| scope.covers(k, written.get(k.as_str()).copied()));
+    keys.sort_unstable();
     let keys = std::sync::Arc::new(keys);
     // Shown only on a terminal.
     let progress = indicatif::ProgressBar::new(keys.len() as u64).with_style(

@@ -223,8 +223,10 @@ impl FsStore {
             let mut keys = Vec::new();
             let start = store.root.join(&prefix);
             if start.exists() {
-                walk(&store.root, &start, &mut keys).map_err(|e| store.io(e))?;
+                walk(&start, &prefix, &mut keys).map_err(|e| store.io(e))?;
             }
+            // Each folder is walked in order, so this only confirms the order (a name with a
+            // character below `/` can sort before a folder it extends).
             keys.sort();
             Ok(keys)
         })
@@ -232,16 +234,26 @@ impl FsStore {
     }
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
+/// Appends the key of every file under `dir` (whose key is `key`), one folder at a time in
+/// name order; the store's own `tmp` folder is not evidence.
+fn walk(dir: &Path, key: &str, out: &mut Vec<String>) -> io::Result<()> {
+    let mut entries: Vec<(String, bool)> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            if path != root.join("tmp") {
-                walk(root, &path, out)?;
-            }
-        } else if let Ok(rel) = path.strip_prefix(root) {
-            out.push(rel.to_string_lossy().replace('\\', "/"));
+        let name = entry.file_name().to_string_lossy().into_owned();
+        entries.push((name, entry.file_type()?.is_dir()));
+    }
+    entries.sort_unstable();
+    for (name, is_dir) in entries {
+        let child = if key.is_empty() {
+            name.clone()
+        } else {
+            format!("{key}/{name}")
+        };
+        if !is_dir {
+            out.push(child);
+        } else if child != "tmp" {
+            walk(&dir.join(&name), &child, out)?;
         }
     }
     Ok(())
