@@ -110,7 +110,7 @@ fn coverage_text(c: &crate::ledger::scrub::Coverage) -> String {
     };
     match (&c.from, &c.to, &c.new_since) {
         (Some(from), Some(to), Some(since)) => format!(
-            "; rolling: objects written since {} and the slice {from}..{to}; {oldest}",
+            "; rolling: objects recorded since {} and the slice {from}..{to}; {oldest}",
             &since[..16].replace('T', " ")
         ),
         _ => "; full".to_string(),
