@@ -328,6 +328,40 @@ fn ping_names_unknown_jobs_and_an_unreachable_database() {
     assert!(bad.stderr.contains("cannot be used with"), "{}", bad.stderr);
 }
 
+/// Issue 22: a ping says what it recorded and when `status` will show it (at the next
+/// cron-health collection), in text and in JSON.
+#[test]
+fn a_ping_says_when_status_will_show_it() {
+    let w = World::new();
+    w.config(
+        CONFIG
+            .replace("token_env = \"ANNEXA_TEST_DB_BACKUP_TOKEN\"\n", "")
+            .as_str(),
+    );
+    let text = w
+        .annexa_at("2026-11-22T10:05:00Z", &["ping", "db-backup"])
+        .expect(0);
+    assert!(
+        text.stdout.starts_with(
+            "success heartbeat of `db-backup` recorded at 2026-11-22T10:05:00Z; `annexa status` shows it once `cron-health` next collects heartbeats (2026-11-22T10:30:00Z)"
+        ),
+        "{}",
+        text.stdout
+    );
+    let json = w
+        .annexa_at(
+            "2026-11-22T10:40:00Z",
+            &["--json", "ping", "db-backup", "--fail"],
+        )
+        .expect(0)
+        .json();
+    assert_eq!(json["job"], "db-backup");
+    assert_eq!(json["kind"], "fail");
+    assert_eq!(json["at"], "2026-11-22T10:40:00Z");
+    assert_eq!(json["collected_by"][0]["collector"], "cron-health");
+    assert_eq!(json["collected_by"][0]["next_run"], "2026-11-22T11:30:00Z");
+}
+
 #[tokio::test]
 async fn a_future_as_of_shows_every_slot_that_will_have_been_missed() {
     let w = World::new();

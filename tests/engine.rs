@@ -403,6 +403,21 @@ fn a_missing_config_says_to_run_init_and_init_writes_a_working_one() {
         "{}",
         String::from_utf8_lossy(&status.stderr)
     );
+    // The verifier file right after init names the key init wrote (issue 22).
+    let export = std::process::Command::new(env!("CARGO_BIN_EXE_annexa"))
+        .arg("--config")
+        .arg(dir.join("annexa.toml"))
+        .args(["keys", "export"])
+        .env_remove("ANNEXA_STORE__KIND")
+        .env_remove("ANNEXA_DATABASE__URL")
+        .output()
+        .unwrap();
+    let verifier = String::from_utf8_lossy(&export.stdout);
+    let public = std::fs::read_to_string(dir.join("keys/annexa.key.pub")).unwrap();
+    assert!(
+        verifier.contains(public.trim()),
+        "{verifier}\nshould name {public}"
+    );
     // init never overwrites.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_annexa"))
         .arg("init")
@@ -754,4 +769,62 @@ fn period_verdicts_over_a_simulated_month() {
         .annexa_at("2026-12-01T00:10:00Z", &["status", "--json"])
         .json();
     assert!(common::control(&plain, "A.5.24").get("verdict").is_none());
+}
+
+/// Issue 22's papercuts of the command line, each as a user met it.
+#[test]
+fn command_line_papercuts() {
+    let w = policy_world();
+    // A max age reads as the config writes it, in the table and in JSON.
+    let table = w.annexa(&["controls"]).expect(0);
+    let a528 = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("A.5.28"))
+        .unwrap();
+    assert!(a528.contains(" 35d "), "{a528}");
+    let json = w.annexa(&["controls", "--json"]).expect(0).json();
+    let a528 = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "A.5.28")
+        .unwrap();
+    assert_eq!(a528["max_age"], "35d");
+    assert_eq!(a528["max_age_seconds"], 35 * 86_400);
+    // --as-of means something to status and report only.
+    for args in [
+        &["--as-of", "2026-01-01T00:00:00Z", "collect", "--all"][..],
+        &["run", "--as-of", "2026-01-01"][..],
+        &["verify", "--as-of", "2026-01-01"][..],
+    ] {
+        let run = w.annexa(args).expect(2);
+        assert!(
+            run.stderr
+                .contains("--as-of applies to `status` and `report` only"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // ... and takes a day, as --from and --to do: the end of that day.
+    let doc = w
+        .annexa(&["status", "--json", "--as-of", "2026-01-01"])
+        .json();
+    assert_eq!(doc["as_of"], "2026-01-02T00:00:00Z");
+    // A period backwards is a usage error on both commands.
+    for command in ["status", "report"] {
+        let run = w
+            .annexa(&[command, "--from", "2026-11-10", "--to", "2026-11-01"])
+            .expect(2);
+        assert!(run.stderr.contains("must be before --to"), "{}", run.stderr);
+    }
+    // Positional arguments say what they are.
+    for (command, help) in [
+        ("init", "The folder to write into"),
+        ("collect", "The collectors to run"),
+        ("ping", "The job, by its `name`"),
+    ] {
+        let run = w.annexa(&[command, "--help"]).expect(0);
+        assert!(run.stdout.contains(help), "{command}: {}", run.stdout);
+    }
 }

@@ -54,7 +54,12 @@ fn register_as_json() -> Vec<serde_json::Map<String, Value>> {
     let bytes = std::fs::read(quickstart().join("register.csv")).unwrap();
     let records = csv_records(&bytes, "register.csv").unwrap();
     // Validate with the default policy, as the collector will.
-    annexa_collectors::incident_log::register::incidents(&records, &Policy::default()).unwrap();
+    annexa_collectors::incident_log::register::incidents(
+        &records,
+        &Policy::default(),
+        chrono::Utc::now(),
+    )
+    .unwrap();
     records
         .into_iter()
         .map(|r| {

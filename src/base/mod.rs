@@ -11,5 +11,5 @@ mod schedule;
 mod secret;
 
 pub(crate) use closed::closed_set;
-pub use schedule::{Schedule, parse_duration};
+pub use schedule::{Schedule, duration_text, parse_duration};
 pub use secret::Secret;

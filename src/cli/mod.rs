@@ -28,9 +28,10 @@ pub struct Cli {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Evaluate at another point in time (RFC 3339): a past one from the evidence collected by
-    /// then, or a future one to see what will have gone stale or overdue.
-    #[arg(long, global = true, value_parser = parse_rfc3339)]
+    /// For `status` and `report`: evaluate at another point in time, an instant (RFC 3339) or
+    /// the end of a day (YYYY-MM-DD): a past one from the evidence collected by then, or a
+    /// future one to see what will have gone stale or overdue.
+    #[arg(long, global = true, value_parser = parse_to)]
     pub as_of: Option<DateTime<Utc>>,
     #[command(subcommand)]
     pub command: Command,
@@ -39,7 +40,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a commented annexa.toml and a signing key into DIR (default: the current folder).
-    Init { dir: Option<PathBuf> },
+    Init {
+        /// The folder to write into; created if missing (default: the current folder).
+        dir: Option<PathBuf>,
+    },
     /// One full cycle: collect what is due, check, evaluate, alert, checkpoint and report if
     /// due. For cron; `annexa worker` does the same on its own schedule.
     Run,
@@ -48,6 +52,7 @@ pub enum Command {
     Worker,
     /// Run the named collectors now, whether due or not.
     Collect {
+        /// The collectors to run, by their `name` in the config.
         names: Vec<String>,
         /// Every configured collector.
         #[arg(long, conflicts_with = "names")]
@@ -144,6 +149,7 @@ pub enum Command {
     /// Record a heartbeat of an external job, e.g. in a crontab line:
     /// `pg_dump … && annexa ping db-backup || annexa ping db-backup --fail`.
     Ping {
+        /// The job, by its `name` in a `[[job]]` of the config.
         job: String,
         /// The job has started (a run that never ends is reported after `max_runtime`).
         #[arg(long, conflicts_with = "fail")]
@@ -164,11 +170,17 @@ pub enum KeysAction {
     /// Replace the active key; the old one is retired and co-signs one checkpoint.
     Rotate,
     /// Revoke a key (e.g. compromised): it never signs again.
-    Revoke { id: String },
+    Revoke {
+        /// The key's id, as `annexa keys list` shows it.
+        id: String,
+    },
     /// The keys annexa knows, with their states.
     List,
     /// The verifier file auditors check signatures with (to FILE, or stdout).
-    Export { file: Option<PathBuf> },
+    Export {
+        /// The file to write (default: standard output).
+        file: Option<PathBuf>,
+    },
 }
 
 /// `--format`: the report formats' names, listed in `--help` and in errors.

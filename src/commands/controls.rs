@@ -11,7 +11,9 @@ use crate::evidence::registry;
 struct ControlLine<'a> {
     id: &'a str,
     title: &'a str,
+    /// As a config writes it (`35d`), and in seconds.
     max_age: String,
+    max_age_seconds: u64,
     collector_kinds: &'a [String],
     configured: Vec<&'a str>,
     codes: Vec<&'static str>,
@@ -49,7 +51,8 @@ pub fn controls(config: &Config, json: bool) -> Result<Exit, Failure> {
             ControlLine {
                 id: &control.id,
                 title: &control.title,
-                max_age: humantime::format_duration(control.max_age).to_string(),
+                max_age: crate::base::duration_text(control.max_age),
+                max_age_seconds: control.max_age.as_secs(),
                 collector_kinds: &control.collectors,
                 configured,
                 codes: control.codes.iter().map(|c| c.as_str()).collect(),

@@ -69,6 +69,11 @@ pub async fn keys(app: &Annexa, action: KeysAction, json: bool) -> Result<Exit, 
             }
         }
         KeysAction::Export { file } => {
+            // Right after `annexa init` the key file exists but nothing has signed yet: it is
+            // recorded now, as the first signature would, so the file names it.
+            if app.db.keys().await?.is_empty() && app.config.ledger.key_file.exists() {
+                keyring::signing_key(app).await?;
+            }
             let mut text = String::from(
                 "# annexa verifier file: one key per line, with when it was created, retired or revoked.\n",
             );

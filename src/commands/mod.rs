@@ -18,6 +18,23 @@ use crate::cli::{Cli, Command};
 use crate::config::Config;
 
 pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
+    if cli.as_of.is_some()
+        && !matches!(cli.command, Command::Status { .. } | Command::Report { .. })
+    {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--as-of applies to `status` and `report` only"
+        )));
+    }
+    if let Command::Status { from, to } | Command::Report { from, to, .. } = &cli.command
+        && let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--from ({}) must be before --to ({})",
+            annexa_reports::time(*from),
+            annexa_reports::time(*to)
+        )));
+    }
     if let Command::Init { dir } = &cli.command {
         return init::init(dir.as_deref());
     }
@@ -40,7 +57,7 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         message,
     } = &cli.command
     {
-        return ping::ping(&config, job, *start, *fail, message.as_deref()).await;
+        return ping::ping(&config, job, *start, *fail, message.as_deref(), cli.json).await;
     }
     let app = Annexa::open(config).await?;
     match cli.command {

@@ -17,13 +17,6 @@ pub async fn status(
         let now = app.clock.now();
         period.map_or(now, |(_, to)| to.min(now))
     });
-    if let Some((from, to)) = period
-        && from >= to
-    {
-        return Err(Failure::usage(anyhow::anyhow!(
-            "--from must be before --to"
-        )));
-    }
     let mut doc = crate::views::status::status(app, as_of).await?;
     if let Some((from, to)) = period {
         crate::views::period::judge_period(app, &mut doc, from, to).await?;

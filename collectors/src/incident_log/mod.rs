@@ -386,7 +386,7 @@ impl Collector for IncidentLog {
             records.extend(issues.iter().map(|i| github::record(i, gh, &self.policy)));
         }
 
-        let incidents = register::incidents(&records, &self.policy)
+        let incidents = register::incidents(&records, &self.policy, now)
             .map_err(|e| invalid(e, std::mem::take(&mut items)))?;
         link(&mut postmortems, &incidents);
         let durations = incidents

@@ -320,12 +320,45 @@ pub fn json_records(bytes: &[u8], name: &str) -> Result<Vec<RawRecord>, ImportEr
     Ok(records)
 }
 
-/// Validates every record into incidents; the first problem stops the import.
-pub fn incidents(records: &[RawRecord], policy: &Policy) -> Result<Vec<Incident>, ImportError> {
+/// How far after the collection a recorded time may be (clocks and offsets written by hand
+/// differ a little); anything later is a mistake in the register.
+const FUTURE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// Validates every record into incidents, collected at `now`; the first problem stops the
+/// import.
+pub fn incidents(
+    records: &[RawRecord],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Vec<Incident>, ImportError> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for r in records {
         let incident = incident(r, policy)?;
+        for (column, t) in [
+            ("detected_at", Some(incident.detected_at)),
+            ("triaged_at", incident.triaged_at),
+            ("contained_at", incident.contained_at),
+            ("resolved_at", incident.resolved_at),
+            ("closed_at", incident.closed_at),
+            ("postmortem_at", incident.postmortem_at),
+            ("authority_notified_at", incident.authority_notified_at),
+            ("customers_notified_at", incident.customers_notified_at),
+        ] {
+            if let Some(t) = t
+                && t > now + FUTURE_TOLERANCE
+            {
+                return Err(ImportError {
+                    location: r.location.clone(),
+                    column: Some(column.into()),
+                    message: format!(
+                        "{} is in the future (the register was read at {}); check the date and its offset",
+                        t.to_rfc3339(),
+                        now.to_rfc3339()
+                    ),
+                });
+            }
+        }
         if !seen.insert(incident.id.clone()) {
             return Err(ImportError {
                 location: r.location.clone(),
@@ -478,10 +511,31 @@ mod tests {
 
     const HEADER: &str = "id,title,severity,category,detected_at,triaged_at,resolved_at,status";
 
+    /// When the tests' registers are read.
+    fn test_now() -> DateTime<Utc> {
+        "2026-11-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_time_in_the_future_is_refused_naming_its_cell() {
+        let e = parse(&format!(
+            "{HEADER}\nINC-1,Outage,Sev1,security,2027-03-01T09:00:00Z,,,open\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.column.as_deref(), Some("detected_at"));
+        assert!(e.message.contains("is in the future"), "{}", e.message);
+        // A few hours ahead is a clock or an offset, not a mistake.
+        parse(&format!(
+            "{HEADER}\nINC-1,Outage,Sev1,security,2026-11-01T05:00:00Z,,,open\n"
+        ))
+        .unwrap();
+    }
+
     fn parse(csv: &str) -> Result<Vec<Incident>, ImportError> {
         incidents(
             &csv_records(csv.as_bytes(), "register.csv")?,
             &Policy::default(),
+            test_now(),
         )
     }
 
@@ -603,7 +657,7 @@ mod tests {
         bytes.extend_from_slice(b"age,Sev1,security,2026-03-01T09:00:00Z,,,open\n");
         let e = match csv_records(&bytes, "register.csv") {
             Err(e) => e.to_string(),
-            Ok(records) => incidents(&records, &Policy::default())
+            Ok(records) => incidents(&records, &Policy::default(), test_now())
                 .unwrap_err()
                 .to_string(),
         };
@@ -616,6 +670,7 @@ mod tests {
         let got = incidents(
             &json_records(json.as_bytes(), "register.json").unwrap(),
             &Policy::default(),
+            test_now(),
         )
         .unwrap();
         assert_eq!(got[0].severity.as_deref(), Some("Sev1"));
@@ -624,6 +679,7 @@ mod tests {
         let e = incidents(
             &json_records(bad.as_bytes(), "register.json").unwrap(),
             &Policy::default(),
+            test_now(),
         )
         .unwrap_err();
         assert_eq!(e.location, "register.json record 1");
