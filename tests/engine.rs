@@ -383,6 +383,37 @@ fn a_missing_config_says_to_run_init_and_init_writes_a_working_one() {
         String::from_utf8_lossy(&init.stderr)
     );
     assert!(dir.join("keys/annexa.key.pub").exists());
+    // The first run after init records no failed run: only the policy-document collector is
+    // active, over the starter folder init wrote (issue 22). The template is a gap, not a pass.
+    let annexa_in = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_annexa"))
+            .arg("--config")
+            .arg(dir.join("annexa.toml"))
+            .args(args)
+            .env_remove("ANNEXA_STORE__KIND")
+            .env_remove("ANNEXA_DATABASE__URL")
+            .output()
+            .unwrap()
+    };
+    let first = annexa_in(&["run"]);
+    assert_eq!(
+        first.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&annexa_in(&["status", "--json"]).stdout).unwrap();
+    let codes: Vec<&str> = doc["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(!codes.contains(&"collector-failed"), "{codes:?}");
+    // The template names no control: it counts for none, so A.5.24 is missing, not satisfied.
+    assert_eq!(common::control(&doc, "A.5.24")["status"], "missing");
     std::fs::create_dir_all(dir.join("policies")).unwrap();
     std::fs::write(
         dir.join("policies/p.md"),
