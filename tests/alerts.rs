@@ -455,7 +455,7 @@ fn gaps_open_once_per_sink_retry_resolve_remind_and_report_undeliverable() {
         let env = sink_env(&server);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let app = annexa::Annexa::open(w.loaded_config(&env)).await.unwrap();
-        annexa::ops::server::render_metrics(&app).await.unwrap()
+        annexa::ops::metrics::render(&app).await.unwrap()
     });
     for line in [
         format!("annexa_alerts_undeliverable{{sink=\"broken\"}} {k}"),

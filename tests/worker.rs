@@ -246,9 +246,9 @@ fn two_workers_on_postgres_run_a_day_of_hourly_slots_exactly_once() {
     let (code, metrics) = b.http("GET /metrics", &[], "");
     assert_eq!(code, 200);
     for line in [
-        "# TYPE annexa_runs gauge",
-        "annexa_runs{collector=\"policies\",status=\"succeeded\"} 26",
-        "annexa_runs{collector=\"policies-b\",status=\"succeeded\"} 26",
+        "# TYPE annexa_runs counter",
+        "annexa_runs_total{collector=\"policies\",status=\"succeeded\"} 26",
+        "annexa_runs_total{collector=\"policies-b\",status=\"succeeded\"} 26",
         "annexa_last_success_timestamp_seconds{collector=\"policies\"} ",
         "annexa_open_gaps{control=\"A.8.16\"} ",
     ] {
@@ -261,6 +261,32 @@ fn two_workers_on_postgres_run_a_day_of_hourly_slots_exactly_once() {
             )
         );
     }
+    // A real OpenMetrics parser reads all of it, each family with its type (issue 22).
+    let families = openmetrics_families(&metrics);
+    for (name, kind) in [
+        ("annexa_build", "info"),
+        ("annexa_runs", "counter"),
+        ("annexa_run_duration_seconds", "histogram"),
+        ("annexa_last_success_timestamp_seconds", "gauge"),
+        ("annexa_next_slot_timestamp_seconds", "gauge"),
+        ("annexa_evidence_objects", "gauge"),
+        ("annexa_evidence_bytes", "gauge"),
+        ("annexa_ledger_size", "gauge"),
+        ("annexa_checkpoint_age_seconds", "gauge"),
+        ("annexa_open_gaps", "gauge"),
+    ] {
+        assert_eq!(
+            families.get(name).map(|(k, _)| k.as_str()),
+            Some(kind),
+            "{name} in {families:?}"
+        );
+    }
+    // 26 runs per collector, each observed once by the duration histogram.
+    let (_, samples) = &families["annexa_run_duration_seconds"];
+    assert!(
+        samples.contains(&"annexa_run_duration_seconds_count{collector=policies} 26".to_string()),
+        "{samples:?}"
+    );
     let (code_a, out_a) = a.stop(Duration::from_secs(30));
     let (code_b, out_b) = b.stop(Duration::from_secs(30));
     assert_eq!((code_a, code_b), (0, 0), "{out_a}\n{out_b}");
@@ -926,4 +952,45 @@ fn a_run_whose_process_is_gone_is_swept_on_the_next_pass() {
         assert_eq!(run.status, annexa::db::RunStatus::Cancelled);
         assert!(run.error.unwrap().contains(&holder));
     });
+}
+
+/// The families of an OpenMetrics exposition as `prometheus_client`'s parser reads them: name
+/// → (type, samples as `name{label=value,…} value`). Panics, with the parser's error, on text it
+/// rejects.
+fn openmetrics_families(text: &str) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
+    let script = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = {}
+for f in text_string_to_metric_families(sys.stdin.read()):
+    samples = []
+    for s in f.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()) if k != "le")
+        if s.name.endswith("_bucket"):
+            continue
+        samples.append(f"{s.name}{{{labels}}} {s.value:g}")
+    out[f.name] = [f.type, samples]
+print(json.dumps(out))
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the OpenMetrics parser (pip install prometheus-client; ./scripts/test installs it) refused the exposition: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

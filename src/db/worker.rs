@@ -345,12 +345,16 @@ impl Db {
             .collect()
     }
 
-    /// The newest successful finish per collector.
-    pub async fn last_successes(&self) -> Result<Vec<(String, DateTime<Utc>)>, DbError> {
+    /// The newest finish per collector of runs that ended `status` (`succeeded`, `failed`).
+    pub async fn last_finished(
+        &self,
+        status: &str,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, DbError> {
         let rows = sqlx::query(
-            "SELECT collector, MAX(finished_at) AS at FROM runs WHERE status = 'succeeded' \
-             GROUP BY collector ORDER BY collector",
+            "SELECT collector, MAX(finished_at) AS at FROM runs WHERE status = $1 \
+             AND finished_at IS NOT NULL GROUP BY collector ORDER BY collector",
         )
+        .bind(status)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -361,6 +365,54 @@ impl Db {
                 ))
             })
             .collect()
+    }
+
+    /// How long each finished run took, in seconds, by collector.
+    pub async fn run_durations(&self) -> Result<Vec<(String, f64)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT collector, started_at, finished_at FROM runs WHERE finished_at IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let started = parse_ts("runs.started_at", &r.try_get::<String, _>("started_at")?)?;
+                let finished =
+                    parse_ts("runs.finished_at", &r.try_get::<String, _>("finished_at")?)?;
+                Ok((
+                    r.try_get("collector")?,
+                    (finished - started).num_milliseconds().max(0) as f64 / 1000.0,
+                ))
+            })
+            .collect()
+    }
+
+    /// Distinct evidence objects and their bytes, by the collector that recorded them.
+    pub async fn evidence_by_collector(&self) -> Result<Vec<(String, i64, i64)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT collector, CAST(COUNT(*) AS BIGINT) AS objects, CAST(SUM(size) AS BIGINT) AS bytes \
+             FROM (SELECT DISTINCT collector, object_key, size FROM evidence) AS o \
+             GROUP BY collector ORDER BY collector",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("collector")?,
+                    r.try_get("objects")?,
+                    r.try_get("bytes")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Leaves in the ledger.
+    pub async fn ledger_size(&self) -> Result<i64, DbError> {
+        let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// Whether the database answers.

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod delivery;
+pub mod metrics;
 pub mod scheduler;
 pub mod server;
 

@@ -1,7 +1,6 @@
-//! The worker's HTTP endpoint: `/health`, `/ready`, `/metrics` (Prometheus text) and
+//! The worker's HTTP endpoint: `/health`, `/ready`, `/metrics` (OpenMetrics, `metrics.rs`) and
 //! `POST /ping/{job}` for external jobs' heartbeats. Loopback by default (`[worker] listen`).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use annexa_collectors::cron_health::PingKind;
@@ -45,156 +44,14 @@ async fn ready(State(app): State<Arc<Annexa>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<Annexa>>) -> Response {
-    match render_metrics(&app).await {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+    match super::metrics::render(&app).await {
+        Ok(text) => ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("metrics unavailable: {e:#}\n"),
         )
             .into_response(),
     }
-}
-
-/// A label value with `\`, `"` and newlines escaped.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// The figures, from the database: the same whichever worker is asked.
-pub async fn render_metrics(app: &Annexa) -> anyhow::Result<String> {
-    let (runs, successes, gaps, sinks) = tokio::try_join!(
-        app.db.run_counts(),
-        app.db.last_successes(),
-        app.db.open_gaps_by_control(),
-        app.db.sink_counts(),
-    )?;
-    let mut text = String::new();
-    let mut section = |name: &str, kind: &str, help: &str, rows: Vec<String>| {
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for r in rows {
-            let _ = writeln!(text, "{name}{r}");
-        }
-    };
-    section(
-        "annexa_runs",
-        "gauge",
-        "Collector runs recorded, by collector and status (a run moves from running to its end status).",
-        runs.iter()
-            .map(|r| {
-                format!(
-                    "{{collector=\"{}\",status=\"{}\"}} {}",
-                    label(&r.collector),
-                    r.status,
-                    r.count
-                )
-            })
-            .collect(),
-    );
-    section(
-        "annexa_last_success_timestamp_seconds",
-        "gauge",
-        "When each collector last succeeded (Unix time).",
-        successes
-            .iter()
-            .map(|(c, t)| format!("{{collector=\"{}\"}} {}", label(c), t.timestamp()))
-            .collect(),
-    );
-    section(
-        "annexa_open_gaps",
-        "gauge",
-        "Open gaps (not satisfied controls and failing findings), by control.",
-        app.config
-            .catalog
-            .controls()
-            .iter()
-            .map(|c| {
-                let count = gaps
-                    .iter()
-                    .find(|(id, _)| *id == c.id)
-                    .map_or(0, |(_, n)| *n);
-                format!("{{control=\"{}\"}} {count}", label(&c.id))
-            })
-            .collect(),
-    );
-    let per_sink = |f: fn(&crate::db::SinkCounts) -> i64| -> Vec<String> {
-        sinks
-            .iter()
-            .map(|s| format!("{{sink=\"{}\"}} {}", label(&s.sink), f(s)))
-            .collect()
-    };
-    section(
-        "annexa_alert_deliveries_total",
-        "counter",
-        "Alerts delivered, by sink.",
-        per_sink(|s| s.delivered),
-    );
-    section(
-        "annexa_alert_delivery_failures_total",
-        "counter",
-        "Failed delivery attempts (each is retried), by sink.",
-        per_sink(|s| s.failed_attempts),
-    );
-    section(
-        "annexa_alerts_pending",
-        "gauge",
-        "Alerts queued and not delivered yet, by sink.",
-        per_sink(|s| s.pending),
-    );
-    section(
-        "annexa_alerts_undeliverable",
-        "gauge",
-        "Alerts undelivered for longer than alerts.undeliverable_after, by sink.",
-        per_sink(|s| s.overdue),
-    );
-    if let Some(i) = crate::views::custody::integrity(app, app.clock.now()).await? {
-        let one = |v: i64| vec![format!(" {v}")];
-        section(
-            "annexa_verify_last_timestamp_seconds",
-            "gauge",
-            "When the newest `annexa verify` (full or the rolling scrub) ran (Unix time).",
-            vec![format!(
-                "{{scope=\"{}\"}} {}",
-                i.scope,
-                i.last_verify.timestamp()
-            )],
-        );
-        section(
-            "annexa_verify_violations",
-            "gauge",
-            "Integrity violations the newest verify found.",
-            one(i.violations as i64),
-        );
-        section(
-            "annexa_verify_rehashed_objects",
-            "gauge",
-            "Objects the newest verify re-hashed.",
-            one(i.objects as i64),
-        );
-        section(
-            "annexa_verify_rehashed_bytes",
-            "gauge",
-            "Bytes the newest verify re-hashed.",
-            one(i.bytes as i64),
-        );
-        if let Some(t) = i.oldest_rehash {
-            section(
-                "annexa_verify_oldest_rehash_timestamp_seconds",
-                "gauge",
-                "Every stored object has been re-hashed since this time (Unix time); alert when it is older than [verify] full_every.",
-                one(t.timestamp()),
-            );
-        }
-    }
-    Ok(text)
 }
 
 #[derive(Debug, Deserialize)]

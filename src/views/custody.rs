@@ -111,6 +111,24 @@ pub async fn integrity(
     Ok(integrity_of(&events, as_of, app.config.verify.full_every))
 }
 
+/// When a verify by `as_of` last found no violations.
+pub async fn last_clean_verify(
+    app: &Annexa,
+    as_of: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, DbError> {
+    let events = audit::with_action(&app.db, AuditAction::Verified).await?;
+    let as_of = crate::db::ts(as_of);
+    Ok(events
+        .iter()
+        .rev()
+        .filter(|e| e.at.as_str() <= as_of.as_str())
+        .find(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.details)
+                .is_ok_and(|d| d["violations"].as_u64() == Some(0))
+        })
+        .and_then(|e| crate::db::parse_ts("verified.at", &e.at).ok()))
+}
+
 fn integrity_of(
     events: &[crate::db::AuditEventRow],
     as_of: DateTime<Utc>,
