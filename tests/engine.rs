@@ -859,3 +859,70 @@ fn command_line_papercuts() {
         assert!(run.stdout.contains(help), "{command}: {}", run.stdout);
     }
 }
+
+/// Issue 22: the systemd units in `deploy/` are valid (`systemd-analyze verify`), score at most
+/// 2.0 in `systemd-analyze security`, and the config beside them names only absolute paths,
+/// which the service's state directory and read-only /etc need.
+#[test]
+fn the_deploy_units_verify_and_are_hardened() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let analyze = |args: &[&str]| {
+        std::process::Command::new("systemd-analyze")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("systemd-analyze ({e}): apt-get install systemd, or run ./scripts/test")
+            })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for unit in ["annexa.service", "annexa-run.service", "annexa-run.timer"] {
+        let text = std::fs::read_to_string(deploy.join(unit)).unwrap();
+        // verify checks that ExecStart exists: point it at the binary under test.
+        let text = text.replace("/usr/local/bin/annexa", env!("CARGO_BIN_EXE_annexa"));
+        std::fs::write(dir.path().join(unit), text).unwrap();
+    }
+    let units: Vec<String> = ["annexa.service", "annexa-run.service", "annexa-run.timer"]
+        .iter()
+        .map(|u| dir.path().join(u).display().to_string())
+        .collect();
+    let mut args = vec!["verify"];
+    args.extend(units.iter().map(String::as_str));
+    let out = analyze(&args);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for service in ["annexa.service", "annexa-run.service"] {
+        let path = deploy.join(service).display().to_string();
+        let out = analyze(&["security", "--offline=true", "--threshold=20", &path]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let score: f64 = text
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for ").nth(1))
+            .and_then(|l| l.split(": ").nth(1))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no score in\n{text}"));
+        assert!(score <= 2.0, "{service} scores {score}");
+        assert!(out.status.success(), "{service}: {text}");
+    }
+    let config = annexa::config::Config::parse(
+        &std::fs::read_to_string(deploy.join("annexa.toml")).unwrap(),
+        std::path::Path::new("/etc/annexa/annexa.toml"),
+        &[],
+    )
+    .unwrap();
+    let annexa::store::StoreConfig::Fs { path } = &config.store else {
+        panic!("the deploy config uses the local store")
+    };
+    for p in [path, &config.ledger.key_file, &config.report_dir] {
+        assert!(p.starts_with("/var/lib/annexa"), "{}", p.display());
+    }
+    assert!(
+        config
+            .database_url
+            .expose()
+            .starts_with("sqlite:///var/lib/annexa/")
+    );
+}
