@@ -926,3 +926,40 @@ fn the_deploy_units_verify_and_are_hardened() {
             .starts_with("sqlite:///var/lib/annexa/")
     );
 }
+
+/// Issue 22: with --json every line a command writes is JSON, its error and its logs included;
+/// without it, log lines carry an RFC 3339 time and a level.
+#[test]
+fn with_json_every_line_is_json_errors_and_logs_included() {
+    let w = policy_world();
+    let run = w.annexa(&["--json", "collect", "nope"]).expect(2);
+    let error: serde_json::Value = serde_json::from_str(run.stderr.trim()).unwrap();
+    assert_eq!(error["exit"], 2);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no collector named `nope`"),
+        "{error}"
+    );
+    let logged = w.annexa_env(&["--json", "collect", "--all"], &[("ANNEXA_LOG", "debug")]);
+    assert_eq!(logged.code, 0, "{}", logged.stderr);
+    let lines: Vec<&str> = logged.stderr.lines().chain(logged.stdout.lines()).collect();
+    assert!(
+        logged.stderr.lines().count() > 0,
+        "debug logs were asked for"
+    );
+    for line in lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(value.is_object(), "{line}");
+    }
+    let text = w.annexa_env(&["collect", "--all"], &[("ANNEXA_LOG", "debug")]);
+    let first = text.stderr.lines().next().expect("a debug line");
+    let (time, rest) = first.split_once(' ').unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(time).is_ok(),
+        "{first}"
+    );
+    assert!(rest.trim_start().starts_with("DEBUG"), "{first}");
+}

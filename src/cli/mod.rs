@@ -25,9 +25,14 @@ pub struct Cli {
         default_value = "annexa.toml"
     )]
     pub config: PathBuf,
-    /// Machine-readable JSON output.
+    /// Machine-readable JSON output: every line on stdout and stderr is a JSON object, errors
+    /// included (`{"error": {…}, "exit": N}`).
     #[arg(long, global = true)]
     pub json: bool,
+    /// How log lines on stderr are written (default: json with --json, else text). Which are
+    /// written is `ANNEXA_LOG` (an env-filter: `warn` by default, `info`, `annexa=debug`, …).
+    #[arg(long, global = true, env = "ANNEXA_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// For `status` and `report`: evaluate at another point in time, an instant (RFC 3339) or
     /// the end of a day (YYYY-MM-DD): a past one from the evidence collected by then, or a
     /// future one to see what will have gone stale or overdue.
@@ -35,6 +40,15 @@ pub struct Cli {
     pub as_of: Option<DateTime<Utc>>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `2026-12-01T15:02:02.874722Z  WARN annexa::ops::scheduler: …`
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,6 +26,28 @@ fn event_line(json_mode: bool, text: &str, json: serde_json::Value) -> String {
     }
 }
 
+/// A warning or error on stderr that does not end the command: `warning: …` for people, with
+/// --json `{"level": "warning", "message": …}`.
+pub fn complain(json: bool, level: &str, message: &str) {
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({ "level": level, "message": message })
+        );
+    } else {
+        eprintln!("{level}: {message}");
+    }
+}
+
+/// A line with no JSON form of its own: with --json, `{"note": "…"}`, so every line parses.
+fn note_line(json_mode: bool, text: &str) -> String {
+    if json_mode {
+        format!("{}\n", serde_json::json!({ "note": text }))
+    } else {
+        format!("{text}\n")
+    }
+}
+
 impl crate::ops::Output for Printer {
     fn event(&self, text: &str, json: serde_json::Value) -> std::io::Result<()> {
         print(event_line(self.json, text, json).as_bytes())
@@ -33,7 +55,7 @@ impl crate::ops::Output for Printer {
 
     fn note(&self, text: &str) {
         // Best effort: a closed stdout must not stop the worker.
-        let _ = print(format!("{text}\n").as_bytes());
+        let _ = print(note_line(self.json, text).as_bytes());
     }
 }
 
@@ -71,7 +93,7 @@ impl crate::ops::Output for Held {
         self.lines
             .lock()
             .expect("not poisoned")
-            .push(format!("{text}\n"));
+            .push(note_line(self.json, text));
     }
 }
 

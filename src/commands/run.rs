@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::app::Annexa;
 use crate::cli::exit::{Exit, Failure};
 use crate::cli::output::Held;
-use crate::cli::output::print;
+use crate::cli::output::{complain, print};
 use crate::config::{CollectorConfig, ConfigError};
 use crate::db::Role;
 use crate::evidence::runner::{RunOutcome, run_collector};
@@ -94,7 +94,11 @@ async fn collect_now(
                     made.checkpoint.tree_size, made.checkpoint.key_id
                 ),
                 Ok(_) => {}
-                Err(e) => eprintln!("warning: no checkpoint after the run: {e:#}"),
+                Err(e) => complain(
+                    json,
+                    "warning",
+                    &format!("no checkpoint after the run: {e:#}"),
+                ),
             }
         }
     }
@@ -157,7 +161,7 @@ pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
         }
     }
     for e in &tick.errors {
-        eprintln!("error: {e}");
+        complain(json, "error", &e.to_string());
     }
     let doc = crate::views::status::status(app, app.clock.now()).await?;
     if json {

@@ -9,6 +9,7 @@ use crate::app::Annexa;
 use crate::cli::exit::{Exit, Failure};
 use crate::cli::output::Printer;
 use crate::db::Engine;
+use crate::ops::Output as _;
 use crate::ops::scheduler::Worker;
 
 pub async fn worker(app: Annexa, json: bool) -> Result<Exit, Failure> {
@@ -25,7 +26,8 @@ pub async fn worker(app: Annexa, json: bool) -> Result<Exit, Failure> {
         let _ = stop_tx.send(true);
     });
 
-    let worker = Worker::new(app.clone(), std::sync::Arc::new(Printer { json }));
+    let printer = std::sync::Arc::new(Printer { json });
+    let worker = Worker::new(app.clone(), printer.clone());
     let mut server_stop = stop.clone();
     let router = crate::ops::server::router(app.clone());
     let server = tokio::spawn(async move {
@@ -35,11 +37,11 @@ pub async fn worker(app: Annexa, json: bool) -> Result<Exit, Failure> {
             })
             .await
     });
-    println!(
+    printer.note(&format!(
         "annexa worker {} serving http://{listen} (/health, /ready, /metrics, POST /ping/{{job}}); {} collector(s) scheduled",
         worker.holder,
         app.config.collectors.len()
-    );
+    ));
 
     // On SQLite one worker runs at a time; it holds the `worker` lease while it does.
     let mut wait = stop.clone();
@@ -67,7 +69,7 @@ pub async fn worker(app: Annexa, json: bool) -> Result<Exit, Failure> {
     }
     let _ = server.await;
     result?;
-    println!("stopped");
+    printer.note("stopped");
     Ok(Exit::Ok)
 }
 

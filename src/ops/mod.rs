@@ -13,6 +13,6 @@ pub mod server;
 pub trait Output: Send + Sync {
     /// One thing that happened, as a line for people and as a JSON object.
     fn event(&self, text: &str, json: serde_json::Value) -> std::io::Result<()>;
-    /// A line for people that has no JSON form (kept as it was: plain in both modes).
+    /// A line for people that has no JSON form of its own (with --json, `{"note": …}`).
     fn note(&self, text: &str);
 }
