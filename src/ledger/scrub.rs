@@ -1,10 +1,11 @@
 //! The rolling scrub: which objects a verify re-hashes, and what every verify so far covered.
 //!
 //! Objects are named by their SHA-256, so their names are spread evenly over a ring of 2⁶⁴
-//! positions (the first 16 hex digits). A rolling scrub re-hashes every object written since
-//! the previous verify, plus the arc of the ring a cursor has swept since then; the cursor goes
-//! round once every [`SWEEP_SHARE`] of `[verify] full_every`, so a day's scrub of a store of a
-//! million objects with `full_every = 30d` re-hashes about 37,000 old objects plus the new ones.
+//! positions (the first 16 hex digits). A rolling scrub re-hashes every object recorded since
+//! the previous verify began, plus the arc of the ring a cursor has swept since then; the
+//! cursor goes round once every [`SWEEP_SHARE`] of `[verify] full_every`, so a day's scrub of a
+//! store of a million objects with `full_every = 30d` re-hashes about 37,000 old objects plus
+//! the new ones.
 //! A full verify covers the whole ring. Each verify's audit event records its arc; from those
 //! events alone anyone can work out when the object re-hashed longest ago was last re-hashed.
 
@@ -29,8 +30,7 @@ pub enum Scope {
     /// Every object.
     Full,
     /// Objects recorded by runs that finished since `new_since`, and those whose ring position
-    /// is in `[from, to)`
-    /// (wrapping round; `from == to` is the empty arc).
+    /// is in `[from, to)` (wrapping round; `from == to` is the empty arc).
     Rolling {
         from: u64,
         to: u64,
