@@ -1133,6 +1133,14 @@ fn a_rolling_scrub_finds_a_tampered_object_on_the_day_its_slice_comes_round() {
     let integrity = &status["integrity"];
     assert_eq!(integrity["scope"], "rolling", "{integrity}");
     assert_eq!(integrity["violations"], 1);
+    assert_eq!(integrity["kinds"], serde_json::json!(["object-altered"]));
+    let passed = chrono::DateTime::parse_from_rfc3339(&day(due - 1)).unwrap();
+    assert_eq!(
+        integrity["last_success"],
+        passed
+            .to_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
     assert_eq!(
         integrity["oldest_rehash"], "2026-06-01T01:00:00Z",
         "{integrity}"

@@ -230,6 +230,15 @@ pub struct CronHealthConfig {
     pub jobs: Option<Vec<String>>,
 }
 
+impl CronHealthConfig {
+    /// Whether this collector watches the job of that name (with no `jobs` list, every one).
+    pub fn watches(&self, job: &str) -> bool {
+        self.jobs
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == job))
+    }
+}
+
 fn default_window_days() -> u32 {
     30
 }
@@ -489,13 +498,10 @@ pub struct CronHealth {
 impl CronHealth {
     /// `jobs`: every job the engine knows; the config's `jobs` list selects among them.
     pub fn new(config: CronHealthConfig, jobs: Vec<JobSpec>) -> Self {
-        let jobs = match &config.jobs {
-            Some(names) => jobs
-                .into_iter()
-                .filter(|j| names.contains(&j.name))
-                .collect(),
-            None => jobs,
-        };
+        let jobs = jobs
+            .into_iter()
+            .filter(|j| config.watches(&j.name))
+            .collect();
         CronHealth { config, jobs }
     }
 }

@@ -271,6 +271,12 @@ pub struct Integrity {
     /// `full` or `rolling`.
     pub scope: String,
     pub violations: u64,
+    /// The kinds of those violations (`object-altered`, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// The newest verify that found no violations.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub last_success: Option<DateTime<Utc>>,
     /// Objects and bytes the newest verify re-hashed.
     pub objects: u64,
     pub bytes: u64,

@@ -79,17 +79,18 @@ its schedule and checks each is reviewed on time.\n";
 /// first `annexa run` records no run against a placeholder source.
 fn starter_config(example: &str) -> String {
     let mut out = String::with_capacity(example.len() + 1024);
-    let mut disabled = false;
+    let (mut disabled, mut collectors) = (false, 0);
     for line in example.lines() {
         let header = line.trim_start();
         if header.starts_with("[[collector]]") || header.starts_with("[[job]]") {
             let kind = if header.starts_with("[[job]]") {
                 "job"
             } else {
+                collectors += 1;
                 "collector"
             };
             // The first collector of the example is the policy-document one.
-            disabled = kind == "job" || out.contains("\n[[collector]]\n");
+            disabled = kind == "job" || collectors > 1;
             if disabled {
                 out.push_str(&format!(
                     "# Disabled by `annexa init`: fill in this {kind}'s sources, then remove the `# ` \

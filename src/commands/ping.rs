@@ -49,13 +49,7 @@ pub async fn ping(
     let watchers: Vec<(&str, Option<chrono::DateTime<chrono::Utc>>)> = config
         .collectors
         .iter()
-        .filter(|c| match &c.kind {
-            CollectorKind::CronHealth(h) => h
-                .jobs
-                .as_ref()
-                .is_none_or(|jobs| jobs.iter().any(|j| j == job)),
-            _ => false,
-        })
+        .filter(|c| matches!(&c.kind, CollectorKind::CronHealth(h) if h.watches(job)))
         .map(|c| (c.name.as_str(), c.schedule.next_after(at)))
         .collect();
     let text = if json {

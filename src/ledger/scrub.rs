@@ -164,9 +164,9 @@ impl Coverage {
 
 /// Every verify recorded by the `verified` audit events, oldest first. An event from before
 /// scrubs were recorded is a full verify at its time.
-pub fn passes(events: &[AuditEventRow]) -> Vec<Pass> {
+pub fn passes<'a>(events: impl IntoIterator<Item = &'a AuditEventRow>) -> Vec<Pass> {
     events
-        .iter()
+        .into_iter()
         .filter_map(|e| {
             let at = crate::db::parse_ts("verified.at", &e.at).ok()?;
             let details: serde_json::Value = serde_json::from_str(&e.details).ok()?;

@@ -139,12 +139,6 @@ pub async fn verify(
     rolling: bool,
 ) -> anyhow::Result<VerifyReport> {
     let started = app.clock.now();
-    let passes = scrub::passes(&audit::with_action(&app.db, AuditAction::Verified).await?);
-    let scope = if rolling {
-        scrub::plan(&passes, started, app.config.verify.full_every)
-    } else {
-        Scope::Full
-    };
     // The store's listing and the database's rows at once: for a small store they are most of
     // the time a verify takes.
     let listing = async { Ok::<_, anyhow::Error>(app.store.list("objects").await?) };
@@ -157,6 +151,17 @@ pub async fn verify(
         )?)
     };
     let (listed, (evidence, runs, leaves, events)) = tokio::try_join!(listing, rows)?;
+    // The verifies so far (their events are in ledger order, which is time order).
+    let passes = scrub::passes(
+        events
+            .iter()
+            .filter(|e| e.action == AuditAction::Verified.as_str()),
+    );
+    let scope = if rolling {
+        scrub::plan(&passes, started, app.config.verify.full_every)
+    } else {
+        Scope::Full
+    };
     let mut violations = Vec::new();
     let mut notes = Vec::new();
 

@@ -67,7 +67,6 @@ pub async fn render(app: &Annexa) -> anyhow::Result<String> {
         app.db.latest_checkpoint(now),
     )?;
     let integrity = crate::views::custody::integrity(app, now).await?;
-    let last_clean_verify = crate::views::custody::last_clean_verify(app, now).await?;
 
     let mut r = Registry::default();
     r.register(
@@ -242,6 +241,14 @@ pub async fn render(app: &Annexa) -> anyhow::Result<String> {
             "Bytes the newest verify re-hashed",
             i.bytes as i64,
         );
+        if let Some(t) = i.last_success {
+            gauge(
+                &mut r,
+                "annexa_verify_last_success_timestamp_seconds",
+                "When a verify last found no violations (Unix time)",
+                t.timestamp(),
+            );
+        }
         if let Some(t) = i.oldest_rehash {
             gauge(
                 &mut r,
@@ -250,14 +257,6 @@ pub async fn render(app: &Annexa) -> anyhow::Result<String> {
                 t.timestamp(),
             );
         }
-    }
-    if let Some(t) = last_clean_verify {
-        gauge(
-            &mut r,
-            "annexa_verify_last_success_timestamp_seconds",
-            "When a verify last found no violations (Unix time)",
-            t.timestamp(),
-        );
     }
     let mut text = String::new();
     encode(&mut text, &r)?;

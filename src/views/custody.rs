@@ -22,11 +22,12 @@ pub fn manifest_object(run: &RunRow) -> Option<(String, String)> {
     Some((run.manifest_sha256.clone()?, run.manifest_key.clone()?))
 }
 
-/// The custody log as a source of evidence at `as_of`: its newest run manifest, and an
-/// `integrity-violation` finding while the newest verify found violations.
+/// The custody log as a source of evidence at `as_of`: its newest run manifest, and the
+/// findings of what the verifies by then covered (`integrity`, from [`integrity`]).
 pub async fn source_state(
     app: &Annexa,
     as_of: DateTime<Utc>,
+    integrity: Option<&annexa_reports::Integrity>,
 ) -> Result<Option<SourceState>, DbError> {
     let custody_controls = controls(app);
     if custody_controls.is_empty() {
@@ -50,7 +51,7 @@ pub async fn source_state(
             };
             (state, manifest_object(r).into_iter().collect())
         }),
-        findings: verify_findings(app, as_of).await?,
+        findings: verify_findings(app, integrity, as_of).await?,
         upcoming: Vec::new(),
         next_run: None,
     }))
@@ -111,37 +112,22 @@ pub async fn integrity(
     Ok(integrity_of(&events, as_of, app.config.verify.full_every))
 }
 
-/// When a verify by `as_of` last found no violations.
-pub async fn last_clean_verify(
-    app: &Annexa,
-    as_of: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, DbError> {
-    let events = audit::with_action(&app.db, AuditAction::Verified).await?;
-    let as_of = crate::db::ts(as_of);
-    Ok(events
-        .iter()
-        .rev()
-        .filter(|e| e.at.as_str() <= as_of.as_str())
-        .find(|e| {
-            serde_json::from_str::<serde_json::Value>(&e.details)
-                .is_ok_and(|d| d["violations"].as_u64() == Some(0))
-        })
-        .and_then(|e| crate::db::parse_ts("verified.at", &e.at).ok()))
-}
-
 fn integrity_of(
     events: &[crate::db::AuditEventRow],
     as_of: DateTime<Utc>,
     full_every: std::time::Duration,
 ) -> Option<annexa_reports::Integrity> {
+    let cutoff = crate::db::ts(as_of);
     let events: Vec<_> = events
         .iter()
-        .filter(|e| e.at.as_str() <= crate::db::ts(as_of).as_str())
+        .filter(|e| e.at.as_str() <= cutoff.as_str())
         .cloned()
         .collect();
     let passes = scrub::passes(&events);
-    let (last, pass) = (events.last()?, passes.last()?);
-    let details: serde_json::Value = serde_json::from_str(&last.details).unwrap_or_default();
+    let details = |e: &crate::db::AuditEventRow| -> serde_json::Value {
+        serde_json::from_str(&e.details).unwrap_or_default()
+    };
+    let (last, pass) = (details(events.last()?), passes.last()?);
     Some(annexa_reports::Integrity {
         last_verify: pass.at,
         scope: if pass.arc.is_some() {
@@ -150,34 +136,45 @@ fn integrity_of(
             "full"
         }
         .into(),
-        violations: details["violations"].as_u64().unwrap_or(0),
-        objects: details["objects"].as_u64().unwrap_or(0),
-        bytes: details["scrub"]["bytes"].as_u64().unwrap_or(0),
+        violations: last["violations"].as_u64().unwrap_or(0),
+        kinds: last["kinds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(String::from))
+            .collect(),
+        last_success: events
+            .iter()
+            .rev()
+            .find(|e| details(e)["violations"].as_u64() == Some(0))
+            .and_then(|e| crate::db::parse_ts("verified.at", &e.at).ok()),
+        objects: last["objects"].as_u64().unwrap_or(0),
+        bytes: last["scrub"]["bytes"].as_u64().unwrap_or(0),
         oldest_rehash: scrub::oldest_rehash(&passes, as_of),
         last_full: passes.iter().rev().find(|p| p.arc.is_none()).map(|p| p.at),
         full_every_days: full_every.as_secs() / 86_400,
     })
 }
 
-/// The custody log's findings at `as_of`: `integrity-violation` while the newest verify found
-/// violations (until a later one passes); `scrub-overdue` once some object written more than
-/// `[verify] full_every` ago has not been re-hashed within it.
-async fn verify_findings(app: &Annexa, as_of: DateTime<Utc>) -> Result<Vec<Finding>, DbError> {
-    let events = audit::with_action(&app.db, AuditAction::Verified).await?;
+/// The custody log's findings at `as_of`, from what the verifies by then covered:
+/// `integrity-violation` while the newest verify found violations (until a later one passes);
+/// `scrub-overdue` once some object written more than `[verify] full_every` ago has not been
+/// re-hashed within it.
+async fn verify_findings(
+    app: &Annexa,
+    integrity: Option<&annexa_reports::Integrity>,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<Finding>, DbError> {
     let full_every = app.config.verify.full_every;
-    let integrity = integrity_of(&events, as_of, full_every);
     let mut findings = Vec::new();
     let horizon = as_of - chrono::TimeDelta::from_std(full_every).unwrap_or(chrono::TimeDelta::MAX);
-    let stale = integrity
-        .as_ref()
-        .and_then(|i| i.oldest_rehash)
-        .is_none_or(|t| t < horizon);
-    if stale && app.db.latest_manifest(horizon).await?.is_some() {
+    let oldest = integrity.and_then(|i| i.oldest_rehash);
+    if oldest.is_none_or(|t| t < horizon) && app.db.latest_manifest(horizon).await?.is_some() {
         let days = full_every.as_secs() / 86_400;
         findings.push(Finding::new(
             FindingCode::ScrubOverdue,
             "annexa verify",
-            match integrity.as_ref().and_then(|i| i.oldest_rehash) {
+            match oldest {
                 Some(t) => format!(
                     "some stored objects were last re-hashed on {}, more than {days} days ago ([verify] full_every); run `annexa verify --rolling` daily (the worker does) or `annexa verify`",
                     t.format("%Y-%m-%d %H:%M UTC")
@@ -188,33 +185,17 @@ async fn verify_findings(app: &Annexa, as_of: DateTime<Utc>) -> Result<Vec<Findi
             },
         ));
     }
-    let Some(last) = events
-        .iter()
-        .rev()
-        .find(|e| e.at.as_str() <= crate::db::ts(as_of).as_str())
-    else {
-        return Ok(findings);
-    };
-    let details: serde_json::Value = serde_json::from_str(&last.details).unwrap_or_default();
-    let count = details["violations"].as_u64().unwrap_or(0);
-    if count == 0 {
-        return Ok(findings);
+    if let Some(i) = integrity.filter(|i| i.violations > 0) {
+        findings.push(Finding::new(
+            FindingCode::IntegrityViolation,
+            "annexa verify",
+            format!(
+                "`annexa verify` on {} found {} integrity violation(s) ({}); run it for the list, and do not trust this evidence until they are explained",
+                i.last_verify.format("%Y-%m-%d %H:%M"),
+                i.violations,
+                i.kinds.join(", ")
+            ),
+        ));
     }
-    findings.push(Finding::new(
-        FindingCode::IntegrityViolation,
-        "annexa verify",
-        format!(
-            "`annexa verify` on {} found {count} integrity violation(s) ({}); run it for the list, and do not trust this evidence until they are explained",
-            &last.at[..16].replace('T', " "),
-            details["kinds"]
-                .as_array()
-                .map(|k| k
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
-        ),
-    ));
     Ok(findings)
 }

@@ -77,7 +77,8 @@ pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument
         .try_collect()
         .await?;
 
-    sources.extend(custody::source_state(app, as_of).await?);
+    let integrity = custody::integrity(app, as_of).await?;
+    sources.extend(custody::source_state(app, as_of, integrity.as_ref()).await?);
 
     let accepted = crate::ledger::exceptions::as_of(&app.db, as_of).await?;
     let level = |code| app.level(code);
@@ -86,6 +87,6 @@ pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument
         accepted: &accepted,
     };
     let mut doc = evaluate(&app.config.catalog, &sources, as_of, &judging);
-    doc.integrity = custody::integrity(app, as_of).await?;
+    doc.integrity = integrity;
     Ok(doc)
 }
