@@ -1280,4 +1280,26 @@ fn s3_verify_rides_out_an_outage_and_names_an_object_that_stays_unreadable() {
     assert_eq!(violations.len(), 1, "{violations:?}");
     assert_eq!(violations[0]["kind"], "object-unreadable");
     assert_eq!(violations[0]["location"], key.as_str());
+
+    // A store that answers the listing and then no object at all has gone away: exit 1 naming
+    // it, not a violation per object.
+    let gone = Proxy::start(
+        common::free_port(),
+        upstream,
+        Faults {
+            unanswered: Some("/objects/sha256/".into()),
+            ..Faults::default()
+        },
+    );
+    let endpoint = gone.endpoint();
+    let env = [
+        ("ANNEXA_STORE__ENDPOINT", endpoint.as_str()),
+        ("ANNEXA_STORE__RETRY_ATTEMPTS", "2"),
+    ];
+    let out = w.annexa_env(&["verify"], &env).expect(1);
+    assert!(
+        out.stderr.contains("objects in a row could not be read") && out.stderr.contains(&endpoint),
+        "{}",
+        out.stderr
+    );
 }

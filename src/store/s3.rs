@@ -594,8 +594,8 @@ impl S3Store {
 
     /// Re-hashes `keys` with `concurrency` reads in flight. After the client's retries, an
     /// object that stays unreadable is its own error; but once as many objects in a row as
-    /// twice the reads in flight could not be reached, the store has gone away and the
-    /// call fails, rather than trying each remaining object.
+    /// twice the reads in flight (or every one of several) could not be reached, the store has
+    /// gone away and the call fails, rather than trying each remaining object.
     pub async fn hash_all(
         &self,
         keys: &[String],
@@ -629,7 +629,9 @@ impl S3Store {
                 .buffer_unordered(concurrency.max(1))
                 .collect()
                 .await;
-        if unreachable_in_a_row.into_inner() >= give_up {
+        // Gone: many in a row, or every one of several (a small store).
+        let in_a_row = unreachable_in_a_row.into_inner();
+        if in_a_row >= give_up || (in_a_row == keys.len() && in_a_row > 1) {
             let last = results
                 .iter()
                 .rev()
@@ -640,7 +642,7 @@ impl S3Store {
                 .unwrap_or_default();
             return Err(StoreError::Unreachable {
                 location: self.location.clone(),
-                reason: format!("{give_up} objects in a row could not be read ({last})"),
+                reason: format!("{in_a_row} objects in a row could not be read ({last})"),
             });
         }
         // Credentials that expire part-way are the run's problem, not each object's.
