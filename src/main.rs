@@ -7,12 +7,20 @@ use annexa::cli::{Cli, LogFormat};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    // The logger starts before the config is loaded: `[log]` is read on its own.
+    let settings = annexa::config::log_settings(&cli.config);
     let filter = tracing_subscriber::EnvFilter::try_from_env("ANNEXA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .ok()
+        .or_else(|| {
+            let level = settings.level.as_deref()?;
+            tracing_subscriber::EnvFilter::try_new(level).ok()
+        })
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match cli.log_format.unwrap_or(if json {
+    let format = cli.log_format.or(settings.format);
+    match format.unwrap_or(if json {
         LogFormat::Json
     } else {
         LogFormat::Text

@@ -439,7 +439,7 @@ fn gaps_open_once_per_sink_retry_resolve_remind_and_report_undeliverable() {
     let reports: Vec<&str> = late
         .stdout
         .lines()
-        .filter(|l| l.starts_with("ALERT UNDELIVERABLE"))
+        .filter(|l| l.contains(" ERROR ALERT UNDELIVERABLE"))
         .collect();
     assert_eq!(reports.len(), k, "{}", late.stdout);
     assert!(reports.iter().all(|l| l.contains("to sink `broken`")));
@@ -666,7 +666,9 @@ paths = ["policies"]
     let opened = |run: &common::Run| {
         run.stdout
             .lines()
-            .filter(|l| l.starts_with("[annexa] OPEN: policy-review-overdue on ISP-002 (A.5.24)"))
+            .filter(|l| {
+                l.contains(" WARN [annexa] OPEN: policy-review-overdue on ISP-002 (A.5.24)")
+            })
             .count()
     };
     let first = w.annexa_at("2026-11-22T10:05:00Z", &["run"]).expect(3);
@@ -856,7 +858,7 @@ impl annexa_collectors::Clock for SetClock {
 struct Printed(std::sync::Mutex<Vec<Value>>);
 
 impl annexa::ops::Output for Printed {
-    fn event(&self, _text: &str, json: Value) -> std::io::Result<()> {
+    fn event(&self, _level: annexa::ops::Level, _text: &str, json: Value) -> std::io::Result<()> {
         self.0.lock().unwrap().push(json);
         Ok(())
     }

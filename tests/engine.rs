@@ -962,4 +962,46 @@ fn with_json_every_line_is_json_errors_and_logs_included() {
         "{first}"
     );
     assert!(rest.trim_start().starts_with("DEBUG"), "{first}");
+    // What `collect` did is a log line too: its time and level first (cron appends it to a file).
+    let said = text.stdout.lines().next().expect("a line per run");
+    let (time, rest) = said.split_once(' ').unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{said}");
+    assert!(rest.trim_start().starts_with("INFO policies ("), "{said}");
+
+    // `[log]` in the config chooses the form and the level when no flag or variable does.
+    w.config(&format!(
+        "{POLICY_CONFIG}\n[log]\nformat = \"json\"\nlevel = \"debug\"\n"
+    ));
+    let configured = w.annexa(&["collect", "--all"]).expect(0);
+    assert!(
+        configured.stderr.lines().count() > 0,
+        "[log] level asks for debug"
+    );
+    for line in configured.stderr.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(value["level"], "DEBUG", "{line}");
+    }
+    let flag = w
+        .annexa(&["--log-format", "text", "collect", "--all"])
+        .expect(0);
+    assert!(
+        flag.stderr.lines().all(|l| l.contains(" DEBUG ")),
+        "{}",
+        flag.stderr
+    );
+    w.config(&format!(
+        "{POLICY_CONFIG}\n[log]\nformat = \"xml\"\nlevel = \"=!\"\n"
+    ));
+    let bad = w.annexa(&["status"]).expect(2);
+    assert!(
+        bad.stderr.contains("log.format: `xml` is neither"),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        bad.stderr.contains("log.level: `=!` is not a filter"),
+        "{}",
+        bad.stderr
+    );
 }

@@ -287,6 +287,7 @@ fn two_workers_on_postgres_run_a_day_of_hourly_slots_exactly_once() {
         samples.contains(&"annexa_run_duration_seconds_count{collector=policies} 26".to_string()),
         "{samples:?}"
     );
+    let printed = [a.stdout(), b.stdout()];
     let (code_a, out_a) = a.stop(Duration::from_secs(30));
     let (code_b, out_b) = b.stop(Duration::from_secs(30));
     assert_eq!((code_a, code_b), (0, 0), "{out_a}\n{out_b}");
@@ -322,6 +323,21 @@ fn two_workers_on_postgres_run_a_day_of_hourly_slots_exactly_once() {
             out.contains(": run ") && out.contains(" succeeded"),
             "worker {name} ran nothing\n{out}"
         );
+    }
+    // Each line of a worker is a log line: an RFC 3339 time, then its level.
+    for stdout in &printed {
+        for line in stdout.lines() {
+            let (time, rest) = line.split_once(' ').unwrap_or((line, ""));
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(time).is_ok(),
+                "no time: {line}"
+            );
+            let level = rest.trim_start().split(' ').next().unwrap_or("");
+            assert!(
+                ["INFO", "WARN", "ERROR"].contains(&level),
+                "no level: {line}"
+            );
+        }
     }
     // The daily tasks: once per day, whichever worker did them.
     assert_eq!(
@@ -802,7 +818,7 @@ paths = ["policies"]
     while !worker
         .stdout()
         .lines()
-        .any(|l| l.starts_with("policies slot 2026-11-22T01:00") && l.ends_with("succeeded"))
+        .any(|l| l.contains(" INFO policies slot 2026-11-22T01:00") && l.ends_with("succeeded"))
     {
         assert!(
             Instant::now() < deadline,

@@ -29,8 +29,9 @@ pub struct Cli {
     /// included (`{"error": {…}, "exit": N}`).
     #[arg(long, global = true)]
     pub json: bool,
-    /// How log lines on stderr are written (default: json with --json, else text). Which are
-    /// written is `ANNEXA_LOG` (an env-filter: `warn` by default, `info`, `annexa=debug`, …).
+    /// How log lines on stderr are written (default: `[log] format`, else json with --json,
+    /// else text). Which are written is `ANNEXA_LOG` (an env-filter: `[log] level`, else
+    /// `warn`; `info`, `annexa=debug`, …).
     #[arg(long, global = true, env = "ANNEXA_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// For `status` and `report`: evaluate at another point in time, an instant (RFC 3339) or
@@ -42,14 +43,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `--log-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// `2026-12-01T15:02:02.874722Z  WARN annexa::ops::scheduler: …`
-    Text,
-    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`.
-    Json,
-}
+pub use crate::config::LogFormat;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

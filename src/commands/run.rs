@@ -5,10 +5,11 @@ use serde::Serialize;
 use crate::app::Annexa;
 use crate::cli::exit::{Exit, Failure};
 use crate::cli::output::Held;
-use crate::cli::output::{complain, print};
+use crate::cli::output::{complain, print, say};
 use crate::config::{CollectorConfig, ConfigError};
 use crate::db::Role;
 use crate::evidence::runner::{RunOutcome, run_collector};
+use crate::ops::Level;
 use crate::ops::scheduler::{Delivery, Task, TickError};
 
 /// One line of machine output per run.
@@ -58,6 +59,15 @@ fn describe(app: &Annexa, o: &RunOutcome) -> String {
     line
 }
 
+/// A failed run is an error line in the log.
+fn level(o: &RunOutcome) -> Level {
+    if o.succeeded() {
+        Level::Info
+    } else {
+        Level::Error
+    }
+}
+
 /// Refuses to append to a ledger a published checkpoint contradicts (a database restored from
 /// an older copy must not grow a second history), then records a changed config.
 async fn guarded_note_config(app: &Annexa) -> Result<(), Failure> {
@@ -76,27 +86,30 @@ async fn collect_now(
 ) -> Result<Vec<RunOutcome>, Failure> {
     for swept in crate::ops::scheduler::sweep_stuck_runs(app).await? {
         if !json {
-            println!("swept: {swept}");
+            say(Level::Warn, &format!("swept: {swept}"))?;
         }
     }
     let mut outcomes = Vec::new();
     for config in crate::ops::scheduler::in_run_order(selected.into_iter()) {
         if let Some(outcome) = run_collector(app, config, None).await? {
             if !json {
-                println!("{}", describe(app, &outcome));
+                say(level(&outcome), &describe(app, &outcome))?;
             }
             outcomes.push(outcome);
             // What this run recorded is signed at once; a key that cannot sign is for
             // `annexa checkpoint` to explain, not a reason to fail the collection.
             match crate::ledger::checkpoint::after_run(app).await {
-                Ok(Some(made)) if !json => println!(
-                    "    checkpoint of tree size {} signed by key {}",
-                    made.checkpoint.tree_size, made.checkpoint.key_id
-                ),
+                Ok(Some(made)) if !json => say(
+                    Level::Info,
+                    &format!(
+                        "checkpoint of tree size {} signed by key {}",
+                        made.checkpoint.tree_size, made.checkpoint.key_id
+                    ),
+                )?,
                 Ok(_) => {}
                 Err(e) => complain(
                     json,
-                    "warning",
+                    Level::Warn,
                     &format!("no checkpoint after the run: {e:#}"),
                 ),
             }
@@ -108,7 +121,10 @@ async fn collect_now(
 pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
     guarded_note_config(app).await?;
     if app.config.collectors.is_empty() && !json {
-        println!("no collectors configured: add a [[collector]] table (see annexa.example.toml)");
+        say(
+            Level::Warn,
+            "no collectors configured: add a [[collector]] table (see annexa.example.toml)",
+        )?;
     }
     // One tick of the worker's scheduler: due slots, due tasks, gaps and alerts.
     let (_never, stop) = tokio::sync::watch::channel(false);
@@ -136,32 +152,38 @@ pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
     })?;
     if !json {
         for o in &tick.runs {
-            println!("{}", describe(app, o));
+            say(level(o), &describe(app, o))?;
         }
         for (name, slot) in &tick.not_due {
             let schedule = app.config.collector(name).map(|c| c.schedule.text.as_str());
-            println!(
-                "{name}: not due (slot {} already collected; schedule {})",
-                slot.format("%Y-%m-%d %H:%M UTC"),
-                schedule.unwrap_or_default()
-            );
+            say(
+                Level::Info,
+                &format!(
+                    "{name}: not due (slot {} already collected; schedule {})",
+                    slot.format("%Y-%m-%d %H:%M UTC"),
+                    schedule.unwrap_or_default()
+                ),
+            )?;
         }
         for (name, held) in &tick.busy {
-            println!(
-                "{name}: skipped, another process ({}) is running it (lease until {})",
-                held.holder,
-                held.until.format("%Y-%m-%d %H:%M:%S UTC")
-            );
+            say(
+                Level::Info,
+                &format!(
+                    "{name}: skipped, another process ({}) is running it (lease until {})",
+                    held.holder,
+                    held.until.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+            )?;
         }
         for swept in &tick.swept {
-            println!("swept: {swept}");
+            say(Level::Warn, &format!("swept: {swept}"))?;
         }
         for (task, done) in &tick.tasks {
-            println!("{}: {done}", task.name());
+            say(Level::Info, &format!("{}: {done}", task.name()))?;
         }
     }
     for e in &tick.errors {
-        complain(json, "error", &e.to_string());
+        complain(json, Level::Error, &e.to_string());
     }
     let doc = crate::views::status::status(app, app.clock.now()).await?;
     if json {

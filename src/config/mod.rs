@@ -91,6 +91,84 @@ struct RawConfig {
     verdicts: RawVerdicts,
     #[serde(default)]
     verify: worker::RawVerify,
+    #[serde(default)]
+    log: RawLog,
+}
+
+/// `[log]` as written.
+#[derive(Debug, Default, Deserialize)]
+struct RawLog {
+    format: Option<String>,
+    level: Option<String>,
+}
+
+impl RawLog {
+    /// The settings, and what is wrong with them.
+    fn validate(self, problems: &mut Vec<String>) -> LogSettings {
+        let format = self.format.and_then(|f| {
+            <LogFormat as clap::ValueEnum>::from_str(&f, true)
+                .map_err(|_| {
+                    problems.push(format!(
+                        "log.format: `{f}` is neither \"text\" nor \"json\""
+                    ))
+                })
+                .ok()
+        });
+        if let Some(level) = &self.level
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
+        {
+            problems.push(format!(
+                "log.level: `{level}` is not a filter ({e}); write e.g. \"info\" or \"annexa=debug\""
+            ));
+        }
+        LogSettings {
+            format,
+            level: self.level,
+        }
+    }
+}
+
+/// `[log]`: how log lines on stderr are written. `--log-format` (or `ANNEXA_LOG_FORMAT`) and
+/// `ANNEXA_LOG` win over it. Read before the rest of the config by [`log_settings`], since the
+/// logger starts first.
+#[derive(Debug, Clone, Default)]
+pub struct LogSettings {
+    pub format: Option<LogFormat>,
+    /// Which lines: an env-filter (`warn`, the default; `info`; `annexa=debug`).
+    pub level: Option<String>,
+}
+
+/// A log line's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `2026-12-01T15:02:02.874722Z  WARN annexa::ops::scheduler: …`
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`.
+    Json,
+}
+
+/// `[log]` of the config at `path` with the environment over it, or the defaults when the file
+/// cannot be read (the command then reports that itself).
+pub fn log_settings(path: &Path) -> LogSettings {
+    let Ok(text) = read_config(path) else {
+        return LogSettings::default();
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return LogSettings::default();
+    };
+    let mut tree = toml::Value::Table(table);
+    for (name, value) in std::env::vars() {
+        if let Some(rest) = name.strip_prefix(ENV_PREFIX)
+            && rest.to_ascii_lowercase().starts_with("log__")
+        {
+            let _ = overlay(&mut tree, rest, &value);
+        }
+    }
+    tree.get("log")
+        .cloned()
+        .and_then(|log| log.try_into::<RawLog>().ok())
+        .map(|raw| raw.validate(&mut Vec::new()))
+        .unwrap_or_default()
 }
 
 /// `[verdicts]`: how controls are judged over a period, and how long an exception may last.
@@ -167,6 +245,7 @@ pub struct Config {
     pub allow_insecure_urls: bool,
     pub verdicts: VerdictsConfig,
     pub verify: VerifyConfig,
+    pub log: LogSettings,
 }
 
 /// `[verdicts]`.
@@ -395,6 +474,7 @@ impl Config {
             validate_report_schedule(raw.report.schedule, raw.report.formats, &mut problems);
         let worker = worker::validate_worker(raw.worker, &mut problems);
         let verify = worker::validate_verify(raw.verify, &mut problems);
+        let log = raw.log.validate(&mut problems);
         let allow_insecure_urls = raw.outbound.allow_insecure_urls.unwrap_or(false)
             || raw.alerts.allow_insecure_urls.unwrap_or(false);
         if let Some(Publish::Url(url)) = &ledger.publish
@@ -498,6 +578,7 @@ impl Config {
             allow_insecure_urls,
             verdicts,
             verify,
+            log,
         })
     }
 

@@ -24,8 +24,8 @@ use crate::config::{CollectorConfig, Kind};
 use crate::db::{HeldBy, Lease, ts};
 use crate::evidence::runner::{RunOutcome, run_collector};
 use crate::ledger::checkpoint::CheckpointError;
-use crate::ops::Output;
 pub use crate::ops::delivery::{Background, Delivery};
+use crate::ops::{Level, Output};
 
 /// Missed slots are caught up while a run would still be on time for them (within the
 /// collector's `grace`); older ones stay missed, a lapse the report shows. At most this many.
@@ -609,7 +609,10 @@ impl Worker {
             let report = match report {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("error: {e:#}; retrying at the next wake-up");
+                    let text = format!("{e:#}; retrying at the next wake-up");
+                    let _ =
+                        self.out
+                            .event(Level::Error, &text, serde_json::json!({ "error": text }));
                     TickReport {
                         next: Some(
                             app.clock.now()
@@ -662,40 +665,49 @@ impl Worker {
     /// One line per thing the tick did: text, or with --json one JSON object per line.
     fn print(&self, r: &TickReport) {
         use serde_json::json;
-        let mut lines: Vec<(String, serde_json::Value)> = Vec::new();
+        let mut lines: Vec<(Level, String, serde_json::Value)> = Vec::new();
         for o in &r.runs {
             let slot = o.run.slot.as_deref().unwrap_or("-");
             lines.push((
+                if o.succeeded() {
+                    Level::Info
+                } else {
+                    Level::Error
+                },
                 format!("{} slot {slot}: run {} {}", o.run.collector, o.run.id, o.run.status),
                 json!({"run": o.run.id, "collector": o.run.collector, "slot": o.run.slot, "status": o.run.status}),
             ));
         }
         for size in &r.checkpointed {
             lines.push((
+                Level::Info,
                 format!("checkpoint after the run: tree size {size}"),
                 json!({ "checkpoint": size }),
             ));
         }
         for s in &r.swept {
-            lines.push((format!("swept: {s}"), json!({ "swept": s })));
+            lines.push((Level::Warn, format!("swept: {s}"), json!({ "swept": s })));
         }
         for (task, done) in &r.tasks {
             lines.push((
+                Level::Info,
                 format!("{}: {done}", task.name()),
                 json!({"task": task.name(), "outcome": done}),
             ));
         }
         for e in &r.errors {
-            lines.push((format!("error: {e}"), json!({ "error": e })));
+            lines.push((Level::Error, e.clone(), json!({ "error": e })));
         }
         if let Some(e) = r.evaluation.filter(|e| e.queued > 0) {
             lines.push((
+                Level::Info,
                 format!("gaps: {} open; {} alert(s) queued", e.open_gaps, e.queued),
                 json!({"open_gaps": e.open_gaps, "alerts_queued": e.queued}),
             ));
         }
         if let Some(d) = r.delivery.filter(|d| d.delivered > 0 || d.failed > 0) {
             lines.push((
+                Level::Info,
                 format!(
                     "alerts: {} delivered, {} attempts failed (retried with backoff)",
                     d.delivered, d.failed
@@ -703,9 +715,9 @@ impl Worker {
                 json!({"alerts_delivered": d.delivered, "alert_attempts_failed": d.failed}),
             ));
         }
-        for (text, value) in lines {
+        for (level, text, value) in lines {
             // Best effort: a closed stdout must not stop the worker.
-            let _ = self.out.event(&text, value);
+            let _ = self.out.event(level, &text, value);
         }
     }
 }

@@ -155,6 +155,7 @@ async fn report_overdue(app: &Annexa, out: &dyn Output) -> anyhow::Result<usize>
             .as_deref()
             .unwrap_or("not tried yet: an earlier alert to this sink is still failing");
         out.event(
+            crate::ops::Level::Error,
             &format!(
                 "ALERT UNDELIVERABLE: {} alert for gap {} to sink `{}` is still not delivered after {waited} ({} attempts; last error: {error}). It stays queued and is retried; fix the sink.",
                 a.event.to_uppercase(),
@@ -232,6 +233,7 @@ async fn send(
     match &sink.kind {
         SinkKind::Stdout => out
             .event(
+                crate::ops::Level::Warn,
                 &format!("{}\n{}\n", m.title, m.text),
                 serde_json::json!({ "alert": m.body }),
             )
