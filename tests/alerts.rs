@@ -983,7 +983,6 @@ jobs = ["db-backup"]
         let client = annexa::ops::alerts::http_client(&app.config);
         let holder = annexa::ops::scheduler::holder_id();
         let (_never, stop) = tokio::sync::watch::channel(false);
-        let current = std::sync::Mutex::new(None);
         let incident = |triaged: &str, resolved: &str, status: &str| {
             format!("{REGISTER_HEADER}INC-1,Payment webhook retries exhausted,Sev3,availability,2026-11-12T10:00:00Z,{triaged},,{resolved},,{status},Platform,,,false,,\n")
         };
@@ -1015,7 +1014,6 @@ jobs = ["db-backup"]
                 &out,
                 annexa::ops::scheduler::Delivery::Inline,
                 &stop,
-                &current,
             )
             .await
             .unwrap();

@@ -130,7 +130,6 @@ pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
     let (_never, stop) = tokio::sync::watch::channel(false);
     let client = crate::ops::alerts::http_client(&app.config);
     let holder = crate::ops::scheduler::holder_id();
-    let current = std::sync::Mutex::new(None);
     // What the tick's sinks print (the stdout sink, undeliverable reports) comes last.
     let held = Held::new(json);
     // `annexa run` leaves the daily verify to the worker (or to cron calling `annexa verify`).
@@ -143,7 +142,6 @@ pub async fn run(app: &Annexa, json: bool) -> Result<Exit, Failure> {
         &held,
         Delivery::Inline,
         &stop,
-        &current,
     )
     .await
     .map_err(|e| match e {

@@ -15,6 +15,7 @@ pub(super) struct RawWorker {
     checkpoint: Option<String>,
     verify: Option<String>,
     evaluate_every: Option<String>,
+    concurrency: Option<usize>,
 }
 
 /// How the worker runs.
@@ -30,6 +31,9 @@ pub struct WorkerConfig {
     pub verify: Schedule,
     /// How often gaps are evaluated (and alerts sent) between runs, as evidence ages.
     pub evaluate_every: Duration,
+    /// How many jobs (a collector's due slots, the checkpoint, the verify, the report) run at
+    /// once (default 4); the others wait for one to end.
+    pub concurrency: usize,
 }
 
 pub(super) fn validate_worker(raw: RawWorker, problems: &mut Vec<String>) -> WorkerConfig {
@@ -56,8 +60,15 @@ pub(super) fn validate_worker(raw: RawWorker, problems: &mut Vec<String>) -> Wor
     if lease < Duration::from_secs(3) {
         problems.push("worker.lease must be at least 3s".into());
     }
+    let concurrency = raw.concurrency.unwrap_or(4);
+    if !(1..=64).contains(&concurrency) {
+        problems.push(format!(
+            "worker.concurrency: {concurrency} is not between 1 and 64"
+        ));
+    }
     WorkerConfig {
         listen,
+        concurrency: concurrency.clamp(1, 64),
         drain: duration("drain", raw.drain, "30s", problems),
         lease,
         checkpoint: schedule("checkpoint", raw.checkpoint, "0 0 * * *", problems),

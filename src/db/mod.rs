@@ -550,13 +550,7 @@ impl Db {
 
     /// Every finished run, oldest first.
     pub async fn finished_runs(&self) -> Result<Vec<RunRow>, DbError> {
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NOT NULL ORDER BY ledger_index"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(RunRow::from_row).collect()
+        finished_runs(&self.pool).await
     }
 
     pub async fn evidence_of_run(&self, run_id: &str) -> Result<Vec<EvidenceRow>, DbError> {
@@ -570,28 +564,31 @@ impl Db {
 
     /// Every evidence row, in insertion order.
     pub async fn all_evidence(&self) -> Result<Vec<EvidenceRow>, DbError> {
-        let sql = format!("SELECT {EVIDENCE_COLUMNS} FROM evidence ORDER BY id");
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(EvidenceRow::from_row).collect()
+        all_evidence(&self.pool).await
+    }
+
+    /// What `verify` checks, read as one snapshot (a read transaction): runs that commit
+    /// meanwhile are wholly in it or wholly out, so a verify beside a collection sees no half.
+    pub async fn verify_rows(&self) -> Result<VerifyRows, DbError> {
+        let begin = match self.engine {
+            // In WAL mode a read transaction sees the database as of its first read.
+            Engine::Sqlite => "BEGIN",
+            Engine::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        let mut tx = self.pool.begin_with(begin).await?;
+        let rows = VerifyRows {
+            evidence: all_evidence(&mut *tx).await?,
+            runs: finished_runs(&mut *tx).await?,
+            ledger: ledger(&mut *tx).await?,
+            audit_events: audit_events(&mut *tx).await?,
+        };
+        tx.rollback().await?;
+        Ok(rows)
     }
 
     /// Every ledger leaf, in order.
     pub async fn ledger(&self) -> Result<Vec<LedgerRow>, DbError> {
-        let rows = sqlx::query("SELECT idx, leaf_hash, kind, ref_id FROM ledger ORDER BY idx")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LedgerRow {
-                    idx: r.try_get("idx")?,
-                    leaf_hash: r.try_get("leaf_hash")?,
-                    kind: r.try_get("kind")?,
-                    ref_id: r.try_get("ref_id")?,
-                })
-            })
-            .collect()
+        ledger(&self.pool).await
     }
 
     /// Finished runs (succeeded or failed) with `from <= finished_at < to`, oldest first.
@@ -864,12 +861,7 @@ impl Db {
     }
 
     pub async fn audit_events(&self) -> Result<Vec<AuditEventRow>, DbError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, action, subject, details, ledger_index FROM audit_events ORDER BY ledger_index",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(AuditEventRow::from_row).collect()
+        audit_events(&self.pool).await
     }
 
     pub async fn insert_heartbeat(
@@ -1213,4 +1205,61 @@ mod tests {
         );
         assert_eq!(parse_ts("t", &now).map(ts).unwrap(), now);
     }
+}
+
+/// The rows `verify` reads, from one snapshot.
+#[derive(Debug)]
+pub struct VerifyRows {
+    pub evidence: Vec<EvidenceRow>,
+    pub runs: Vec<RunRow>,
+    pub ledger: Vec<LedgerRow>,
+    pub audit_events: Vec<AuditEventRow>,
+}
+
+async fn all_evidence<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+) -> Result<Vec<EvidenceRow>, DbError> {
+    let sql = format!("SELECT {EVIDENCE_COLUMNS} FROM evidence ORDER BY id");
+    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(db).await?;
+    rows.iter().map(EvidenceRow::from_row).collect()
+}
+
+async fn finished_runs<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+) -> Result<Vec<RunRow>, DbError> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NOT NULL ORDER BY ledger_index"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(db).await?;
+    rows.iter().map(RunRow::from_row).collect()
+}
+
+/// Every ledger leaf, in order.
+async fn ledger<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+) -> Result<Vec<LedgerRow>, DbError> {
+    let rows = sqlx::query("SELECT idx, leaf_hash, kind, ref_id FROM ledger ORDER BY idx")
+        .fetch_all(db)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LedgerRow {
+                idx: r.try_get("idx")?,
+                leaf_hash: r.try_get("leaf_hash")?,
+                kind: r.try_get("kind")?,
+                ref_id: r.try_get("ref_id")?,
+            })
+        })
+        .collect()
+}
+
+async fn audit_events<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+) -> Result<Vec<AuditEventRow>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor, action, subject, details, ledger_index FROM audit_events ORDER BY ledger_index",
+    )
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(AuditEventRow::from_row).collect()
 }

@@ -101,93 +101,97 @@ pub async fn run_collector(
     if !app.db.start_run(&run).await? {
         return Ok(None);
     }
-    let _span = tracing::info_span!("run", collector = %config.name, run_id = %run.id).entered();
-
-    let scratch = tempfile::tempdir().map_err(|e| RunError::Store {
-        run_id: run.id.clone(),
-        collector: config.name.clone(),
-        cause: StoreError::Io {
-            location: std::env::temp_dir().display().to_string(),
-            cause: e,
-        },
-    })?;
-    let previous = previous_facts(app, &config.name).await;
-    let ctx = CollectContext {
-        clock: app.clock.clone(),
-        base_dir: app.config.base_dir.clone(),
-        scratch_dir: scratch.path().to_path_buf(),
-        previous_facts: previous.as_ref().map(|(facts, _)| facts.clone()),
-        previous_run: previous.map(|(_, at)| at),
-        heartbeats: Some(crate::evidence::heartbeats::DbHeartbeats::shared(&app.db)),
-        objects: Some(std::sync::Arc::new(crate::store::StoreObjects(
-            app.store.clone(),
-        ))),
-        on_demand: slot.is_none(),
-        max_source_bytes: config.max_file_size,
-        allow_insecure_urls: app.config.allow_insecure_urls,
-    };
-    let (items, facts, error) = match collector.collect(&ctx).await {
-        Ok(snapshot) => (snapshot.items, Some(snapshot.facts), None),
-        Err(CollectError::Invalid {
-            what,
-            reason,
-            partial,
-        }) => {
-            let e = CollectError::Invalid {
+    let span = tracing::info_span!("run", collector = %config.name, run_id = %run.id);
+    use tracing::Instrument as _;
+    async {
+        let scratch = tempfile::tempdir().map_err(|e| RunError::Store {
+            run_id: run.id.clone(),
+            collector: config.name.clone(),
+            cause: StoreError::Io {
+                location: std::env::temp_dir().display().to_string(),
+                cause: e,
+            },
+        })?;
+        let previous = previous_facts(app, &config.name).await;
+        let ctx = CollectContext {
+            clock: app.clock.clone(),
+            base_dir: app.config.base_dir.clone(),
+            scratch_dir: scratch.path().to_path_buf(),
+            previous_facts: previous.as_ref().map(|(facts, _)| facts.clone()),
+            previous_run: previous.map(|(_, at)| at),
+            heartbeats: Some(crate::evidence::heartbeats::DbHeartbeats::shared(&app.db)),
+            objects: Some(std::sync::Arc::new(crate::store::StoreObjects(
+                app.store.clone(),
+            ))),
+            on_demand: slot.is_none(),
+            max_source_bytes: config.max_file_size,
+            allow_insecure_urls: app.config.allow_insecure_urls,
+        };
+        let (items, facts, error) = match collector.collect(&ctx).await {
+            Ok(snapshot) => (snapshot.items, Some(snapshot.facts), None),
+            Err(CollectError::Invalid {
                 what,
                 reason,
-                partial: Vec::new(),
-            };
-            (partial, None, Some(e))
-        }
-        Err(e) => (Vec::new(), None, Some(e)),
-    };
+                partial,
+            }) => {
+                let e = CollectError::Invalid {
+                    what,
+                    reason,
+                    partial: Vec::new(),
+                };
+                (partial, None, Some(e))
+            }
+            Err(e) => (Vec::new(), None, Some(e)),
+        };
 
-    let stored = match store_items(app, &run, &items, facts.as_ref()).await {
-        Ok(stored) => stored,
-        Err(source) => {
-            let message = format!("storing evidence failed: {source}");
-            app.db
-                .abandon_run(
-                    &run.id,
-                    FindingCode::CollectorFailed.as_str(),
-                    &message,
-                    app.clock.now(),
-                )
-                .await?;
-            return Err(RunError::Store {
-                run_id: run.id,
-                collector: config.name.clone(),
-                cause: source,
-            });
-        }
-    };
+        let stored = match store_items(app, &run, &items, facts.as_ref()).await {
+            Ok(stored) => stored,
+            Err(source) => {
+                let message = format!("storing evidence failed: {source}");
+                app.db
+                    .abandon_run(
+                        &run.id,
+                        FindingCode::CollectorFailed.as_str(),
+                        &message,
+                        app.clock.now(),
+                    )
+                    .await?;
+                return Err(RunError::Store {
+                    run_id: run.id,
+                    collector: config.name.clone(),
+                    cause: source,
+                });
+            }
+        };
 
-    let findings = match &error {
-        None => check_stored(app, collector.as_ref(), &stored).await,
-        Some(e) => vec![Finding::new(e.code(), config.name.clone(), e.to_string())],
-    };
-    let findings: Vec<Finding> = findings.into_iter().map(|f| app.apply_level(f)).collect();
+        let findings = match &error {
+            None => check_stored(app, collector.as_ref(), &stored).await,
+            Some(e) => vec![Finding::new(e.code(), config.name.clone(), e.to_string())],
+        };
+        let findings: Vec<Finding> = findings.into_iter().map(|f| app.apply_level(f)).collect();
 
-    run.finished_at = Some(app.clock.now());
-    match &error {
-        None => run.status = RunStatus::Succeeded,
-        Some(e) => {
-            run.status = RunStatus::Failed;
-            run.error_code = Some(e.code().as_str().to_string());
-            run.error = Some(annexa_collectors::shown(
-                &e.to_string(),
-                annexa_collectors::MAX_MESSAGE,
-            ));
+        run.finished_at = Some(app.clock.now());
+        match &error {
+            None => run.status = RunStatus::Succeeded,
+            Some(e) => {
+                run.status = RunStatus::Failed;
+                run.error_code = Some(e.code().as_str().to_string());
+                run.error = Some(annexa_collectors::shown(
+                    &e.to_string(),
+                    annexa_collectors::MAX_MESSAGE,
+                ));
+            }
         }
+        let evidence: Vec<EvidenceRow> = stored.iter().map(|(row, _)| row.clone()).collect();
+        record(app, &mut run, &stored, &findings).await?;
+        Ok(Some(RunOutcome {
+            run,
+            evidence,
+            findings,
+        }))
     }
-    let evidence: Vec<EvidenceRow> = stored.iter().map(|(row, _)| row.clone()).collect();
-    record(app, &mut run, &stored, &findings).await?;
-    Ok(Some(RunOutcome {
-        run,
-        evidence,
-        findings,
-    }))
+    .instrument(span)
+    .await
 }
 
 /// The facts of the collector's newest successful run, complete, and where they are stored

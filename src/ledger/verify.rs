@@ -142,15 +142,14 @@ pub async fn verify(
     // The store's listing and the database's rows at once: for a small store they are most of
     // the time a verify takes.
     let listing = async { Ok::<_, anyhow::Error>(app.store.list("objects").await?) };
-    let rows = async {
-        Ok::<_, anyhow::Error>(tokio::try_join!(
-            app.db.all_evidence(),
-            app.db.finished_runs(),
-            app.db.ledger(),
-            app.db.audit_events(),
-        )?)
-    };
-    let (listed, (evidence, runs, leaves, events)) = tokio::try_join!(listing, rows)?;
+    let rows = async { Ok::<_, anyhow::Error>(app.db.verify_rows().await?) };
+    let (listed, rows) = tokio::try_join!(listing, rows)?;
+    let crate::db::VerifyRows {
+        evidence,
+        runs,
+        ledger: leaves,
+        audit_events: events,
+    } = rows;
     // The verifies so far (their events are in ledger order, which is time order).
     let passes = scrub::passes(
         events

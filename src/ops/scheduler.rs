@@ -215,7 +215,7 @@ pub async fn keep_renewing(app: &Annexa, lease: &Lease) -> std::convert::Infalli
 }
 
 /// A worker task with a schedule of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Task {
     Checkpoint,
     Verify,
@@ -297,7 +297,7 @@ async fn do_task(app: &Annexa, task: Task) -> anyhow::Result<String> {
     })
 }
 
-/// What one tick did.
+/// What one tick did (or, in the worker, one pass or one job).
 #[derive(Debug, Default)]
 pub struct TickReport {
     pub runs: Vec<RunOutcome>,
@@ -315,6 +315,30 @@ pub struct TickReport {
     pub delivery: Option<crate::ops::alerts::DeliveryReport>,
     /// When there is next something to do.
     pub next: Option<DateTime<Utc>>,
+}
+
+impl TickReport {
+    /// Adds `other`'s lines to these, and the earlier of the two next times.
+    fn merge(&mut self, other: TickReport) {
+        self.runs.extend(other.runs);
+        self.busy.extend(other.busy);
+        self.not_due.extend(other.not_due);
+        self.tasks.extend(other.tasks);
+        self.swept.extend(other.swept);
+        self.checkpointed.extend(other.checkpointed);
+        self.errors.extend(other.errors);
+        self.evaluation = other.evaluation.or(self.evaluation);
+        self.delivery = other.delivery.or(self.delivery);
+        self.next_at(other.next);
+    }
+
+    /// Brings `next` forward to `at`.
+    fn next_at(&mut self, at: Option<DateTime<Utc>>) {
+        self.next = match (self.next, at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 /// Why a tick did nothing at all.
@@ -340,10 +364,202 @@ impl From<chrono::OutOfRangeError> for TickError {
     }
 }
 
-/// One pass of the scheduler: every due slot, each of `tasks` if due, then gaps and alerts. `stop`
-/// turning true stops it from starting anything new. Errors of single slots and tasks are
-/// collected in the report, not returned: one failing source does not stop the others.
-#[allow(clippy::too_many_arguments)]
+/// One piece of work the worker runs on its own: a collector's due slots, or a task.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Job {
+    Collector(String),
+    Task(Task),
+}
+
+/// What is due now, in the order a tick does it.
+struct Due<'a> {
+    collectors: Vec<(&'a CollectorConfig, Vec<DateTime<Utc>>)>,
+    tasks: Vec<(Task, DateTime<Utc>)>,
+    /// The first things of the report: the collectors with nothing due, and when to look again.
+    report: TickReport,
+}
+
+/// The due slots of every collector and the due tasks, leaving out the `skip`ped jobs (the
+/// worker's in flight): deciding from the database alone.
+async fn due_now<'a>(
+    app: &'a Annexa,
+    tasks: &[Task],
+    skip: impl Fn(&Job) -> bool,
+) -> Result<Due<'a>, TickError> {
+    let now = app.clock.now();
+    let mut due = Due {
+        collectors: Vec::new(),
+        tasks: Vec::new(),
+        report: TickReport {
+            next: Some(now + chrono::Duration::from_std(app.config.worker.evaluate_every)?),
+            ..TickReport::default()
+        },
+    };
+    for c in in_run_order(app.config.collectors.iter()) {
+        due.report.next_at(c.schedule.next_after(now));
+        if skip(&Job::Collector(c.name.clone())) {
+            continue;
+        }
+        let (slots, retry_at) = due_slots(app, c, now).await?;
+        due.report.next_at(retry_at);
+        if !slots.is_empty() {
+            due.collectors.push((c, slots));
+        } else if let Some(latest) = c.schedule.slot_at(now) {
+            due.report.not_due.push((c.name.clone(), latest));
+        }
+    }
+    for &task in tasks {
+        let Some(schedule) = task.schedule(app) else {
+            continue;
+        };
+        due.report.next_at(schedule.next_after(now));
+        if let Some(slot) = schedule.slot_at(now)
+            && !skip(&Job::Task(task))
+            && !app.db.task_done(task.name(), slot).await?
+        {
+            due.tasks.push((task, slot));
+        }
+    }
+    Ok(due)
+}
+
+/// One collector's checkpoints at a time: two at once would sign the same tree twice.
+static CHECKPOINTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The slots a collector is running in this process now, to record one cut by the drain
+/// deadline as `cancelled`.
+#[derive(Debug, Default)]
+pub struct Running(Mutex<std::collections::BTreeMap<String, DateTime<Utc>>>);
+
+impl Running {
+    fn set(&self, collector: &str, slot: Option<DateTime<Utc>>) {
+        let mut map = self.0.lock().expect("not poisoned");
+        match slot {
+            Some(s) => map.insert(collector.to_string(), s),
+            None => map.remove(collector),
+        };
+    }
+
+    fn take(&self) -> Vec<(String, DateTime<Utc>)> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Runs a collector's due slots, oldest first, each under the collector's lease and followed by
+/// its checkpoint. Stops at a slot another process holds or one that cannot be run, and when
+/// `stop` turns true.
+async fn collect_slots(
+    app: &Annexa,
+    c: &CollectorConfig,
+    slots: &[DateTime<Utc>],
+    holder: &str,
+    stop: &watch::Receiver<bool>,
+    running: &Running,
+) -> TickReport {
+    let mut report = TickReport::default();
+    for &slot in slots {
+        if *stop.borrow() {
+            break;
+        }
+        running.set(&c.name, Some(slot));
+        let outcome = run_slot(app, c, slot, holder).await;
+        running.set(&c.name, None);
+        match outcome {
+            Ok(SlotOutcome::Ran(o)) => {
+                report.runs.push(*o);
+                let _one = CHECKPOINTING.lock().await;
+                match crate::ledger::checkpoint::after_run(app).await {
+                    Ok(Some(made)) => report.checkpointed.push(made.checkpoint.tree_size),
+                    Ok(None) => {}
+                    Err(e) => report
+                        .errors
+                        .push(format!("checkpoint after the run of {}: {e:#}", c.name)),
+                }
+            }
+            Ok(SlotOutcome::Filled) => {}
+            Ok(SlotOutcome::Busy(held)) => {
+                report.next = Some(held.until);
+                report.busy.push((c.name.clone(), held));
+                break;
+            }
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("{} (slot {}): {e:#}", c.name, ts(slot)));
+                break;
+            }
+        }
+    }
+    report
+}
+
+/// A task for its slot under its lease, as a report.
+async fn task_report(app: &Annexa, task: Task, slot: DateTime<Utc>, holder: &str) -> TickReport {
+    let mut report = TickReport::default();
+    match run_task(app, task, slot, holder).await {
+        Ok(Some(done)) => report.tasks.push((task, done)),
+        Ok(None) => {}
+        Err(e) => report.errors.push(format!("{}: {e:#}", task.name())),
+    }
+    report
+}
+
+/// Refuses to append to a ledger a published checkpoint contradicts, then sweeps the runs of
+/// processes that are gone.
+async fn begin_pass(app: &Annexa) -> Result<Vec<String>, TickError> {
+    // A database restored from an older copy must not grow a second history.
+    crate::ledger::checkpoint::guard_append(app).await?;
+    Ok(sweep_stuck_runs(app).await?)
+}
+
+/// Evaluates the gaps and delivers the alerts that are due, under the `alerts` lease.
+async fn alerts_pass(
+    app: &Annexa,
+    holder: &str,
+    client: &reqwest::Client,
+    out: &dyn Output,
+    delivery: Delivery<'_>,
+    report: &mut TickReport,
+) -> Result<(), TickError> {
+    let ttl = chrono::Duration::from_std(app.config.worker.lease)?;
+    let t = app.clock.now();
+    let Ok(lease) = app.db.acquire_lease("alerts", holder, t, t + ttl).await? else {
+        return Ok(());
+    };
+    let result = async {
+        let evaluation = crate::ops::alerts::evaluate(app, t).await?;
+        report.evaluation = Some(evaluation);
+        match delivery {
+            Delivery::Inline => {
+                let d = crate::ops::alerts::deliver_due(app, client, out).await?;
+                report.delivery = Some(d);
+                anyhow::Ok(d.next_attempt)
+            }
+            Delivery::Beside(background) => {
+                match background.step(evaluation.queued > 0, app.clock.now()) {
+                    Some(Ok(d)) => report.delivery = Some(d),
+                    Some(Err(e)) => report.errors.push(format!("alerts: {e}")),
+                    None => {}
+                }
+                Ok(background.next_attempt())
+            }
+        }
+    }
+    .await;
+    app.db.release_lease(&lease, app.clock.now()).await?;
+    match result {
+        Ok(next) => report.next_at(next),
+        Err(e) => report.errors.push(format!("alerts: {e:#}")),
+    }
+    Ok(())
+}
+
+/// One pass of the scheduler, one thing after the other: every due slot, each of `tasks` if
+/// due, then gaps and alerts (`annexa run`). `stop` turning true stops it from starting
+/// anything new. Errors of single slots and tasks are collected in the report, not returned:
+/// one failing source does not stop the others.
 pub async fn tick(
     app: &Annexa,
     tasks: &[Task],
@@ -352,116 +568,25 @@ pub async fn tick(
     out: &dyn Output,
     delivery: Delivery<'_>,
     stop: &watch::Receiver<bool>,
-    current: &Mutex<Option<(String, DateTime<Utc>)>>,
 ) -> Result<TickReport, TickError> {
-    // A database restored from an older copy must not grow a second history.
-    crate::ledger::checkpoint::guard_append(app).await?;
-    let mut report = TickReport {
-        swept: sweep_stuck_runs(app).await?,
-        ..TickReport::default()
-    };
-    let now = app.clock.now();
-    let mut next = now + chrono::Duration::from_std(app.config.worker.evaluate_every)?;
-
-    for c in in_run_order(app.config.collectors.iter()) {
-        if let Some(n) = c.schedule.next_after(now) {
-            next = next.min(n);
+    let swept = begin_pass(app).await?;
+    let due = due_now(app, tasks, |_| false).await?;
+    let mut report = due.report;
+    report.swept = swept;
+    let running = Running::default();
+    for (c, slots) in due.collectors {
+        if *stop.borrow() {
+            return Ok(report);
         }
-        let (slots, retry_at) = due_slots(app, c, now).await?;
-        if let Some(r) = retry_at {
-            next = next.min(r);
-        }
-        if slots.is_empty()
-            && let Some(latest) = c.schedule.slot_at(now)
-        {
-            report.not_due.push((c.name.clone(), latest));
-        }
-        for slot in slots {
-            if *stop.borrow() {
-                return Ok(report);
-            }
-            *current.lock().expect("not poisoned") = Some((c.name.clone(), slot));
-            let outcome = run_slot(app, c, slot, holder).await;
-            *current.lock().expect("not poisoned") = None;
-            match outcome {
-                Ok(SlotOutcome::Ran(o)) => {
-                    report.runs.push(*o);
-                    match crate::ledger::checkpoint::after_run(app).await {
-                        Ok(Some(made)) => report.checkpointed.push(made.checkpoint.tree_size),
-                        Ok(None) => {}
-                        Err(e) => report
-                            .errors
-                            .push(format!("checkpoint after the run of {}: {e:#}", c.name)),
-                    }
-                }
-                Ok(SlotOutcome::Filled) => {}
-                Ok(SlotOutcome::Busy(held)) => {
-                    next = next.min(held.until);
-                    report.busy.push((c.name.clone(), held));
-                    break;
-                }
-                Err(e) => {
-                    report
-                        .errors
-                        .push(format!("{} (slot {}): {e:#}", c.name, ts(slot)));
-                    break;
-                }
-            }
-        }
+        report.merge(collect_slots(app, c, &slots, holder, stop, &running).await);
     }
-
-    for &task in tasks {
-        let Some(schedule) = task.schedule(app) else {
-            continue;
-        };
-        if let Some(n) = schedule.next_after(now) {
-            next = next.min(n);
+    for (task, slot) in due.tasks {
+        if *stop.borrow() {
+            break;
         }
-        let Some(slot) = schedule.slot_at(now) else {
-            continue;
-        };
-        if *stop.borrow() || app.db.task_done(task.name(), slot).await? {
-            continue;
-        }
-        match run_task(app, task, slot, holder).await {
-            Ok(Some(done)) => report.tasks.push((task, done)),
-            Ok(None) => {}
-            Err(e) => report.errors.push(format!("{}: {e:#}", task.name())),
-        }
+        report.merge(task_report(app, task, slot, holder).await);
     }
-
-    let lease_name = "alerts";
-    let ttl = chrono::Duration::from_std(app.config.worker.lease)?;
-    let t = app.clock.now();
-    if let Ok(lease) = app.db.acquire_lease(lease_name, holder, t, t + ttl).await? {
-        let result = async {
-            let evaluation = crate::ops::alerts::evaluate(app, t).await?;
-            report.evaluation = Some(evaluation);
-            match delivery {
-                Delivery::Inline => {
-                    let d = crate::ops::alerts::deliver_due(app, client, out).await?;
-                    report.delivery = Some(d);
-                    anyhow::Ok(d.next_attempt)
-                }
-                Delivery::Beside(background) => {
-                    match background.step(evaluation.queued > 0, app.clock.now()) {
-                        Some(Ok(d)) => report.delivery = Some(d),
-                        Some(Err(e)) => report.errors.push(format!("alerts: {e}")),
-                        None => {}
-                    }
-                    Ok(background.next_attempt())
-                }
-            }
-        }
-        .await;
-        app.db.release_lease(&lease, app.clock.now()).await?;
-        match result {
-            Ok(Some(n)) => next = next.min(n),
-            Ok(None) => {}
-            Err(e) => report.errors.push(format!("alerts: {e:#}")),
-        }
-    }
-    report.next = Some(next);
+    alerts_pass(app, holder, client, out, delivery, &mut report).await?;
     Ok(report)
 }
 
@@ -497,15 +622,32 @@ async fn run_task(
     result
 }
 
-/// The worker: ticks until told to stop, then drains.
+/// The jobs a worker runs at once, each a tokio task: `[worker] concurrency` of them work, the
+/// rest wait for a permit.
+struct InFlight {
+    set: tokio::task::JoinSet<TickReport>,
+    jobs: std::collections::HashMap<tokio::task::Id, Job>,
+    /// A job that found its collector busy or failed is not started again before this.
+    not_before: std::collections::HashMap<Job, DateTime<Utc>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl InFlight {
+    fn has(&self, job: &Job, now: DateTime<Utc>) -> bool {
+        self.jobs.values().any(|j| j == job) || self.not_before.get(job).is_some_and(|t| *t > now)
+    }
+}
+
+/// The worker: starts each due job as its own task (a long drill or verify delays nothing
+/// else), evaluates gaps and alerts between them, until told to stop; then drains.
 pub struct Worker {
     pub app: Arc<Annexa>,
     pub holder: String,
     client: reqwest::Client,
     out: Arc<dyn Output>,
     delivery: Arc<Background>,
-    /// The slot being run now, to record it as cancelled if the drain deadline cuts it.
-    current: Mutex<Option<(String, DateTime<Utc>)>>,
+    /// The slots being run now, to record them as cancelled if the drain deadline cuts them.
+    running: Arc<Running>,
 }
 
 impl Worker {
@@ -519,7 +661,7 @@ impl Worker {
             client,
             out,
             delivery,
-            current: Mutex::new(None),
+            running: Arc::default(),
         }
     }
 
@@ -568,97 +710,187 @@ impl Worker {
         }
     }
 
-    /// Ticks until `stop` turns true; then stops taking new work, lets the run in flight
-    /// finish within `[worker] drain`, and records a run cut by the deadline as `cancelled`.
+    /// Passes until `stop` turns true, each starting the jobs that are due and not in flight,
+    /// and again whenever a job ends; then stops taking new work, lets the jobs in flight finish
+    /// within `[worker] drain`, and records a run cut by the deadline as `cancelled`.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         let app = &self.app;
+        let mut flight = InFlight {
+            set: tokio::task::JoinSet::new(),
+            jobs: std::collections::HashMap::new(),
+            not_before: std::collections::HashMap::new(),
+            permits: Arc::new(tokio::sync::Semaphore::new(app.config.worker.concurrency)),
+        };
         loop {
             if *stop.borrow() {
-                return Ok(());
+                return self.drain(&mut flight).await;
             }
-            let view = stop.clone();
-            let tick = tick(
-                app,
-                &Task::ALL,
-                &self.holder,
-                &self.client,
-                self.out.as_ref(),
-                Delivery::Beside(&self.delivery),
-                &view,
-                &self.current,
-            );
-            tokio::pin!(tick);
-            let report = tokio::select! {
-                r = &mut tick => r,
-                _ = stop.changed() => {
-                    let drain = app.config.worker.drain;
-                    self.out.note(&format!(
-                        "stopping: no new work; waiting up to {} for the work in flight",
-                        humantime::format_duration(drain)
-                    ));
-                    let real = drain.div_f64(app.speed);
-                    match tokio::time::timeout(real, &mut tick).await {
-                        Ok(r) => {
-                            self.print(&r?);
-                        }
-                        Err(_) => self.cancel_current(drain).await?,
-                    }
-                    return Ok(());
-                }
-            };
-            let report = match report {
-                Ok(r) => r,
+            let next = match self.pass(&mut flight, &stop).await {
+                Ok(next) => next,
                 Err(e) => {
                     let text = format!("{e:#}; retrying at the next wake-up");
                     let _ =
                         self.out
                             .event(Level::Error, &text, serde_json::json!({ "error": text }));
-                    TickReport {
-                        next: Some(
-                            app.clock.now()
-                                + chrono::Duration::from_std(app.config.worker.evaluate_every)?,
-                        ),
-                        ..TickReport::default()
-                    }
+                    app.clock.now() + chrono::Duration::from_std(app.config.worker.evaluate_every)?
                 }
             };
-            self.print(&report);
             let now = app.clock.now();
-            let next = report.next.unwrap_or(now);
             tokio::select! {
                 _ = app.sleep(next - now) => {}
                 _ = stop.changed() => {}
                 // A delivery pass ended: report it, and start the next if one is due.
                 _ = self.delivery.done.notified() => {}
+                Some(ended) = flight.set.join_next_with_id() => self.ended(&mut flight, ended),
             }
         }
     }
 
-    /// Records the run the drain deadline cut as `cancelled` and gives its lease up.
-    async fn cancel_current(&self, drain: std::time::Duration) -> anyhow::Result<()> {
-        let current = self.current.lock().expect("not poisoned").take();
-        let Some((collector, slot)) = current else {
+    /// Starts every due job not in flight, then evaluates gaps and alerts; when to pass next.
+    async fn pass(
+        &self,
+        flight: &mut InFlight,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<DateTime<Utc>, TickError> {
+        let app = &self.app;
+        let swept = begin_pass(app).await?;
+        let now = app.clock.now();
+        flight.not_before.retain(|_, t| *t > now);
+        let due = due_now(app, &Task::ALL, |job| flight.has(job, now)).await?;
+        let mut report = TickReport {
+            swept,
+            next: due.report.next,
+            ..TickReport::default()
+        };
+        for (c, slots) in due.collectors {
+            let (app, c, holder) = (app.clone(), c.clone(), self.holder.clone());
+            let (stop, running) = (stop.clone(), self.running.clone());
+            let job = Job::Collector(c.name.clone());
+            self.start(flight, job, async move {
+                collect_slots(&app, &c, &slots, &holder, &stop, &running).await
+            });
+        }
+        for (task, slot) in due.tasks {
+            let (app, holder) = (app.clone(), self.holder.clone());
+            self.start(flight, Job::Task(task), async move {
+                task_report(&app, task, slot, &holder).await
+            });
+        }
+        let delivery = Delivery::Beside(&self.delivery);
+        alerts_pass(
+            app,
+            &self.holder,
+            &self.client,
+            self.out.as_ref(),
+            delivery,
+            &mut report,
+        )
+        .await?;
+        for t in flight.not_before.values() {
+            report.next_at(Some(*t));
+        }
+        self.print(&report);
+        Ok(report.next.unwrap_or(now))
+    }
+
+    /// Starts `work` as a task that waits for one of the worker's permits first.
+    fn start(
+        &self,
+        flight: &mut InFlight,
+        job: Job,
+        work: impl std::future::Future<Output = TickReport> + Send + 'static,
+    ) {
+        let permits = flight.permits.clone();
+        let handle = flight.set.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            work.await
+        });
+        flight.jobs.insert(handle.id(), job);
+    }
+
+    /// A job ended: prints what it did; a busy or failing one waits before it is started again.
+    fn ended(
+        &self,
+        flight: &mut InFlight,
+        ended: Result<(tokio::task::Id, TickReport), tokio::task::JoinError>,
+    ) {
+        let (id, report) = match ended {
+            Ok(done) => done,
+            Err(e) => {
+                let job = flight.jobs.remove(&e.id());
+                let text = format!("{job:?} stopped: {e}");
+                let _ = self
+                    .out
+                    .event(Level::Error, &text, serde_json::json!({ "error": text }));
+                return;
+            }
+        };
+        let Some(job) = flight.jobs.remove(&id) else {
+            return;
+        };
+        if !report.errors.is_empty() || !report.busy.is_empty() {
+            let pause = chrono::Duration::from_std(self.app.config.worker.evaluate_every)
+                .unwrap_or(chrono::Duration::minutes(5));
+            let at = report.next.unwrap_or(self.app.clock.now() + pause);
+            flight.not_before.insert(job, at);
+        }
+        self.print(&report);
+    }
+
+    /// Stops starting jobs, waits up to `[worker] drain` for those in flight, and records the
+    /// runs the deadline cuts as `cancelled`.
+    async fn drain(&self, flight: &mut InFlight) -> anyhow::Result<()> {
+        if flight.set.is_empty() {
+            return Ok(());
+        }
+        let drain = self.app.config.worker.drain;
+        self.out.note(&format!(
+            "stopping: no new work; waiting up to {} for the work in flight",
+            humantime::format_duration(drain)
+        ));
+        let real = drain.div_f64(self.app.speed);
+        let all = async {
+            while let Some(ended) = flight.set.join_next_with_id().await {
+                self.ended(flight, ended);
+            }
+        };
+        if tokio::time::timeout(real, all).await.is_err() {
+            self.cancel_cut(drain, flight).await?;
+        }
+        Ok(())
+    }
+
+    /// Records the runs the drain deadline cut as `cancelled` and gives their leases up.
+    async fn cancel_cut(
+        &self,
+        drain: std::time::Duration,
+        flight: &mut InFlight,
+    ) -> anyhow::Result<()> {
+        let cut = self.running.take();
+        if flight.jobs.values().any(|job| matches!(job, Job::Task(_))) {
             self.out
                 .note("stopped: the drain deadline cut a task; it is retried by the next worker");
-            return Ok(());
-        };
+        }
+        flight.set.abort_all();
         let db = &self.app.db;
         let now = self.app.clock.now();
-        if let Some(run) = db.running_in_slot(&collector, &ts(slot)).await? {
-            let reason = format!(
-                "cancelled: the worker was stopped and the run did not finish within the {} drain deadline; the slot is free for the next worker",
-                humantime::format_duration(drain)
-            );
-            db.cancel_run(&run, &reason, now)
-                .await
-                .context("recording the cut run as cancelled")?;
-            self.out.note(&format!(
-                "{collector}: run {run} for slot {} cancelled at shutdown",
-                ts(slot)
-            ));
+        for (collector, slot) in cut {
+            if let Some(run) = db.running_in_slot(&collector, &ts(slot)).await? {
+                let reason = format!(
+                    "cancelled: the worker was stopped and the run did not finish within the {} drain deadline; the slot is free for the next worker",
+                    humantime::format_duration(drain)
+                );
+                db.cancel_run(&run, &reason, now)
+                    .await
+                    .context("recording the cut run as cancelled")?;
+                self.out.note(&format!(
+                    "{collector}: run {run} for slot {} cancelled at shutdown",
+                    ts(slot)
+                ));
+            }
+            db.release_held(&collector_lease(&collector), &self.holder, now)
+                .await?;
         }
-        db.release_held(&collector_lease(&collector), &self.holder, now)
-            .await?;
         Ok(())
     }
 

@@ -178,8 +178,9 @@ impl EvidenceStore {
             #[cfg(feature = "s3")]
             EvidenceStore::S3(_) => concurrency.max(1),
         };
-        futures::stream::iter(keys)
-            .map(|key| self.read(key))
+        // By index: a closure over `&&str` makes the future not `Send` for every lifetime.
+        futures::stream::iter(0..keys.len())
+            .map(|i| self.read(keys[i]))
             .buffered(width)
             .collect()
             .await

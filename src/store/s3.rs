@@ -607,8 +607,10 @@ impl S3Store {
         let unreachable_in_a_row = AtomicUsize::new(0);
         let give_up = (2 * concurrency).max(16);
         let mut results: Vec<(usize, super::HashResult)> =
-            futures::stream::iter(keys.iter().enumerate())
-                .map(|(i, key)| {
+            // By index: a closure over `&String` makes the future not `Send` for every lifetime.
+            futures::stream::iter(0..keys.len())
+                .map(|i| {
+                    let key = &keys[i];
                     let (progress, unreachable_in_a_row) = (&progress, &unreachable_in_a_row);
                     async move {
                         if unreachable_in_a_row.load(Ordering::Relaxed) >= give_up {

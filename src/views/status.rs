@@ -71,8 +71,9 @@ pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument
     // One source per collector, two at a time (each a few indexed lookups): more would open
     // more connections than the lookups take, which on PostgreSQL costs an authentication each.
     use futures::{StreamExt, TryStreamExt};
-    let mut sources: Vec<SourceState> = futures::stream::iter(&app.config.collectors)
-        .map(|config| source_state(app, config, as_of))
+    let collectors = &app.config.collectors;
+    let mut sources: Vec<SourceState> = futures::stream::iter(0..collectors.len())
+        .map(|i| source_state(app, &collectors[i], as_of))
         .buffered(2)
         .try_collect()
         .await?;
