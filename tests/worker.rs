@@ -1010,3 +1010,109 @@ print(json.dumps(out))
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Issue 22: a restore drill that takes longer than another collector's period delays none of
+/// that collector's slots. The drill's verification query counts to 30 million on the
+/// restored SQLite file (seconds of real work); at one simulated minute per real second it
+/// outlasts several minutely slots of the policy collector, each of which is still collected
+/// within its minute.
+#[test]
+fn a_drill_longer_than_another_collectors_period_delays_none_of_its_slots() {
+    let w = World::new();
+    std::fs::create_dir_all(w.path("backups")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(w.path("backups/app.sqlite"))
+            .create_if_missing(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE accounts (id INTEGER PRIMARY KEY); INSERT INTO accounts VALUES (1);",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    });
+    w.write(
+        "policies/incident-management.md",
+        &common::procedure("ISP-002", &common::reviewed_days_ago(10)),
+    );
+    w.config(
+        r#"
+[organization]
+name = "Test Org"
+
+[worker]
+lease = "10m"
+drain = "1h"
+evaluate_every = "1h"
+
+[[collector]]
+name = "policies"
+kind = "policy-document"
+schedule = "* * * * *"
+grace = "1m"
+paths = ["policies"]
+review_grace_days = 30
+
+[[collector]]
+name = "backups"
+kind = "backup-restore"
+schedule = "1 0 * * *"
+path = "backups"
+pattern = "*.sqlite"
+max_backup_age = "30d"
+[collector.drill]
+[[collector.drill.queries]]
+sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30000000) SELECT count(*) FROM c"
+expect = "= 30000000"
+"#,
+    );
+    // One simulated minute per real second, from 2026-11-22 00:00:30 (two seconds from now).
+    let epoch = epoch_ms_in(Duration::from_secs(2));
+    let clock = format!("2026-11-22T00:00:30Z,60,{epoch}");
+    let worker = Worker::start(&w, "worker", &[("ANNEXA_SIMULATED_CLOCK", clock.as_str())]);
+    worker.wait_for(" INFO backups slot ", Duration::from_secs(120));
+    let (code, out) = worker.stop(Duration::from_secs(30));
+    assert_eq!(code, 0, "{out}");
+
+    let config = w.loaded_config(&[]);
+    rt.block_on(async {
+        let app = annexa::Annexa::open(config).await.unwrap();
+        let runs = app.db.finished_runs().await.unwrap();
+        let drill = runs
+            .iter()
+            .find(|r| r.collector == "backups")
+            .expect("the drill ran");
+        assert_eq!(drill.status, annexa::db::RunStatus::Succeeded, "{out}");
+        let took = drill.finished_at.unwrap() - drill.started_at;
+        assert!(
+            took > chrono::Duration::minutes(3),
+            "the drill took {took}: too short to show anything\n{out}"
+        );
+        // Every minute the drill was busy, the policy collector ran on time all the same.
+        use chrono::DurationRound;
+        let mut slot = drill
+            .started_at
+            .duration_trunc(chrono::TimeDelta::minutes(1))
+            .unwrap()
+            + chrono::Duration::minutes(1);
+        while slot < drill.finished_at.unwrap() {
+            let run = runs
+                .iter()
+                .find(|r| {
+                    r.collector == "policies"
+                        && r.slot.as_deref() == Some(annexa::db::ts(slot).as_str())
+                })
+                .unwrap_or_else(|| panic!("no run for the {slot} slot\n{out}"));
+            let late = run.started_at - slot;
+            assert!(
+                late < chrono::Duration::seconds(30),
+                "the {slot} slot started {late} late, behind the drill\n{out}"
+            );
+            slot += chrono::Duration::minutes(1);
+        }
+    });
+}

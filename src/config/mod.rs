@@ -900,13 +900,14 @@ mod tests {
         assert_eq!(c.verify.full_every, Duration::from_secs(7 * 86_400));
         assert!(!c.verify.rolling);
         let err = parse(
-            "[verify]\nconcurrency = 0\nfull_every = \"1h\"\nscrub = true\n",
+            "[verify]\nconcurrency = 0\nfull_every = \"1h\"\nscrub = true\n[worker]\nconcurrency = 65\n",
             &[],
         )
         .unwrap_err();
         let text = err.to_string();
         for problem in [
             "verify.concurrency: 0 is not between 1 and 1024",
+            "worker.concurrency: 65 is not between 1 and 64",
             "verify.full_every must be at least 1d",
             "unknown key `verify.scrub`",
         ] {

@@ -1,9 +1,10 @@
 //! Scheduling: which slots are due, who runs them, and the worker's loop.
 //!
-//! One [`tick`] does everything that is due now, deciding from the database alone: the slots
-//! of each collector without a finished run, the worker tasks (daily checkpoint, daily verify,
-//! the configured report) not yet done for their slot, then the gap evaluation and alert
-//! delivery. `annexa run` is one tick; `annexa worker` ticks, then sleeps until the next slot.
+//! What is due now is decided from the database alone: the slots of each collector without a
+//! finished run, the worker tasks (daily checkpoint, daily verify, the configured report) not
+//! yet done for their slot. `annexa run` is one [`tick`]: those jobs one after the other, then
+//! the gap evaluation and alert delivery. The [`Worker`] starts each due job as its own task,
+//! `[worker] concurrency` at once, evaluates gaps between them, and sleeps until the next slot.
 //! So catch-up after a restart and a wake-up that comes twice are the same, idempotent code.
 //!
 //! Exactly one run per (collector, slot): the unique key on `runs` is the guarantee. A lease
