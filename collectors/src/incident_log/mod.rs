@@ -223,6 +223,26 @@ fn invalid(e: ImportError, items: Vec<EvidenceItem>) -> CollectError {
     }
 }
 
+/// Every record's problem in one error: the register is fixed in one pass.
+fn invalid_records(all: &[ImportError], items: Vec<EvidenceItem>) -> CollectError {
+    const SHOWN: usize = 50;
+    let mut reason = match all.len() {
+        1 => String::new(),
+        n => format!("{n} records have problems: "),
+    };
+    let listed: Vec<String> = all.iter().take(SHOWN).map(ToString::to_string).collect();
+    reason.push_str(&listed.join("; "));
+    if all.len() > SHOWN {
+        reason.push_str(&format!("; and {} more", all.len() - SHOWN));
+    }
+    reason.push_str("; nothing was imported");
+    CollectError::Invalid {
+        what: "incident register".into(),
+        reason,
+        partial: items,
+    }
+}
+
 impl IncidentLog {
     async fn read_register(
         &self,
@@ -387,7 +407,7 @@ impl Collector for IncidentLog {
         }
 
         let incidents = register::incidents(&records, &self.policy, now)
-            .map_err(|e| invalid(e, std::mem::take(&mut items)))?;
+            .map_err(|all| invalid_records(&all, std::mem::take(&mut items)))?;
         link(&mut postmortems, &incidents);
         let durations = incidents
             .iter()

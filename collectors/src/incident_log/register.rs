@@ -324,54 +324,73 @@ pub fn json_records(bytes: &[u8], name: &str) -> Result<Vec<RawRecord>, ImportEr
 /// differ a little); anything later is a mistake in the register.
 const FUTURE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
-/// Validates every record into incidents, collected at `now`; the first problem stops the
-/// import.
+/// Validates every record into incidents, collected at `now`. Every record is checked: the
+/// problems of all of them come back at once (one per record, in file order), so a register is
+/// fixed in one pass, not one error per run.
 pub fn incidents(
     records: &[RawRecord],
     policy: &Policy,
     now: DateTime<Utc>,
-) -> Result<Vec<Incident>, ImportError> {
+) -> Result<Vec<Incident>, Vec<ImportError>> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
+    let mut problems = Vec::new();
     for r in records {
-        let incident = incident(r, policy)?;
-        for (column, t) in [
-            ("detected_at", Some(incident.detected_at)),
-            ("triaged_at", incident.triaged_at),
-            ("contained_at", incident.contained_at),
-            ("resolved_at", incident.resolved_at),
-            ("closed_at", incident.closed_at),
-            ("postmortem_at", incident.postmortem_at),
-            ("authority_notified_at", incident.authority_notified_at),
-            ("customers_notified_at", incident.customers_notified_at),
-        ] {
-            if let Some(t) = t
-                && t > now + FUTURE_TOLERANCE
-            {
-                return Err(ImportError {
-                    location: r.location.clone(),
-                    column: Some(column.into()),
-                    message: format!(
-                        "{} is in the future (the register was read at {}); check the date and its offset",
-                        t.to_rfc3339(),
-                        now.to_rfc3339()
-                    ),
-                });
-            }
+        match checked(r, policy, now, &mut seen) {
+            Ok(incident) => out.push(incident),
+            Err(e) => problems.push(e),
         }
-        if !seen.insert(incident.id.clone()) {
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// One record as an incident: its fields, no time in the future, an id not `seen` before.
+fn checked(
+    r: &RawRecord,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    seen: &mut BTreeSet<String>,
+) -> Result<Incident, ImportError> {
+    let incident = incident(r, policy)?;
+    for (column, t) in [
+        ("detected_at", Some(incident.detected_at)),
+        ("triaged_at", incident.triaged_at),
+        ("contained_at", incident.contained_at),
+        ("resolved_at", incident.resolved_at),
+        ("closed_at", incident.closed_at),
+        ("postmortem_at", incident.postmortem_at),
+        ("authority_notified_at", incident.authority_notified_at),
+        ("customers_notified_at", incident.customers_notified_at),
+    ] {
+        if let Some(t) = t
+            && t > now + FUTURE_TOLERANCE
+        {
             return Err(ImportError {
                 location: r.location.clone(),
-                column: Some("id".into()),
+                column: Some(column.into()),
                 message: format!(
-                    "`{}` appears twice; incident ids must be unique",
-                    incident.id
+                    "{} is in the future (the register was read at {}); check the date and its offset",
+                    t.to_rfc3339(),
+                    now.to_rfc3339()
                 ),
             });
         }
-        out.push(incident);
     }
-    Ok(out)
+    if !seen.insert(incident.id.clone()) {
+        return Err(ImportError {
+            location: r.location.clone(),
+            column: Some("id".into()),
+            message: format!(
+                "`{}` appears twice; incident ids must be unique",
+                incident.id
+            ),
+        });
+    }
+    Ok(incident)
 }
 
 fn incident(r: &RawRecord, policy: &Policy) -> Result<Incident, ImportError> {
@@ -531,12 +550,14 @@ mod tests {
         .unwrap();
     }
 
+    /// The register's incidents, or its first problem.
     fn parse(csv: &str) -> Result<Vec<Incident>, ImportError> {
         incidents(
             &csv_records(csv.as_bytes(), "register.csv")?,
             &Policy::default(),
             test_now(),
         )
+        .map_err(|mut all| all.remove(0))
     }
 
     fn error(csv: &str) -> String {
@@ -651,15 +672,45 @@ mod tests {
     }
 
     #[test]
+    fn every_bad_record_is_reported_at_once_in_file_order() {
+        let csv = format!(
+            "{HEADER}\nINC-1,Outage,Sev1,security,yesterday,,,open\n\
+             INC-2,Fine,Sev2,security,2026-03-01T09:00:00Z,,,open\n\
+             INC-3,Later,Sev2,security,2027-03-01T09:00:00Z,,,open\n\
+             INC-2,Again,Sev2,security,2026-03-02T09:00:00Z,,,open\n"
+        );
+        let all = incidents(
+            &csv_records(csv.as_bytes(), "register.csv").unwrap(),
+            &Policy::default(),
+            test_now(),
+        )
+        .unwrap_err();
+        let shown: Vec<String> = all.iter().map(ToString::to_string).collect();
+        assert_eq!(all.len(), 3, "{shown:?}");
+        assert!(
+            shown[0].starts_with("register.csv line 2, column `detected_at`"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[1].contains("line 4") && shown[1].contains("in the future"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[2].contains("line 5") && shown[2].contains("`INC-2` appears twice"),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
     fn invalid_utf8_is_named_by_line() {
         let mut bytes = format!("{HEADER}\nINC-1,Out").into_bytes();
         bytes.extend_from_slice(&[0xff, 0xfe]);
         bytes.extend_from_slice(b"age,Sev1,security,2026-03-01T09:00:00Z,,,open\n");
         let e = match csv_records(&bytes, "register.csv") {
             Err(e) => e.to_string(),
-            Ok(records) => incidents(&records, &Policy::default(), test_now())
-                .unwrap_err()
-                .to_string(),
+            Ok(records) => {
+                incidents(&records, &Policy::default(), test_now()).unwrap_err()[0].to_string()
+            }
         };
         assert!(e.contains("line 2") && e.contains("UTF-8"), "{e}");
     }
@@ -681,7 +732,8 @@ mod tests {
             &Policy::default(),
             test_now(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .remove(0);
         assert_eq!(e.location, "register.json record 1");
         assert_eq!(e.column.as_deref(), Some("detected_at"));
         let e = json_records(b"[{\"id\": ", "register.json").unwrap_err();
