@@ -43,14 +43,20 @@ impl Annexa {
         let store = EvidenceStore::open(&config.store)
             .await
             .context("opening the evidence store")?;
-        Ok(Annexa {
+        Ok(Annexa::of(config, db, store, clock))
+    }
+
+    /// The context of a database and a store opened already (`annexa check` opens them to
+    /// read only).
+    pub fn of(config: Config, db: Db, store: EvidenceStore, clock: Arc<dyn Clock>) -> Annexa {
+        Annexa {
             config,
             db,
             store: Arc::new(store),
             clock,
             speed: 1.0,
             facts_cache: std::sync::Mutex::default(),
-        })
+        }
     }
 }
 

@@ -77,6 +77,7 @@ async fn collect(c: &BackupRestore) -> (BackupFacts, Vec<annexa_collectors::Find
         max_source_bytes: annexa_collectors::DEFAULT_MAX_SOURCE_BYTES,
         allow_insecure_urls: true,
         on_demand: true,
+        rehearsal: false,
     };
     let snapshot = c.collect(&ctx).await.unwrap();
     let findings = c.check(

@@ -395,6 +395,20 @@ fn a_missing_config_says_to_run_init_and_init_writes_a_working_one() {
             .output()
             .unwrap()
     };
+    // `check` right after init finds nothing to fix, and creates nothing (no database, no
+    // store folder).
+    let check = annexa_in(&["check"]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("does not exist yet: the first run creates it"),
+        "{said}"
+    );
+    assert!(
+        !dir.join("data").exists(),
+        "check created {}",
+        dir.join("data").display()
+    );
     let first = annexa_in(&["run"]);
     assert_eq!(
         first.status.code(),
@@ -1004,4 +1018,241 @@ fn with_json_every_line_is_json_errors_and_logs_included() {
         "{}",
         bad.stderr
     );
+}
+
+/// Every file under `dir`, by path, with its SHA-256.
+fn file_hashes(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::Digest;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.insert(
+                    path.display().to_string(),
+                    hex::encode(sha2::Sha256::digest(&bytes)),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// All a world holds: its files (folder store, SQLite, key, sources), the S3 bucket's files,
+/// and on PostgreSQL every table's rows.
+fn world_state(w: &World) -> String {
+    let mut state = format!("{:#?}", file_hashes(w.dir.path()));
+    if let Some(s3) = &w.s3 {
+        state.push_str(&format!("{:#?}", file_hashes(&s3.data_dir)));
+    }
+    if let Some(url) = &w.database_url {
+        for table in [
+            "runs",
+            "evidence",
+            "findings",
+            "ledger",
+            "audit_events",
+            "keys",
+            "checkpoints",
+            "leases",
+            "gaps",
+        ] {
+            state.push_str(&common::psql(
+                url,
+                &format!("SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM {table} t"),
+            ));
+        }
+    }
+    state
+}
+
+/// Issue 22: `annexa check` reaches everything and lists every problem at once, each with its
+/// fix, writing nothing: store, database, ledger and key are byte-identical before and after.
+/// `run` refuses a collector whose source is still a template's placeholder, also writing
+/// nothing.
+#[test]
+fn check_lists_every_problem_at_once_and_writes_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let github = rt.block_on(async {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+                "message": "Bad credentials",
+                "documentation_url": "https://docs.github.com/rest",
+                "status": "401"
+            })))
+            .mount(&server)
+            .await;
+        server
+    });
+    let w = policy_world();
+    w.annexa(&["run"]).expect(3);
+    // A sink is reached, and sent nothing unless --send-test.
+    w.config(&format!(
+        "{POLICY_CONFIG}\n[outbound]\nallow_insecure_urls = true\n\n[[sink]]\nname = \"hook\"\nkind = \"webhook\"\nurl_env = \"ANNEXA_TEST_HOOK_URL\"\nsecret_env = \"ANNEXA_TEST_HOOK_SECRET\"\n"
+    ));
+    let hook = format!("{}/hook", github.uri());
+    let hook_env = [
+        ("ANNEXA_TEST_HOOK_URL", hook.as_str()),
+        ("ANNEXA_TEST_HOOK_SECRET", "s3cret"),
+    ];
+    let posts = || {
+        rt.block_on(github.received_requests())
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.method.as_str() == "POST")
+            .collect::<Vec<_>>()
+    };
+    let good = w.annexa_env(&["check"], &hook_env).expect(0);
+    assert!(
+        good.stdout.contains("No problems. Nothing was written."),
+        "{}",
+        good.stdout
+    );
+    assert!(
+        good.stdout.contains("the active signing key"),
+        "{}",
+        good.stdout
+    );
+    assert!(
+        good.stdout.contains("ok       sink `hook`: 127.0.0.1:"),
+        "{}",
+        good.stdout
+    );
+    assert!(
+        posts().is_empty(),
+        "check sent a message without --send-test"
+    );
+    let sent = w.annexa_env(&["check", "--send-test"], &hook_env).expect(0);
+    assert!(
+        sent.stdout
+            .contains("ok       sink `hook`: test message sent"),
+        "{}",
+        sent.stdout
+    );
+    let body: serde_json::Value = serde_json::from_slice(&posts()[0].body).unwrap();
+    assert_eq!(body["event"], "test", "{body}\n{}", sent.stdout);
+    assert_eq!(posts().len(), 1);
+
+    w.write(
+        "incidents/register.csv",
+        "id,title,severity,category,detected_at,triaged_at,resolved_at,status\n\
+         INC-1,Outage,Sev1,security,yesterday,,,open\n\
+         INC-2,Fine,Sev2,security,2026-03-01T09:00:00Z,,,open\n\
+         INC-2,Again,Sev2,security,2026-03-02T09:00:00Z,,,open\n",
+    );
+    w.write("backups/app.sqlite", "not looked at: no drill runs");
+    let closed = common::free_port();
+    w.config(&format!(
+        r#"{POLICY_CONFIG}
+[outbound]
+allow_insecure_urls = true
+
+[[collector]]
+name = "incidents"
+kind = "incident-log"
+schedule = "0 * * * *"
+register = "incidents/register.csv"
+
+[[collector]]
+name = "handbook"
+kind = "policy-document"
+schedule = "0 * * * *"
+paths = ["no-such-folder"]
+
+[[collector]]
+name = "template"
+kind = "github-alerts"
+schedule = "0 * * * *"
+repos = ["your-org/your-repo"]
+token_env = "ANNEXA_TEST_GH_TOKEN"
+
+[[collector]]
+name = "github"
+kind = "github-alerts"
+schedule = "0 * * * *"
+repos = ["octo/app"]
+base_url = "{}"
+token_env = "ANNEXA_TEST_GH_TOKEN"
+
+[[collector]]
+name = "backups"
+kind = "backup-restore"
+schedule = "0 * * * *"
+path = "backups"
+pattern = "*.sqlite"
+max_backup_age = "1d"
+[collector.drill]
+postgres_url_env = "ANNEXA_TEST_NO_SUCH_URL"
+
+[[sink]]
+name = "hook"
+kind = "webhook"
+url_env = "ANNEXA_TEST_HOOK_URL"
+secret_env = "ANNEXA_TEST_HOOK_SECRET"
+"#,
+        github.uri()
+    ));
+    let _ = closed;
+    let hook = format!("http://127.0.0.1:{closed}/hook");
+    let env = [
+        ("ANNEXA_TEST_GH_TOKEN", "expired"),
+        ("ANNEXA_TEST_HOOK_URL", hook.as_str()),
+        ("ANNEXA_TEST_HOOK_SECRET", "s3cret"),
+    ];
+    let key = w.config_path().with_file_name("keys/annexa.key");
+    let key_bytes = std::fs::read(&key).unwrap();
+    std::fs::write(&key, "not a key\n").unwrap();
+    let before = world_state(&w);
+
+    let check = w.annexa_env(&["check"], &env).expect(2);
+    let out = &check.stdout;
+    for expected in [
+        "PROBLEM  collector `incidents` (incident-log): a run now would fail:",
+        "2 records have problems: register.csv line 2, column `detected_at`",
+        "line 4, column `id`: `INC-2` appears twice",
+        "PROBLEM  collector `handbook` (policy-document): a run now would fail:",
+        "PROBLEM  collector `template` (github-alerts): still the template's placeholder repos = \"your-org/your-repo\"",
+        "PROBLEM  collector `github` (github-alerts): a run now would fail: unauthorized",
+        "PROBLEM  collector `backups` (backup-restore): a run now would fail: source unavailable: restore drill: the environment variable ANNEXA_TEST_NO_SUCH_URL",
+        "PROBLEM  sink `hook`: cannot connect to 127.0.0.1:",
+        "PROBLEM  signing key: the signing key file",
+        "ok       collector `policies` (policy-document)",
+        "7 problems to fix. Nothing was written",
+    ] {
+        assert!(
+            out.contains(expected),
+            "{expected:?} not in\n{out}\n{}",
+            check.stderr
+        );
+    }
+    let json = w.annexa_env(&["--json", "check"], &env).expect(2).json();
+    assert_eq!(json["problems"], 7, "{json}");
+    assert_eq!(world_state(&w), before, "check wrote something");
+
+    // `run` refuses the placeholder collector before anything is done.
+    std::fs::write(&key, &key_bytes).unwrap();
+    let before = world_state(&w);
+    let refused = w.annexa_env(&["run"], &env).expect(2);
+    assert!(
+        refused.stderr.contains(
+            "collector `template` (github-alerts) still has the template's placeholder repos = \"your-org/your-repo\""
+        ),
+        "{}",
+        refused.stderr
+    );
+    let collect = w.annexa_env(&["collect", "template"], &env).expect(2);
+    assert!(collect.stderr.contains("placeholder"), "{}", collect.stderr);
+    assert_eq!(world_state(&w), before, "a refused run wrote something");
+    // The other collectors still run by name.
+    w.annexa_env(&["collect", "policies"], &env).expect(0);
 }

@@ -49,6 +49,7 @@ fn ctx() -> CollectContext {
         max_source_bytes: annexa_collectors::DEFAULT_MAX_SOURCE_BYTES,
         allow_insecure_urls: true,
         on_demand: true,
+        rehearsal: false,
     }
 }
 

@@ -121,6 +121,9 @@ pub struct CollectContext {
     /// True when a person asked for this run (`annexa collect`), not the schedule: expensive
     /// work with its own cadence (a restore drill) runs now.
     pub on_demand: bool,
+    /// A rehearsal (`annexa check`): read the sources, and change nothing anywhere, outside
+    /// annexa either: a restore drill that is due is not run, its prerequisites are checked.
+    pub rehearsal: bool,
     /// The largest source file a collector reads ([`read_source`]); a larger one fails the
     /// run, naming the file and the setting (`max_file_size_mib`).
     pub max_source_bytes: u64,

@@ -55,6 +55,13 @@ pub enum Command {
     /// One full cycle: collect what is due, check, evaluate, alert, checkpoint and report if
     /// due. For cron; `annexa worker` does the same on its own schedule.
     Run,
+    /// Check the config and reach everything it names (store, database, signing key, every
+    /// collector's sources, every sink), writing nothing; every problem at once (exit 0 or 2).
+    Check {
+        /// Send each sink a test message (otherwise only a connection is made).
+        #[arg(long)]
+        send_test: bool,
+    },
     /// Run continuously: every collector on its schedule, the daily checkpoint and verify, the
     /// configured report, gap alerts; serve /health, /ready, /metrics and POST /ping/{job}.
     Worker,

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the [`Exit`] it ends with.
 
 mod accept;
+mod check;
 mod checkpoint;
 mod controls;
 mod init;
@@ -59,6 +60,10 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     {
         return ping::ping(&config, job, *start, *fail, message.as_deref(), cli.json).await;
     }
+    if let Command::Check { send_test } = cli.command {
+        return check::check(config, send_test, cli.json).await;
+    }
+    refuse_placeholders(&config, &cli.command)?;
     let app = Annexa::open(config).await?;
     match cli.command {
         Command::Worker => worker::worker(app, cli.json).await,
@@ -110,8 +115,41 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             let period = from.zip(to);
             report::report(&app, period, &format, out.as_deref(), cli.as_of, cli.json).await
         }
-        Command::Init { .. } | Command::Controls | Command::Ping { .. } => {
+        Command::Init { .. } | Command::Controls | Command::Ping { .. } | Command::Check { .. } => {
             unreachable!("handled above")
         }
     }
+}
+
+/// `run`, `worker` and `collect` refuse a collector whose source is still a template's
+/// placeholder: its run would only record a failure, in the ledger for good.
+fn refuse_placeholders(config: &Config, command: &Command) -> Result<(), Failure> {
+    let collectors: Vec<&crate::config::CollectorConfig> = match command {
+        Command::Run | Command::Worker | Command::Collect { all: true, .. } => {
+            config.collectors.iter().collect()
+        }
+        Command::Collect { names, .. } => {
+            names.iter().filter_map(|n| config.collector(n)).collect()
+        }
+        _ => return Ok(()),
+    };
+    let problems: Vec<String> = collectors
+        .into_iter()
+        .flat_map(|c| {
+            c.placeholders().into_iter().map(move |setting| {
+                format!(
+                    "collector `{}` ({}) still has the template's placeholder {setting}: set its source, or comment the collector out; nothing was run (`annexa check` lists every problem)",
+                    c.name,
+                    c.kind.name()
+                )
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::usage(crate::config::ConfigError {
+        path: config.path.clone(),
+        problems,
+    }))
 }

@@ -108,6 +108,55 @@ pub enum CollectorKind {
     BackupRestore(BackupRestoreConfig),
 }
 
+/// Whether a source setting is still the placeholder of a template: `CHANGE-ME`, `your-org`,
+/// or a value in angle brackets (`<bucket>`).
+pub fn is_placeholder(value: &str) -> bool {
+    let v = value.trim().to_ascii_lowercase();
+    v.contains("change-me") || v.contains("your-org") || (v.contains('<') && v.contains('>'))
+}
+
+impl CollectorConfig {
+    /// The source settings still holding a placeholder, as `key = "value"`: a run of this
+    /// collector would only record a failure, so `run`, `collect` and the worker refuse it.
+    pub fn placeholders(&self) -> Vec<String> {
+        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let settings: Vec<(&str, String)> = match &self.kind {
+            CollectorKind::PolicyDocument(c) => {
+                c.paths.iter().map(|p| ("paths", path(p))).collect()
+            }
+            CollectorKind::CronHealth(_) => Vec::new(),
+            CollectorKind::IncidentLog(c) => {
+                let mut v: Vec<(&str, String)> = Vec::new();
+                v.extend(c.register.as_deref().map(|p| ("register", path(p))));
+                v.extend(c.register_object.clone().map(|o| ("register_object", o)));
+                v.extend(c.postmortems.as_deref().map(|p| ("postmortems", path(p))));
+                v.extend(c.github.as_ref().map(|g| ("github.repo", g.repo.clone())));
+                v
+            }
+            CollectorKind::GithubAlerts(c) => c
+                .repos
+                .iter()
+                .map(|r| ("repos", r.clone()))
+                .chain(c.orgs.iter().map(|o| ("orgs", o.clone())))
+                .collect(),
+            CollectorKind::BackupRestore(c) => {
+                let mut v: Vec<(&str, String)> = Vec::new();
+                v.extend(c.path.as_deref().map(|p| ("path", path(p))));
+                if let Some(s3) = &c.s3 {
+                    v.push(("s3.bucket", s3.bucket.clone()));
+                    v.push(("s3.prefix", s3.prefix.clone()));
+                }
+                v
+            }
+        };
+        settings
+            .into_iter()
+            .filter(|(_, value)| is_placeholder(value))
+            .map(|(key, value)| format!("{key} = \"{value}\""))
+            .collect()
+    }
+}
+
 impl CollectorKind {
     pub fn kind(&self) -> Kind {
         match self {

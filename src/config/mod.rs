@@ -750,6 +750,26 @@ mod tests {
     }
 
     #[test]
+    fn a_template_placeholder_in_a_source_is_named_and_real_sources_are_not() {
+        let c = parse(
+            "[[collector]]\nname = \"gh\"\nkind = \"github-alerts\"\nrepos = [\"your-org/your-repo\", \"octo/app\"]\norgs = [\"CHANGE-ME\"]\n\
+             [[collector]]\nname = \"docs\"\nkind = \"policy-document\"\npaths = [\"<policy folder>\", \"policies\"]\n\
+             [[collector]]\nname = \"real\"\nkind = \"policy-document\"\npaths = [\"handbook/your-team\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.collectors[0].placeholders(),
+            ["repos = \"your-org/your-repo\"", "orgs = \"CHANGE-ME\""]
+        );
+        assert_eq!(
+            c.collectors[1].placeholders(),
+            ["paths = \"<policy folder>\""]
+        );
+        assert!(c.collectors[2].placeholders().is_empty());
+    }
+
+    #[test]
     fn an_empty_file_gives_the_embedded_defaults() {
         let c = parse("", &[]).unwrap();
         assert!(matches!(c.store, StoreConfig::Fs { ref path } if path.ends_with("data/store")));

@@ -374,44 +374,8 @@ impl Db {
                 reason: format!("cannot create {}: {e}", parent.display()),
             })?;
         }
-        // One direct connection first: a pool only reports "timed out" when the server is down
-        // or refuses the login, a direct connection says which.
-        sqlx::AnyConnection::connect(url)
-            .await
-            .map_err(|e| DbError::Unreachable {
-                location: location.clone(),
-                reason: redact::scrub(url, &e.to_string()),
-            })?
-            .close()
-            .await?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            // A ping before every query doubles the round trips of a command's many small
-            // queries; a dead connection fails its query instead, and the next run reconnects.
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if engine == Engine::Sqlite {
-                        sqlx::raw_sql(
-                            "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;",
-                        )
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await
-            .map_err(|e| DbError::Unreachable {
-                location: location.clone(),
-                reason: redact::scrub(url, &e.to_string()),
-            })?;
-        let migrator = match engine {
-            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
-        };
+        let pool = open_pool(url, engine, false).await?;
+        let migrator = migrator(engine);
         // PostgreSQL migrations take an advisory lock; SQLite's take none, so two processes
         // opening a fresh file at once would both create the tables. A lock file beside the
         // database serializes them.
@@ -424,6 +388,33 @@ impl Db {
             reason: redact::scrub(url, &e.to_string()),
         })?;
         Ok(Db { pool, engine })
+    }
+
+    /// Opens the database to read only (`annexa check`): no migration, and every connection
+    /// refuses writes (SQLite `mode=ro`, PostgreSQL `default_transaction_read_only`). None when
+    /// an SQLite file does not exist yet (the first run creates it); else the database and how
+    /// many of annexa's migrations it still lacks.
+    pub async fn open_read_only(url: &Secret<String>) -> Result<Option<(Db, usize)>, DbError> {
+        sqlx::any::install_default_drivers();
+        let url = url.expose();
+        let (engine, url) = match sqlite_path(url) {
+            Some(path) if !std::path::Path::new(path).exists() => return Ok(None),
+            Some(path) => (Engine::Sqlite, format!("sqlite://{path}?mode=ro")),
+            None if url.starts_with("sqlite:") => return Ok(None),
+            None => (Engine::Postgres, url.to_string()),
+        };
+        let pool = open_pool(&url, engine, true).await?;
+        // A database annexa never opened has no migrations table: all of them are pending.
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0);
+        let pending = migrator(engine)
+            .iter()
+            .count()
+            .saturating_sub(applied as usize);
+        Ok(Some((Db { pool, engine }, pending)))
     }
 
     pub fn engine(&self) -> Engine {
@@ -1205,6 +1196,57 @@ mod tests {
         );
         assert_eq!(parse_ts("t", &now).map(ts).unwrap(), now);
     }
+}
+
+/// The embedded migrations of an engine.
+fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
+    match engine {
+        Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
+        Engine::Postgres => sqlx::migrate!("migrations/postgres"),
+    }
+}
+
+/// A pool on `url`, after one direct connection that says why the server cannot be reached.
+/// `read_only`: every connection refuses writes.
+async fn open_pool(url: &str, engine: Engine, read_only: bool) -> Result<AnyPool, DbError> {
+    let location = redact::location(url);
+    // One direct connection first: a pool only reports "timed out" when the server is down
+    // or refuses the login, a direct connection says which.
+    sqlx::AnyConnection::connect(url)
+        .await
+        .map_err(|e| DbError::Unreachable {
+            location: location.clone(),
+            reason: redact::scrub(url, &e.to_string()),
+        })?
+        .close()
+        .await?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        // A ping before every query doubles the round trips of a command's many small
+        // queries; a dead connection fails its query instead, and the next run reconnects.
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                let setup = match (engine, read_only) {
+                    (Engine::Sqlite, false) => {
+                        "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;"
+                    }
+                    (Engine::Sqlite, true) => "PRAGMA busy_timeout = 10000;",
+                    (Engine::Postgres, false) => return Ok(()),
+                    (Engine::Postgres, true) => "SET default_transaction_read_only = on;",
+                };
+                sqlx::raw_sql(setup).execute(&mut *conn).await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(|e| DbError::Unreachable {
+        location: location.clone(),
+        reason: redact::scrub(url, &e.to_string()),
+        })?;
+    Ok(pool)
 }
 
 /// The rows `verify` reads, from one snapshot.

@@ -112,21 +112,7 @@ pub async fn run_collector(
                 cause: e,
             },
         })?;
-        let previous = previous_facts(app, &config.name).await;
-        let ctx = CollectContext {
-            clock: app.clock.clone(),
-            base_dir: app.config.base_dir.clone(),
-            scratch_dir: scratch.path().to_path_buf(),
-            previous_facts: previous.as_ref().map(|(facts, _)| facts.clone()),
-            previous_run: previous.map(|(_, at)| at),
-            heartbeats: Some(crate::evidence::heartbeats::DbHeartbeats::shared(&app.db)),
-            objects: Some(std::sync::Arc::new(crate::store::StoreObjects(
-                app.store.clone(),
-            ))),
-            on_demand: slot.is_none(),
-            max_source_bytes: config.max_file_size,
-            allow_insecure_urls: app.config.allow_insecure_urls,
-        };
+        let ctx = context(app, config, scratch.path(), slot.is_none(), false).await;
         let (items, facts, error) = match collector.collect(&ctx).await {
             Ok(snapshot) => (snapshot.items, Some(snapshot.facts), None),
             Err(CollectError::Invalid {
@@ -192,6 +178,62 @@ pub async fn run_collector(
     }
     .instrument(span)
     .await
+}
+
+/// What a collector works with: the clock, its folder, a scratch folder, its previous facts,
+/// heartbeats and the store's objects to read.
+async fn context(
+    app: &Annexa,
+    config: &CollectorConfig,
+    scratch: &std::path::Path,
+    on_demand: bool,
+    rehearsal: bool,
+) -> CollectContext {
+    let previous = previous_facts(app, &config.name).await;
+    CollectContext {
+        clock: app.clock.clone(),
+        base_dir: app.config.base_dir.clone(),
+        scratch_dir: scratch.to_path_buf(),
+        previous_facts: previous.as_ref().map(|(facts, _)| facts.clone()),
+        previous_run: previous.map(|(_, at)| at),
+        heartbeats: Some(crate::evidence::heartbeats::DbHeartbeats::shared(&app.db)),
+        objects: Some(std::sync::Arc::new(crate::store::StoreObjects(
+            app.store.clone(),
+        ))),
+        on_demand,
+        rehearsal,
+        max_source_bytes: config.max_file_size,
+        allow_insecure_urls: app.config.allow_insecure_urls,
+    }
+}
+
+/// What a rehearsal of a collector found: its sources read, nothing stored or recorded.
+#[derive(Debug)]
+pub struct Rehearsal {
+    /// The evidence items its run would store.
+    pub items: usize,
+    /// The findings its run would record now.
+    pub findings: Vec<Finding>,
+}
+
+/// Reads a collector's sources as its next run would, and judges what it read, storing and
+/// recording nothing, and running no restore drill (`annexa check`). An error: the run would
+/// fail, and why.
+pub async fn rehearse(app: &Annexa, config: &CollectorConfig) -> Result<Rehearsal, String> {
+    let collector = registry::build(config, &app.config);
+    let scratch = tempfile::tempdir().map_err(|e| format!("no scratch folder: {e}"))?;
+    let ctx = context(app, config, scratch.path(), false, true).await;
+    let snapshot = collector.collect(&ctx).await.map_err(|e| e.to_string())?;
+    // Facts that only hold what changed are judged joined with the previous ones, as stored.
+    let facts = match (collector.continues(&snapshot.facts), ctx.previous_facts) {
+        (Some(_), Some(previous)) => collector.join(vec![previous, snapshot.facts])?,
+        _ => snapshot.facts,
+    };
+    let findings = collector.check(&facts, annexa_collectors::AsOf::now(app.clock.now()));
+    Ok(Rehearsal {
+        items: snapshot.items.len(),
+        findings: findings.into_iter().map(|f| app.apply_level(f)).collect(),
+    })
 }
 
 /// The facts of the collector's newest successful run, complete, and where they are stored

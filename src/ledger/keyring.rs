@@ -19,33 +19,58 @@ use crate::ledger::note::{NoteKey, Verifier};
 /// recorded, with an audit event. A key file that went missing, or that is not the active key,
 /// is an error: annexa never silently starts signing with another key.
 pub async fn signing_key(app: &Annexa) -> anyhow::Result<NoteKey> {
-    use anyhow::{Context, bail};
     let path = &app.config.ledger.key_file;
-    let keys = app.db.keys().await?;
+    Ok(match judge_key(path, &app.db.keys().await?)? {
+        KeyFound::Active(key) => key,
+        KeyFound::Unrecorded(key) => {
+            activate(app, &key).await?;
+            key
+        }
+        KeyFound::ToGenerate => {
+            let key = NoteKey::generate(&app.config.ledger.origin)?;
+            key.write_new(path)
+                .with_context(|| format!("cannot write the signing key to {}", path.display()))?;
+            activate(app, &key).await?;
+            key
+        }
+    })
+}
+
+/// What the key file at `path` is, given the recorded `keys`.
+pub enum KeyFound {
+    /// The active key.
+    Active(NoteKey),
+    /// A key no one recorded yet: it becomes the active key at its first use.
+    Unrecorded(NoteKey),
+    /// No file and no active key: the first signature generates one.
+    ToGenerate,
+}
+
+/// Judges the key file against the keys table, reading and writing nothing else. An error: a
+/// file that cannot be read, a missing file of the active key, a file that is not the active
+/// key, each with what to do.
+pub fn judge_key(path: &Path, keys: &[KeyRow]) -> anyhow::Result<KeyFound> {
     let active = keys.iter().find(|k| k.state == KeyState::Active);
-    let key = if path.exists() {
-        NoteKey::read(path).map_err(|e| {
-            anyhow::anyhow!(
-                "the signing key file {} cannot be read: {e}; restore it from your backup",
+    if !path.exists() {
+        return match active {
+            Some(active) => bail!(
+                "the active signing key {} is not at {}: restore the file from your backup, or replace \
+                 the key with `annexa keys rotate`",
+                active.id,
                 path.display()
-            )
-        })?
-    } else if let Some(active) = active {
-        bail!(
-            "the active signing key {} is not at {}: restore the file from your backup, or replace \
-             the key with `annexa keys rotate`",
-            active.id,
+            ),
+            None => Ok(KeyFound::ToGenerate),
+        };
+    }
+    let key = NoteKey::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "the signing key file {} cannot be read: {e}; restore it from your backup",
             path.display()
-        );
-    } else {
-        let key = NoteKey::generate(&app.config.ledger.origin)?;
-        key.write_new(path)
-            .with_context(|| format!("cannot write the signing key to {}", path.display()))?;
-        key
-    };
+        )
+    })?;
     let id = hex::encode(key.key_id());
     match (active, keys.iter().find(|k| k.id == id)) {
-        (Some(active), _) if active.id == id => {}
+        (Some(active), _) if active.id == id => Ok(KeyFound::Active(key)),
         (Some(active), _) => bail!(
             "the key file {} holds key {id}, but the active signing key is {}: restore the right \
              file, or replace the key with `annexa keys rotate`",
@@ -58,9 +83,8 @@ pub async fn signing_key(app: &Annexa) -> anyhow::Result<NoteKey> {
             path.display(),
             known.state
         ),
-        (None, None) => activate(app, &key).await?,
+        (None, None) => Ok(KeyFound::Unrecorded(key)),
     }
-    Ok(key)
 }
 
 /// Records `key` as the active key, with an audit event.

@@ -27,6 +27,13 @@ pub struct FsStore {
 }
 
 impl FsStore {
+    /// The store at `root` as it is, creating and removing nothing (`annexa check`).
+    pub fn at(root: &Path) -> FsStore {
+        FsStore {
+            root: root.to_path_buf(),
+        }
+    }
+
     pub fn open(root: &Path) -> Result<FsStore, StoreError> {
         let store = FsStore {
             root: root.to_path_buf(),

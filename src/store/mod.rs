@@ -103,6 +103,54 @@ impl EvidenceStore {
         }
     }
 
+    /// Opens the configured store changing nothing in it (`annexa check`), and says what it
+    /// found: a bucket that answers, or a folder that exists (or that the first run creates).
+    /// An error: the store cannot be used as configured.
+    pub async fn open_read_only(
+        config: &StoreConfig,
+    ) -> Result<(EvidenceStore, String), StoreError> {
+        match config {
+            StoreConfig::Fs { path } => {
+                let store = fs::FsStore::at(path);
+                let problem = |reason: String| StoreError::Other {
+                    location: store.location(),
+                    reason,
+                };
+                let found = match std::fs::metadata(path) {
+                    Ok(m) if !m.is_dir() => {
+                        return Err(problem(
+                            "is not a folder: set [store] path to a folder".into(),
+                        ));
+                    }
+                    Ok(m) if m.permissions().readonly() => {
+                        return Err(problem(
+                            "is read-only: annexa writes evidence into it; give it write permission"
+                                .into(),
+                        ));
+                    }
+                    Ok(_) => format!("folder {}", store.location()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        let parent = path.ancestors().skip(1).find(|p| p.exists());
+                        match parent {
+                            Some(p) if p.is_dir() => format!(
+                                "folder {} (not there yet: the first run creates it)",
+                                store.location()
+                            ),
+                            _ => return Err(problem("cannot be created here".into())),
+                        }
+                    }
+                    Err(e) => return Err(problem(e.to_string())),
+                };
+                Ok((EvidenceStore::Fs(store), found))
+            }
+            _ => {
+                let store = EvidenceStore::open(config).await?;
+                let found = format!("{} answers", store.location());
+                Ok((store, found))
+            }
+        }
+    }
+
     /// Where the store is, for messages (never with credentials).
     pub fn location(&self) -> String {
         match self {

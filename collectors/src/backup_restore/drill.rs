@@ -273,6 +273,23 @@ fn tool(program: &str) -> PathBuf {
     })
 }
 
+/// What a drill needs before it starts, checked without running it (`annexa check`): the
+/// admin URL of the scratch server when one is configured, and its tools.
+pub(super) fn ready(drill: &DrillConfig) -> Result<(), String> {
+    let Some(var) = drill.postgres_url_env.as_deref() else {
+        return Ok(());
+    };
+    Postgres::from_env(var)?;
+    for program in ["pg_restore", "psql"] {
+        if !tool(program).is_file() {
+            return Err(format!(
+                "{program} is not installed (PostgreSQL dumps are restored with it): install the PostgreSQL client tools"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn version(program: &str) -> String {
     Command::new(tool(program))
         .arg("--version")

@@ -318,7 +318,12 @@ impl Collector for BackupRestore {
         if let (Some(d), Some(newest)) = (&self.config.drill, backups.first()) {
             let every = Duration::seconds(seconds(&d.every).unwrap_or(30 * 86_400));
             let due = ctx.on_demand || last_successful.is_none_or(|t| now - t >= every);
-            if due {
+            if due && ctx.rehearsal {
+                drill::ready(d).map_err(|reason| CollectError::SourceUnavailable {
+                    what: "restore drill".into(),
+                    reason,
+                })?;
+            } else if due {
                 let report = self.drill(d, newest, ctx).await;
                 if report.succeeded() {
                     last_successful = Some(report.started_at);

@@ -27,7 +27,7 @@ use crate::db::{EvaluationWrite, GapRow, NewAlert};
 
 use gaps::when;
 pub use gaps::{Gap, GapControl, Gaps, Pointer, Warning, gaps_of, warnings_of};
-pub use sinks::{DeliveryReport, deliver_due, http_client, sign};
+pub use sinks::{DeliveryReport, deliver_due, http_client, probe as probe_sink, sign};
 
 /// What happened to a gap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -406,8 +406,7 @@ async fn send_email(
     timeout: Duration,
 ) -> Result<(), Failure> {
     use lettre::message::header::ContentType;
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    use lettre::{AsyncTransport, Message};
 
     let fail = |what: &str, err: &dyn std::fmt::Display| {
         Failure::new(format!("email via {}:{}: {what}: {err}", e.host, e.port))
@@ -431,28 +430,107 @@ async fn send_email(
     let message = builder
         .body(m.text.clone())
         .map_err(|err| fail("message", &err))?;
+    smtp_transport(e, timeout)
+        .map_err(|err| fail("TLS setup", &err))?
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|err| fail("SMTP", &err))
+}
+
+/// The SMTP transport of an email sink (no connection yet).
+fn smtp_transport(
+    e: &EmailConfig,
+    timeout: Duration,
+) -> Result<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>, lettre::transport::smtp::Error> {
+    use lettre::AsyncSmtpTransport;
+    use lettre::Tokio1Executor;
+    use lettre::transport::smtp::authentication::Credentials;
     let transport = match e.tls {
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host),
-        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host),
-        SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            &e.host,
-        )),
+        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host)?,
+        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host)?,
+        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host),
     }
-    .map_err(|err| fail("TLS setup", &err))?
     .port(e.port)
     .timeout(Some(timeout));
-    let transport = match &e.credentials {
+    Ok(match &e.credentials {
         Some((user, pass)) => {
             transport.credentials(Credentials::new(user.clone(), pass.expose().clone()))
         }
         None => transport,
     }
-    .build();
-    transport
-        .send(message)
-        .await
-        .map(|_| ())
-        .map_err(|err| fail("SMTP", &err))
+    .build())
+}
+
+/// `annexa check`: reaches a sink without sending anything (a TCP connection to a webhook's
+/// host; an SMTP greeting and EHLO), or with `send_test` sends it a test message. What was
+/// reached, or why it could not be.
+pub async fn probe(
+    app: &Annexa,
+    client: &reqwest::Client,
+    sink: &SinkConfig,
+    out: &dyn Output,
+    send_test: bool,
+) -> Result<String, String> {
+    let timeout = app.config.alerts.attempt_timeout;
+    if send_test {
+        let title = format!(
+            "[annexa] Test message from `annexa check` to sink `{}`",
+            sink.name
+        );
+        let text = format!(
+            "{}: this sink receives annexa's gap alerts. Nothing is wrong; no reply is needed.",
+            app.config.organization
+        );
+        let m = Outgoing {
+            body: serde_json::json!({ "event": "test", "title": title, "text": text }),
+            title,
+            text,
+        };
+        return send(client, sink, &m, 0, out, timeout)
+            .await
+            .map(|()| "test message sent".to_string())
+            .map_err(|f| f.error);
+    }
+    let url = match &sink.kind {
+        SinkKind::Stdout => return Ok("prints to stdout".into()),
+        SinkKind::Email(e) => {
+            let where_ = format!("{}:{}", e.host, e.port);
+            if e.tls != SmtpTls::None {
+                annexa_collectors::outbound::public_addrs(&e.host, e.port)
+                    .await
+                    .map_err(|err| format!("SMTP server {where_}: {err}"))?;
+            }
+            let transport = smtp_transport(e, timeout).map_err(|err| err.to_string())?;
+            return match transport.test_connection().await {
+                Ok(true) => Ok(format!("SMTP server {where_} answers (no message sent)")),
+                Ok(false) => Err(format!("SMTP server {where_} did not accept the session")),
+                Err(err) => Err(format!("SMTP server {where_}: {err}")),
+            };
+        }
+        SinkKind::Discord { url } | SinkKind::Slack { url } | SinkKind::Webhook { url, .. } => {
+            url.expose().clone()
+        }
+        SinkKind::Telegram { api_url, .. } => api_url.clone(),
+    };
+    let parsed = url::Url::parse(&url).map_err(|e| format!("not a URL: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default().to_string();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    annexa_collectors::outbound::check_resolved(&host, port, app.config.allow_insecure_urls)
+        .await?;
+    match tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(format!("{host}:{port} answers (no message sent)")),
+        Ok(Err(e)) => Err(format!("cannot connect to {host}:{port}: {e}")),
+        Err(_) => Err(format!(
+            "{host}:{port} did not answer within {}",
+            humantime::format_duration(timeout)
+        )),
+    }
 }
 
 #[cfg(test)]
