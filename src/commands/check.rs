@@ -4,8 +4,6 @@
 //! not created or cleaned, collectors run as rehearsals (their evidence is not stored, no
 //! restore drill runs), sinks get a connection and no message unless `--send-test`.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use crate::app::Annexa;
@@ -88,7 +86,7 @@ pub async fn check(config: Config, send_test: bool, json: bool) -> Result<Exit, 
     let app = Annexa::of(config, db, store, clock);
     signing_key(&app, &mut checks).await;
     collectors(&app, &mut checks).await;
-    sinks(&app, &mut checks, send_test).await;
+    sinks(&app, &mut checks, send_test, json).await;
 
     let problems = checks.problems();
     if json {
@@ -240,13 +238,13 @@ async fn collectors(app: &Annexa, checks: &mut Checks) {
     }
 }
 
-/// Each sink reached (or sent a test message).
-async fn sinks(app: &Annexa, checks: &mut Checks, send_test: bool) {
+/// Each sink reached (or sent a test message; the stdout sink prints it).
+async fn sinks(app: &Annexa, checks: &mut Checks, send_test: bool, json: bool) {
     let client = crate::ops::alerts::http_client(&app.config);
-    let out: Arc<dyn crate::ops::Output> = Arc::new(crate::cli::output::Printer { json: false });
+    let out = crate::cli::output::Printer { json };
     for sink in &app.config.alerts.sinks {
         let what = format!("sink `{}`", sink.name);
-        match crate::ops::alerts::probe_sink(app, &client, sink, out.as_ref(), send_test).await {
+        match crate::ops::alerts::probe_sink(app, &client, sink, &out, send_test).await {
             Ok(detail) => checks.add(what, Outcome::Ok, detail),
             Err(e) => checks.add(what, Outcome::Problem, e),
         }
