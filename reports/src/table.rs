@@ -6,6 +6,20 @@ use chrono::SecondsFormat;
 
 use crate::{ControlStatus, Level, StatusDocument};
 
+/// The most characters of a finding's message the table shows; `status --json` and the
+/// reports carry the whole of it.
+const TABLE_MESSAGE: usize = 400;
+
+/// A message as the table shows it: a long one (every bad record of a register) cut, saying
+/// where the rest is.
+fn clipped(message: &str) -> String {
+    if message.chars().count() <= TABLE_MESSAGE {
+        return message.to_string();
+    }
+    let head: String = message.chars().take(TABLE_MESSAGE).collect();
+    format!("{head}… (the whole message: `annexa status --json` or `annexa check`)")
+}
+
 /// Writes one line per control (id, status, newest evidence, failing findings), then each
 /// finding indented beneath its control.
 pub fn render_status_table(doc: &StatusDocument, out: &mut impl Write) -> std::io::Result<()> {
@@ -67,7 +81,7 @@ pub fn render_status_table(doc: &StatusDocument, out: &mut impl Write) -> std::i
                 f.level.as_str(),
                 f.code,
                 f.subject,
-                f.message,
+                clipped(&f.message),
                 f.accepted
                     .as_ref()
                     .map(|a| format!(
@@ -110,4 +124,17 @@ pub fn render_status_table(doc: &StatusDocument, out: &mut impl Write) -> std::i
             String::new()
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_long_message_is_cut_and_says_where_the_rest_is() {
+        let long = "x".repeat(1000);
+        let shown = super::clipped(&long);
+        assert!(shown.starts_with(&"x".repeat(400)));
+        assert!(!shown.contains(&"x".repeat(401)));
+        assert!(shown.ends_with("(the whole message: `annexa status --json` or `annexa check`)"));
+        assert_eq!(super::clipped("short"), "short");
+    }
 }

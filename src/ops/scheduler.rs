@@ -247,6 +247,7 @@ impl Task {
 async fn do_task(app: &Annexa, task: Task) -> anyhow::Result<String> {
     Ok(match task {
         Task::Checkpoint => {
+            let _one = CHECKPOINTING.lock().await;
             if crate::ledger::checkpoint::due(app).await? {
                 let made = crate::ledger::checkpoint::create(app).await?;
                 format!(
@@ -372,6 +373,15 @@ pub enum Job {
     Task(Task),
 }
 
+impl std::fmt::Display for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Collector(name) => write!(f, "collector `{name}`"),
+            Job::Task(task) => write!(f, "the {} task", task.name()),
+        }
+    }
+}
+
 /// What is due now, in the order a tick does it.
 struct Due<'a> {
     collectors: Vec<(&'a CollectorConfig, Vec<DateTime<Utc>>)>,
@@ -424,7 +434,8 @@ async fn due_now<'a>(
     Ok(due)
 }
 
-/// One collector's checkpoints at a time: two at once would sign the same tree twice.
+/// One checkpoint at a time in a process (after a run, or the daily one): two at once would
+/// sign the same tree twice.
 static CHECKPOINTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The slots a collector is running in this process now, to record one cut by the drain
@@ -819,7 +830,8 @@ impl Worker {
             Ok(done) => done,
             Err(e) => {
                 let job = flight.jobs.remove(&e.id());
-                let text = format!("{job:?} stopped: {e}");
+                let job = job.map_or_else(|| "a job".to_string(), |j| j.to_string());
+                let text = format!("{job} stopped: {e}; it is started again at the next pass");
                 let _ = self
                     .out
                     .event(Level::Error, &text, serde_json::json!({ "error": text }));

@@ -375,7 +375,7 @@ fn checked(
                 message: format!(
                     "{} is in the future (the register was read at {}); check the date and its offset",
                     t.to_rfc3339(),
-                    now.to_rfc3339()
+                    now.format("%Y-%m-%d %H:%M UTC")
                 ),
             });
         }
