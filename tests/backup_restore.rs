@@ -28,6 +28,10 @@ fn db_url(name: &str) -> String {
     u.to_string()
 }
 
+/// One PostgreSQL drill at a time: every drill sweeps every leftover scratch database of a
+/// process that is gone, so a drill beside the leftover test would sweep its leftover first.
+static PG_DRILLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A source database with 3 accounts; returns its name.
 fn source_db() -> String {
     let name = format!("src_{}", uuid::Uuid::now_v7().simple());
@@ -101,6 +105,7 @@ const QUERIES: &str = "[[drill.queries]]\nsql = \"SELECT count(*) FROM accounts\
 
 #[tokio::test]
 async fn custom_and_plain_postgres_dumps_restore_with_exact_row_counts() {
+    let _one = PG_DRILLS.lock().await;
     let db = source_db();
     for (flag, file) in [("-Fc", "app.dump"), ("-Fp", "app.sql")] {
         let dir = tempfile::tempdir().unwrap();
@@ -143,6 +148,7 @@ async fn custom_and_plain_postgres_dumps_restore_with_exact_row_counts() {
 
 #[tokio::test]
 async fn a_truncated_dump_fails_the_restore_and_a_wrong_count_fails_verification() {
+    let _one = PG_DRILLS.lock().await;
     let db = source_db();
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("app.dump");
@@ -185,6 +191,7 @@ async fn a_truncated_dump_fails_the_restore_and_a_wrong_count_fails_verification
 
 #[tokio::test]
 async fn drills_never_drop_a_database_they_did_not_create_and_sweep_their_own_leftovers() {
+    let _one = PG_DRILLS.lock().await;
     let db = source_db();
     // A leftover of a killed drill (prefix and mark), and a stranger with the prefix only.
     let leftover = format!("annexa_drill_left{}", uuid::Uuid::now_v7().simple());
