@@ -102,6 +102,7 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
             "gaps.csv",
             "findings.csv",
             "evidence.csv",
+            "soa.csv",
             "report.json",
             "oscal-assessment-results.json",
             "manifest.json",
@@ -110,7 +111,7 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
     );
     assert!(files[0].starts_with(w.path("out/reports")), "{files:?}");
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&files[8]).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(&files[9]).unwrap()).unwrap();
     for (f, entry) in files.iter().zip(manifest["files"].as_array().unwrap()) {
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
             std::fs::read(f).unwrap(),
@@ -122,7 +123,7 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
     )
     .unwrap();
     let note =
-        annexa::ledger::note::SignedNote::parse(&std::fs::read_to_string(&files[9]).unwrap())
+        annexa::ledger::note::SignedNote::parse(&std::fs::read_to_string(&files[10]).unwrap())
             .unwrap();
     assert_eq!(note.verified_by(&[key]).unwrap().len(), 1);
     // The report is itself evidence: recorded in the ledger, and verify still passes.

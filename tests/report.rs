@@ -291,7 +291,7 @@ async fn the_same_inputs_give_byte_identical_bundles() {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect()
     };
-    assert_eq!(names(&a).len(), 10);
+    assert_eq!(names(&a).len(), 11);
     assert_eq!(names(&a), names(&b));
     for (pa, pb) in a.paths.iter().zip(&b.paths) {
         assert!(
@@ -310,7 +310,7 @@ async fn the_bundle_is_signed_stored_and_recorded() {
     let manifest: serde_json::Value =
         serde_json::from_str(&read(&bundle.dir, "manifest.json")).unwrap();
     let files = manifest["files"].as_array().unwrap();
-    assert_eq!(files.len(), 8);
+    assert_eq!(files.len(), 9);
     for f in files {
         let bytes = std::fs::read(bundle.dir.join(f["name"].as_str().unwrap())).unwrap();
         assert_eq!(
@@ -470,4 +470,160 @@ async fn the_html_report_renders_in_headless_chromium() {
             .any(|l| l.contains("runbooks") && l.contains("stale")),
         "{section}"
     );
+}
+
+/// Issue 20 (the Statement of Applicability): an excluded control is not judged and never
+/// alerts, and every report format shows it with its justification; `annexa soa` lists all 93
+/// Annex A controls joined with the live status; a broken SoA is refused with every problem.
+#[test]
+fn an_excluded_control_is_not_judged_never_alerts_and_every_format_says_why() {
+    let w = World::new();
+    w.write(
+        "procedures/incident-management.md",
+        &common::procedure("ISP-002", &common::reviewed_days_ago(10)),
+    );
+    let why = "No software is developed in house; the hosting provider patches the platform";
+    w.write(
+        "soa.csv",
+        &format!(
+            "control,applicable,justification,owner,implementation,evidence\n\
+             A.5.24,yes,,Head of Security,implemented,procedures\n\
+             A.8.8,no,{why},,,\n\
+             A.7.4,no,Fully remote company: no offices,,,\n"
+        ),
+    );
+    let config = format!(
+        "{CONFIG}\n[soa]\nfile = \"soa.csv\"\n\n[[sink]]\nname = \"console\"\nkind = \"stdout\"\n"
+    );
+    w.config(&config);
+    w.write(
+        "runbooks/on-call.md",
+        &common::procedure("RB-1", &common::reviewed_days_ago(10)),
+    );
+    let run = w.annexa(&["run"]);
+    let alerts: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("[annexa] OPEN"))
+        .collect();
+    assert!(
+        !alerts.is_empty()
+            && alerts
+                .iter()
+                .all(|l| !l.contains("A.8.8") && !l.contains("A.7.4")),
+        "an excluded control alerted, or nothing did:\n{}",
+        run.stdout
+    );
+    let status = w.annexa(&["status", "--json"]).json();
+    let judged: Vec<&str> = status["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        !judged.contains(&"A.8.8") && judged.contains(&"A.5.24"),
+        "{judged:?}"
+    );
+    assert_eq!(status["excluded"][0]["id"], "A.8.8", "{status}");
+    assert_eq!(status["excluded"][0]["justification"], why);
+    let table = w.annexa(&["status"]).stdout;
+    assert!(
+        table.contains("A.8.8   Management of technical vulnerabilities"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            "excluded       (Statement of Applicability: {why})"
+        )),
+        "{table}"
+    );
+
+    let soa = w.annexa(&["soa", "--json"]).expect(0).json();
+    let rows = soa["controls"].as_array().unwrap();
+    assert_eq!(rows.len(), 93);
+    let row = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(row("A.8.8")["status"], "excluded");
+    assert_eq!(row("A.8.8")["applicable"], "no");
+    assert_eq!(row("A.5.24")["owner"], "Head of Security");
+    assert_eq!(
+        row("A.5.24")["status"],
+        common::control(&status, "A.5.24")["status"]
+    );
+    assert_eq!(
+        row("A.5.24")["evidence"],
+        serde_json::json!(["procedures", "runbooks"])
+    );
+    assert_eq!(row("A.6.3")["applicable"], "not yet assessed");
+    assert_eq!(row("A.6.3")["status"], "not collected");
+    assert_eq!(row("A.6.3")["theme"], "people");
+    let csv = w.annexa(&["soa", "--csv"]).expect(0).stdout;
+    assert_eq!(csv.lines().count(), 94, "{csv}");
+    assert!(csv.starts_with(
+        "control,applicable,justification,owner,implementation,evidence,theme,title,status"
+    ));
+
+    let out = w.path("bundle");
+    let report = w.annexa(&[
+        "report",
+        "--format",
+        "html,md,csv,json,oscal",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(report.code == 0 || report.code == 3, "{}", report.stderr);
+    let dir = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .map_or(out.clone(), |e| e.path());
+    for file in [
+        "report.md",
+        "report.html",
+        "report.json",
+        "soa.csv",
+        "oscal-assessment-results.json",
+    ] {
+        let text = read(&dir, file);
+        assert!(
+            text.contains(why),
+            "{file} does not say why A.8.8 is excluded"
+        );
+        assert!(text.contains("Fully remote company"), "{file}");
+    }
+    let md = read(&dir, "report.md");
+    assert!(
+        md_section(&md, "## Excluded controls").contains("| A.8.8 |"),
+        "{md}"
+    );
+    assert!(!md_section(&md, "## Controls at the end of the period").contains("A.8.8"));
+    let oscal = python(
+        "import json, sys\n\
+         from trestle.oscal.assessment_results import AssessmentResults\n\
+         doc = json.load(open(sys.argv[1]))['assessment-results']\n\
+         ar = AssessmentResults.model_validate(doc)\n\
+         sel = ar.results[0].reviewed_controls.control_selections[0]\n\
+         print(' '.join(c.control_id for c in sel.exclude_controls))",
+        &[&dir.join("oscal-assessment-results.json")],
+    );
+    assert_eq!(oscal.trim(), "A.8.8 A.7.4");
+
+    // A broken SoA is refused, every problem named, and nothing runs.
+    w.write(
+        "soa.csv",
+        "control,applicable,justification,owner,implementation,evidence\n\
+         A.8.8,no,,,,\nA.9.1,yes,,,,\nA.5.24,yes,,,,nope\n",
+    );
+    let bad = w.annexa(&["run"]).expect(2);
+    for problem in [
+        "A.8.8 is excluded without a justification",
+        "`A.9.1` is not an ISO/IEC 27001:2022 Annex A control",
+        "A.5.24 names `nope` as evidence, and no collector has that name",
+    ] {
+        assert!(
+            bad.stderr.contains(problem),
+            "{problem} not in\n{}",
+            bad.stderr
+        );
+    }
 }

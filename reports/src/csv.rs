@@ -22,7 +22,7 @@ fn writer(out: &mut impl Write) -> csv::Writer<&mut impl Write> {
         .from_writer(out)
 }
 
-fn write_rows<'a>(
+pub(crate) fn write_rows<'a>(
     out: &mut impl Write,
     header: &[&str],
     rows: impl Iterator<Item = Vec<std::borrow::Cow<'a, str>>>,

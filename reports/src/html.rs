@@ -149,6 +149,55 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     }
     writeln!(out, "</table>\n</section>")?;
 
+    if !r.excluded.is_empty() {
+        writeln!(
+            out,
+            "<section id=\"excluded\">\n<h2>Excluded controls</h2>\n<p>The Statement of Applicability excludes these controls; they are not judged.</p>\n<table>\n<thead><tr><th>Control</th><th>Title</th><th>Justification</th></tr></thead>"
+        )?;
+        for e in &r.excluded {
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&e.id),
+                esc(&e.title),
+                esc(&e.justification)
+            )?;
+        }
+        writeln!(out, "</table>\n</section>")?;
+    }
+    writeln!(
+        out,
+        "<section id=\"soa\">\n<h2>Statement of Applicability</h2>"
+    )?;
+    if let Some(file) = &r.soa_file {
+        writeln!(
+            out,
+            "<p>From <code>{}</code>: every Annex A control, applicable or excluded and why.</p>\n<table>\n<thead><tr><th>Control</th><th>Title</th><th>Applicable</th><th>Justification</th><th>Implementation</th><th>Owner</th><th>Evidence</th><th>Status</th></tr></thead>",
+            esc(file)
+        )?;
+        for e in &r.soa {
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&e.id),
+                esc(&e.title),
+                esc(&e.applicable),
+                esc(e.justification.as_deref().unwrap_or("")),
+                esc(e.implementation.as_deref().unwrap_or("")),
+                esc(e.owner.as_deref().unwrap_or("")),
+                esc(&e.evidence.join(", ")),
+                esc(&e.status)
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    } else {
+        writeln!(
+            out,
+            "<p>No Statement of Applicability is configured (<code>[soa] file</code>): every control annexa judges is taken as applicable; <code>soa.csv</code> lists all 93 Annex A controls as not yet assessed.</p>"
+        )?;
+    }
+    writeln!(out, "</section>")?;
+
     writeln!(
         out,
         "<section id=\"exceptions\">\n<h2>Accepted exceptions</h2>"

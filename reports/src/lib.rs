@@ -17,6 +17,7 @@ mod html;
 mod markdown;
 pub mod model;
 mod oscal;
+mod soa;
 mod table;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -29,6 +30,7 @@ pub use html::render_html;
 pub use markdown::render_markdown;
 pub use model::{Report, ReportInput, build};
 pub use oscal::{OSCAL_VERSION, oscal_assessment_results, render_oscal};
+pub use soa::{SoaEntry, render_soa_csv, render_soa_table};
 pub use table::render_status_table;
 
 /// A control's status. Ordered best to worst, so `max` is the worst of several.
@@ -260,6 +262,17 @@ pub struct StatusDocument {
     /// What `annexa verify` re-hashed so far; absent before the first verify.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integrity: Option<Integrity>,
+    /// The controls the Statement of Applicability excludes, with why: never judged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<ExcludedControl>,
+}
+
+/// A control the Statement of Applicability excludes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExcludedControl {
+    pub id: String,
+    pub title: String,
+    pub justification: String,
 }
 
 /// What the verifies of the store covered, as of a time: the newest one, and when the object

@@ -160,6 +160,63 @@ pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
         &rows,
     )?;
 
+    if !r.excluded.is_empty() {
+        writeln!(out, "## Excluded controls\n")?;
+        writeln!(
+            out,
+            "The Statement of Applicability excludes these controls; they are not judged.\n"
+        )?;
+        let rows: Vec<Vec<String>> = r
+            .excluded
+            .iter()
+            .map(|e| vec![e.id.clone(), e.title.clone(), e.justification.clone()])
+            .collect();
+        table(out, &["Control", "Title", "Justification"], &rows)?;
+    }
+    writeln!(out, "## Statement of Applicability\n")?;
+    if let Some(file) = &r.soa_file {
+        writeln!(
+            out,
+            "From `{}`: every Annex A control, applicable or excluded and why.\n",
+            cell(file)
+        )?;
+        let rows: Vec<Vec<String>> = r
+            .soa
+            .iter()
+            .map(|e| {
+                vec![
+                    e.id.clone(),
+                    e.title.clone(),
+                    e.applicable.clone(),
+                    e.justification.clone().unwrap_or_default(),
+                    e.implementation.clone().unwrap_or_default(),
+                    e.owner.clone().unwrap_or_default(),
+                    e.evidence.join(", "),
+                    e.status.clone(),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            &[
+                "Control",
+                "Title",
+                "Applicable",
+                "Justification",
+                "Implementation",
+                "Owner",
+                "Evidence",
+                "Status",
+            ],
+            &rows,
+        )?;
+    } else {
+        writeln!(
+            out,
+            "No Statement of Applicability is configured (`[soa] file`): every control annexa judges is taken as applicable; `soa.csv` lists all 93 Annex A controls as not yet assessed.\n"
+        )?;
+    }
+
     writeln!(
         out,
         "## Accepted exceptions

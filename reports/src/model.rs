@@ -104,6 +104,12 @@ pub struct ReportInput {
     /// Control statuses at the end of the period (or at `as_of`).
     pub status: StatusDocument,
     pub collectors: Vec<CollectorInput>,
+    /// Every Annex A control with its applicability (the SoA's, or "not yet assessed") and
+    /// status.
+    pub soa: Vec<crate::SoaEntry>,
+    /// The Statement of Applicability file, relative to the config; None when none is
+    /// configured.
+    pub soa_file: Option<String>,
 }
 
 /// The reporting period, `[from, to)`.
@@ -332,6 +338,13 @@ pub struct Report {
     pub integrity: Option<crate::Integrity>,
     pub summary: Vec<StatusCount>,
     pub controls: Vec<ControlSection>,
+    /// The controls the Statement of Applicability excludes, with why: not judged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<crate::ExcludedControl>,
+    /// Every Annex A control with its applicability and status.
+    pub soa: Vec<crate::SoaEntry>,
+    /// The Statement of Applicability file; None when none is configured.
+    pub soa_file: Option<String>,
     /// Accepted exceptions standing at the end of the period.
     pub exceptions: Vec<Exception>,
     pub gaps: Vec<Gap>,
@@ -710,6 +723,9 @@ pub fn build(input: &ReportInput) -> Report {
             })
             .collect(),
         controls,
+        excluded: input.status.excluded.clone(),
+        soa: input.soa.clone(),
+        soa_file: input.soa_file.clone(),
         gaps,
         freshness,
         figures: input
@@ -821,6 +837,7 @@ mod tests {
                 }],
                 upcoming: Vec::new(),
                 integrity: None,
+                excluded: Vec::new(),
             },
             collectors: vec![CollectorInput {
                 name: "procedures".into(),
@@ -832,6 +849,8 @@ mod tests {
                 runs,
                 figures: Vec::new(),
             }],
+            soa: Vec::new(),
+            soa_file: None,
         }
     }
 

@@ -115,6 +115,12 @@ struct ReviewedControls {
 #[serde(rename_all = "kebab-case")]
 struct ControlSelection {
     include_controls: Vec<ControlId>,
+    /// The controls the Statement of Applicability excludes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    exclude_controls: Vec<ControlId>,
+    /// Why each is excluded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remarks: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -427,6 +433,21 @@ fn document(r: &Report) -> Document<'_> {
                                 control_id: c.id.clone(),
                             })
                             .collect(),
+                        exclude_controls: r
+                            .excluded
+                            .iter()
+                            .map(|e| ControlId {
+                                control_id: e.id.clone(),
+                            })
+                            .collect(),
+                        remarks: (!r.excluded.is_empty()).then(|| {
+                            let why: Vec<String> = r
+                                .excluded
+                                .iter()
+                                .map(|e| format!("{} excluded: {}", e.id, e.justification))
+                                .collect();
+                            format!("Statement of Applicability: {}", why.join("; "))
+                        }),
                     }],
                 },
                 observations: Observations(r),

@@ -20,6 +20,16 @@ fn clipped(message: &str) -> String {
     format!("{head}… (the whole message: `annexa status --json` or `annexa check`)")
 }
 
+/// A title cut to `width` characters, ending in `…` when cut.
+fn shorten(title: &str, width: usize) -> String {
+    let mut shown: String = title.chars().take(width).collect();
+    if shown.len() < title.len() {
+        shown.pop();
+        shown.push('…');
+    }
+    shown
+}
+
 /// Writes one line per control (id, status, newest evidence, failing findings), then each
 /// finding indented beneath its control.
 pub fn render_status_table(doc: &StatusDocument, out: &mut impl Write) -> std::io::Result<()> {
@@ -55,11 +65,7 @@ pub fn render_status_table(doc: &StatusDocument, out: &mut impl Write) -> std::i
             .unwrap_or_else(|| "none".to_string());
         let fails = c.findings.iter().filter(|f| f.level == Level::Fail).count();
         let warns = c.findings.len() - fails;
-        let mut title: String = c.title.chars().take(width).collect();
-        if title.len() < c.title.len() {
-            title.pop();
-            title.push('…');
-        }
+        let title = shorten(&c.title, width);
         writeln!(
             out,
             "{:<7} {:<width$} {:<14} {:<22} {}",
@@ -110,6 +116,15 @@ pub fn render_status_table(doc: &StatusDocument, out: &mut impl Write) -> std::i
         .iter()
         .filter(|c| c.status != ControlStatus::Satisfied)
         .count();
+    for e in &doc.excluded {
+        writeln!(
+            out,
+            "{:<7} {:<width$} excluded       (Statement of Applicability: {})",
+            e.id,
+            shorten(&e.title, width),
+            e.justification
+        )?;
+    }
     if let Some(i) = &doc.integrity {
         writeln!(out, "Integrity: {}", i.sentence())?;
     }

@@ -85,6 +85,14 @@ pub enum Command {
     },
     /// The catalog and which configured collectors cover each control.
     Controls,
+    /// The Statement of Applicability (`[soa] file`): every Annex A control, applicable or
+    /// excluded and why, its owner and implementation, joined with the live status (--json,
+    /// --csv).
+    Soa {
+        /// As CSV (the SoA's columns, then theme, title and status).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
     /// Write a signed report bundle for a period (default: the last full month, UTC) and store
     /// it as evidence; print its paths.
     Report {

@@ -36,6 +36,18 @@ pub fn init(dir: Option<&Path>) -> Result<Exit, Failure> {
     }
     std::fs::write(&config, starter_config(EXAMPLE))
         .with_context(|| format!("writing {}", config.display()))?;
+    let soa = dir.join("soa.csv");
+    if !soa.exists() {
+        std::fs::write(
+            &soa,
+            crate::config::soa::starter(&crate::controls::annex_a()),
+        )
+        .with_context(|| format!("writing {}", soa.display()))?;
+        println!(
+            "wrote {} (the Statement of Applicability: all 93 Annex A controls, applicable until you say otherwise)",
+            soa.display()
+        );
+    }
     let policies = dir.join("policies");
     let starter = policies.join("policy-template.md");
     if !policies.exists() {
@@ -77,6 +89,9 @@ its schedule and checks each is reviewed on time.\n";
 /// The example config with only the policy-document collector active: every other
 /// `[[collector]]` and `[[job]]` is commented out, with a line saying how to enable it, so the
 /// first `annexa run` records no run against a placeholder source.
+/// The example's commented `[soa] file` line, which init sets.
+const SOA_LINE: &str = "# file = \"soa.csv\"";
+
 fn starter_config(example: &str) -> String {
     let mut out = String::with_capacity(example.len() + 1024);
     let (mut disabled, mut collectors) = (false, 0);
@@ -106,6 +121,8 @@ fn starter_config(example: &str) -> String {
         if disabled && !line.starts_with('#') && !line.is_empty() {
             out.push_str("# ");
         }
+        // init writes the SoA beside the config.
+        let line = if line == SOA_LINE { &line[2..] } else { line };
         out.push_str(line);
         out.push('\n');
     }
@@ -119,9 +136,14 @@ mod tests {
     #[test]
     fn the_starter_config_has_one_active_collector_and_no_job() {
         let text = starter_config(EXAMPLE);
-        let c =
-            crate::config::Config::parse(&text, std::path::Path::new("/srv/a/annexa.toml"), &[])
-                .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("soa.csv"),
+            crate::config::soa::starter(&crate::controls::annex_a()),
+        )
+        .unwrap();
+        let c = crate::config::Config::parse(&text, &dir.path().join("annexa.toml"), &[]).unwrap();
+        assert_eq!(c.soa.as_ref().map(|s| s.rows.len()), Some(93));
         assert_eq!(c.collectors.len(), 1);
         assert_eq!(c.collectors[0].name, "policies");
         assert!(c.jobs.is_empty());
@@ -134,7 +156,10 @@ mod tests {
         let example: Vec<&str> = EXAMPLE.lines().collect();
         assert_eq!(kept.len(), example.len());
         for (k, e) in kept.iter().zip(&example) {
-            assert!(*k == *e || k.strip_prefix("# ") == Some(e), "{k} / {e}");
+            assert!(
+                *k == *e || k.strip_prefix("# ") == Some(e) || e.strip_prefix("# ") == Some(k),
+                "{k} / {e}"
+            );
         }
     }
 }

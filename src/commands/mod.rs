@@ -9,6 +9,7 @@ mod keys;
 mod ping;
 mod report;
 mod run;
+mod soa;
 mod status;
 mod verify;
 mod worker;
@@ -48,6 +49,9 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         return verify::verify_bundle(bundle, keys, cli.json);
     }
     let config = Config::load(&cli.config).map_err(Failure::usage)?;
+    for warning in &config.warnings {
+        crate::cli::output::complain(cli.json, crate::ops::Level::Warn, warning);
+    }
     if let Command::Controls = cli.command {
         return controls::controls(&config, cli.json);
     }
@@ -69,6 +73,7 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Worker => worker::worker(app, cli.json).await,
         Command::Run => run::run(&app, cli.json).await,
         Command::Collect { names, all } => run::collect(&app, &names, all, cli.json).await,
+        Command::Soa { csv } => soa::soa(&app, csv, cli.json).await,
         Command::Status { from, to } => {
             status::status(&app, cli.as_of, from.zip(to), cli.json).await
         }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 mod alerts;
 mod collectors;
+pub mod soa;
 mod store;
 mod worker;
 
@@ -93,6 +94,14 @@ struct RawConfig {
     verify: worker::RawVerify,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    soa: RawSoa,
+}
+
+/// `[soa]`: where the Statement of Applicability is.
+#[derive(Debug, Default, Deserialize)]
+struct RawSoa {
+    file: Option<PathBuf>,
 }
 
 /// `[log]` as written.
@@ -246,6 +255,11 @@ pub struct Config {
     pub verdicts: VerdictsConfig,
     pub verify: VerifyConfig,
     pub log: LogSettings,
+    /// The Statement of Applicability, when `[soa] file` names one. The controls it excludes
+    /// are not in `catalog` (never judged, never alerted on).
+    pub soa: Option<soa::Soa>,
+    /// What is not wrong enough to refuse the config, but is worth saying (printed once).
+    pub warnings: Vec<String>,
 }
 
 /// `[verdicts]`.
@@ -505,7 +519,7 @@ impl Config {
             }
         }
 
-        let catalog = match Catalog::with_overrides(raw.controls) {
+        let mut catalog = match Catalog::with_overrides(raw.controls) {
             Ok(c) => c,
             Err(errs) => {
                 problems.extend(errs);
@@ -554,6 +568,42 @@ impl Config {
             }
         }
 
+        let mut warnings = Vec::new();
+        let soa = raw.soa.file.map(|file| {
+            let names = collectors.iter().map(|c| c.name.clone()).collect();
+            let known = crate::controls::annex_a()
+                .into_iter()
+                .map(|c| c.id)
+                .chain(catalog.controls().iter().map(|c| c.id.clone()))
+                .collect();
+            let mut evidenced: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for c in &collectors {
+                let ids = c
+                    .controls
+                    .clone()
+                    .unwrap_or_else(|| catalog.controls_for_kind(c.kind.name()));
+                for id in ids {
+                    evidenced
+                        .entry(id)
+                        .or_default()
+                        .push(format!("`{}`", c.name));
+                }
+            }
+            let file = resolve(&file);
+            soa::load(
+                &file,
+                &known,
+                &names,
+                &evidenced,
+                &mut problems,
+                &mut warnings,
+            )
+        });
+        let soa = soa.flatten();
+        if let Some(soa) = &soa {
+            catalog.exclude(soa.excluded().map(|r| r.control.as_str()));
+        }
+
         if !problems.is_empty() {
             return Err(ConfigError {
                 path: path.to_path_buf(),
@@ -579,6 +629,8 @@ impl Config {
             verdicts,
             verify,
             log,
+            soa,
+            warnings,
         })
     }
 
@@ -980,21 +1032,23 @@ mod tests {
             ("ANNEXA_SIEM_WEBHOOK_SECRET", "x"),
         ];
         let err = parse(&uncommented, &env).unwrap_err();
-        // Uncommented, the s3-only keys clash with kind = "fs" and the job has two token
-        // sources; nothing else is wrong.
+        // Uncommented, the s3-only keys clash with kind = "fs", the job has two token
+        // sources and the SoA file is not there; nothing else is wrong.
         assert!(
             err.problems
                 .iter()
                 .all(|p| p.contains("applies only to kind")
                     || p.contains("not both")
-                    || p.contains("exactly one of `path`")),
+                    || p.contains("exactly one of `path`")
+                    || p.starts_with("soa.file /tmp/annexa-test/soa.csv: No such file")),
             "{:?}",
             err.problems
         );
         let as_s3 = uncommented
             .replace("kind = \"fs\"", "kind = \"s3\"")
             .replace("path = \"data/store\"\n", "")
-            .replace("path = \"backups\"\n", "");
+            .replace("path = \"backups\"\n", "")
+            .replace("file = \"soa.csv\"\n", "");
         let err = parse(&as_s3, &env).unwrap_err();
         // …and a job may name its token in the environment or a file, not both.
         assert_eq!(err.problems.len(), 1, "{:?}", err.problems);

@@ -103,6 +103,7 @@ pub fn evaluate(
         controls,
         upcoming,
         integrity: None,
+        excluded: Vec::new(),
     }
 }
 

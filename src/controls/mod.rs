@@ -50,6 +50,48 @@ impl Evidence {
 
 const DEFAULT_CATALOG: &str = include_str!("catalog.toml");
 
+/// ISO/IEC 27001:2022 Annex A: every control's id, theme and title, in the standard's order.
+const ANNEX_A: &str = include_str!("annex_a.csv");
+
+closed_set! {
+    /// The four themes Annex A groups its controls in (clauses 5 to 8).
+    pub enum Theme {
+        Organizational = "organizational",
+        People = "people",
+        Physical = "physical",
+        Technological = "technological",
+    }
+}
+
+/// One control of ISO/IEC 27001:2022 Annex A.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnexControl {
+    pub id: String,
+    pub theme: Theme,
+    pub title: String,
+}
+
+/// The 93 controls of Annex A, in the standard's order.
+pub fn annex_a() -> Vec<AnnexControl> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+        theme: String,
+        title: String,
+    }
+    csv::Reader::from_reader(ANNEX_A.as_bytes())
+        .deserialize::<Row>()
+        .map(|row| {
+            let row = row.expect("the embedded Annex A list parses");
+            AnnexControl {
+                theme: row.theme.parse().expect("an embedded theme"),
+                id: row.id,
+                title: row.title,
+            }
+        })
+        .collect()
+}
+
 /// A risk owner's acceptance of a `fail` finding (ISO/IEC 27001 6.1.3 f, 8.3), recorded as an
 /// audit event. While it lasts, matching findings count as warnings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +283,12 @@ impl Catalog {
         &self.controls
     }
 
+    /// Leaves out controls a Statement of Applicability excludes: they are not judged.
+    pub fn exclude<'a>(&mut self, ids: impl Iterator<Item = &'a str>) {
+        let ids: Vec<&str> = ids.collect();
+        self.controls.retain(|c| !ids.contains(&c.id.as_str()));
+    }
+
     pub fn get(&self, id: &str) -> Option<&Control> {
         self.controls.iter().find(|c| c.id == id)
     }
@@ -258,6 +306,36 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn annex_a_has_the_93_controls_of_the_2022_numbering_and_the_catalog_agrees_with_it() {
+        let annex = annex_a();
+        let ids: Vec<&str> = annex.iter().map(|c| c.id.as_str()).collect();
+        let mut expected = Vec::new();
+        for (clause, last) in [(5, 37), (6, 8), (7, 14), (8, 34)] {
+            expected.extend((1..=last).map(|n| format!("A.{clause}.{n}")));
+        }
+        assert_eq!(ids, expected);
+        let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), 93);
+        for c in &annex {
+            let theme = match &c.id[2..3] {
+                "5" => Theme::Organizational,
+                "6" => Theme::People,
+                "7" => Theme::Physical,
+                _ => Theme::Technological,
+            };
+            assert_eq!(c.theme, theme, "{}", c.id);
+        }
+        // The controls annexa evaluates carry the standard's titles.
+        for control in Catalog::default_catalog().controls() {
+            let listed = annex
+                .iter()
+                .find(|a| a.id == control.id)
+                .expect("in Annex A");
+            assert_eq!(control.title, listed.title, "{}", control.id);
+        }
+    }
 
     #[test]
     fn the_default_catalog_has_the_designed_controls_with_official_titles() {

@@ -4,6 +4,7 @@
 pub mod custody;
 pub mod period;
 pub mod report;
+pub mod soa;
 pub mod status;
 
 use annexa_collectors::FindingCode;

@@ -249,6 +249,11 @@ pub async fn gather(
 
     collectors.extend(custody::report_input(app, before, &period_runs).await?);
 
+    let soa = crate::views::soa::entries(&app.config, &status);
+    let soa_file = app.config.soa.as_ref().map(|s| {
+        let file = s.file.strip_prefix(&app.config.base_dir).unwrap_or(&s.file);
+        file.display().to_string()
+    });
     Ok(ReportInput {
         organization: app.config.organization.clone(),
         from,
@@ -259,6 +264,8 @@ pub async fn gather(
         ledger,
         status,
         collectors,
+        soa,
+        soa_file,
     })
 }
 

@@ -89,5 +89,25 @@ pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument
     };
     let mut doc = evaluate(&app.config.catalog, &sources, as_of, &judging);
     doc.integrity = integrity;
+    doc.excluded = excluded(&app.config);
     Ok(doc)
+}
+
+/// The controls the Statement of Applicability excludes, with the standard's titles.
+pub fn excluded(config: &crate::config::Config) -> Vec<annexa_reports::ExcludedControl> {
+    let Some(soa) = &config.soa else {
+        return Vec::new();
+    };
+    let annex = crate::controls::annex_a();
+    soa.excluded()
+        .map(|r| annexa_reports::ExcludedControl {
+            title: annex
+                .iter()
+                .find(|a| a.id == r.control)
+                .map(|a| a.title.clone())
+                .unwrap_or_default(),
+            id: r.control.clone(),
+            justification: r.justification.clone().unwrap_or_default(),
+        })
+        .collect()
 }

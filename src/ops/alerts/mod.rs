@@ -721,6 +721,7 @@ mod tests {
             controls: vec![control("A.5.36"), control("A.8.16"), backups],
             upcoming: Vec::new(),
             integrity: None,
+            excluded: Vec::new(),
         };
         let found = gaps_of(&doc, Path::new("/srv/annexa"));
         assert_eq!(found.open.len(), 2, "{:#?}", found.open);
@@ -776,6 +777,7 @@ mod tests {
             controls: Vec::new(),
             upcoming: vec![due(9), due(30)],
             integrity: None,
+            excluded: Vec::new(),
         };
         let w = warnings_of(&doc, Path::new("/"), chrono::Duration::days(14));
         assert_eq!(w.len(), 1);

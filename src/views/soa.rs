@@ -1,0 +1,70 @@
+//! The Statement of Applicability joined with the status at a time (`annexa soa`, reports).
+
+use annexa_reports::{SoaEntry, StatusDocument};
+
+use crate::config::Config;
+
+/// One entry per Annex A control (and per control the config adds), in the standard's order:
+/// the SoA's row, or "not yet assessed"; and the status of `doc` for the controls annexa judges.
+pub fn entries(config: &Config, doc: &StatusDocument) -> Vec<SoaEntry> {
+    let mut listed: Vec<(String, String, String)> = crate::controls::annex_a()
+        .into_iter()
+        .map(|c| (c.id, c.theme.as_str().to_string(), c.title))
+        .collect();
+    for c in config.catalog.controls() {
+        if !listed.iter().any(|(id, ..)| *id == c.id) {
+            listed.push((c.id.clone(), String::new(), c.title.clone()));
+        }
+    }
+    listed
+        .into_iter()
+        .map(|(id, theme, title)| {
+            let row = config.soa.as_ref().and_then(|s| s.row(&id));
+            let judged = doc.controls.iter().find(|c| c.id == id);
+            let mut evidence: Vec<String> = row.map(|r| r.evidence.clone()).unwrap_or_default();
+            for c in &config.collectors {
+                let maps = c.controls.as_ref().map_or_else(
+                    || {
+                        config
+                            .catalog
+                            .get(&id)
+                            .is_some_and(|k| k.collectors.iter().any(|n| n == c.kind.name()))
+                    },
+                    |ids| ids.contains(&id),
+                );
+                if maps && !evidence.contains(&c.name) {
+                    evidence.push(c.name.clone());
+                }
+            }
+            if config
+                .catalog
+                .get(&id)
+                .is_some_and(|k| k.collectors.iter().any(|n| n == crate::controls::CUSTODY))
+            {
+                evidence.push("annexa (its custody log)".into());
+            }
+            let status = match (row, judged) {
+                (Some(r), _) if !r.applicable => "excluded".to_string(),
+                (_, Some(c)) => c.status.as_str().to_string(),
+                (_, None) => "not collected".to_string(),
+            };
+            SoaEntry {
+                applicable: match row {
+                    Some(r) if r.applicable => "yes".into(),
+                    Some(_) => "no".into(),
+                    None => "not yet assessed".into(),
+                },
+                justification: row.and_then(|r| r.justification.clone()),
+                owner: row.and_then(|r| r.owner.clone()),
+                implementation: row
+                    .and_then(|r| r.implementation)
+                    .map(|i| i.as_str().to_string()),
+                evidence,
+                status,
+                id,
+                theme,
+                title,
+            }
+        })
+        .collect()
+}
