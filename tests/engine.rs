@@ -409,6 +409,16 @@ fn a_missing_config_says_to_run_init_and_init_writes_a_working_one() {
         "check created {}",
         dir.join("data").display()
     );
+    // init wrote the Statement of Applicability: a row per Annex A control, none assessed yet.
+    let soa: serde_json::Value =
+        serde_json::from_slice(&annexa_in(&["soa", "--json"]).stdout).unwrap();
+    let rows = soa["controls"].as_array().unwrap();
+    assert_eq!(rows.len(), 93, "{soa}");
+    assert!(
+        rows.iter().all(|r| r["applicable"] == "not yet assessed"),
+        "{soa}"
+    );
+    assert!(soa["file"].as_str().unwrap().ends_with("soa.csv"), "{soa}");
     let first = annexa_in(&["run"]);
     assert_eq!(
         first.status.code(),

@@ -32,13 +32,13 @@ pub struct SoaEntry {
 pub fn render_soa_table(entries: &[SoaEntry], out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<7} {:<13} {:<16} {:<14} {:<16} {:<14} TITLE",
+        "{:<7} {:<14} {:<16} {:<14} {:<16} {:<14} TITLE",
         "CONTROL", "THEME", "APPLICABLE", "IMPLEMENTATION", "OWNER", "STATUS"
     )?;
     for e in entries {
         writeln!(
             out,
-            "{:<7} {:<13} {:<16} {:<14} {:<16} {:<14} {}",
+            "{:<7} {:<14} {:<16} {:<14} {:<16} {:<14} {}",
             e.id,
             e.theme,
             e.applicable,

@@ -44,7 +44,7 @@ pub fn init(dir: Option<&Path>) -> Result<Exit, Failure> {
         )
         .with_context(|| format!("writing {}", soa.display()))?;
         println!(
-            "wrote {} (the Statement of Applicability: all 93 Annex A controls, applicable until you say otherwise)",
+            "wrote {} (the Statement of Applicability: a row per Annex A control, 93, each to assess: yes or no, and why)",
             soa.display()
         );
     }

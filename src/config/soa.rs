@@ -3,7 +3,8 @@
 //! which of annexa's collectors evidence it.
 //!
 //! The file is CSV with the header `control,applicable,justification,owner,implementation,evidence`:
-//! `applicable` is `yes` or `no`; `justification` is required for `no`; `implementation` is
+//! `applicable` is `yes`, `no`, or empty (not yet assessed: applicable until it is);
+//! `justification` is required for `no`; `implementation` is
 //! `implemented`, `partial` or `planned` (or empty); `evidence` names configured collectors,
 //! separated by `;`. A control without a row is applicable and "not yet assessed".
 
@@ -26,7 +27,8 @@ closed_set! {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SoaRow {
     pub control: String,
-    pub applicable: bool,
+    /// `None`: not yet assessed (applicable until it is).
+    pub applicable: Option<bool>,
     pub justification: Option<String>,
     pub owner: Option<String>,
     pub implementation: Option<Implementation>,
@@ -48,7 +50,7 @@ impl Soa {
 
     /// The controls it excludes.
     pub fn excluded(&self) -> impl Iterator<Item = &SoaRow> {
-        self.rows.iter().filter(|r| !r.applicable)
+        self.rows.iter().filter(|r| r.applicable == Some(false))
     }
 }
 
@@ -139,18 +141,19 @@ pub(super) fn load(
             continue;
         }
         let applicable = match raw.applicable.trim().to_ascii_lowercase().as_str() {
-            "yes" | "true" => true,
-            "no" | "false" => false,
+            "yes" | "true" => Some(true),
+            "no" | "false" => Some(false),
+            "" => None,
             other => {
                 problems.push(format!(
-                    "{at}: applicable `{other}` for {control}: write yes or no"
+                    "{at}: applicable `{other}` for {control}: write yes or no (or leave it empty: not yet assessed)"
                 ));
                 continue;
             }
         };
         let text = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         let justification = text(raw.justification);
-        if !applicable && justification.is_none() {
+        if applicable == Some(false) && justification.is_none() {
             problems.push(format!(
                 "{at}: {control} is excluded without a justification; clause 6.1.3 d asks for one"
             ));
@@ -177,7 +180,9 @@ pub(super) fn load(
                 "{at}: {control} names `{name}` as evidence, and no collector has that name"
             ));
         }
-        if !applicable && let Some(by) = evidenced.get(&control) {
+        if applicable == Some(false)
+            && let Some(by) = evidenced.get(&control)
+        {
             warnings.push(format!(
                 "{control} is excluded in {}, yet collector(s) {} evidence it: its evidence is kept but not judged",
                 file.display(),
@@ -199,13 +204,13 @@ pub(super) fn load(
     })
 }
 
-/// A starter SoA: every Annex A control applicable and not yet assessed, the controls annexa
-/// evaluates naming the collector kinds that evidence them.
+/// A starter SoA: a row per Annex A control, none assessed yet (`applicable` left empty for the
+/// security lead to decide).
 pub fn starter(annex: &[AnnexControl]) -> String {
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(COLUMNS).expect("writes to memory");
     for c in annex {
-        out.write_record([c.id.as_str(), "yes", "", "", "", ""])
+        out.write_record([c.id.as_str(), "", "", "", "", ""])
             .expect("writes to memory");
     }
     String::from_utf8(out.into_inner().expect("writes to memory")).expect("UTF-8")
@@ -244,7 +249,7 @@ mod tests {
         assert!(problems.is_empty() && warnings.is_empty(), "{problems:?}");
         let soa = soa.unwrap();
         assert_eq!(soa.rows.len(), 93);
-        assert!(soa.rows.iter().all(|r| r.applicable));
+        assert!(soa.rows.iter().all(|r| r.applicable.is_none()));
     }
 
     #[test]

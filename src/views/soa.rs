@@ -44,14 +44,14 @@ pub fn entries(config: &Config, doc: &StatusDocument) -> Vec<SoaEntry> {
                 evidence.push("annexa (its custody log)".into());
             }
             let status = match (row, judged) {
-                (Some(r), _) if !r.applicable => "excluded".to_string(),
+                (Some(r), _) if r.applicable == Some(false) => "excluded".to_string(),
                 (_, Some(c)) => c.status.as_str().to_string(),
                 (_, None) => "not collected".to_string(),
             };
             SoaEntry {
-                applicable: match row {
-                    Some(r) if r.applicable => "yes".into(),
-                    Some(_) => "no".into(),
+                applicable: match row.and_then(|r| r.applicable) {
+                    Some(true) => "yes".into(),
+                    Some(false) => "no".into(),
                     None => "not yet assessed".into(),
                 },
                 justification: row.and_then(|r| r.justification.clone()),
