@@ -30,7 +30,7 @@ pub use html::render_html;
 pub use markdown::render_markdown;
 pub use model::{Report, ReportInput, build};
 pub use oscal::{OSCAL_VERSION, oscal_assessment_results, render_oscal};
-pub use soa::{SoaEntry, render_soa_csv, render_soa_table};
+pub use soa::{SOA_COLUMNS, SoaEntry, render_soa_csv, render_soa_table};
 pub use table::render_status_table;
 
 /// A control's status. Ordered best to worst, so `max` is the worst of several.

@@ -64,21 +64,24 @@ pub fn render_soa_table(entries: &[SoaEntry], out: &mut impl Write) -> std::io::
     )
 }
 
-/// `soa.csv`: the entries, one row each (the SoA's own columns, then theme, title, status).
+/// The columns of a Statement of Applicability file (`[soa] file`), in order.
+pub const SOA_COLUMNS: [&str; 6] = [
+    "control",
+    "applicable",
+    "justification",
+    "owner",
+    "implementation",
+    "evidence",
+];
+
+/// `soa.csv`: the entries, one row each (the SoA's own columns, then theme, title, status), so
+/// the file reads back as a Statement of Applicability.
 pub fn render_soa_csv(entries: &[SoaEntry], out: &mut impl Write) -> std::io::Result<()> {
+    let mut header = SOA_COLUMNS.to_vec();
+    header.extend(["theme", "title", "status"]);
     crate::csv::write_rows(
         out,
-        &[
-            "control",
-            "applicable",
-            "justification",
-            "owner",
-            "implementation",
-            "evidence",
-            "theme",
-            "title",
-            "status",
-        ],
+        &header,
         entries.iter().map(|e| {
             vec![
                 e.id.as_str().into(),

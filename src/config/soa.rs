@@ -11,6 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+// The columns, in the order `annexa init` writes them.
+use annexa_reports::SOA_COLUMNS as COLUMNS;
+
 use crate::base::closed_set;
 use crate::controls::AnnexControl;
 
@@ -54,16 +57,6 @@ impl Soa {
     }
 }
 
-/// The columns, in the order `annexa init` writes them.
-pub const COLUMNS: [&str; 6] = [
-    "control",
-    "applicable",
-    "justification",
-    "owner",
-    "implementation",
-    "evidence",
-];
-
 #[derive(Debug, serde::Deserialize)]
 struct RawRow {
     control: String,
@@ -102,10 +95,11 @@ pub(super) fn load(
     let text = String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes));
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     match reader.headers() {
-        Ok(h) if h.iter().eq(COLUMNS.iter().copied()) => {}
+        // More columns after these are read past (a report's soa.csv adds theme, title, status).
+        Ok(h) if h.iter().take(COLUMNS.len()).eq(COLUMNS.iter().copied()) => {}
         Ok(h) => {
             problems.push(format!(
-                "{name}: the header is `{}`; it must be `{}`",
+                "{name}: the header is `{}`; it must start `{}`",
                 h.iter().collect::<Vec<_>>().join(","),
                 COLUMNS.join(",")
             ));
@@ -279,6 +273,13 @@ mod tests {
         assert_eq!(problems.len(), 6, "{all}");
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("A.8.13 is excluded"), "{warnings:?}");
+        // A report's soa.csv reads back as a Statement of Applicability.
+        let (soa, problems, _) = check(
+            "control,applicable,justification,owner,implementation,evidence,theme,title,status\n\
+             A.5.1,yes,,CISO,implemented,,organizational,Policies for information security,not collected\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(soa.unwrap().rows[0].owner.as_deref(), Some("CISO"));
         let (_, problems, _) = check("id,applicable\nA.5.1,yes\n");
         assert!(
             problems[0].contains("the header is `id,applicable`"),
