@@ -21,27 +21,12 @@ pub fn entries(config: &Config, doc: &StatusDocument) -> Vec<SoaEntry> {
         .map(|(id, theme, title)| {
             let row = config.soa.as_ref().and_then(|s| s.row(&id));
             let judged = doc.controls.iter().find(|c| c.id == id);
+            // The collectors the SoA names, and those whose evidence the status counts for it.
             let mut evidence: Vec<String> = row.map(|r| r.evidence.clone()).unwrap_or_default();
-            for c in &config.collectors {
-                let maps = c.controls.as_ref().map_or_else(
-                    || {
-                        config
-                            .catalog
-                            .get(&id)
-                            .is_some_and(|k| k.collectors.iter().any(|n| n == c.kind.name()))
-                    },
-                    |ids| ids.contains(&id),
-                );
-                if maps && !evidence.contains(&c.name) {
-                    evidence.push(c.name.clone());
+            for e in judged.iter().flat_map(|c| &c.evidence) {
+                if !evidence.contains(&e.collector) {
+                    evidence.push(e.collector.clone());
                 }
-            }
-            if config
-                .catalog
-                .get(&id)
-                .is_some_and(|k| k.collectors.iter().any(|n| n == crate::controls::CUSTODY))
-            {
-                evidence.push("annexa (its custody log)".into());
             }
             let status = match (row, judged) {
                 (Some(r), _) if r.applicable == Some(false) => "excluded".to_string(),
