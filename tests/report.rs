@@ -185,13 +185,29 @@ async fn a_collector_that_stopped_is_flagged_stale_in_every_format() {
     assert!(!html.contains("src=\"http"), "no external asset");
     assert_eq!(html.matches("<svg").count(), 2, "two inline charts");
 
-    // CSV, read by Python's csv module into the expected rows.
+    // CSV, read by Python's csv module into the expected rows. Each file starts with a UTF-8
+    // byte order mark (Excel), and no cell is cut: every missed slot is listed.
+    for file in [
+        "gaps.csv",
+        "controls.csv",
+        "evidence.csv",
+        "findings.csv",
+        "soa.csv",
+    ] {
+        assert!(
+            std::fs::read(dir.join(file))
+                .unwrap()
+                .starts_with("\u{feff}".as_bytes()),
+            "{file} has no byte order mark"
+        );
+    }
     let rows = python(
         "import csv, json, sys\n\
-         gaps = list(csv.DictReader(open(sys.argv[1], newline='')))\n\
-         controls = list(csv.DictReader(open(sys.argv[2], newline='')))\n\
-         evidence = list(csv.DictReader(open(sys.argv[3], newline='')))\n\
+         gaps = list(csv.DictReader(open(sys.argv[1], newline='', encoding='utf-8-sig')))\n\
+         controls = list(csv.DictReader(open(sys.argv[2], newline='', encoding='utf-8-sig')))\n\
+         evidence = list(csv.DictReader(open(sys.argv[3], newline='', encoding='utf-8-sig')))\n\
          print(json.dumps({'stale': [(g['collector'], g['controls'], g['since']) for g in gaps if g['gap'] == 'stale'],\n\
+                           'missed': [(g['collector'], len(g['missed_slots'].split()), '…' in g['detail']) for g in gaps if g['gap'] == 'missed_slots'],\n\
                            'controls': {c['control']: c['status'] for c in controls},\n\
                            'evidence': [(e['collector'], e['sha256'], e['fresh']) for e in evidence]}))",
         &[
@@ -201,6 +217,8 @@ async fn a_collector_that_stopped_is_flagged_stale_in_every_format() {
         ],
     );
     let rows: serde_json::Value = serde_json::from_str(&rows).unwrap();
+    // runbooks stopped on the 20th: 11 daily slots missed, every one listed, nothing cut.
+    assert_eq!(rows["missed"], serde_json::json!([["runbooks", 11, false]]));
     assert_eq!(
         rows["stale"],
         serde_json::json!([["runbooks", "A.5.24", "2026-10-22T03:01:00Z"]])

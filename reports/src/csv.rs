@@ -22,11 +22,17 @@ fn writer(out: &mut impl Write) -> csv::Writer<&mut impl Write> {
         .from_writer(out)
 }
 
+/// Writes a header and rows; with `bom`, after a UTF-8 byte order mark, without which Excel on
+/// Windows reads UTF-8 ("…", "–", names) as another code page.
 pub(crate) fn write_rows<'a>(
     out: &mut impl Write,
+    bom: bool,
     header: &[&str],
     rows: impl Iterator<Item = Vec<std::borrow::Cow<'a, str>>>,
 ) -> std::io::Result<()> {
+    if bom {
+        out.write_all("\u{feff}".as_bytes())?;
+    }
     let mut w = writer(out);
     w.write_record(header)?;
     for row in rows {
@@ -39,6 +45,7 @@ pub(crate) fn write_rows<'a>(
 pub fn render_controls_csv(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     write_rows(
         out,
+        r.csv_bom,
         &[
             "control",
             "title",
@@ -76,8 +83,19 @@ pub fn render_controls_csv(r: &Report, out: &mut impl Write) -> std::io::Result<
 pub fn render_gaps_csv(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     write_rows(
         out,
-        &["collector", "controls", "gap", "since", "until", "detail"],
+        r.csv_bom,
+        &[
+            "collector",
+            "controls",
+            "gap",
+            "since",
+            "until",
+            "detail",
+            "missed_slots",
+        ],
         r.gaps.iter().map(|g| {
+            // Every missed slot: a cell is never cut.
+            let missed: Vec<String> = g.missed_slots.iter().map(|t| time(*t)).collect();
             vec![
                 g.collector.as_str().into(),
                 g.controls.join(" ").into(),
@@ -85,6 +103,7 @@ pub fn render_gaps_csv(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
                 g.since.map(time).unwrap_or_default().into(),
                 g.until.map(time).unwrap_or_default().into(),
                 g.detail.as_str().into(),
+                missed.join(" ").into(),
             ]
         }),
     )
@@ -94,6 +113,7 @@ pub fn render_gaps_csv(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
 pub fn render_findings_csv(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     write_rows(
         out,
+        r.csv_bom,
         &[
             "control",
             "level",
@@ -121,6 +141,7 @@ pub fn render_findings_csv(r: &Report, out: &mut impl Write) -> std::io::Result<
 pub fn render_evidence_csv(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     write_rows(
         out,
+        r.csv_bom,
         &[
             "collector",
             "run_id",

@@ -65,7 +65,9 @@ impl Format {
                 ("evidence.csv", |m, mut o| {
                     crate::render_evidence_csv(m, &mut o)
                 }),
-                ("soa.csv", |m, mut o| crate::render_soa_csv(&m.soa, &mut o)),
+                ("soa.csv", |m, mut o| {
+                    crate::render_soa_csv(&m.soa, m.csv_bom, &mut o)
+                }),
             ],
             Format::Json => &[("report.json", |m, mut o| crate::render_json(m, &mut o))],
             Format::Oscal => &[("oscal-assessment-results.json", |m, mut o| {

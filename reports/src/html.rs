@@ -116,7 +116,7 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 g.kind.as_str(),
                 g.since.map(time).unwrap_or_else(|| "–".into()),
                 g.until.map(time).unwrap_or_else(|| "end of period".into()),
-                esc(&g.detail)
+                esc(&g.text())
             )?;
         }
         writeln!(out, "</table>")?;

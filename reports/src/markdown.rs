@@ -116,7 +116,7 @@ pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
                     g.kind.as_str().to_string(),
                     g.since.map(time).unwrap_or_else(|| "–".into()),
                     g.until.map(time).unwrap_or_else(|| "end of period".into()),
-                    g.detail.clone(),
+                    g.text(),
                 ]
             })
             .collect();

@@ -110,6 +110,8 @@ pub struct ReportInput {
     /// The Statement of Applicability file, relative to the config; None when none is
     /// configured.
     pub soa_file: Option<String>,
+    /// CSV files start with a UTF-8 byte order mark (`[report] csv_bom`, on by default).
+    pub csv_bom: bool,
 }
 
 /// The reporting period, `[from, to)`.
@@ -245,7 +247,37 @@ pub struct Gap {
     /// When it closed; `None` while it lasts at the end of the period.
     #[serde(serialize_with = "rfc3339_opt")]
     pub until: Option<DateTime<Utc>>,
+    /// For people: what happened, the first missed slots named.
     pub detail: String,
+    /// Every scheduled slot that produced no snapshot (missed-slots gaps), for CSV and JSON.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "rfc3339_all")]
+    pub missed_slots: Vec<DateTime<Utc>>,
+}
+
+impl Gap {
+    /// The detail for people: with the first five missed slots named, `…` for the rest
+    /// (`missed_slots` holds them all).
+    pub fn text(&self) -> String {
+        if self.missed_slots.is_empty() {
+            return self.detail.clone();
+        }
+        let shown: Vec<String> = self
+            .missed_slots
+            .iter()
+            .take(5)
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .collect();
+        let more = if self.missed_slots.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        };
+        format!("{}: {}{more}", self.detail, shown.join(", "))
+    }
+}
+
+fn rfc3339_all<S: serde::Serializer>(times: &[DateTime<Utc>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(times.iter().map(|t| crate::time(*t)))
 }
 
 /// One stored object in the period.
@@ -345,6 +377,9 @@ pub struct Report {
     pub soa: Vec<crate::SoaEntry>,
     /// The Statement of Applicability file; None when none is configured.
     pub soa_file: Option<String>,
+    /// CSV files start with a UTF-8 byte order mark.
+    #[serde(skip)]
+    pub csv_bom: bool,
     /// Accepted exceptions standing at the end of the period.
     pub exceptions: Vec<Exception>,
     pub gaps: Vec<Gap>,
@@ -457,6 +492,7 @@ pub fn build(input: &ReportInput) -> Report {
             if !fresh && expires < end {
                 let until = next.filter(|n| *n <= end);
                 gaps.push(Gap {
+                    missed_slots: Vec::new(),
                     collector: c.name.clone(),
                     controls: c.controls.clone(),
                     kind: if until.is_some() {
@@ -516,6 +552,7 @@ pub fn build(input: &ReportInput) -> Report {
                 kind: GapKind::Missing,
                 since: None,
                 until: None,
+                missed_slots: Vec::new(),
                 detail: format!(
                     "not yet collected: `{}` had no successful run by the end of the period",
                     c.name
@@ -527,6 +564,7 @@ pub fn build(input: &ReportInput) -> Report {
                 kind: GapKind::Lapsed,
                 since: Some(from),
                 until: Some(first.finished_at),
+                missed_slots: Vec::new(),
                 detail: format!(
                     "no evidence from the start of the period until the first snapshot, {}",
                     first.finished_at.format("%Y-%m-%d %H:%M UTC")
@@ -542,29 +580,18 @@ pub fn build(input: &ReportInput) -> Report {
                 .iter()
                 .filter(|r| !r.succeeded && r.finished_at >= from)
                 .count();
-            let listed: Vec<String> = cov
-                .missed
-                .iter()
-                .take(5)
-                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                .collect();
             gaps.push(Gap {
                 collector: c.name.clone(),
                 controls: c.controls.clone(),
                 kind: GapKind::MissedSlots,
                 since: cov.missed.first().copied(),
                 until: None,
+                missed_slots: cov.missed.clone(),
                 detail: format!(
-                    "{} of {} scheduled collections produced no snapshot ({} failed runs): {}{}",
+                    "{} of {} scheduled collections produced no snapshot ({} failed runs)",
                     cov.missed.len(),
                     cov.expected,
                     failed,
-                    listed.join(", "),
-                    if cov.missed.len() > listed.len() {
-                        ", …"
-                    } else {
-                        ""
-                    }
                 ),
             });
         }
@@ -616,6 +643,7 @@ pub fn build(input: &ReportInput) -> Report {
                 .any(|g| g.until.is_none() && g.kind == kind && g.controls.contains(&control.id));
             if !known {
                 gaps.push(Gap {
+                    missed_slots: Vec::new(),
                     collector: collectors.join(", "),
                     controls: vec![control.id.clone()],
                     kind,
@@ -726,6 +754,7 @@ pub fn build(input: &ReportInput) -> Report {
         excluded: input.status.excluded.clone(),
         soa: input.soa.clone(),
         soa_file: input.soa_file.clone(),
+        csv_bom: input.csv_bom,
         gaps,
         freshness,
         figures: input
@@ -851,6 +880,7 @@ mod tests {
             }],
             soa: Vec::new(),
             soa_file: None,
+            csv_bom: true,
         }
     }
 
@@ -993,5 +1023,42 @@ mod tests {
     #[test]
     fn the_same_input_gives_the_same_report() {
         assert_eq!(build(&october()), build(&october()));
+    }
+
+    #[test]
+    fn every_missed_slot_is_in_csv_and_json_and_people_read_the_first_five() {
+        let mut input = october();
+        // The collector stops after the 12th: 19 daily slots, and the 10th and 11th, missed.
+        input.collectors[0]
+            .runs
+            .retain(|r| r.finished_at < day(13, 0));
+        let r = build(&input);
+        let gap = r
+            .gaps
+            .iter()
+            .find(|g| g.kind == GapKind::MissedSlots)
+            .expect("a missed-slots gap");
+        assert_eq!(gap.missed_slots.len(), 21, "{gap:?}");
+        assert!(gap.text().ends_with(", …"), "{}", gap.text());
+        let mut csv = Vec::new();
+        crate::render_gaps_csv(&r, &mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        assert!(csv.starts_with("\u{feff}collector,"), "{csv}");
+        let line = csv.lines().find(|l| l.contains(",missed_slots,")).unwrap();
+        assert!(!line.contains('…'), "a CSV cell is cut: {line}");
+        assert_eq!(line.matches("2026-10-").count(), 21 + 1, "{line}");
+        let json = serde_json::to_value(&r).unwrap();
+        let listed = json["gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["kind"] == "missed_slots")
+            .unwrap();
+        assert_eq!(listed["missed_slots"].as_array().unwrap().len(), 21);
+        // `[report] csv_bom = false`: no byte order mark.
+        input.csv_bom = false;
+        let mut plain = Vec::new();
+        crate::render_gaps_csv(&build(&input), &mut plain).unwrap();
+        assert!(plain.starts_with(b"collector,"));
     }
 }

@@ -360,7 +360,7 @@ fn document(r: &Report) -> Document<'_> {
                     "\n- {} evidence ({}): {}",
                     g.kind.as_str(),
                     g.collector,
-                    g.detail
+                    g.text()
                 ));
             }
             Finding {

@@ -76,11 +76,16 @@ pub const SOA_COLUMNS: [&str; 6] = [
 
 /// `soa.csv`: the entries, one row each (the SoA's own columns, then theme, title, status), so
 /// the file reads back as a Statement of Applicability.
-pub fn render_soa_csv(entries: &[SoaEntry], out: &mut impl Write) -> std::io::Result<()> {
+pub fn render_soa_csv(
+    entries: &[SoaEntry],
+    bom: bool,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let mut header = SOA_COLUMNS.to_vec();
     header.extend(["theme", "title", "status"]);
     crate::csv::write_rows(
         out,
+        bom,
         &header,
         entries.iter().map(|e| {
             vec![

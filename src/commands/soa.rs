@@ -17,7 +17,8 @@ pub async fn soa(app: &Annexa, csv: bool, json: bool) -> Result<Exit, Failure> {
         let value = serde_json::json!({ "file": file, "as_of": annexa_reports::time(doc.as_of), "controls": entries });
         out.extend(format!("{value}\n").bytes());
     } else if csv {
-        annexa_reports::render_soa_csv(&entries, &mut out)?;
+        // On stdout, for pipes: no byte order mark.
+        annexa_reports::render_soa_csv(&entries, false, &mut out)?;
     } else {
         if app.config.soa.is_none() {
             out.extend(

@@ -217,6 +217,7 @@ struct RawReport {
     out: Option<PathBuf>,
     schedule: Option<String>,
     formats: Option<Vec<String>>,
+    csv_bom: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,6 +243,8 @@ pub struct Config {
     pub report_dir: PathBuf,
     /// When the worker writes a report of the previous month, and in which formats.
     pub report_schedule: Option<(Schedule, Vec<Format>)>,
+    /// `[report] csv_bom`: a report's CSV files start with a UTF-8 byte order mark (default).
+    pub csv_bom: bool,
     pub worker: WorkerConfig,
     pub alerts: AlertsConfig,
     pub collectors: Vec<CollectorConfig>,
@@ -484,6 +487,7 @@ impl Config {
                 .out
                 .unwrap_or_else(|| PathBuf::from("out/reports")),
         );
+        let csv_bom = raw.report.csv_bom.unwrap_or(true);
         let report_schedule =
             validate_report_schedule(raw.report.schedule, raw.report.formats, &mut problems);
         let worker = worker::validate_worker(raw.worker, &mut problems);
@@ -619,6 +623,7 @@ impl Config {
             ledger,
             report_dir,
             report_schedule,
+            csv_bom,
             worker,
             alerts,
             collectors,
@@ -799,6 +804,12 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::parse(text, Path::new("/tmp/annexa-test/annexa.toml"), &env)
+    }
+
+    #[test]
+    fn report_csv_files_have_a_byte_order_mark_unless_turned_off() {
+        assert!(parse("", &[]).unwrap().csv_bom);
+        assert!(!parse("[report]\ncsv_bom = false\n", &[]).unwrap().csv_bom);
     }
 
     #[test]

@@ -266,6 +266,7 @@ pub async fn gather(
         collectors,
         soa,
         soa_file,
+        csv_bom: app.config.csv_bom,
     })
 }
 
