@@ -217,6 +217,26 @@ async fn a_collector_that_stopped_is_flagged_stale_in_every_format() {
         ],
     );
     let rows: serde_json::Value = serde_json::from_str(&rows).unwrap();
+    // Findings name the run whose facts say so, its facts object, and when first recorded.
+    let findings = python(
+        "import csv, json, sys\n\
+         rows = list(csv.DictReader(open(sys.argv[1], newline='', encoding='utf-8-sig')))\n\
+         print(json.dumps([(r['code'], r['run_id'], r['object_key'], r['first_seen']) for r in rows]))",
+        &[&dir.join("findings.csv")],
+    );
+    let findings: Vec<(String, String, String, String)> = serde_json::from_str(&findings).unwrap();
+    let from_runs: Vec<_> = findings.iter().filter(|f| !f.1.is_empty()).collect();
+    assert!(!from_runs.is_empty(), "{findings:?}");
+    for (code, run, object, first) in from_runs {
+        assert!(
+            object.starts_with("objects/sha256/"),
+            "{code} {run}: {object:?}"
+        );
+        assert!(
+            first.is_empty() || chrono::DateTime::parse_from_rfc3339(first).is_ok(),
+            "{code} {run}: first seen {first:?}"
+        );
+    }
     // runbooks stopped on the 20th: 11 daily slots missed, every one listed, nothing cut.
     assert_eq!(rows["missed"], serde_json::json!([["runbooks", 11, false]]));
     assert_eq!(
@@ -644,4 +664,76 @@ fn an_excluded_control_is_not_judged_never_alerts_and_every_format_says_why() {
             bad.stderr
         );
     }
+}
+
+/// Issue 18 (CSV): a finding in `findings.csv` names the run whose facts say so, that run's
+/// facts object, and when its collector first recorded it (which a later run does not move).
+#[test]
+fn findings_csv_names_the_run_the_object_and_when_a_finding_was_first_seen() {
+    let w = World::new();
+    w.config(CONFIG);
+    w.write(
+        "procedures/old.md",
+        &common::procedure("ISP-009", &common::reviewed_days_ago(400)),
+    );
+    w.write(
+        "runbooks/on-call.md",
+        &common::procedure("RB-1", &common::reviewed_days_ago(10)),
+    );
+    w.annexa(&["collect", "procedures"]).expect(0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = w
+        .annexa(&["--json", "collect", "procedures"])
+        .expect(0)
+        .json();
+    let newest = second["runs"][0]["run_id"].as_str().unwrap().to_string();
+    let today = Utc::now().date_naive();
+    let out = w.path("bundle");
+    w.annexa(&[
+        "report",
+        "--from",
+        &today.to_string(),
+        "--to",
+        &today.succ_opt().unwrap().to_string(),
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let dir = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .map_or(out.clone(), |e| e.path());
+    let rows = python(
+        "import csv, json, sys\n\
+         rows = list(csv.DictReader(open(sys.argv[1], newline='', encoding='utf-8-sig')))\n\
+         print(json.dumps([r for r in rows if r['code'] == 'policy-review-overdue']))",
+        &[&dir.join("findings.csv")],
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&rows).unwrap();
+    assert!(!rows.is_empty(), "no policy-review-overdue finding");
+    let row = &rows[0];
+    assert_eq!(row["run_id"], newest.as_str(), "{row}");
+    assert!(
+        row["object_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("objects/sha256/"),
+        "{row}"
+    );
+    // First seen: the first run's finding, a second before the newest run's.
+    let evidence = python(
+        "import csv, json, sys\n\
+         rows = list(csv.DictReader(open(sys.argv[1], newline='', encoding='utf-8-sig')))\n\
+         print(json.dumps(sorted({r['collected_at'] for r in rows if r['collector'] == 'procedures'})))",
+        &[&dir.join("evidence.csv")],
+    );
+    let collected: Vec<String> = serde_json::from_str(&evidence).unwrap();
+    let first_seen: DateTime<Utc> = row["first_seen"].as_str().unwrap().parse().unwrap();
+    let last: DateTime<Utc> = collected.last().unwrap().parse().unwrap();
+    assert!(
+        first_seen < last - Duration::milliseconds(900),
+        "{row} {collected:?}"
+    );
 }

@@ -109,8 +109,16 @@ pub fn render_gaps_csv(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
     )
 }
 
-/// `findings.csv`: one row per finding and control.
+/// `findings.csv`: one row per finding and control, with when its collector first recorded
+/// it, the run whose facts say so, and that run's facts object.
 pub fn render_findings_csv(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    let facts_of = |run: &str| {
+        r.evidence
+            .iter()
+            .find(|e| e.run_id == run && e.role == "facts")
+            .map(|e| e.object_key.as_str())
+            .unwrap_or_default()
+    };
     write_rows(
         out,
         r.csv_bom,
@@ -121,9 +129,13 @@ pub fn render_findings_csv(r: &Report, out: &mut impl Write) -> std::io::Result<
             "subject",
             "message",
             "collector",
+            "first_seen",
+            "run_id",
+            "object_key",
         ],
         r.controls.iter().flat_map(|c| {
             c.findings.iter().map(move |f| {
+                let run = f.run_id.as_deref().unwrap_or_default();
                 vec![
                     c.id.as_str().into(),
                     f.level.as_str().into(),
@@ -131,6 +143,9 @@ pub fn render_findings_csv(r: &Report, out: &mut impl Write) -> std::io::Result<
                     f.subject.as_str().into(),
                     f.message.as_str().into(),
                     f.collector.as_str().into(),
+                    f.first_seen.map(time).unwrap_or_default().into(),
+                    run.into(),
+                    facts_of(run).into(),
                 ]
             })
         }),

@@ -99,6 +99,16 @@ pub struct FindingRef {
     pub subject: String,
     pub message: String,
     pub collector: String,
+    /// The run whose stored facts say so (or the failed run); none for a finding of the
+    /// evaluation itself (evidence missing or stale).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// When a run of the same collector first recorded this code on this subject (reports).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339_opt"
+    )]
+    pub first_seen: Option<DateTime<Utc>>,
     /// A risk owner's acceptance this `fail` finding is under: it then counts as a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<Accepted>,

@@ -977,6 +977,8 @@ mod tests {
     fn hostile_text_is_escaped_in_html_markdown_and_csv() {
         let mut input = october();
         input.status.controls[0].findings.push(FindingRef {
+            run_id: None,
+            first_seen: None,
             code: annexa_collectors::FindingCode::PolicyReviewOverdue,
             level: annexa_collectors::Level::Fail,
             subject: "=HYPERLINK(\"http://x\")".into(),

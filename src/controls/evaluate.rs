@@ -250,6 +250,8 @@ fn evaluate_control(
         subject: control.id.clone(),
         message,
         collector: String::new(),
+        run_id: None,
+        first_seen: None,
         accepted: None,
     };
     // Empty is never green: each required kind that no source of this control provides.
@@ -291,11 +293,13 @@ fn evaluate_control(
                 .into_iter()
                 .filter(|f| bears_on(f, control))
                 .map(|f| FindingRef {
+                    run_id: run_of(&f, source),
                     level: f.level,
                     code: f.code,
                     subject: f.subject,
                     message: f.message,
                     collector: source.collector.clone(),
+                    first_seen: None,
                     accepted: None,
                 }),
         );
@@ -311,6 +315,23 @@ fn evaluate_control(
 
 /// The findings annexa itself raises about a source get the configured level, except a failed
 /// run beside fresh evidence, which is only a warning.
+/// The run a finding of `source` comes from: the failed run for a failure, none for evidence
+/// missing or stale (the evaluation's own), else the run whose facts were judged.
+fn run_of(finding: &Finding, source: &SourceState) -> Option<String> {
+    match finding.code {
+        FindingCode::CollectorFailed | FindingCode::CollectorUnauthorized => source
+            .latest
+            .as_ref()
+            .filter(|r| !r.succeeded)
+            .map(|r| r.run_id.clone()),
+        FindingCode::EvidenceMissing | FindingCode::EvidenceStale => None,
+        _ => source
+            .latest_success
+            .as_ref()
+            .map(|(r, _)| r.run_id.clone()),
+    }
+}
+
 fn evaluate_source(
     control: &Control,
     source: &SourceState,

@@ -558,6 +558,29 @@ impl Db {
         all_evidence(&self.pool).await
     }
 
+    /// When a run of `collector` first recorded a finding of `code` on `subject`, by `until`.
+    pub async fn first_recorded(
+        &self,
+        collector: &str,
+        code: &str,
+        subject: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, DbError> {
+        let first: Option<String> = sqlx::query_scalar(
+            "SELECT MIN(created_at) FROM findings \
+             WHERE collector = $1 AND code = $2 AND subject = $3 AND created_at <= $4",
+        )
+        .bind(collector)
+        .bind(code)
+        .bind(subject)
+        .bind(ts(until))
+        .fetch_one(&self.pool)
+        .await?;
+        first
+            .map(|t| parse_ts("findings.created_at", &t))
+            .transpose()
+    }
+
     /// What `verify` checks, read as one snapshot (a read transaction): runs that commit
     /// meanwhile are wholly in it or wholly out, so a verify beside a collection sees no half.
     pub async fn verify_rows(&self) -> Result<VerifyRows, DbError> {

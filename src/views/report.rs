@@ -249,6 +249,24 @@ pub async fn gather(
 
     collectors.extend(custody::report_input(app, before, &period_runs).await?);
 
+    // Each finding with when its collector first recorded it.
+    for finding in status
+        .controls
+        .iter_mut()
+        .flat_map(|c| c.findings.iter_mut())
+    {
+        if finding.run_id.is_some() {
+            finding.first_seen = app
+                .db
+                .first_recorded(
+                    &finding.collector,
+                    finding.code.as_str(),
+                    &finding.subject,
+                    end,
+                )
+                .await?;
+        }
+    }
     let soa = crate::views::soa::entries(&app.config, &status);
     let soa_file = app.config.soa.as_ref().map(|s| {
         let file = s.file.strip_prefix(&app.config.base_dir).unwrap_or(&s.file);

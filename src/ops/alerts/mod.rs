@@ -685,6 +685,8 @@ mod tests {
             object_key: format!("objects/{run}"),
         };
         let missed = |slot: &str| FindingRef {
+            run_id: None,
+            first_seen: None,
             code: FindingCode::HeartbeatMissed,
             level: Level::Fail,
             subject: format!("db-backup@{slot}"),
@@ -709,6 +711,8 @@ mod tests {
         let mut backups = control("A.8.13");
         backups.evidence = vec![evidence("backups", "r-b", 8)];
         backups.findings = vec![FindingRef {
+            run_id: None,
+            first_seen: None,
             code: FindingCode::BackupMissing,
             level: Level::Fail,
             subject: "/srv/annexa/backups".into(),
