@@ -40,7 +40,7 @@ pub fn init(dir: Option<&Path>) -> Result<Exit, Failure> {
     if !soa.exists() {
         std::fs::write(
             &soa,
-            crate::config::soa::starter(&crate::controls::annex_a()),
+            crate::config::soa::starter(crate::controls::annex_a()),
         )
         .with_context(|| format!("writing {}", soa.display()))?;
         println!(
@@ -139,7 +139,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("soa.csv"),
-            crate::config::soa::starter(&crate::controls::annex_a()),
+            crate::config::soa::starter(crate::controls::annex_a()),
         )
         .unwrap();
         let c = crate::config::Config::parse(&text, &dir.path().join("annexa.toml"), &[]).unwrap();

@@ -576,8 +576,8 @@ impl Config {
         let soa = raw.soa.file.map(|file| {
             let names = collectors.iter().map(|c| c.name.clone()).collect();
             let known = crate::controls::annex_a()
-                .into_iter()
-                .map(|c| c.id)
+                .iter()
+                .map(|c| c.id.clone())
                 .chain(catalog.controls().iter().map(|c| c.id.clone()))
                 .collect();
             let mut evidenced: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -71,25 +71,36 @@ pub struct AnnexControl {
     pub title: String,
 }
 
-/// The 93 controls of Annex A, in the standard's order.
-pub fn annex_a() -> Vec<AnnexControl> {
+/// The 93 controls of Annex A, in the standard's order (parsed once).
+pub fn annex_a() -> &'static [AnnexControl] {
     #[derive(Deserialize)]
     struct Row {
         id: String,
         theme: String,
         title: String,
     }
-    csv::Reader::from_reader(ANNEX_A.as_bytes())
-        .deserialize::<Row>()
-        .map(|row| {
-            let row = row.expect("the embedded Annex A list parses");
-            AnnexControl {
-                theme: row.theme.parse().expect("an embedded theme"),
-                id: row.id,
-                title: row.title,
-            }
-        })
-        .collect()
+    static ANNEX: std::sync::LazyLock<Vec<AnnexControl>> = std::sync::LazyLock::new(|| {
+        csv::Reader::from_reader(ANNEX_A.as_bytes())
+            .deserialize::<Row>()
+            .map(|row| {
+                let row = row.expect("the embedded Annex A list parses");
+                AnnexControl {
+                    theme: row.theme.parse().expect("an embedded theme"),
+                    id: row.id,
+                    title: row.title,
+                }
+            })
+            .collect()
+    });
+    &ANNEX
+}
+
+/// The standard's title of an Annex A control.
+pub fn annex_title(id: &str) -> Option<&'static str> {
+    annex_a()
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| c.title.as_str())
 }
 
 /// A risk owner's acceptance of a `fail` finding (ISO/IEC 27001 6.1.3 f, 8.3), recorded as an
@@ -318,7 +329,7 @@ mod tests {
         assert_eq!(ids, expected);
         let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
         assert_eq!(unique.len(), 93);
-        for c in &annex {
+        for c in annex {
             let theme = match &c.id[2..3] {
                 "5" => Theme::Organizational,
                 "6" => Theme::People,

@@ -8,8 +8,8 @@ use crate::config::Config;
 /// the SoA's row, or "not yet assessed"; and the status of `doc` for the controls annexa judges.
 pub fn entries(config: &Config, doc: &StatusDocument) -> Vec<SoaEntry> {
     let mut listed: Vec<(String, String, String)> = crate::controls::annex_a()
-        .into_iter()
-        .map(|c| (c.id, c.theme.as_str().to_string(), c.title))
+        .iter()
+        .map(|c| (c.id.clone(), c.theme.as_str().to_string(), c.title.clone()))
         .collect();
     for c in config.catalog.controls() {
         if !listed.iter().any(|(id, ..)| *id == c.id) {

@@ -98,14 +98,11 @@ pub fn excluded(config: &crate::config::Config) -> Vec<annexa_reports::ExcludedC
     let Some(soa) = &config.soa else {
         return Vec::new();
     };
-    let annex = crate::controls::annex_a();
     soa.excluded()
         .map(|r| annexa_reports::ExcludedControl {
-            title: annex
-                .iter()
-                .find(|a| a.id == r.control)
-                .map(|a| a.title.clone())
-                .unwrap_or_default(),
+            title: crate::controls::annex_title(&r.control)
+                .unwrap_or_default()
+                .to_string(),
             id: r.control.clone(),
             justification: r.justification.clone().unwrap_or_default(),
         })
