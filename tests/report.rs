@@ -593,7 +593,11 @@ fn an_excluded_control_is_not_judged_never_alerts_and_every_format_says_why() {
         serde_json::json!(["procedures", "runbooks"])
     );
     assert_eq!(row("A.6.3")["applicable"], "not yet assessed");
-    assert_eq!(row("A.6.3")["status"], "not collected");
+    assert_eq!(
+        row("A.6.3")["status"],
+        "missing",
+        "an applicable control without evidence"
+    );
     assert_eq!(row("A.6.3")["theme"], "people");
     let csv = w.annexa(&["soa", "--csv"]).expect(0).stdout;
     assert_eq!(csv.lines().count(), 94, "{csv}");
@@ -736,4 +740,369 @@ fn findings_csv_names_the_run_the_object_and_when_a_finding_was_first_seen() {
         first_seen < last - Duration::milliseconds(900),
         "{row} {collected:?}"
     );
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    files_under(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
+}
+
+/// Issue 20 (attested evidence): a training record attached to A.6.3 is pending until someone
+/// other than its attester approves it, then satisfies A.6.3 until it expires; a rejected one
+/// never counts; a newer approval supersedes; bad input stores nothing; every report format
+/// names attester and reviewer, and OSCAL (checked by compliance-trestle) examines it.
+#[test]
+fn attested_evidence_is_pending_until_approved_then_fresh_until_it_expires() {
+    let w = World::new();
+    w.write(
+        "procedures/incident-management.md",
+        &common::procedure("ISP-002", "2026-10-20"),
+    );
+    w.write(
+        "runbooks/on-call.md",
+        &common::procedure("RB-1", "2026-10-20"),
+    );
+    w.write(
+        "soa.csv",
+        "control,applicable,justification,owner,implementation,evidence\n\
+         A.6.3,yes,,Dana HR,implemented,\n\
+         A.7.4,no,Fully remote company: no offices,,,\n",
+    );
+    w.config(&format!(
+        "{CONFIG}\n[soa]\nfile = \"soa.csv\"\n\n[attest]\nmax_file_size_mib = 1\n"
+    ));
+    w.write(
+        "training-2026.pdf",
+        "%PDF-1.4 awareness training completions 2026\n",
+    );
+    w.write("empty.pdf", "");
+    std::fs::write(w.path("huge.pdf"), vec![b'x'; 2 << 20]).unwrap();
+    let p = |f: &str| w.path(f).to_str().unwrap().to_string();
+    let at = |day: u32, hour: u32| format!("2026-11-{day:02}T{hour:02}:00:00Z");
+    let control = |doc: &serde_json::Value| common::control(doc, "A.6.3").clone();
+    w.annexa_at(&at(1, 8), &["collect", "--all"]).expect(0);
+    let objects = w.object_file("objects");
+    let stored = files_under(&objects);
+
+    // Bad input: every problem at once, exit 2, nothing stored.
+    let bad = w
+        .annexa_at(
+            &at(2, 9),
+            &[
+                "attach",
+                &p("missing.pdf"),
+                &p("empty.pdf"),
+                &p("huge.pdf"),
+                "--control",
+                "A.9.9,A.7.4,A.5.24",
+                "--effective",
+                "2026-11-10",
+                "--expires",
+                "2026-11-05",
+            ],
+        )
+        .expect(2);
+    for problem in [
+        "missing.pdf: No such file",
+        "empty.pdf: the file is empty",
+        "huge.pdf: 2097152 bytes, more than the 1 MiB",
+        "--control A.9.9: not an ISO/IEC 27001:2022 Annex A control",
+        "--control A.7.4: the Statement of Applicability excludes it (Fully remote company",
+        "--control A.5.24: annexa judges it on what its collectors gather",
+        "not after the effective date 2026-11-10T00:00:00Z",
+    ] {
+        assert!(
+            bad.stderr.contains(problem),
+            "{problem} not in\n{}",
+            bad.stderr
+        );
+    }
+    let unknown = w
+        .annexa_at(&at(2, 9), &["review", "0000", "--approve", "--by", "Sam"])
+        .expect(2);
+    assert!(
+        unknown
+            .stderr
+            .contains("no attested evidence has the id `0000`")
+    );
+    assert_eq!(files_under(&objects), stored, "bad input stored something");
+    let list = w
+        .annexa_at(&at(2, 9), &["--json", "attach", "--list"])
+        .expect(0);
+    assert_eq!(list.json(), serde_json::json!([]));
+
+    // Attached: pending, and A.6.3 is missing with the pending review named.
+    let first = w
+        .annexa_at(
+            &at(2, 9),
+            &[
+                "--json",
+                "attach",
+                &p("training-2026.pdf"),
+                "--control",
+                "A.6.3",
+                "--title",
+                "Awareness training completions 2026",
+                "--expires",
+                "2026-11-20",
+            ],
+        )
+        .expect(0)
+        .json();
+    let first_id = first["evidence"].as_str().unwrap().to_string();
+    assert_eq!(
+        first["owner"], "Dana HR",
+        "the SoA's owner attests by default"
+    );
+    assert_eq!(first["state"], "pending");
+    let status = w.annexa_at(&at(2, 10), &["status", "--json"]).json();
+    let a63 = control(&status);
+    assert_eq!(a63["status"], "missing", "{a63}");
+    let codes: Vec<&str> = a63["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"attestation-pending") && codes.contains(&"evidence-missing"));
+    assert!(a63["findings"].to_string().contains(&first_id));
+
+    // Its attester cannot approve it; someone else can, once.
+    let own = w
+        .annexa_at(
+            &at(3, 9),
+            &["review", &first_id, "--approve", "--by", "dana hr"],
+        )
+        .expect(2);
+    assert!(
+        own.stderr.contains("cannot review it too"),
+        "{}",
+        own.stderr
+    );
+    w.annexa_at(
+        &at(3, 9),
+        &[
+            "review",
+            &first_id,
+            "--approve",
+            "--by",
+            "Sam Auditor",
+            "--comment",
+            "matches the LMS export",
+        ],
+    )
+    .expect(0);
+    let again = w
+        .annexa_at(
+            &at(3, 10),
+            &["review", &first_id, "--reject", "--by", "Kim"],
+        )
+        .expect(2);
+    assert!(again.stderr.contains("was already approved by Sam Auditor"));
+    let status = w.annexa_at(&at(10, 9), &["status", "--json"]).json();
+    let a63 = control(&status);
+    assert_eq!(a63["status"], "satisfied", "{a63}");
+    let evidence = &a63["evidence"][0];
+    assert_eq!(evidence["run_id"], first_id.as_str());
+    assert_eq!(evidence["attested"]["owner"], "Dana HR");
+    assert_eq!(evidence["attested"]["reviewed_by"], "Sam Auditor");
+    assert_eq!(evidence["expires_at"], "2026-11-21T00:00:00Z");
+    // Before the approval it did not count.
+    let before = w
+        .annexa_at(&at(10, 9), &["status", "--json", "--as-of", &at(3, 8)])
+        .json();
+    assert_eq!(control(&before)["status"], "missing");
+    // After its expiry it is stale.
+    let after = w.annexa_at(&at(22, 9), &["status", "--json"]).json();
+    assert_eq!(control(&after)["status"], "stale", "{}", control(&after));
+
+    // A rejected attachment never counts, and does not supersede the approved one.
+    w.write("training-draft.pdf", "%PDF-1.4 draft, incomplete\n");
+    let draft = w
+        .annexa_at(
+            &at(11, 9),
+            &[
+                "--json",
+                "attach",
+                &p("training-draft.pdf"),
+                "--control",
+                "A.6.3",
+                "--max-age",
+                "90d",
+            ],
+        )
+        .expect(0)
+        .json();
+    let draft_id = draft["evidence"].as_str().unwrap().to_string();
+    w.annexa_at(
+        &at(11, 10),
+        &[
+            "review",
+            &draft_id,
+            "--reject",
+            "--by",
+            "Sam Auditor",
+            "--comment",
+            "incomplete",
+        ],
+    )
+    .expect(0);
+    let status = w.annexa_at(&at(12, 9), &["status", "--json"]).json();
+    assert_eq!(control(&status)["evidence"][0]["run_id"], first_id.as_str());
+    // A newer approval supersedes the older.
+    w.write("training-q4.pdf", "%PDF-1.4 Q4 completions\n");
+    let newer = w
+        .annexa_at(
+            &at(13, 9),
+            &[
+                "--json",
+                "attach",
+                &p("training-q4.pdf"),
+                "--control",
+                "A.6.3",
+                "--owner",
+                "Lee Ops",
+            ],
+        )
+        .expect(0)
+        .json();
+    let newer_id = newer["evidence"].as_str().unwrap().to_string();
+    assert_eq!(
+        newer["expires"], "2027-11-13T09:00:00Z",
+        "A.6.3's max_age: 365 days"
+    );
+    w.annexa_at(
+        &at(13, 10),
+        &["review", &newer_id, "--approve", "--by", "Sam Auditor"],
+    )
+    .expect(0);
+    let status = w.annexa_at(&at(25, 9), &["status", "--json"]).json();
+    let a63 = control(&status);
+    assert_eq!(a63["status"], "satisfied", "{a63}");
+    assert_eq!(a63["evidence"][0]["run_id"], newer_id.as_str());
+    let states: Vec<(String, String)> = w
+        .annexa_at(&at(25, 9), &["--json", "attach", "--list"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["evidence"].as_str().unwrap().into(),
+                a["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (first_id.clone(), "expired".to_string()),
+            (draft_id.clone(), "rejected".to_string()),
+            (newer_id.clone(), "approved".to_string()),
+        ]
+    );
+
+    // Self-review, where the config allows it, is said so.
+    let config = std::fs::read_to_string(w.config_path()).unwrap();
+    w.config(&config.replace("[attest]\n", "[attest]\nallow_self_review = true\n"));
+    w.write("nda.pdf", "%PDF-1.4 signed NDAs\n");
+    let nda = w
+        .annexa_at(
+            &at(14, 9),
+            &[
+                "--json",
+                "attach",
+                &p("nda.pdf"),
+                "--control",
+                "A.6.6",
+                "--owner",
+                "Lee Ops",
+            ],
+        )
+        .expect(0)
+        .json();
+    w.annexa_at(
+        &at(14, 10),
+        &[
+            "review",
+            nda["evidence"].as_str().unwrap(),
+            "--approve",
+            "--by",
+            "Lee Ops",
+        ],
+    )
+    .expect(0);
+
+    // The November report: every format names attester and reviewer.
+    let out = w.path("bundle");
+    let report = w.annexa_at(
+        "2026-12-01T01:00:00Z",
+        &[
+            "report",
+            "--format",
+            "html,md,csv,json,oscal",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(report.code == 0 || report.code == 3, "{}", report.stderr);
+    let dir = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .map_or(out.clone(), |e| e.path());
+    for file in [
+        "report.md",
+        "report.html",
+        "report.json",
+        "oscal-assessment-results.json",
+    ] {
+        let text = read(&dir, file);
+        for needle in ["Dana HR", "Sam Auditor", "Lee Ops", &newer_id] {
+            assert!(text.contains(needle), "{file} does not name {needle}");
+        }
+    }
+    let md = read(&dir, "report.md");
+    let table = md_section(&md, "### Attested evidence for A.6.3");
+    for row in [&first_id, &draft_id, &newer_id] {
+        assert!(table.contains(row.as_str()), "{table}");
+    }
+    assert!(table.contains("| rejected | Sam Auditor |") && table.contains("incomplete"));
+    assert!(md.contains("Lee Ops (self-review, allowed by"), "{md}");
+    let evidence_csv = read(&dir, "evidence.csv");
+    assert!(evidence_csv.contains("training-q4.pdf"), "{evidence_csv}");
+    let oscal = python(
+        "import json, sys\n\
+         from trestle.oscal.assessment_results import AssessmentResults\n\
+         doc = json.load(open(sys.argv[1]))['assessment-results']\n\
+         ar = AssessmentResults.model_validate(doc)\n\
+         parties = {p.uuid: p.name for p in ar.metadata.parties}\n\
+         obs = ar.results[0].observations\n\
+         assert len({o.uuid for o in obs}) == len(obs), 'observation UUIDs repeat'\n\
+         print('\\n'.join(' '.join(sorted(o.methods)) + ' | ' + ', '.join(parties.get(a.actor_uuid, 'tool') for a in o.origins[0].actors) for o in obs if sys.argv[2] in o.description))",
+        &[
+            &dir.join("oscal-assessment-results.json"),
+            Path::new(&newer_id),
+        ],
+    );
+    // The attested snapshot, and apart from it (its own UUID) the run's custody manifest.
+    let mut lines: Vec<&str> = oscal.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["EXAMINE INTERVIEW | Lee Ops, Sam Auditor", "TEST | tool"],
+        "{oscal}"
+    );
+    w.annexa_at("2026-12-01T02:00:00Z", &["verify"]).expect(0);
 }

@@ -85,6 +85,7 @@ finding_codes! {
     AlertDismissalUnexplained => "alert-dismissal-unexplained", Warn, "a security alert was dismissed without a reason";
     IntegrityViolation => "integrity-violation", Fail, "stored evidence, the database or the ledger do not match";
     ScrubOverdue => "scrub-overdue", Fail, "some stored evidence has not been re-hashed within [verify] full_every";
+    AttestationPending => "attestation-pending", Warn, "attested evidence awaits its review (`annexa review`)";
 }
 
 impl std::fmt::Display for FindingCode {

@@ -89,6 +89,25 @@ pub struct EvidenceRef {
     pub fresh: bool,
     pub sha256: String,
     pub object_key: String,
+    /// Who attests it and who approved it (attested evidence only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attested: Option<AttestedBy>,
+}
+
+/// Who stands behind attested evidence: its attester (owner) and its reviewer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttestedBy {
+    pub title: String,
+    pub owner: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub effective: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub expires: DateTime<Utc>,
+    pub reviewed_by: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub reviewed_at: DateTime<Utc>,
+    /// The attester approved it (`[attest] allow_self_review`).
+    pub self_review: bool,
 }
 
 /// One finding bearing on a control.

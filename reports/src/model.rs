@@ -67,8 +67,20 @@ pub struct RunInput {
     pub run_id: String,
     pub succeeded: bool,
     pub finished_at: DateTime<Utc>,
+    /// When its snapshot stops being fresh, where the run says so itself (attested
+    /// evidence); else one `max_age` of its collector after it finished.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Who attests it and who approved it (attested evidence only).
+    pub attested: Option<crate::AttestedBy>,
     pub error: Option<String>,
     pub items: Vec<ItemInput>,
+}
+
+impl RunInput {
+    /// When its snapshot stops being fresh.
+    pub fn expires(&self, max_age: Duration) -> DateTime<Utc> {
+        self.expires_at.unwrap_or(self.finished_at + max_age)
+    }
 }
 
 /// What the engine knows of one configured collector for the period.
@@ -353,6 +365,8 @@ pub struct Snapshot {
     pub expires_at: DateTime<Utc>,
     /// Indexes into [`Report::evidence`].
     pub evidence: std::ops::Range<usize>,
+    /// Who attests it and who approved it (attested evidence only).
+    pub attested: Option<crate::AttestedBy>,
 }
 
 /// The report. Every renderer reads only this.
@@ -483,7 +497,7 @@ pub fn build(input: &ReportInput) -> Report {
         // Each success is fresh until it expires; a lapse opens when it expires before the
         // next success.
         for (i, run) in successes.iter().enumerate() {
-            let expires = run.finished_at + c.max_age;
+            let expires = run.expires(c.max_age);
             let next = successes.get(i + 1).map(|r| r.finished_at);
             let fresh = match next {
                 Some(next) => next <= expires,
@@ -543,6 +557,7 @@ pub fn build(input: &ReportInput) -> Report {
                 collected_at: run.finished_at,
                 expires_at: expires,
                 evidence: start..evidence.len(),
+                attested: run.attested.clone(),
             });
         }
         match successes.first() {
@@ -611,7 +626,7 @@ pub fn build(input: &ReportInput) -> Report {
                     let at = (*d + Duration::days(1)).min(end) - Duration::seconds(1);
                     match successes.iter().rev().find(|r| r.finished_at <= at) {
                         None => DayState::None,
-                        Some(r) if at <= r.finished_at + c.max_age => DayState::Fresh,
+                        Some(r) if at <= r.expires(c.max_age) => DayState::Fresh,
                         Some(_) => DayState::Stale,
                     }
                 })
@@ -814,6 +829,8 @@ mod tests {
             run_id: id.into(),
             succeeded: ok,
             finished_at: at,
+            expires_at: None,
+            attested: None,
             error: (!ok).then(|| "source missing".into()),
             items: vec![ItemInput {
                 name: "facts.json".into(),

@@ -51,7 +51,7 @@ struct Metadata {
     last_modified: String,
     version: String,
     oscal_version: &'static str,
-    parties: [Party; 1],
+    parties: Vec<Party>,
 }
 
 #[derive(Serialize)]
@@ -154,7 +154,7 @@ struct Observation {
     uuid: String,
     title: String,
     description: String,
-    methods: [&'static str; 1],
+    methods: Vec<&'static str>,
     origins: [Origin; 1],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     relevant_evidence: Vec<RelevantEvidence>,
@@ -164,7 +164,7 @@ struct Observation {
 
 #[derive(Serialize)]
 struct Origin {
-    actors: [Actor; 1],
+    actors: Vec<Actor>,
 }
 
 #[derive(Serialize)]
@@ -181,21 +181,88 @@ struct RelevantEvidence {
     description: String,
 }
 
+/// One observation per snapshot of a source: a run's custody manifest and its collector's
+/// snapshot are two observations, so each has its own UUID.
+/// The organization, then each person who attested or reviewed evidence in the report.
+fn parties(r: &Report) -> Vec<Party> {
+    let mut people: Vec<&str> = r
+        .snapshots
+        .iter()
+        .filter_map(|s| s.attested.as_ref())
+        .flat_map(|a| [a.owner.as_str(), a.reviewed_by.as_str()])
+        .collect();
+    people.sort();
+    people.dedup();
+    std::iter::once(Party {
+        uuid: uuid(&format!("party|{}", r.organization)),
+        kind: "organization",
+        name: r.organization.clone(),
+    })
+    .chain(people.into_iter().map(|name| Party {
+        uuid: person(name),
+        kind: "person",
+        name: name.to_string(),
+    }))
+    .collect()
+}
+
+fn observation_uuid(s: &Snapshot) -> String {
+    uuid(&format!("observation|{}|{}", s.collector, s.run_id))
+}
+
+fn person(name: &str) -> String {
+    uuid(&format!("party|person|{name}"))
+}
+
 fn observation(r: &Report, s: &Snapshot) -> Observation {
-    Observation {
-        uuid: uuid(&format!("observation|{}", s.run_id)),
-        title: format!("{} snapshot of {}", s.collector, t(s.collected_at)),
-        description: format!(
-            "Evidence collected by `{}` in run {}.",
-            s.collector, s.run_id
+    // Attested evidence: a document examined and a person's statement, by its attester and
+    // its reviewer; anything else: a tool's test.
+    let (methods, actors, description) = match &s.attested {
+        Some(a) => (
+            vec!["EXAMINE", "INTERVIEW"],
+            vec![
+                Actor {
+                    kind: "party",
+                    actor_uuid: person(&a.owner),
+                },
+                Actor {
+                    kind: "party",
+                    actor_uuid: person(&a.reviewed_by),
+                },
+            ],
+            format!(
+                "\"{}\", attested by {} (effective {}), approved by {} on {}{}; evidence {}.",
+                a.title,
+                a.owner,
+                t(a.effective),
+                a.reviewed_by,
+                t(a.reviewed_at),
+                if a.self_review {
+                    " (a self-review, allowed by [attest] allow_self_review)"
+                } else {
+                    ""
+                },
+                s.run_id
+            ),
         ),
-        methods: ["TEST"],
-        origins: [Origin {
-            actors: [Actor {
+        None => (
+            vec!["TEST"],
+            vec![Actor {
                 kind: "tool",
                 actor_uuid: uuid(&format!("component|{}", s.collector)),
             }],
-        }],
+            format!(
+                "Evidence collected by `{}` in run {}.",
+                s.collector, s.run_id
+            ),
+        ),
+    };
+    Observation {
+        uuid: observation_uuid(s),
+        title: format!("{} snapshot of {}", s.collector, t(s.collected_at)),
+        description,
+        methods,
+        origins: [Origin { actors }],
         relevant_evidence: r.evidence[s.evidence.clone()]
             .iter()
             .map(|e| RelevantEvidence {
@@ -260,7 +327,7 @@ impl Serialize for RelatedObservations<'_> {
         let mut seq = s.serialize_seq(None)?;
         for snapshot in self.snapshots() {
             seq.serialize_element(&Related {
-                observation_uuid: uuid(&format!("observation|{}", snapshot.run_id)),
+                observation_uuid: observation_uuid(snapshot),
             })?;
         }
         seq.end()
@@ -397,11 +464,7 @@ fn document(r: &Report) -> Document<'_> {
                 last_modified: t(r.generated_at),
                 version: r.annexa_version.clone(),
                 oscal_version: OSCAL_VERSION,
-                parties: [Party {
-                    uuid: uuid(&format!("party|{}", r.organization)),
-                    kind: "organization",
-                    name: r.organization.clone(),
-                }],
+                parties: parties(r),
             },
             import_ap: ImportAp {
                 href: "#",

@@ -93,6 +93,57 @@ pub enum Command {
         #[arg(long, conflicts_with = "json")]
         csv: bool,
     },
+    /// Attach evidence a person vouches for (a training record, exercise minutes, a pentest
+    /// report) to controls: stored write-once like any evidence, and pending until a reviewer
+    /// approves it (`annexa review`). `--list` shows every attachment with its review.
+    Attach {
+        /// The files to attach.
+        #[arg(required_unless_present = "list")]
+        files: Vec<PathBuf>,
+        /// The control(s) it evidences, e.g. A.6.3 or A.6.3,A.5.1.
+        #[arg(long, value_delimiter = ',', required_unless_present = "list")]
+        control: Vec<String>,
+        /// What it is (default: the first file's name).
+        #[arg(long)]
+        title: Option<String>,
+        /// Who attests it (default: the control's owner in the Statement of Applicability).
+        #[arg(long)]
+        owner: Option<String>,
+        /// From when it holds (YYYY-MM-DD or RFC 3339; default: now).
+        #[arg(long, value_parser = parse_from)]
+        effective: Option<DateTime<Utc>>,
+        /// The last day (YYYY-MM-DD, included) or the instant (RFC 3339) it holds.
+        #[arg(long, value_parser = parse_to, conflicts_with = "max_age")]
+        expires: Option<DateTime<Utc>>,
+        /// How long after its effective date it holds, e.g. 365d (default: the control's
+        /// max_age).
+        #[arg(long, value_name = "DURATION")]
+        max_age: Option<String>,
+        /// A note kept with it.
+        #[arg(long)]
+        note: Option<String>,
+        /// Every attachment, with its review state.
+        #[arg(long, conflicts_with_all = ["files", "control", "title", "owner", "effective", "expires", "max_age", "note"])]
+        list: bool,
+    },
+    /// Approve or reject attested evidence (an audit event). The reviewer must not be its
+    /// attester unless `[attest] allow_self_review = true`.
+    Review {
+        /// The evidence id `annexa attach` printed.
+        id: String,
+        /// It is what it says and counts for its controls until it expires.
+        #[arg(long, conflicts_with = "reject", required_unless_present = "reject")]
+        approve: bool,
+        /// It does not count, ever.
+        #[arg(long)]
+        reject: bool,
+        /// The reviewer.
+        #[arg(long)]
+        by: String,
+        /// Why (kept with the review).
+        #[arg(long)]
+        comment: Option<String>,
+    },
     /// Write a signed report bundle for a period (default: the last full month, UTC) and store
     /// it as evidence; print its paths.
     Report {

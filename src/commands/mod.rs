@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the [`Exit`] it ends with.
 
 mod accept;
+mod attest;
 mod check;
 mod checkpoint;
 mod controls;
@@ -110,6 +111,49 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
                 _ => unreachable!("clap requires the arguments of each form"),
             };
             accept::accept(&app, request, cli.json).await
+        }
+        Command::Attach { list: true, .. } => attest::list(&app, cli.json).await,
+        Command::Attach {
+            files,
+            control,
+            title,
+            owner,
+            effective,
+            expires,
+            max_age,
+            note,
+            list: false,
+        } => {
+            let max_age = max_age
+                .as_deref()
+                .map(crate::base::parse_duration)
+                .transpose()
+                .map_err(|e| Failure::usage(anyhow::anyhow!("--max-age: {e}")))?;
+            let request = crate::evidence::attested::Request {
+                files,
+                controls: control,
+                title,
+                owner,
+                effective,
+                expires,
+                max_age,
+                note,
+            };
+            attest::attach(&app, request, cli.json).await
+        }
+        Command::Review {
+            id,
+            approve,
+            by,
+            comment,
+            ..
+        } => {
+            let decision = if approve {
+                crate::evidence::attested::Decision::Approved
+            } else {
+                crate::evidence::attested::Decision::Rejected
+            };
+            attest::review(&app, &id, decision, &by, comment.as_deref(), cli.json).await
         }
         Command::Report {
             from,

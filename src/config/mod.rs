@@ -96,6 +96,34 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     soa: RawSoa,
+    #[serde(default)]
+    attest: RawAttest,
+}
+
+/// `[attest]`: how attested evidence is taken (`annexa attach`, `annexa review`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttest {
+    allow_self_review: Option<bool>,
+    max_file_size_mib: Option<u64>,
+}
+
+/// `[attest]`, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttestConfig {
+    /// The attester may approve their own evidence (default false; a report says so).
+    pub allow_self_review: bool,
+    /// The largest file `annexa attach` stores (default 100 MiB).
+    pub max_file_size: u64,
+}
+
+impl Default for AttestConfig {
+    fn default() -> Self {
+        AttestConfig {
+            allow_self_review: false,
+            max_file_size: 100 << 20,
+        }
+    }
 }
 
 /// `[soa]`: where the Statement of Applicability is.
@@ -261,6 +289,7 @@ pub struct Config {
     /// The Statement of Applicability, when `[soa] file` names one. The controls it excludes
     /// are not in `catalog` (never judged, never alerted on).
     pub soa: Option<soa::Soa>,
+    pub attest: AttestConfig,
     /// What is not wrong enough to refuse the config, but is worth saying (printed once).
     pub warnings: Vec<String>,
 }
@@ -565,6 +594,11 @@ impl Config {
             .map(|c| &c.name)
             .chain(jobs.iter().map(|j| &j.spec.name));
         for name in names {
+            if [crate::controls::ATTESTED, crate::controls::CUSTODY].contains(&name.as_str()) {
+                problems.push(format!(
+                    "the name `{name}` is annexa's own source; give the collector or job another name"
+                ));
+            }
             if !seen.insert(name.clone()) {
                 problems.push(format!(
                     "the name `{name}` is used twice; collector and job names must be unique"
@@ -605,7 +639,25 @@ impl Config {
         });
         let soa = soa.flatten();
         if let Some(soa) = &soa {
+            // Every control applies unless the SoA excludes it; those no collector evidences
+            // are judged on attested evidence.
             catalog.exclude(soa.excluded().map(|r| r.control.as_str()));
+            catalog.attest(
+                crate::controls::annex_a()
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .filter(|id| soa.row(id).is_none_or(|r| r.applicable != Some(false))),
+            );
+        }
+
+        let mut attest = AttestConfig::default();
+        if let Some(allow) = raw.attest.allow_self_review {
+            attest.allow_self_review = allow;
+        }
+        match raw.attest.max_file_size_mib {
+            Some(0) => problems.push("attest.max_file_size_mib must be at least 1".into()),
+            Some(mib) => attest.max_file_size = mib << 20,
+            None => {}
         }
 
         if !problems.is_empty() {
@@ -635,6 +687,7 @@ impl Config {
             verify,
             log,
             soa,
+            attest,
             warnings,
         })
     }

@@ -46,6 +46,8 @@ pub struct SourceState {
     pub upcoming: Vec<Due>,
     /// When the collector is next scheduled to run after `as_of` (None: not scheduled).
     pub next_run: Option<DateTime<Utc>>,
+    /// Who attests `latest_success` and who approved it (attested evidence only).
+    pub attested: Option<annexa_reports::AttestedBy>,
 }
 
 /// Codes that speak of the source as a whole, so they bear on every control it evidences. An
@@ -357,6 +359,15 @@ fn evaluate_source(
     let Some((run, objects)) = &source.latest_success else {
         return match failure(false) {
             Some(f) => (ControlStatus::NotEvaluated, Vec::new(), vec![f]),
+            // A source that says itself why it has no evidence (attested evidence awaiting
+            // review) is taken at its word.
+            None if source
+                .findings
+                .iter()
+                .any(|f| f.code == FindingCode::EvidenceMissing) =>
+            {
+                (ControlStatus::Missing, Vec::new(), source.findings.clone())
+            }
             None => (
                 ControlStatus::Missing,
                 Vec::new(),
@@ -387,6 +398,7 @@ fn evaluate_source(
             fresh,
             sha256: sha256.clone(),
             object_key: key.clone(),
+            attested: source.attested.clone(),
         })
         .collect();
     let mut findings = source.findings.clone();
@@ -452,6 +464,7 @@ mod tests {
             findings,
             upcoming: Vec::new(),
             next_run: None,
+            attested: None,
         }
     }
 

@@ -17,6 +17,12 @@ use crate::base::closed_set;
 /// The collector name of annexa's own custody log: its run manifests evidence A.5.28.
 pub const CUSTODY: &str = "annexa";
 
+/// The source name attested evidence is recorded under (`annexa attach`).
+pub const ATTESTED: &str = "attested";
+
+/// How long attested evidence stays fresh when neither its attachment nor the control says.
+pub const ATTESTED_MAX_AGE: Duration = Duration::from_secs(365 * 86_400);
+
 closed_set! {
     /// The evidence kinds a control can require (`requires` in the catalog): the collector
     /// kinds, a restore drill, and annexa's own custody log.
@@ -28,6 +34,8 @@ closed_set! {
         BackupRestore = "backup-restore",
         RestoreDrill = "restore-drill",
         Custody = "annexa",
+        /// Files a person attached (`annexa attach`), approved by a reviewer.
+        Attested = "attested",
     }
 }
 
@@ -43,6 +51,9 @@ impl Evidence {
                     .to_string()
             }
             Evidence::Custody => "annexa's own custody log (run `annexa run` once)".to_string(),
+            Evidence::Attested => format!(
+                "a file with `annexa attach FILE --control {control}`, approved by a reviewer (`annexa review`)"
+            ),
             kind => format!("a [[collector]] of kind {kind}"),
         }
     }
@@ -250,18 +261,28 @@ impl Catalog {
             let control = match catalog.controls.iter_mut().find(|c| c.id == id) {
                 Some(c) => c,
                 None => {
-                    let Some(title) = o.title.clone() else {
+                    // An Annex A control is judged on attested evidence unless told otherwise.
+                    let annex = annex_title(&id);
+                    let Some(title) = o.title.clone().or(annex.map(String::from)) else {
                         problems.push(format!(
                             "controls.\"{id}\" is not in the catalog; to add it, give it a `title`, `collectors` and `max_age`"
                         ));
                         continue;
                     };
+                    let (collectors, requires, max_age) = match annex {
+                        Some(_) => (
+                            vec![ATTESTED.to_string()],
+                            vec![Evidence::Attested],
+                            ATTESTED_MAX_AGE,
+                        ),
+                        None => (Vec::new(), Vec::new(), Duration::from_secs(35 * 86_400)),
+                    };
                     catalog.controls.push(Control {
                         id: id.clone(),
                         title,
-                        collectors: Vec::new(),
-                        requires: Vec::new(),
-                        max_age: Duration::from_secs(35 * 86_400),
+                        collectors,
+                        requires,
+                        max_age,
                         codes: Vec::new(),
                     });
                     catalog.controls.last_mut().expect("just pushed")
@@ -298,6 +319,45 @@ impl Catalog {
     pub fn exclude<'a>(&mut self, ids: impl Iterator<Item = &'a str>) {
         let ids: Vec<&str> = ids.collect();
         self.controls.retain(|c| !ids.contains(&c.id.as_str()));
+    }
+
+    /// Judges `ids` too (the controls a Statement of Applicability says apply): each one the
+    /// catalog does not evidence by a collector requires attested evidence. The catalog is
+    /// then in Annex A's order, controls of the config's own after.
+    pub fn attest<'a>(&mut self, ids: impl Iterator<Item = &'a str>) {
+        for id in ids {
+            let control = match self.controls.iter_mut().find(|c| c.id == id) {
+                Some(c) => c,
+                None => {
+                    self.controls.push(Control {
+                        id: id.to_string(),
+                        title: annex_title(id).unwrap_or(id).to_string(),
+                        collectors: Vec::new(),
+                        requires: Vec::new(),
+                        max_age: ATTESTED_MAX_AGE,
+                        codes: Vec::new(),
+                    });
+                    self.controls.last_mut().expect("just pushed")
+                }
+            };
+            if control.collectors.is_empty() && control.requires.is_empty() {
+                control.collectors = vec![ATTESTED.to_string()];
+                control.requires = vec![Evidence::Attested];
+            }
+        }
+        let rank = |id: &str| {
+            annex_a()
+                .iter()
+                .position(|c| c.id == id)
+                .unwrap_or(usize::MAX)
+        };
+        self.controls.sort_by_key(|c| rank(&c.id));
+    }
+
+    /// Whether `id` is judged on attested evidence alone.
+    pub fn attested_only(&self, id: &str) -> bool {
+        self.get(id)
+            .is_some_and(|c| c.requires == [Evidence::Attested])
     }
 
     pub fn get(&self, id: &str) -> Option<&Control> {

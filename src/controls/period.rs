@@ -34,6 +34,9 @@ pub struct Recorded {
 pub struct Success {
     pub run_id: String,
     pub finished_at: DateTime<Utc>,
+    /// When it stops being fresh, where the run says so itself (attested evidence); else
+    /// one maximum age after it finished.
+    pub expires: Option<DateTime<Utc>>,
     pub fails: Vec<Recorded>,
 }
 
@@ -147,7 +150,7 @@ pub fn judge(
         let mut fresh = Vec::new();
         let mut satisfied = Vec::new();
         for (i, s) in h.successes.iter().enumerate() {
-            let expires = s.finished_at + max_age;
+            let expires = s.expires.unwrap_or(s.finished_at + max_age);
             let next = h.successes.get(i + 1).map_or(expires, |n| n.finished_at);
             fresh.push((s.finished_at, expires));
             let failing: Vec<&Recorded> = s
@@ -296,6 +299,7 @@ mod tests {
             .map(|d| Success {
                 run_id: format!("r{d}"),
                 finished_at: day(d),
+                expires: None,
                 fails: if failing.contains(&d) {
                     vec![Recorded {
                         code: FindingCode::RestoreFailed,

@@ -605,6 +605,24 @@ impl Db {
         ledger(&self.pool).await
     }
 
+    /// The successful runs of `collector` that finished by `until`, oldest first.
+    pub async fn successes_of(
+        &self,
+        collector: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE collector = $1 AND status = 'succeeded' \
+             AND finished_at <= $2 ORDER BY finished_at, id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(collector)
+            .bind(ts(until))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(RunRow::from_row).collect()
+    }
+
     /// Finished runs (succeeded or failed) with `from <= finished_at < to`, oldest first.
     pub async fn runs_between(
         &self,

@@ -250,7 +250,7 @@ async fn previous_facts(
 }
 
 /// Stores every raw item and the facts; returns their rows with their sources.
-async fn store_items(
+pub(super) async fn store_items(
     app: &Annexa,
     run: &RunRow,
     items: &[EvidenceItem],
@@ -334,7 +334,7 @@ async fn check_stored(
 }
 
 /// Writes the manifest and records the run, its evidence, findings and ledger leaf atomically.
-async fn record(
+pub(super) async fn record(
     app: &Annexa,
     run: &mut RunRow,
     stored: &[(EvidenceRow, Source)],

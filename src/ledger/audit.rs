@@ -25,6 +25,8 @@ closed_set! {
         ExceptionAccepted = "exception-accepted",
         /// An accepted exception was revoked before its end.
         ExceptionRevoked = "exception-revoked",
+        /// A reviewer approved or rejected attested evidence (`annexa review`).
+        EvidenceReviewed = "evidence-reviewed",
     }
 }
 

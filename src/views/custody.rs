@@ -54,6 +54,7 @@ pub async fn source_state(
         findings: verify_findings(app, integrity, as_of).await?,
         upcoming: Vec::new(),
         next_run: None,
+        attested: None,
     }))
 }
 

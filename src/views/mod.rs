@@ -1,6 +1,7 @@
 //! What was true at a time: status and report gathering over kept evidence. Each reads the
 //! database and the store, then calls a pure builder (`controls::evaluate`, `annexa_reports`).
 
+pub mod attested;
 pub mod custody;
 pub mod period;
 pub mod report;
@@ -37,6 +38,8 @@ pub fn run_input(run: &RunRow, items: Vec<ItemInput>) -> RunInput {
         run_id: run.id.clone(),
         succeeded: run.status == RunStatus::Succeeded,
         finished_at: run.finished_at.unwrap_or(run.started_at),
+        expires_at: None,
+        attested: None,
         error: run.error.clone(),
         items,
     }

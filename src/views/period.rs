@@ -53,6 +53,7 @@ pub async fn judge_period(
     let success = |r: &RunRow| Success {
         run_id: r.id.clone(),
         finished_at: r.finished_at.unwrap_or(r.started_at),
+        expires: None,
         fails: recorded.get(r.id.as_str()).cloned().unwrap_or_default(),
     };
     let specs = app.config.job_specs();
@@ -129,6 +130,7 @@ pub async fn judge_period(
             .collect(),
         slots: Vec::new(),
     });
+    histories.extend(super::attested::histories(app, to).await?);
     for control in &mut doc.controls {
         if let Some(c) = app.config.catalog.get(&control.id) {
             control.period = Some(judge(

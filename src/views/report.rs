@@ -248,6 +248,7 @@ pub async fn gather(
     }
 
     collectors.extend(custody::report_input(app, before, &period_runs).await?);
+    collectors.extend(super::attested::report_inputs(app, from, end).await?);
 
     // Each finding with when its collector first recorded it.
     for finding in status

@@ -1,6 +1,7 @@
 //! Gathers what evaluation needs, at a point in time, from the database and the store: per
 //! configured collector its newest runs and the check over its newest stored facts; for
-//! annexa's custody log its newest run manifest. Then evaluates (a pure function).
+//! annexa's custody log its newest run manifest; for attested evidence the approvals in
+//! force. Then evaluates (a pure function).
 
 use annexa_collectors::Finding;
 use annexa_reports::StatusDocument;
@@ -63,6 +64,7 @@ async fn source_state(
         findings: findings.into_iter().map(|f| app.apply_level(f)).collect(),
         upcoming,
         next_run: config.schedule.next_after(as_of),
+        attested: None,
     })
 }
 
@@ -80,6 +82,7 @@ pub async fn status(app: &Annexa, as_of: DateTime<Utc>) -> Result<StatusDocument
 
     let integrity = custody::integrity(app, as_of).await?;
     sources.extend(custody::source_state(app, as_of, integrity.as_ref()).await?);
+    sources.extend(super::attested::source_states(app, as_of).await?);
 
     let accepted = crate::ledger::exceptions::as_of(&app.db, as_of).await?;
     let level = |code| app.level(code);

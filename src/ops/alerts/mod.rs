@@ -683,6 +683,7 @@ mod tests {
             fresh: true,
             sha256: format!("{run}-sha"),
             object_key: format!("objects/{run}"),
+            attested: None,
         };
         let missed = |slot: &str| FindingRef {
             run_id: None,
