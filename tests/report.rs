@@ -1082,6 +1082,20 @@ fn attested_evidence_is_pending_until_approved_then_fresh_until_it_expires() {
     assert!(md.contains("Lee Ops (self-review, allowed by"), "{md}");
     let evidence_csv = read(&dir, "evidence.csv");
     assert!(evidence_csv.contains("training-q4.pdf"), "{evidence_csv}");
+    // The applicable controls with no attested evidence are one gap, not a row each.
+    let json: serde_json::Value = serde_json::from_str(&read(&dir, "report.json")).unwrap();
+    let unattested: Vec<&serde_json::Value> = json["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["collector"] == "attested" && g["kind"] == "missing")
+        .collect();
+    assert_eq!(unattested.len(), 1, "{}", json["gaps"]);
+    let ids = unattested[0]["controls"].to_string();
+    assert!(ids.contains("\"A.6.1\"") && ids.contains("\"A.8.34\""), "{ids}");
+    for id in ["A.6.3", "A.6.6", "A.7.4", "A.5.24"] {
+        assert!(!ids.contains(&format!("\"{id}\"")), "{id} in {ids}");
+    }
     let oscal = python(
         "import json, sys\n\
          from trestle.oscal.assessment_results import AssessmentResults\n\

@@ -10,6 +10,9 @@ pub use annexa_collectors::FigureTable;
 
 use crate::{ControlStatus, FindingRef, StatusDocument, rfc3339, rfc3339_list};
 
+/// The source attested evidence is recorded under (`annexa attach`).
+const ATTESTED: &str = "attested";
+
 /// The format version of [`Report`]'s JSON.
 pub const REPORT_FORMAT: &str = "annexa-report/1";
 
@@ -656,7 +659,30 @@ pub fn build(input: &ReportInput) -> Report {
             let known = gaps
                 .iter()
                 .any(|g| g.until.is_none() && g.kind == kind && g.controls.contains(&control.id));
-            if !known {
+            // Controls with no attested evidence are one gap (as they are one alert), not a
+            // row each repeating the same sentence.
+            let unattested = kind == GapKind::Missing
+                && collectors.is_empty()
+                && control.findings.iter().any(|f| {
+                    f.code == annexa_collectors::FindingCode::EvidenceMissing
+                        && f.subject == ATTESTED
+                });
+            let grouped = gaps.iter_mut().find(|g| {
+                unattested && g.collector == ATTESTED && g.kind == kind && g.since.is_none()
+            });
+            if let Some(gap) = grouped {
+                gap.controls.push(control.id.clone());
+            } else if unattested {
+                gaps.push(Gap {
+                    missed_slots: Vec::new(),
+                    collector: ATTESTED.to_string(),
+                    controls: vec![control.id.clone()],
+                    kind,
+                    since: None,
+                    until: None,
+                    detail: "no attested evidence approved: attach it with `annexa attach FILE --control ID`, then have a reviewer approve it (`annexa review ID --approve --by NAME`)".to_string(),
+                });
+            } else if !known {
                 gaps.push(Gap {
                     missed_slots: Vec::new(),
                     collector: collectors.join(", "),

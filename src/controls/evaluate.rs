@@ -246,10 +246,10 @@ fn evaluate_control(
         .iter()
         .filter(|s| s.controls.contains(&control.id))
         .collect();
-    let missing = |message: String| FindingRef {
+    let missing = |subject: &str, message: String| FindingRef {
         code: FindingCode::EvidenceMissing,
         level: level(FindingCode::EvidenceMissing),
-        subject: control.id.clone(),
+        subject: subject.to_string(),
         message,
         collector: String::new(),
         run_id: None,
@@ -263,26 +263,38 @@ fn evaluate_control(
             .any(|s| s.provides.iter().any(|p| p == need.as_str()))
         {
             report.status = ControlStatus::Missing;
-            report.findings.push(missing(format!(
-                "{} requires {} evidence, and no configured source provides it; add {}",
-                control.id,
-                need,
-                need.how_to_provide(&control.id)
-            )));
+            // Attested evidence missing is one gap, however many controls lack it: one alert
+            // names them all, rather than one alert per control of the SoA.
+            let subject = match need {
+                super::Evidence::Attested => super::ATTESTED,
+                _ => control.id.as_str(),
+            };
+            report.findings.push(missing(
+                subject,
+                format!(
+                    "{} requires {} evidence, and no configured source provides it; add {}",
+                    control.id,
+                    need,
+                    need.how_to_provide(&control.id)
+                ),
+            ));
         }
     }
     if relevant.is_empty() {
         report.status = ControlStatus::Missing;
         if control.requires.is_empty() {
-            report.findings.push(missing(format!(
-                "no configured collector evidences {}; add a [[collector]] of kind {}",
-                control.id,
-                if control.collectors.is_empty() {
-                    "any".to_string()
-                } else {
-                    control.collectors.join(" or ")
-                }
-            )));
+            report.findings.push(missing(
+                &control.id,
+                format!(
+                    "no configured collector evidences {}; add a [[collector]] of kind {}",
+                    control.id,
+                    if control.collectors.is_empty() {
+                        "any".to_string()
+                    } else {
+                        control.collectors.join(" or ")
+                    }
+                ),
+            ));
         }
         return report;
     }

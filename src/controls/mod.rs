@@ -354,12 +354,6 @@ impl Catalog {
         self.controls.sort_by_key(|c| rank(&c.id));
     }
 
-    /// Whether `id` is judged on attested evidence alone.
-    pub fn attested_only(&self, id: &str) -> bool {
-        self.get(id)
-            .is_some_and(|c| c.requires == [Evidence::Attested])
-    }
-
     pub fn get(&self, id: &str) -> Option<&Control> {
         self.controls.iter().find(|c| c.id == id)
     }
@@ -426,6 +420,40 @@ mod tests {
         assert_eq!(c.get("A.8.13").unwrap().title, "Information backup");
         assert_eq!(c.controls_for_kind("policy-document"), ["A.5.24"]);
         assert_eq!(c.controls_for_kind(CUSTODY), ["A.5.28"]);
+    }
+
+    #[test]
+    fn an_applied_control_no_collector_evidences_requires_attested_evidence() {
+        let mut o = BTreeMap::new();
+        o.insert(
+            "A.6.1".to_string(),
+            ControlOverride {
+                max_age: Some("180d".into()),
+                ..Default::default()
+            },
+        );
+        let mut c = Catalog::with_overrides(o).unwrap();
+        let screening = c.get("A.6.1").unwrap();
+        assert_eq!(screening.title, "Screening", "the standard's title");
+        assert_eq!(screening.requires, [Evidence::Attested]);
+        c.attest(["A.5.1", "A.6.1", "A.5.24"].into_iter());
+        let ids: Vec<&str> = c.controls().iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids.first(), Some(&"A.5.1"), "Annex A order: {ids:?}");
+        assert_eq!(c.get("A.5.1").unwrap().requires, [Evidence::Attested]);
+        assert_eq!(c.get("A.5.1").unwrap().collectors, [ATTESTED]);
+        assert_eq!(c.get("A.5.1").unwrap().max_age, ATTESTED_MAX_AGE);
+        assert_eq!(
+            c.get("A.6.1").unwrap().max_age,
+            Duration::from_secs(180 * 86_400),
+            "the override stands"
+        );
+        assert_eq!(
+            c.get("A.5.24").unwrap().requires,
+            [Evidence::PolicyDocument],
+            "a collected control keeps its evidence"
+        );
+        let pos = |id: &str| ids.iter().position(|x| *x == id).unwrap();
+        assert!(pos("A.5.24") < pos("A.5.25") && pos("A.5.25") < pos("A.6.1"));
     }
 
     #[test]

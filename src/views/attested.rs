@@ -144,7 +144,7 @@ pub async fn source_states(
             findings.push(
                 Finding::new(
                     FindingCode::EvidenceMissing,
-                    control.id.clone(),
+                    ATTESTED,
                     format!(
                         "{}; attested evidence counts once a reviewer approves it (`annexa review ID --approve --by NAME`)",
                         why.join("; ")
