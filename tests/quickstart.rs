@@ -106,6 +106,7 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
             "report.json",
             "oscal-assessment-results.json",
             "manifest.json",
+            "SHA256SUMS",
             "manifest.json.sig"
         ]
     );
@@ -123,7 +124,7 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
     )
     .unwrap();
     let note =
-        annexa::ledger::note::SignedNote::parse(&std::fs::read_to_string(&files[10]).unwrap())
+        annexa::ledger::note::SignedNote::parse(&std::fs::read_to_string(&files[11]).unwrap())
             .unwrap();
     assert_eq!(note.verified_by(&[key]).unwrap().len(), 1);
     // The report is itself evidence: recorded in the ledger, and verify still passes.

@@ -329,7 +329,7 @@ async fn the_same_inputs_give_byte_identical_bundles() {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect()
     };
-    assert_eq!(names(&a).len(), 11);
+    assert_eq!(names(&a).len(), 12);
     assert_eq!(names(&a), names(&b));
     for (pa, pb) in a.paths.iter().zip(&b.paths) {
         assert!(
@@ -369,7 +369,7 @@ async fn the_bundle_is_signed_stored_and_recorded() {
     let manifest_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
         std::fs::read(bundle.dir.join("manifest.json")).unwrap(),
     ));
-    assert!(note.text.ends_with(&format!("sha256 {manifest_sha}\n")));
+    assert!(note.text.contains(&format!("\nsha256 {manifest_sha}\n")));
     assert_eq!(manifest["checkpoint"]["key_id"], verifier.id_hex());
 
     // Stored as evidence, byte for byte: each file content-addressed, the manifest and its
@@ -1092,7 +1092,10 @@ fn attested_evidence_is_pending_until_approved_then_fresh_until_it_expires() {
         .collect();
     assert_eq!(unattested.len(), 1, "{}", json["gaps"]);
     let ids = unattested[0]["controls"].to_string();
-    assert!(ids.contains("\"A.6.1\"") && ids.contains("\"A.8.34\""), "{ids}");
+    assert!(
+        ids.contains("\"A.6.1\"") && ids.contains("\"A.8.34\""),
+        "{ids}"
+    );
     for id in ["A.6.3", "A.6.6", "A.7.4", "A.5.24"] {
         assert!(!ids.contains(&format!("\"{id}\"")), "{id} in {ids}");
     }
@@ -1119,4 +1122,145 @@ fn attested_evidence_is_pending_until_approved_then_fresh_until_it_expires() {
         "{oscal}"
     );
     w.annexa_at("2026-12-01T02:00:00Z", &["verify"]).expect(0);
+}
+
+/// Issue 18 (how to verify): the commands the report prints check the bundle with nothing but
+/// coreutils and OpenSSL and the verifier file, and each tampering makes them fail.
+#[tokio::test]
+async fn the_report_s_own_commands_verify_the_bundle_without_annexa() {
+    let w = World::new();
+    october(&w).await;
+    let bundle = october_report(&w, &w.path("out")).await;
+    let keys = w.path("verifier.txt");
+    w.annexa(&["keys", "export", keys.to_str().unwrap()])
+        .expect(0);
+    let md = read(&bundle.dir, "report.md");
+    let section = md_section(&md, "## How to verify this report");
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a sh block");
+    assert!(
+        read(&bundle.dir, "report.html").contains("openssl pkeyutl -verify"),
+        "the HTML report shows the commands too"
+    );
+    let sums = read(&bundle.dir, "SHA256SUMS");
+    assert_eq!(
+        sums.lines().count(),
+        10,
+        "nine files and the manifest: {sums}"
+    );
+    // Each case on a copy of the bundle: (what is done to it, the verifier file to use).
+    let run = |name: &str, tamper: &dyn Fn(&Path), verifier: &Path| {
+        let dir = w.path(&format!("copies/{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&bundle.dir).unwrap().flatten() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        tamper(&dir);
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&dir)
+            .env("KEYS", verifier)
+            .output()
+            .expect("bash runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, output) = run("intact", &|_| {}, &keys);
+    assert!(
+        ok,
+        "the intact bundle fails its own commands:\n{output}\n{}\n{}",
+        std::fs::read_to_string(&keys).unwrap(),
+        read(&bundle.dir, "manifest.json.sig")
+    );
+    assert!(
+        output.contains("Signature Verified Successfully"),
+        "{output}"
+    );
+    assert!(output.contains("report.html: OK"), "{output}");
+
+    let flip = |path: &Path| {
+        let mut bytes = std::fs::read(path).unwrap();
+        let i = bytes.len() / 2;
+        bytes[i] ^= 1;
+        std::fs::write(path, bytes).unwrap();
+    };
+    let rehash = |dir: &Path, name: &str| {
+        // A tamperer who also rewrites that file's line of SHA256SUMS.
+        let new = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            std::fs::read(dir.join(name)).unwrap(),
+        ));
+        let sums: String = read(dir, "SHA256SUMS")
+            .lines()
+            .map(|l| match l.split_once("  ") {
+                Some((_, n)) if n == name => format!("{new}  {n}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        std::fs::write(dir.join("SHA256SUMS"), sums).unwrap();
+    };
+    let other_key = w.path("other.txt");
+    let other = annexa::ledger::note::NoteKey::generate("annexa/other").unwrap();
+    std::fs::write(&other_key, other.verifier_text()).unwrap();
+    type Tamper<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Tamper, &Path, &str)> = vec![
+        (
+            "a flipped byte",
+            Box::new(|d: &Path| flip(&d.join("report.html"))),
+            &keys,
+            "report.html: FAILED",
+        ),
+        (
+            "a file and its SHA256SUMS line",
+            Box::new(|d: &Path| {
+                flip(&d.join("evidence.csv"));
+                rehash(d, "evidence.csv");
+            }),
+            &keys,
+            "",
+        ),
+        (
+            "an edited manifest",
+            Box::new(|d: &Path| {
+                let m = read(d, "manifest.json").replace("Example Ltd", "Example Plc");
+                std::fs::write(d.join("manifest.json"), m).unwrap();
+                rehash(d, "manifest.json");
+            }),
+            &keys,
+            "",
+        ),
+        (
+            "an edited signed text",
+            Box::new(|d: &Path| {
+                let note = read(d, "manifest.json.sig").replacen("sha256 ", "sha256 0", 1);
+                std::fs::write(d.join("manifest.json.sig"), note).unwrap();
+            }),
+            &keys,
+            "Signature Verification Failure",
+        ),
+        ("another key", Box::new(|_: &Path| {}), &other_key, ""),
+    ];
+    for (i, (what, tamper, verifier, says)) in cases.iter().enumerate() {
+        let (ok, output) = run(&format!("case{i}"), tamper.as_ref(), verifier);
+        assert!(!ok, "{what}: the commands passed:\n{output}");
+        assert!(output.contains(says), "{what}: {says} not in\n{output}");
+    }
+    // annexa's own check agrees: a rewritten SHA256SUMS is named.
+    let dir = w.path("copies/case1");
+    let trusted =
+        annexa::ledger::keyring::read_verifier_file(&std::fs::read_to_string(&keys).unwrap())
+            .unwrap();
+    let report = annexa::ledger::bundle::check(&dir, &trusted).unwrap();
+    let names: Vec<&str> = report
+        .violations
+        .iter()
+        .map(|v| v.location.as_str())
+        .collect();
+    assert!(names.contains(&"SHA256SUMS"), "{names:?}");
 }

@@ -92,6 +92,12 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     summary_chart(r, out)?;
     writeln!(out, "</section>")?;
 
+    writeln!(
+        out,
+        "<section id=\"verify\">\n<h2>How to verify this report</h2>\n<p>The bundle's <code>manifest.json</code> lists every file with its SHA-256 and names the ledger checkpoint above; <code>manifest.json.sig</code> is a signed note (Ed25519) over the manifest's SHA-256 and the <code>SHA256SUMS</code> file's. With annexa: <code>annexa verify --bundle DIR --keys FILE</code>, with the verifier file the organization gives you (<code>annexa keys export</code>). Without it, in the bundle's folder, with that file in <code>$KEYS</code> (coreutils and OpenSSL 3):</p>\n<pre>{}</pre>\n</section>",
+        esc(crate::VERIFY_WITHOUT_ANNEXA)
+    )?;
+
     // Stale and missing evidence, before anything else an auditor reads.
     writeln!(
         out,

@@ -66,6 +66,29 @@ pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error
     s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
+/// How to check a report bundle without annexa, in the bundle's folder, with the verifier
+/// file the organization gave you (`annexa keys export`) in `$KEYS`: coreutils and OpenSSL 3
+/// check the Ed25519 signature over the signed note's text, the two hashes it signs, and every
+/// file's SHA-256. Any step that fails prints why and stops (`set -e`).
+pub const VERIFY_WITHOUT_ANNEXA: &str = r#"set -e
+# 1. The signing key, from the verifier file: the line whose id the signature names.
+sig=$(tail -n 1 manifest.json.sig | awk '{print $3}')
+id=$(printf '%s' "$sig" | base64 -d | head -c 4 | od -An -tx1 | tr -d ' \n')
+grep -v '^#' "$KEYS" | grep -F "+$id+" | head -n 1 | cut -d' ' -f1 \
+  | sed "s/^[^+]*+$id+//" | base64 -d | tail -c 32 > key.raw
+(printf '\060\052\060\005\006\003\053\145\160\003\041\000'; cat key.raw) \
+  | openssl pkey -pubin -inform DER -out key.pem
+# 2. The Ed25519 signature over the signed text (the note up to its blank line).
+sed '/^$/,$d' manifest.json.sig > signed.txt
+printf '%s' "$sig" | base64 -d | tail -c 64 > signature.bin
+openssl pkeyutl -verify -pubin -inkey key.pem -rawin -in signed.txt -sigfile signature.bin
+# 3. The signed text names the manifest's SHA-256 and the SHA256SUMS file's.
+grep -qx "sha256 $(sha256sum manifest.json | cut -d' ' -f1)" signed.txt
+grep -qx "sha256sums $(sha256sum SHA256SUMS | cut -d' ' -f1)" signed.txt
+# 4. Every file of the bundle is the one signed.
+sha256sum -c SHA256SUMS
+"#;
+
 /// A time as reports print it: RFC 3339 UTC, whole seconds.
 pub fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)

@@ -99,6 +99,13 @@ pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
         parts.join(", ")
     )?;
 
+    writeln!(out, "## How to verify this report\n")?;
+    writeln!(
+        out,
+        "The bundle's `manifest.json` lists every file with its SHA-256 and names the ledger checkpoint above; `manifest.json.sig` is a signed note (Ed25519) over the manifest's SHA-256 and the `SHA256SUMS` file's. With annexa: `annexa verify --bundle DIR --keys FILE`, with the verifier file the organization gives you (`annexa keys export`). Without it, in the bundle's folder, with that file in `$KEYS` (coreutils and OpenSSL 3):\n"
+    )?;
+    writeln!(out, "```sh\n{}```\n", crate::VERIFY_WITHOUT_ANNEXA)?;
+
     writeln!(out, "## Stale and missing evidence\n")?;
     if r.gaps.is_empty() {
         writeln!(

@@ -18,6 +18,8 @@ use crate::base::canonical;
 pub const BUNDLE_FORMAT: &str = "annexa-report-bundle/1";
 pub const MANIFEST: &str = "manifest.json";
 pub const SIGNATURE: &str = "manifest.json.sig";
+/// Every file's SHA-256 and the manifest's, as `sha256sum -c` reads them (signed too).
+pub const SUMS: &str = "SHA256SUMS";
 
 /// One file of a bundle, as the manifest lists it.
 #[derive(Debug, Serialize)]
@@ -29,10 +31,12 @@ pub struct BundleFile {
     pub object_key: String,
 }
 
-/// A sealed bundle: the manifest's bytes, their SHA-256 (hex) and the signed note over it.
+/// A sealed bundle: the manifest's bytes and their SHA-256 (hex), the `SHA256SUMS` file, and
+/// the signed note over both hashes.
 pub struct Sealed {
     pub manifest: Vec<u8>,
     pub manifest_sha256: String,
+    pub sums: Vec<u8>,
     pub signature: String,
 }
 
@@ -59,12 +63,22 @@ pub fn seal(
         "files": files,
     }));
     let manifest_sha256 = hex::encode(Sha256::digest(&manifest));
+    let mut sums = String::new();
+    for (sha256, name) in files
+        .iter()
+        .map(|f| (f.sha256.as_str(), f.name.as_str()))
+        .chain([(manifest_sha256.as_str(), MANIFEST)])
+    {
+        sums.push_str(&format!("{sha256}  {name}\n"));
+    }
+    let sums_sha256 = hex::encode(Sha256::digest(sums.as_bytes()));
     let signature = key.sign_note(&format!(
-        "{BUNDLE_FORMAT}\n{id}\nsha256 {manifest_sha256}\n"
+        "{BUNDLE_FORMAT}\n{id}\nsha256 {manifest_sha256}\nsha256sums {sums_sha256}\n"
     ));
     Sealed {
         manifest,
         manifest_sha256,
+        sums: sums.into_bytes(),
         signature,
     }
 }
@@ -175,6 +189,24 @@ pub fn check(dir: &std::path::Path, keys: &[TrustedKey]) -> anyhow::Result<Verif
                 }
             }
             let lines: Vec<&str> = note.text.lines().collect();
+            // Bundles sealed before SHA256SUMS existed sign only the manifest.
+            if let Some(signed) = lines.get(3).and_then(|l| l.strip_prefix("sha256sums ")) {
+                match crate::store::hash_file(&dir.join(SUMS)) {
+                    Ok((hash, _)) if hex::encode(hash) == signed => {}
+                    Ok((hash, _)) => violations.push(violation(
+                        ViolationKind::BundleFileAltered,
+                        SUMS,
+                        format!("sha256 {signed}"),
+                        format!("sha256 {}", hex::encode(hash)),
+                    )),
+                    Err(e) => violations.push(violation(
+                        ViolationKind::BundleFileMissing,
+                        SUMS,
+                        format!("sha256 {signed}"),
+                        e.to_string(),
+                    )),
+                }
+            }
             if lines.first() != Some(&BUNDLE_FORMAT)
                 || lines.get(2) != Some(&format!("sha256 {manifest_sha}").as_str())
             {
@@ -204,7 +236,11 @@ pub fn check(dir: &std::path::Path, keys: &[TrustedKey]) -> anyhow::Result<Verif
             "not JSON",
         ));
     }
-    let mut listed = BTreeSet::from([MANIFEST.to_string(), SIGNATURE.to_string()]);
+    let mut listed = BTreeSet::from([
+        MANIFEST.to_string(),
+        SIGNATURE.to_string(),
+        SUMS.to_string(),
+    ]);
     for f in &files {
         let (Some(name), Some(sha), Some(size)) =
             (f["name"].as_str(), f["sha256"].as_str(), f["size"].as_u64())

@@ -331,7 +331,7 @@ fn write_file(
 pub struct Bundle {
     pub id: String,
     pub dir: PathBuf,
-    /// Every file written, the manifest and its signature last.
+    /// Every file written, the manifest, SHA256SUMS and the signature last.
     pub paths: Vec<PathBuf>,
     pub model: annexa_reports::Report,
 }
@@ -420,6 +420,7 @@ pub async fn write_bundle(
     let sealed = bundle::seal(&key, &id, &model, (from, to), &files);
     for (name, bytes) in [
         (bundle::MANIFEST, &sealed.manifest[..]),
+        (bundle::SUMS, &sealed.sums[..]),
         (bundle::SIGNATURE, sealed.signature.as_bytes()),
     ] {
         paths.push(write_file(&dir, name, |out| out.write_all(bytes))?);
