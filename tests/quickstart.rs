@@ -105,6 +105,8 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
             "soa.csv",
             "report.json",
             "oscal-assessment-results.json",
+            "oscal-assessment-plan.json",
+            "oscal-catalog.json",
             "manifest.json",
             "SHA256SUMS",
             "manifest.json.sig"
@@ -112,7 +114,7 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
     );
     assert!(files[0].starts_with(w.path("out/reports")), "{files:?}");
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&files[9]).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(&files[11]).unwrap()).unwrap();
     for (f, entry) in files.iter().zip(manifest["files"].as_array().unwrap()) {
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
             std::fs::read(f).unwrap(),
@@ -124,7 +126,7 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
     )
     .unwrap();
     let note =
-        annexa::ledger::note::SignedNote::parse(&std::fs::read_to_string(&files[11]).unwrap())
+        annexa::ledger::note::SignedNote::parse(&std::fs::read_to_string(&files[13]).unwrap())
             .unwrap();
     assert_eq!(note.verified_by(&[key]).unwrap().len(), 1);
     // The report is itself evidence: recorded in the ledger, and verify still passes.

@@ -313,6 +313,55 @@ async fn the_oscal_output_validates_with_compliance_trestle() {
     assert_eq!(counts[0], 102);
     assert_eq!(counts[1], 10, "a finding per control of the catalog");
     assert!(counts[2] > 3, "{out}");
+
+    // Issue 18 (OSCAL): the plan and the catalog beside the results validate too; every UUID
+    // of the results is unique; every control id resolves against the catalog; each
+    // observation names its subject and its method by evidence kind; each failing finding of a
+    // control not satisfied is an open risk its finding refers to.
+    let out = python(
+        "import json, sys, collections\n\
+         from trestle.oscal.assessment_results import AssessmentResults\n\
+         from trestle.oscal.assessment_plan import AssessmentPlan\n\
+         from trestle.oscal.catalog import Catalog\n\
+         d = sys.argv[1]\n\
+         raw = json.load(open(d + '/oscal-assessment-results.json'))\n\
+         ar = AssessmentResults.model_validate(raw['assessment-results'])\n\
+         assert ar.import_ap.href == 'oscal-assessment-plan.json', ar.import_ap.href\n\
+         ap = AssessmentPlan.model_validate(json.load(open(d + '/' + ar.import_ap.href))['assessment-plan'])\n\
+         links = [l.href for r in ap.back_matter.resources for l in r.rlinks]\n\
+         assert ap.import_ssp.href[1:] in {str(r.uuid) for r in ap.back_matter.resources}, ap.import_ssp.href\n\
+         cat = Catalog.model_validate(json.load(open(d + '/' + [l for l in links if 'catalog' in l][0]))['catalog'])\n\
+         known = {c.id for g in cat.groups for c in g.controls}\n\
+         uuids = collections.Counter()\n\
+         def walk(o):\n\
+         \x20   if isinstance(o, dict):\n\
+         \x20       for k, v in o.items():\n\
+         \x20           if k == 'uuid': uuids[v] += 1\n\
+         \x20           walk(v)\n\
+         \x20   elif isinstance(o, list):\n\
+         \x20       for x in o: walk(x)\n\
+         walk(raw)\n\
+         assert all(n == 1 for n in uuids.values()), [u for u, n in uuids.items() if n > 1]\n\
+         r = ar.results[0]\n\
+         ids = [c.control_id for s in r.reviewed_controls.control_selections for c in s.include_controls]\n\
+         ids += [f.target.target_id for f in r.findings]\n\
+         ids += [c.control_id for s in ap.reviewed_controls.control_selections for c in s.include_controls]\n\
+         assert set(ids) <= known, set(ids) - known\n\
+         comps = {str(c.uuid) for c in r.local_definitions.components}\n\
+         assert all(getattr(o.subjects[0].type, 'root', o.subjects[0].type) == 'component' and str(o.subjects[0].subject_uuid) in comps for o in r.observations), [o.subjects for o in r.observations][:2]\n\
+         risks = {str(k.uuid): k for k in r.risks or []}\n\
+         linked = [str(x.risk_uuid) for f in r.findings for x in (f.related_risks or [])]\n\
+         assert sorted(linked) == sorted(risks), 'every risk is a finding s'\n\
+         print(len(uuids), len(known), len(risks), ' '.join(sorted({getattr(m, 'root', m) for o in r.observations for m in o.methods})))",
+        &[&bundle.dir],
+    );
+    let figures: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(figures[1], "93", "the catalog holds Annex A: {out}");
+    assert!(
+        figures[2].parse::<usize>().unwrap() > 0,
+        "runbooks stopped: open risks {out}"
+    );
+    assert_eq!(&figures[3..], ["EXAMINE"], "documents are examined: {out}");
 }
 
 #[tokio::test]
@@ -329,7 +378,7 @@ async fn the_same_inputs_give_byte_identical_bundles() {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect()
     };
-    assert_eq!(names(&a).len(), 12);
+    assert_eq!(names(&a).len(), 14);
     assert_eq!(names(&a), names(&b));
     for (pa, pb) in a.paths.iter().zip(&b.paths) {
         assert!(
@@ -348,7 +397,7 @@ async fn the_bundle_is_signed_stored_and_recorded() {
     let manifest: serde_json::Value =
         serde_json::from_str(&read(&bundle.dir, "manifest.json")).unwrap();
     let files = manifest["files"].as_array().unwrap();
-    assert_eq!(files.len(), 9);
+    assert_eq!(files.len(), 11);
     for f in files {
         let bytes = std::fs::read(bundle.dir.join(f["name"].as_str().unwrap())).unwrap();
         assert_eq!(
@@ -1118,7 +1167,7 @@ fn attested_evidence_is_pending_until_approved_then_fresh_until_it_expires() {
     lines.sort();
     assert_eq!(
         lines,
-        ["EXAMINE INTERVIEW | Lee Ops, Sam Auditor", "TEST | tool"],
+        ["EXAMINE INTERVIEW | Lee Ops, Sam Auditor", "EXAMINE | tool"],
         "{oscal}"
     );
     w.annexa_at("2026-12-01T02:00:00Z", &["verify"]).expect(0);
@@ -1148,8 +1197,8 @@ async fn the_report_s_own_commands_verify_the_bundle_without_annexa() {
     let sums = read(&bundle.dir, "SHA256SUMS");
     assert_eq!(
         sums.lines().count(),
-        10,
-        "nine files and the manifest: {sums}"
+        12,
+        "eleven files and the manifest: {sums}"
     );
     // Each case on a copy of the bundle: (what is done to it, the verifier file to use).
     let run = |name: &str, tamper: &dyn Fn(&Path), verifier: &Path| {

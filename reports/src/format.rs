@@ -70,9 +70,17 @@ impl Format {
                 }),
             ],
             Format::Json => &[("report.json", |m, mut o| crate::render_json(m, &mut o))],
-            Format::Oscal => &[("oscal-assessment-results.json", |m, mut o| {
-                crate::render_oscal(m, &mut o)
-            })],
+            Format::Oscal => &[
+                ("oscal-assessment-results.json", |m, mut o| {
+                    crate::render_oscal(m, &mut o)
+                }),
+                (crate::oscal::PLAN, |m, mut o| {
+                    crate::oscal::render_oscal_plan(m, &mut o)
+                }),
+                (crate::oscal::CATALOG, |m, mut o| {
+                    crate::oscal::render_oscal_catalog(m, &mut o)
+                }),
+            ],
         }
     }
 }

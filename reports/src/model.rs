@@ -361,6 +361,8 @@ pub struct CollectorFigures {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
     pub collector: String,
+    /// Its collector's kind (`policy-document`, …; `annexa`; `attested`).
+    pub kind: String,
     pub run_id: String,
     #[serde(serialize_with = "rfc3339")]
     pub collected_at: DateTime<Utc>,
@@ -555,6 +557,7 @@ pub fn build(input: &ReportInput) -> Report {
                 });
             }
             snapshots.push(Snapshot {
+                kind: c.kind.clone(),
                 collector: c.name.clone(),
                 run_id: run.run_id.clone(),
                 collected_at: run.finished_at,

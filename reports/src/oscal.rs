@@ -1,8 +1,12 @@
-//! OSCAL assessment results (OSCAL 1.1.2): one result for the period, an observation per
-//! snapshot (a successful collection, with its `collected` and `expires` times and its collector
-//! as origin), a back-matter resource per stored object (its key and SHA-256), and a finding
-//! per control. UUIDs are version 5, derived from what they name, so the same report gives the
-//! same bytes. The document is serialized as it is walked, never held whole in memory.
+//! OSCAL (1.1.2) for a report: the assessment results, one result for the period, with an
+//! observation per snapshot (a successful collection, with its `collected` and `expires` times,
+//! the component it is about, its collector or its attester and reviewer as origin, and the
+//! method by its kind), a back-matter resource per stored object (its key and SHA-256), a
+//! finding per control and an open risk per failing finding of a control not satisfied; beside
+//! them the assessment plan they import (the controls reviewed, the Statement of
+//! Applicability) and a catalog of the controls, which every control id resolves against.
+//! UUIDs are version 5, derived from what they name, so the same report gives the same bytes.
+//! The results are serialized as they are walked, never held whole in memory.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -11,7 +15,11 @@ use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 use uuid::Uuid;
 
-use crate::ControlStatus;
+use crate::{ControlStatus, Level};
+
+/// The files written beside the results, which they refer to.
+pub const PLAN: &str = "oscal-assessment-plan.json";
+pub const CATALOG: &str = "oscal-catalog.json";
 use crate::model::{Report, Snapshot};
 
 pub const OSCAL_VERSION: &str = "1.1.2";
@@ -64,7 +72,7 @@ struct Party {
 
 #[derive(Serialize)]
 struct ImportAp {
-    href: &'static str,
+    href: String,
     remarks: &'static str,
 }
 
@@ -83,6 +91,8 @@ struct OscalResult<'a> {
     observations: Observations<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     findings: Vec<Finding<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    risks: Vec<Risk>,
 }
 
 #[derive(Serialize)]
@@ -156,10 +166,21 @@ struct Observation {
     description: String,
     methods: Vec<&'static str>,
     origins: [Origin; 1],
+    subjects: [Subject; 1],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     relevant_evidence: Vec<RelevantEvidence>,
     collected: String,
     expires: String,
+}
+
+/// What an observation is about: the collector's component, or for attested evidence the
+/// organization that attests it.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Subject {
+    subject_uuid: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 #[derive(Serialize)]
@@ -194,7 +215,7 @@ fn parties(r: &Report) -> Vec<Party> {
     people.sort();
     people.dedup();
     std::iter::once(Party {
-        uuid: uuid(&format!("party|{}", r.organization)),
+        uuid: organization_uuid(r),
         kind: "organization",
         name: r.organization.clone(),
     })
@@ -208,6 +229,19 @@ fn parties(r: &Report) -> Vec<Party> {
 
 fn observation_uuid(s: &Snapshot) -> String {
     uuid(&format!("observation|{}|{}", s.collector, s.run_id))
+}
+
+/// How a collector's evidence is assessed: records and documents are examined; restore
+/// drills and heartbeats are tests of the control in operation.
+fn methods(kind: &str) -> Vec<&'static str> {
+    match kind {
+        "backup-restore" | "cron-health" => vec!["TEST"],
+        _ => vec!["EXAMINE"],
+    }
+}
+
+fn organization_uuid(r: &Report) -> String {
+    uuid(&format!("party|{}", r.organization))
 }
 
 fn person(name: &str) -> String {
@@ -246,7 +280,7 @@ fn observation(r: &Report, s: &Snapshot) -> Observation {
             ),
         ),
         None => (
-            vec!["TEST"],
+            methods(&s.kind),
             vec![Actor {
                 kind: "tool",
                 actor_uuid: uuid(&format!("component|{}", s.collector)),
@@ -263,6 +297,16 @@ fn observation(r: &Report, s: &Snapshot) -> Observation {
         description,
         methods,
         origins: [Origin { actors }],
+        subjects: [match &s.attested {
+            Some(_) => Subject {
+                subject_uuid: organization_uuid(r),
+                kind: "party",
+            },
+            None => Subject {
+                subject_uuid: uuid(&format!("component|{}", s.collector)),
+                kind: "component",
+            },
+        }],
         relevant_evidence: r.evidence[s.evidence.clone()]
             .iter()
             .map(|e| RelevantEvidence {
@@ -287,6 +331,24 @@ struct Finding<'a> {
     target: Target,
     #[serde(skip_serializing_if = "RelatedObservations::is_empty")]
     related_observations: RelatedObservations<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    related_risks: Vec<RiskRef>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct RiskRef {
+    risk_uuid: String,
+}
+
+/// A failing finding of a control that is not satisfied: an open risk until it is resolved.
+#[derive(Serialize)]
+struct Risk {
+    uuid: String,
+    title: String,
+    description: String,
+    statement: String,
+    status: &'static str,
 }
 
 #[derive(Serialize)]
@@ -393,7 +455,12 @@ fn document(r: &Report) -> Document<'_> {
         t(r.period.to),
         t(r.generated_at)
     );
-    let collectors: BTreeSet<&str> = r.snapshots.iter().map(|s| s.collector.as_str()).collect();
+    let collectors: BTreeSet<&str> = r
+        .snapshots
+        .iter()
+        .filter(|s| s.attested.is_none())
+        .map(|s| s.collector.as_str())
+        .collect();
     let components: Vec<Component> = collectors
         .iter()
         .map(|c| Component {
@@ -408,10 +475,38 @@ fn document(r: &Report) -> Document<'_> {
             },
         })
         .collect();
+    let mut risks: Vec<Risk> = Vec::new();
     let findings = r
         .controls
         .iter()
         .map(|c| {
+            let mut related_risks = Vec::new();
+            if c.status != ControlStatus::Satisfied {
+                for f in c.findings.iter().filter(|f| f.level == Level::Fail) {
+                    let id = uuid(&format!(
+                        "risk|{scope}|{}|{}|{}|{}",
+                        c.id, f.collector, f.code, f.subject
+                    ));
+                    if related_risks.iter().any(|r: &RiskRef| r.risk_uuid == id) {
+                        continue;
+                    }
+                    related_risks.push(RiskRef {
+                        risk_uuid: id.clone(),
+                    });
+                    risks.push(Risk {
+                        uuid: id,
+                        title: format!("{} {} on {}", c.id, f.code, f.subject),
+                        description: f.message.clone(),
+                        statement: format!(
+                            "Until resolved, the evidence does not show {} {} operating: {}.",
+                            c.id,
+                            c.title,
+                            f.code.description()
+                        ),
+                        status: "open",
+                    });
+                }
+            }
             let mut description = format!("{}: {}.", c.status.as_str(), c.why);
             for f in &c.findings {
                 description.push_str(&format!(
@@ -449,6 +544,7 @@ fn document(r: &Report) -> Document<'_> {
                     report: r,
                     collectors: &c.collectors,
                 },
+                related_risks,
             }
         })
         .collect();
@@ -467,8 +563,8 @@ fn document(r: &Report) -> Document<'_> {
                 parties: parties(r),
             },
             import_ap: ImportAp {
-                href: "#",
-                remarks: "annexa assesses continuously against its control catalog; there is no separate assessment plan.",
+                href: PLAN.to_string(),
+                remarks: "The assessment plan annexa wrote beside these results: the controls reviewed, the Statement of Applicability and the catalog their ids resolve against.",
             },
             results: [OscalResult {
                 uuid: uuid(&format!("result|{scope}")),
@@ -487,39 +583,45 @@ fn document(r: &Report) -> Document<'_> {
                 end: t(r.period.to),
                 local_definitions: (!components.is_empty())
                     .then_some(LocalDefinitions { components }),
-                reviewed_controls: ReviewedControls {
-                    control_selections: [ControlSelection {
-                        include_controls: r
-                            .controls
-                            .iter()
-                            .map(|c| ControlId {
-                                control_id: c.id.clone(),
-                            })
-                            .collect(),
-                        exclude_controls: r
-                            .excluded
-                            .iter()
-                            .map(|e| ControlId {
-                                control_id: e.id.clone(),
-                            })
-                            .collect(),
-                        remarks: (!r.excluded.is_empty()).then(|| {
-                            let why: Vec<String> = r
-                                .excluded
-                                .iter()
-                                .map(|e| format!("{} excluded: {}", e.id, e.justification))
-                                .collect();
-                            format!("Statement of Applicability: {}", why.join("; "))
-                        }),
-                    }],
-                },
+                reviewed_controls: reviewed_controls(r),
                 observations: Observations(r),
                 findings,
+                risks,
             }],
             back_matter: (!r.evidence.is_empty()).then_some(BackMatter {
                 resources: Resources(r),
             }),
         },
+    }
+}
+
+/// The controls reviewed: those the report judges, and those the SoA excludes, with why.
+fn reviewed_controls(r: &Report) -> ReviewedControls {
+    ReviewedControls {
+        control_selections: [ControlSelection {
+            include_controls: r
+                .controls
+                .iter()
+                .map(|c| ControlId {
+                    control_id: c.id.clone(),
+                })
+                .collect(),
+            exclude_controls: r
+                .excluded
+                .iter()
+                .map(|e| ControlId {
+                    control_id: e.id.clone(),
+                })
+                .collect(),
+            remarks: (!r.excluded.is_empty()).then(|| {
+                let why: Vec<String> = r
+                    .excluded
+                    .iter()
+                    .map(|e| format!("{} excluded: {}", e.id, e.justification))
+                    .collect();
+                format!("Statement of Applicability: {}", why.join("; "))
+            }),
+        }],
     }
 }
 
@@ -531,5 +633,180 @@ pub fn oscal_assessment_results(r: &Report) -> serde_json::Value {
 /// Writes the OSCAL assessment results as compact JSON, streaming.
 pub fn render_oscal(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, &document(r))?;
+    writeln!(out)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct PlanDocument {
+    assessment_plan: AssessmentPlan,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct AssessmentPlan {
+    uuid: String,
+    metadata: Metadata,
+    import_ssp: ImportAp,
+    reviewed_controls: ReviewedControls,
+    back_matter: PlainBackMatter,
+}
+
+#[derive(Serialize)]
+struct PlainBackMatter {
+    resources: Vec<FileResource>,
+}
+
+/// A file of the bundle, named relative to the document.
+#[derive(Serialize)]
+struct FileResource {
+    uuid: String,
+    title: String,
+    description: String,
+    rlinks: [FileLink; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct FileLink {
+    href: String,
+    media_type: &'static str,
+}
+
+/// Writes the assessment plan the results import: annexa's plan is continuous collection of
+/// the controls the Statement of Applicability applies; it has no system security plan, so
+/// `import-ssp` names the SoA, a back-matter resource.
+pub fn render_oscal_plan(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    let scope = format!("{}|{}|{}", r.organization, t(r.period.from), t(r.period.to));
+    let soa = uuid(&format!("resource|soa|{scope}"));
+    let doc = PlanDocument {
+        assessment_plan: AssessmentPlan {
+            uuid: uuid(&format!("assessment-plan|{scope}")),
+            metadata: Metadata {
+                title: format!(
+                    "ISO/IEC 27001:2022 Annex A assessment plan: {}, {}",
+                    r.organization,
+                    r.period.label()
+                ),
+                last_modified: t(r.generated_at),
+                version: r.annexa_version.clone(),
+                oscal_version: OSCAL_VERSION,
+                parties: parties(r),
+            },
+            import_ssp: ImportAp {
+                href: format!("#{soa}"),
+                remarks: "No system security plan: the scope is the Statement of Applicability (ISO/IEC 27001:2022 clause 6.1.3 d).",
+            },
+            reviewed_controls: reviewed_controls(r),
+            back_matter: PlainBackMatter {
+                resources: vec![
+                    FileResource {
+                        uuid: soa,
+                        title: "Statement of Applicability".into(),
+                        description: match &r.soa_file {
+                            Some(f) => format!("Every Annex A control, applicable or excluded and why, from {f}; soa.csv in the report's CSV set."),
+                            None => "No Statement of Applicability is configured: every control of annexa's catalog is reviewed; soa.csv in the report's CSV set lists all 93.".into(),
+                        },
+                        rlinks: [FileLink {
+                            href: "soa.csv".into(),
+                            media_type: "text/csv",
+                        }],
+                    },
+                    catalog_resource(&scope),
+                ],
+            },
+        },
+    };
+    serde_json::to_writer(&mut *out, &doc)?;
+    writeln!(out)
+}
+
+fn catalog_resource(scope: &str) -> FileResource {
+    FileResource {
+        uuid: uuid(&format!("resource|catalog|{scope}")),
+        title: "ISO/IEC 27001:2022 Annex A control catalog".into(),
+        description: "The controls' ids and titles, which every control-id here resolves against."
+            .into(),
+        rlinks: [FileLink {
+            href: CATALOG.into(),
+            media_type: "application/json",
+        }],
+    }
+}
+
+#[derive(Serialize)]
+struct CatalogDocument {
+    catalog: Catalog,
+}
+
+#[derive(Serialize)]
+struct Catalog {
+    uuid: String,
+    metadata: CatalogMetadata,
+    groups: Vec<Group>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct CatalogMetadata {
+    title: String,
+    last_modified: String,
+    version: String,
+    oscal_version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Group {
+    id: String,
+    title: String,
+    controls: Vec<CatalogControl>,
+}
+
+#[derive(Serialize)]
+struct CatalogControl {
+    id: String,
+    title: String,
+}
+
+/// Writes the catalog of the controls the report names: ISO/IEC 27001:2022 Annex A by theme
+/// (ids and titles only: the standard's text is not annexa's to ship), and any the config adds.
+pub fn render_oscal_catalog(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
+    let themes = [
+        ("organizational", "Organizational controls (clause 5)"),
+        ("people", "People controls (clause 6)"),
+        ("physical", "Physical controls (clause 7)"),
+        ("technological", "Technological controls (clause 8)"),
+        ("", "Controls the configuration adds"),
+    ];
+    let groups = themes
+        .iter()
+        .map(|(theme, title)| Group {
+            id: if theme.is_empty() { "added" } else { theme }.to_string(),
+            title: title.to_string(),
+            controls: r
+                .soa
+                .iter()
+                .filter(|e| e.theme == *theme)
+                .map(|e| CatalogControl {
+                    id: e.id.clone(),
+                    title: e.title.clone(),
+                })
+                .collect(),
+        })
+        .filter(|g| !g.controls.is_empty())
+        .collect();
+    let doc = CatalogDocument {
+        catalog: Catalog {
+            uuid: uuid(&format!("catalog|{}", r.annexa_version)),
+            metadata: CatalogMetadata {
+                title: "ISO/IEC 27001:2022 Annex A controls (ids and titles)".into(),
+                last_modified: t(r.generated_at),
+                version: r.annexa_version.clone(),
+                oscal_version: OSCAL_VERSION,
+            },
+            groups,
+        },
+    };
+    serde_json::to_writer(&mut *out, &doc)?;
     writeln!(out)
 }
