@@ -78,6 +78,14 @@ impl Annexa {
         finding
     }
 
+    /// Where the store is, as output for people says it: a folder relative to the config's.
+    pub fn store_location(&self) -> String {
+        annexa_collectors::shown_path(
+            std::path::Path::new(&self.store.location()),
+            &self.config.base_dir,
+        )
+    }
+
     /// The level of a code after the config's overrides.
     pub fn level(&self, code: annexa_collectors::FindingCode) -> annexa_collectors::Level {
         self.config.level(code)

@@ -689,7 +689,7 @@ fn an_auditor_verifies_a_report_bundle_offline_with_only_the_key_file() {
     };
     let ok = verify(&dir, &keys);
     assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
-    assert_eq!(ok.json()["objects_checked"], 9);
+    assert_eq!(ok.json()["objects_checked"], 11);
 
     // A file changed after signing.
     let html = dir.join("report.html");

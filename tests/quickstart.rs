@@ -131,4 +131,25 @@ fn the_quickstart_evidences_a524_and_a528_and_verifies() {
     assert_eq!(note.verified_by(&[key]).unwrap().len(), 1);
     // The report is itself evidence: recorded in the ledger, and verify still passes.
     w.annexa(&["verify"]).expect(0);
+
+    // Issue 18: no host path in what people and auditors read: the run's lines, the report
+    // bundle, and every stored object (facts, manifests, the drill's report).
+    let host = w.dir.path().to_str().unwrap().to_string();
+    assert!(!run.stdout.contains(&host), "{}", run.stdout);
+    let mut leaked = Vec::new();
+    let mut stack = vec![
+        files[0].parent().unwrap().to_path_buf(),
+        w.path("data/store"),
+    ];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if String::from_utf8_lossy(&std::fs::read(&path).unwrap()).contains(&host) {
+                leaked.push(path);
+            }
+        }
+    }
+    assert!(leaked.is_empty(), "host paths in {leaked:?}");
 }

@@ -146,6 +146,12 @@ impl CollectContext {
         self.clock.now()
     }
 
+    /// A path as evidence and reports name it: relative to the config's folder when it is
+    /// inside it, so no host path leaks into them and an id stays put when the folder moves.
+    pub fn shown(&self, path: &std::path::Path) -> String {
+        shown_path(path, &self.base_dir)
+    }
+
     /// Resolves a path from the config against the config's folder.
     pub fn resolve(&self, path: &std::path::Path) -> PathBuf {
         if path.is_absolute() {
@@ -153,6 +159,15 @@ impl CollectContext {
         } else {
             self.base_dir.join(path)
         }
+    }
+}
+
+/// `path` relative to `base` when it is inside it (`.` for `base` itself), else as it is.
+pub fn shown_path(path: &std::path::Path, base: &std::path::Path) -> String {
+    match path.strip_prefix(base) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path.display().to_string(),
     }
 }
 

@@ -326,7 +326,7 @@ impl Collector for PolicyDocument {
                     .and_then(|d| d.and_hms_opt(0, 0, 0))
                     .map(|d| d.and_utc()),
                 source: Source {
-                    query: path.display().to_string(),
+                    query: ctx.shown(&path),
                     ..Source::default()
                 },
             });

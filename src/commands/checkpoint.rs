@@ -40,7 +40,7 @@ pub async fn checkpoint(
                 c.tree_size,
                 c.key_id,
                 c.object_key,
-                app.store.location()
+                app.store_location()
             )
         } else {
             format!(

@@ -34,7 +34,7 @@ pub async fn report(
             model.summary[0].count,
             model.controls.len(),
             model.ledger.key_id,
-            app.store.location()
+            app.store_location()
         );
         for p in paths {
             t.push_str(&format!("{}\n", p.display()));

@@ -48,7 +48,7 @@ fn describe(app: &Annexa, o: &RunOutcome) -> String {
         o.run.kind,
         o.run.status,
         if items == 1 { "" } else { "s" },
-        app.store.location(),
+        app.store_location(),
     );
     if let (Some(key), Some(idx)) = (&o.run.manifest_key, o.run.ledger_index) {
         line.push_str(&format!("\n    manifest {key} (ledger leaf #{idx})"));

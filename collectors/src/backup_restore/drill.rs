@@ -428,7 +428,7 @@ impl BackupRestore {
                 report.tools = vec!["SQLite (libsqlite3 bundled with sqlx)".into()];
                 let copy = ctx.scratch_dir.join("drill.sqlite");
                 std::fs::copy(&path, &copy).map_err(|e| e.to_string())?;
-                report.scratch = copy.display().to_string();
+                report.scratch = "drill.sqlite (a copy in the drill's scratch folder)".into();
                 use sqlx::{Connection, Row};
                 let opts = sqlx::sqlite::SqliteConnectOptions::new()
                     .filename(&copy)
@@ -464,7 +464,7 @@ impl BackupRestore {
             }
             "archive" => {
                 let out = ctx.scratch_dir.join("extract");
-                report.scratch = out.display().to_string();
+                report.scratch = "extract/ (in the drill's scratch folder)".into();
                 report.tools = vec!["tar (Rust tar crate)".into()];
                 let p = path.clone();
                 let o = out.clone();

@@ -42,7 +42,8 @@ impl BackupRestore {
                 }
             }
         } else if let Some(loc) = &self.config.s3 {
-            (found, sidecars) = s3::list(loc, &self.config.pattern, &self.location()).await?;
+            (found, sidecars) =
+                s3::list(loc, &self.config.pattern, &super::s3_location(loc)).await?;
         }
         found.sort_by(|a, b| b.2.cmp(&a.2).then(b.0.cmp(&a.0)));
         let mut backups = Vec::new();

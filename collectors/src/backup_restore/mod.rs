@@ -265,13 +265,18 @@ impl BackupRestore {
         BackupRestore { config }
     }
 
-    fn location(&self) -> String {
+    /// Where the backups are, as facts, findings and reports name it.
+    fn location(&self, ctx: &CollectContext) -> String {
         match (&self.config.path, &self.config.s3) {
-            (Some(p), _) => p.display().to_string(),
-            (_, Some(s)) => format!("s3://{}/{}", s.bucket, s.prefix),
+            (Some(p), _) => ctx.shown(p),
+            (_, Some(s)) => s3_location(s),
             _ => String::new(),
         }
     }
+}
+
+fn s3_location(s: &S3Location) -> String {
+    format!("s3://{}/{}", s.bucket, s.prefix)
 }
 
 /// `*` and `?` glob on a file name.
@@ -332,7 +337,7 @@ impl Collector for BackupRestore {
             }
         }
         let facts = BackupFacts {
-            location: self.location(),
+            location: self.location(ctx),
             pattern: self.config.pattern.clone(),
             max_age_seconds: seconds(&self.config.max_backup_age).unwrap_or(0),
             grace_seconds: seconds(&self.config.grace).unwrap_or(0),

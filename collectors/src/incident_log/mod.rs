@@ -263,7 +263,7 @@ impl IncidentLog {
                     &name,
                     Body::File(full.clone()),
                     now,
-                    &full.display().to_string(),
+                    &ctx.shown(&full),
                 ));
                 return Err(invalid(
                     ImportError {
@@ -279,7 +279,7 @@ impl IncidentLog {
                 ));
             }
             let bytes = crate::read_source(&full, limit).await?;
-            (name, bytes, full.display().to_string())
+            (name, bytes, ctx.shown(&full))
         } else if let Some(key) = &self.config.register_object {
             let objects = ctx
                 .objects
@@ -377,7 +377,7 @@ impl Collector for IncidentLog {
                     &format!("postmortems/{name}"),
                     Body::Bytes(bytes),
                     now,
-                    &path.display().to_string(),
+                    &ctx.shown(&path),
                 ));
             }
         }
