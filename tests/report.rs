@@ -557,6 +557,45 @@ async fn the_html_report_renders_in_headless_chromium() {
             .any(|l| l.contains("runbooks") && l.contains("stale")),
         "{section}"
     );
+
+    // Issue 18 (a printable document): numbered A4 pages, each with the running header;
+    // unchanged evidence listed once.
+    let info = Command::new("pdfinfo").arg(&pdf).output().unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    let pages: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("pdfinfo names the pages");
+    assert!((2..=40).contains(&pages), "{pages} pages");
+    assert!(info.contains("(A4)"), "A4: {info}");
+    let last = Command::new("pdftotext")
+        .args([
+            "-layout",
+            "-f",
+            &pages.to_string(),
+            "-l",
+            &pages.to_string(),
+        ])
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .unwrap();
+    let last = String::from_utf8_lossy(&last.stdout);
+    for header in [
+        "Example Ltd · 2026-10-01 to 2026-10-31 (UTC)".to_string(),
+        format!("report {}", bundle.id),
+        format!("page {pages} of {pages}"),
+    ] {
+        assert!(
+            last.contains(&header),
+            "{header} not on the last page:\n{last}"
+        );
+    }
+    assert!(
+        text.contains("unchanged in 31 snapshots"),
+        "procedures' one document, collected daily, is one row"
+    );
 }
 
 /// Issue 20 (the Statement of Applicability): an excluded control is not judged and never

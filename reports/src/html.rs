@@ -45,10 +45,41 @@ th{background:#f6f8fa}code,.hash{font-family:ui-monospace,monospace;font-size:.8
 .gaps{border:3px solid #cf222e;border-radius:6px;padding:0 1rem 1rem;background:#fff8f8}
 .gaps h2{color:#cf222e;border:0}.none{color:#57606a;font-style:italic}
 pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;font-size:.85em}
-@page{size:A4;margin:14mm}
-@media print{body{margin:0;max-width:none;font-size:10px}h2{break-after:avoid}.control{break-inside:avoid-page}
-.gaps{break-inside:avoid}tr{break-inside:avoid}a{color:inherit;text-decoration:none}}
+@media print{body{margin:0;max-width:none;font-size:9.5px}h2,h3,h4{break-after:avoid}
+thead{display:table-header-group}tr{break-inside:avoid}a{color:inherit;text-decoration:none}
+.gaps{background:none}section.control{break-before:auto}}
 ";
+
+/// The printed page: A4, a running header (organization, period, report id) and the page
+/// number in the footer, from CSS margin boxes.
+fn page_style(r: &Report) -> String {
+    let text = |s: &str| {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' | '\\' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                // No `</style>` or control character can leave the string.
+                '<' | '>' | '&' => out.push_str(&format!("\\{:x} ", c as u32)),
+                c if c.is_control() => out.push(' '),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    let margin = "font:8px system-ui,sans-serif;color:#57606a";
+    format!(
+        "@page{{size:A4;margin:16mm 12mm 14mm;\
+         @top-left{{content:{};{margin}}}\
+         @top-right{{content:{};{margin}}}\
+         @bottom-center{{content:\"page \" counter(page) \" of \" counter(pages);{margin}}}}}",
+        text(&format!("{} · {} (UTC)", r.organization, r.period.label())),
+        text(&format!("report {}", r.id)),
+    )
+}
 
 /// Writes the HTML report.
 pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
@@ -61,8 +92,9 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
-        esc(&title)
+         <title>{}</title>\n<style>{STYLE}{}</style>\n</head>\n<body>\n",
+        esc(&title),
+        page_style(r)
     )?;
     writeln!(
         out,
@@ -111,7 +143,7 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     } else {
         writeln!(
             out,
-            "<table>\n<tr><th>Collector</th><th>Controls</th><th>Gap</th><th>Since</th><th>Until</th><th>Detail</th></tr>"
+            "<table>\n<thead><tr><th>Collector</th><th>Controls</th><th>Gap</th><th>Since</th><th>Until</th><th>Detail</th></tr></thead>"
         )?;
         for g in &r.gaps {
             writeln!(
@@ -133,7 +165,7 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
         "<section id=\"controls\">\n<h2>Controls at the end of the period</h2>\n<table>\n\
-         <tr><th>Control</th><th>Title</th><th>Status</th><th>Why</th><th>Verdict over the period</th><th>Coverage</th></tr>"
+         <thead><tr><th>Control</th><th>Title</th><th>Status</th><th>Why</th><th>Verdict over the period</th><th>Coverage</th></tr></thead>"
     )?;
     for c in &r.controls {
         let coverage: Vec<String> = c
@@ -216,7 +248,7 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     } else {
         writeln!(
             out,
-            "<table>\n<tr><th>Control</th><th>Code</th><th>Subject</th><th>Accepted by</th><th>Reason</th><th>Until</th><th>Audit event</th></tr>"
+            "<table>\n<thead><tr><th>Control</th><th>Code</th><th>Subject</th><th>Accepted by</th><th>Reason</th><th>Until</th><th>Audit event</th></tr></thead>"
         )?;
         for e in &r.exceptions {
             writeln!(
@@ -272,7 +304,7 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         if !c.findings.is_empty() {
             writeln!(
                 out,
-                "<table>\n<tr><th>Level</th><th>Code</th><th>Subject</th><th>Finding</th><th>Collector</th></tr>"
+                "<table>\n<thead><tr><th>Level</th><th>Code</th><th>Subject</th><th>Finding</th><th>Collector</th></tr></thead>"
             )?;
             for f in &c.findings {
                 writeln!(
@@ -287,14 +319,10 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
             }
             writeln!(out, "</table>")?;
         }
-        writeln!(
-            out,
-            "<p>{} evidence object{} in the period.</p>",
-            c.evidence_count,
-            if c.evidence_count == 1 { "" } else { "s" }
-        )?;
-        if c.evidence_count > 0 {
-            evidence_table(r, &c.id, out)?;
+        let groups = r.objects_of(&c.id);
+        writeln!(out, "<p>{}</p>", esc(&r.evidence_sentence(c, groups.len())))?;
+        if !groups.is_empty() {
+            evidence_table(&groups, out)?;
         }
         writeln!(out, "</section>")?;
     }
@@ -313,11 +341,11 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                     writeln!(out, "<p class=\"none\">Nothing in the period.</p>")?;
                     continue;
                 }
-                write!(out, "<table>\n<tr>")?;
+                write!(out, "<table>\n<thead><tr>")?;
                 for col in &t.columns {
                     write!(out, "<th>{}</th>", esc(col))?;
                 }
-                writeln!(out, "</tr>")?;
+                writeln!(out, "</tr></thead>")?;
                 for row in &t.rows {
                     write!(out, "<tr>")?;
                     for cell in row {
@@ -336,7 +364,7 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         "<section id=\"evidence-index\">\n<h2>Evidence index</h2>\n<p>What each collector stored in the period. \
          Every object, with its SHA-256 and its key in the evidence store, is listed under the controls above, \
          and in <code>evidence.csv</code> and <code>report.json</code>.</p>\n<table>\n\
-         <tr><th>Collector</th><th>Controls</th><th>Snapshots</th><th>Objects</th><th>Stale objects</th><th>Bytes</th><th>First</th><th>Last</th></tr>"
+         <thead><tr><th>Collector</th><th>Controls</th><th>Snapshots</th><th>Objects</th><th>Stale objects</th><th>Bytes</th><th>First</th><th>Last</th></tr></thead>"
     )?;
     for i in &r.index {
         writeln!(
@@ -371,23 +399,27 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-fn evidence_table(r: &Report, control: &str, out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "<table>\n<tr><th>Collector</th><th>Object</th><th>Collected</th><th>Expires</th><th>Fresh</th><th>SHA-256</th><th>Object key</th></tr>"
-    )?;
-    for (collected, expires, items) in r.snapshots_of(control) {
-        for e in items {
-            writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{collected}</td><td>{expires}</td><td>{}</td><td class=\"hash\">{}</td><td class=\"hash\">{}</td></tr>",
-                esc(&e.collector),
-                esc(&e.name),
-                if e.fresh { "fresh" } else { "stale" },
-                esc(&e.sha256),
-                esc(&e.object_key)
-            )?;
-        }
+fn evidence_table(
+    groups: &[crate::model::ObjectGroup],
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    write!(out, "<table>\n<thead><tr>")?;
+    for col in crate::model::ObjectGroup::COLUMNS {
+        write!(out, "<th>{col}</th>")?;
+    }
+    writeln!(out, "</tr></thead>")?;
+    for g in groups {
+        let cells = g.cells();
+        writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"hash\">{}</td></tr>",
+            esc(&cells[0]),
+            esc(&cells[1]),
+            esc(&cells[2]),
+            esc(&cells[3]),
+            esc(&cells[4]),
+            esc(&cells[5])
+        )?;
     }
     writeln!(out, "</table>")
 }
@@ -451,6 +483,12 @@ fn freshness_chart(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         out,
         "<svg role=\"img\" aria-label=\"Evidence freshness by day\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">"
     )?;
+    // Stale days are hatched as well as red: colour is never the only signal.
+    writeln!(
+        out,
+        "<defs><pattern id=\"stale\" patternUnits=\"userSpaceOnUse\" width=\"4\" height=\"4\">\
+         <rect width=\"4\" height=\"4\" fill=\"#cf222e\"/><path d=\"M0,4 l4,-4\" stroke=\"#fff\" stroke-width=\"1.2\"/></pattern></defs>"
+    )?;
     for (row, f) in r.freshness.iter().enumerate() {
         let y = row * row_h;
         writeln!(
@@ -462,7 +500,7 @@ fn freshness_chart(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         for (i, d) in f.days.iter().enumerate() {
             let (fill, word) = match d {
                 DayState::Fresh => ("#2da44e", "fresh"),
-                DayState::Stale => ("#cf222e", "stale"),
+                DayState::Stale => ("url(#stale)", "stale"),
                 DayState::None => ("#d0d7de", "no evidence yet"),
                 DayState::Unknown => ("#ffffff", "after the report was made"),
             };
@@ -489,7 +527,7 @@ fn freshness_chart(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
         "<rect x=\"{label_w}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"#2da44e\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">fresh</text>\
-         <rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"#cf222e\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">stale</text>\
+         <rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"url(#stale)\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">stale</text>\
          <rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"#d0d7de\"/><text x=\"{}\" y=\"{}\" font-size=\"11\">none yet</text>",
         y + 6,
         label_w + 14,

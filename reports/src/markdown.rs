@@ -36,33 +36,6 @@ fn table<R: AsRef<[String]>>(
     writeln!(out)
 }
 
-fn evidence_rows<'a>(r: &'a Report, control: &'a str) -> impl Iterator<Item = Vec<String>> + 'a {
-    r.snapshots_of(control)
-        .flat_map(|(collected, expires, items)| {
-            items.iter().map(move |e| {
-                vec![
-                    e.collector.clone(),
-                    e.name.clone(),
-                    collected.clone(),
-                    expires.clone(),
-                    if e.fresh { "fresh" } else { "stale" }.to_string(),
-                    e.sha256.clone(),
-                    e.object_key.clone(),
-                ]
-            })
-        })
-}
-
-const EVIDENCE_COLUMNS: [&str; 7] = [
-    "Collector",
-    "Object",
-    "Collected",
-    "Expires",
-    "Fresh",
-    "SHA-256",
-    "Object key",
-];
-
 /// Writes the Markdown report.
 pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "# ISO/IEC 27001:2022 Annex A evidence report\n")?;
@@ -332,13 +305,14 @@ pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
                 &rows,
             )?;
         }
-        writeln!(
-            out,
-            "{} evidence objects in the period.\n",
-            c.evidence_count
-        )?;
-        if c.evidence_count > 0 {
-            table(out, &EVIDENCE_COLUMNS, evidence_rows(r, &c.id))?;
+        let groups = r.objects_of(&c.id);
+        writeln!(out, "{}\n", cell(&r.evidence_sentence(c, groups.len())))?;
+        if !groups.is_empty() {
+            table(
+                out,
+                &crate::model::ObjectGroup::COLUMNS,
+                groups.iter().map(|g| g.cells()),
+            )?;
         }
     }
 

@@ -377,6 +377,10 @@ pub struct Snapshot {
 /// The report. Every renderer reads only this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// The bundle's id (its folder's name), set once the content is hashed; not in the JSON it
+    /// is hashed from. Printed pages carry it in their running header.
+    #[serde(skip)]
+    pub id: String,
     pub format: &'static str,
     pub organization: String,
     pub period: Period,
@@ -410,7 +414,125 @@ pub struct Report {
     pub evidence: Vec<EvidenceEntry>,
 }
 
+/// One distinct object among the snapshots bearing on a control, listed once however many
+/// snapshots stored it unchanged (the per-run index is `evidence.csv` and `report.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectGroup<'a> {
+    /// Its first appearance in the period.
+    pub entry: &'a EvidenceEntry,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    /// When the last snapshot holding it expires.
+    pub expires: DateTime<Utc>,
+    pub snapshots: usize,
+    /// Snapshots holding it that a lapse followed.
+    pub stale: usize,
+}
+
+impl ObjectGroup<'_> {
+    pub const COLUMNS: [&'static str; 6] = [
+        "Collector",
+        "Object",
+        "Collected",
+        "Expires",
+        "Fresh",
+        "SHA-256",
+    ];
+
+    /// Its row, in [`Self::COLUMNS`]' order. The store key is named only where it is not the
+    /// SHA-256's own (`objects/sha256/…`).
+    pub fn cells(&self) -> Vec<String> {
+        let e = self.entry;
+        let collected = if self.snapshots == 1 {
+            crate::time(self.first)
+        } else {
+            format!(
+                "{} to {}, unchanged in {} snapshots",
+                crate::time(self.first),
+                crate::time(self.last),
+                self.snapshots
+            )
+        };
+        let fresh = match self.stale {
+            0 => "fresh".to_string(),
+            n if n == self.snapshots => "stale".to_string(),
+            n => format!("stale in {n} of {}", self.snapshots),
+        };
+        let by_hash = e.sha256.len() > 2
+            && e.object_key == format!("objects/sha256/{}/{}", &e.sha256[..2], e.sha256);
+        let sha = if by_hash {
+            e.sha256.clone()
+        } else {
+            format!("{} (stored at {})", e.sha256, e.object_key)
+        };
+        vec![
+            e.collector.clone(),
+            e.name.clone(),
+            collected,
+            crate::time(self.expires),
+            fresh,
+            sha,
+        ]
+    }
+}
+
 impl Report {
+    /// "42 evidence objects in the period: 5 distinct, each listed once." (or the one-line
+    /// sentence when nothing repeats).
+    pub fn evidence_sentence(&self, control: &ControlSection, distinct: usize) -> String {
+        let n = control.evidence_count;
+        if distinct == n {
+            format!(
+                "{n} evidence object{} in the period.",
+                if n == 1 { "" } else { "s" }
+            )
+        } else {
+            format!(
+                "{n} evidence objects in the period: {distinct} distinct, each listed once (every snapshot's objects are in evidence.csv and report.json)."
+            )
+        }
+    }
+
+    /// The distinct objects bearing on `control`, each once, in the order they first appear.
+    pub fn objects_of(&self, control: &str) -> Vec<ObjectGroup<'_>> {
+        let mut groups: Vec<ObjectGroup> = Vec::new();
+        let mut at: std::collections::HashMap<(&str, &str, &str), usize> =
+            std::collections::HashMap::new();
+        for s in &self.snapshots {
+            let items = &self.evidence[s.evidence.clone()];
+            if !items
+                .first()
+                .is_some_and(|e| e.controls.iter().any(|c| c == control))
+            {
+                continue;
+            }
+            for e in items {
+                let key = (e.collector.as_str(), e.name.as_str(), e.sha256.as_str());
+                match at.get(&key) {
+                    Some(&i) => {
+                        let g = &mut groups[i];
+                        g.last = s.collected_at;
+                        g.expires = s.expires_at;
+                        g.snapshots += 1;
+                        g.stale += usize::from(!e.fresh);
+                    }
+                    None => {
+                        at.insert(key, groups.len());
+                        groups.push(ObjectGroup {
+                            entry: e,
+                            first: s.collected_at,
+                            last: s.collected_at,
+                            expires: s.expires_at,
+                            snapshots: 1,
+                            stale: usize::from(!e.fresh),
+                        });
+                    }
+                }
+            }
+        }
+        groups
+    }
+
     /// The days of the period, for the freshness chart.
     pub fn days(&self) -> Vec<DateTime<Utc>> {
         day_starts(self.period.from, self.period.to)
@@ -767,6 +889,7 @@ pub fn build(input: &ReportInput) -> Report {
         .collect();
 
     Report {
+        id: String::new(),
         format: REPORT_FORMAT,
         organization: input.organization.clone(),
         period: Period { from, to },

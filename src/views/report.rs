@@ -357,7 +357,7 @@ pub async fn write_bundle(
     }
     let key = crate::ledger::keyring::signing_key(app).await?;
     let input = gather(app, from, to, now, now, &key).await?;
-    let model = annexa_reports::build(&input);
+    let mut model = annexa_reports::build(&input);
     drop(input);
 
     // The id names the period and the content, so the same inputs give the same bundle.
@@ -369,6 +369,8 @@ pub async fn write_bundle(
         (to - chrono::Duration::seconds(1)).format("%Y-%m-%d"),
         &hex::encode(json_hash.0.finalize())[..12]
     );
+
+    model.id = id.clone();
 
     let root = out.map_or_else(|| app.config.report_dir.clone(), Path::to_path_buf);
     let dir = root.join(&id);
