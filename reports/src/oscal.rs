@@ -204,6 +204,21 @@ struct RelevantEvidence {
 
 /// One observation per snapshot of a source: a run's custody manifest and its collector's
 /// snapshot are two observations, so each has its own UUID.
+/// A document's metadata: what it is (`assessment results`, …), for whom and when.
+fn metadata(r: &Report, what: &str) -> Metadata {
+    Metadata {
+        title: format!(
+            "ISO/IEC 27001:2022 Annex A {what}: {}, {}",
+            r.organization,
+            r.period.label()
+        ),
+        last_modified: t(r.generated_at),
+        version: r.annexa_version.clone(),
+        oscal_version: OSCAL_VERSION,
+        parties: parties(r),
+    }
+}
+
 /// The organization, then each person who attested or reviewed evidence in the report.
 fn parties(r: &Report) -> Vec<Party> {
     let mut people: Vec<&str> = r
@@ -551,17 +566,7 @@ fn document(r: &Report) -> Document<'_> {
     Document {
         assessment_results: AssessmentResults {
             uuid: uuid(&format!("assessment-results|{scope}")),
-            metadata: Metadata {
-                title: format!(
-                    "ISO/IEC 27001:2022 Annex A assessment results: {}, {}",
-                    r.organization,
-                    r.period.label()
-                ),
-                last_modified: t(r.generated_at),
-                version: r.annexa_version.clone(),
-                oscal_version: OSCAL_VERSION,
-                parties: parties(r),
-            },
+            metadata: metadata(r, "assessment results"),
             import_ap: ImportAp {
                 href: PLAN.to_string(),
                 remarks: "The assessment plan annexa wrote beside these results: the controls reviewed, the Statement of Applicability and the catalog their ids resolve against.",
@@ -682,17 +687,7 @@ pub fn render_oscal_plan(r: &Report, out: &mut impl Write) -> std::io::Result<()
     let doc = PlanDocument {
         assessment_plan: AssessmentPlan {
             uuid: uuid(&format!("assessment-plan|{scope}")),
-            metadata: Metadata {
-                title: format!(
-                    "ISO/IEC 27001:2022 Annex A assessment plan: {}, {}",
-                    r.organization,
-                    r.period.label()
-                ),
-                last_modified: t(r.generated_at),
-                version: r.annexa_version.clone(),
-                oscal_version: OSCAL_VERSION,
-                parties: parties(r),
-            },
+            metadata: metadata(r, "assessment plan"),
             import_ssp: ImportAp {
                 href: format!("#{soa}"),
                 remarks: "No system security plan: the scope is the Statement of Applicability (ISO/IEC 27001:2022 clause 6.1.3 d).",

@@ -146,6 +146,32 @@ const RUN_COLUMNS: &str = "id, collector, kind, collector_version, slot, status,
      finished_at, error_code, error, manifest_key, manifest_sha256, ledger_index, holder";
 
 impl RunRow {
+    /// A run of `collector` starting now in this process, for [`Db::start_run`].
+    pub fn running(
+        collector: &str,
+        kind: &str,
+        version: &str,
+        slot: Option<DateTime<Utc>>,
+        started_at: DateTime<Utc>,
+    ) -> RunRow {
+        RunRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            collector: collector.to_string(),
+            kind: kind.to_string(),
+            collector_version: version.to_string(),
+            slot: slot.map(ts),
+            status: RunStatus::Running,
+            started_at,
+            finished_at: None,
+            error_code: None,
+            error: None,
+            manifest_key: None,
+            manifest_sha256: None,
+            ledger_index: None,
+            holder: Some(crate::base::holder::this_process().to_string()),
+        }
+    }
+
     /// The scheduled slot this run filled, as a time.
     pub fn slot_time(&self) -> Option<DateTime<Utc>> {
         self.slot

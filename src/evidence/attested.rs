@@ -221,22 +221,7 @@ pub enum AttachError {
 /// (its id is the evidence id a review names).
 pub async fn attach(app: &Annexa, checked: Checked) -> Result<(RunRow, Attestation), AttachError> {
     let now = app.clock.now();
-    let mut run = RunRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        collector: ATTESTED.to_string(),
-        kind: ATTESTED.to_string(),
-        collector_version: env!("CARGO_PKG_VERSION").to_string(),
-        slot: None,
-        status: RunStatus::Running,
-        started_at: now,
-        finished_at: None,
-        error_code: None,
-        error: None,
-        manifest_key: None,
-        manifest_sha256: None,
-        ledger_index: None,
-        holder: Some(crate::base::holder::this_process().to_string()),
-    };
+    let mut run = RunRow::running(ATTESTED, ATTESTED, env!("CARGO_PKG_VERSION"), None, now);
     app.db.start_run(&run).await?;
     let items: Vec<EvidenceItem> = checked
         .files

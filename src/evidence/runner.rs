@@ -82,22 +82,13 @@ pub async fn run_collector(
     slot: Option<DateTime<Utc>>,
 ) -> Result<Option<RunOutcome>, RunError> {
     let collector = registry::build(config, &app.config);
-    let mut run = RunRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        collector: config.name.clone(),
-        kind: collector.kind().to_string(),
-        collector_version: collector.version().to_string(),
-        slot: slot.map(crate::db::ts),
-        status: RunStatus::Running,
-        started_at: app.clock.now(),
-        finished_at: None,
-        error_code: None,
-        error: None,
-        manifest_key: None,
-        manifest_sha256: None,
-        ledger_index: None,
-        holder: Some(crate::base::holder::this_process().to_string()),
-    };
+    let mut run = RunRow::running(
+        &config.name,
+        collector.kind(),
+        collector.version(),
+        slot,
+        app.clock.now(),
+    );
     if !app.db.start_run(&run).await? {
         return Ok(None);
     }
