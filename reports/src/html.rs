@@ -306,15 +306,15 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 out,
                 "<table>\n<thead><tr><th>Level</th><th>Code</th><th>Subject</th><th>Finding</th><th>Collector</th></tr></thead>"
             )?;
-            for f in &c.findings {
+            for row in crate::model::grouped_findings(&c.findings) {
                 writeln!(
                     out,
                     "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    f.level.as_str(),
-                    f.code.as_str(),
-                    esc(&f.subject),
-                    esc(&f.message),
-                    esc(&f.collector)
+                    esc(&row[0]),
+                    esc(&row[1]),
+                    esc(&row[2]),
+                    esc(&row[3]),
+                    esc(&row[4])
                 )?;
             }
             writeln!(out, "</table>")?;

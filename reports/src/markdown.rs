@@ -286,19 +286,7 @@ pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
             writeln!(out)?;
         }
         if !c.findings.is_empty() {
-            let rows: Vec<Vec<String>> = c
-                .findings
-                .iter()
-                .map(|f| {
-                    vec![
-                        f.level.as_str().to_string(),
-                        f.code.as_str().to_string(),
-                        f.subject.clone(),
-                        f.message.clone(),
-                        f.collector.clone(),
-                    ]
-                })
-                .collect();
+            let rows = crate::model::grouped_findings(&c.findings);
             table(
                 out,
                 &["Level", "Code", "Subject", "Finding", "Collector"],

@@ -414,17 +414,21 @@ pub struct Report {
     pub evidence: Vec<EvidenceEntry>,
 }
 
-/// One distinct object among the snapshots bearing on a control, listed once however many
-/// snapshots stored it unchanged (the per-run index is `evidence.csv` and `report.json`).
+/// One object name of a collector among the snapshots bearing on a control, listed once
+/// however many snapshots stored it: how many, from when to when, in how many versions, and
+/// the newest version's SHA-256 (every snapshot's objects are in `evidence.csv` and
+/// `report.json`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectGroup<'a> {
-    /// Its first appearance in the period.
+    /// Its newest version in the period.
     pub entry: &'a EvidenceEntry,
     pub first: DateTime<Utc>,
     pub last: DateTime<Utc>,
     /// When the last snapshot holding it expires.
     pub expires: DateTime<Utc>,
     pub snapshots: usize,
+    /// Distinct contents (SHA-256) among them.
+    pub versions: usize,
     /// Snapshots holding it that a lapse followed.
     pub stale: usize,
 }
@@ -436,22 +440,25 @@ impl ObjectGroup<'_> {
         "Collected",
         "Expires",
         "Fresh",
-        "SHA-256",
+        "SHA-256 (newest)",
     ];
 
     /// Its row, in [`Self::COLUMNS`]' order. The store key is named only where it is not the
     /// SHA-256's own (`objects/sha256/…`).
     pub fn cells(&self) -> Vec<String> {
         let e = self.entry;
-        let collected = if self.snapshots == 1 {
-            crate::time(self.first)
-        } else {
-            format!(
-                "{} to {}, unchanged in {} snapshots",
+        let collected = match (self.snapshots, self.versions) {
+            (1, _) => crate::time(self.first),
+            (n, 1) => format!(
+                "{} to {}, unchanged in {n} snapshots",
                 crate::time(self.first),
                 crate::time(self.last),
-                self.snapshots
-            )
+            ),
+            (n, v) => format!(
+                "{} to {}, {n} snapshots, {v} versions",
+                crate::time(self.first),
+                crate::time(self.last),
+            ),
         };
         let fresh = match self.stale {
             0 => "fresh".to_string(),
@@ -476,27 +483,80 @@ impl ObjectGroup<'_> {
     }
 }
 
+/// Findings of one code, level and collector on subjects of one job (`job@slot`), shown as one
+/// row however many slots they name: each slot is its own finding in `findings.csv` and
+/// `report.json`. Other findings are a group of one.
+pub fn grouped_findings(findings: &[FindingRef]) -> Vec<Vec<String>> {
+    let mut groups: Vec<(&FindingRef, Vec<&str>)> = Vec::new();
+    for f in findings {
+        let job = f.subject.split_once('@').map(|(job, _)| job);
+        let same = |g: &(&FindingRef, Vec<&str>)| {
+            job.is_some()
+                && g.0.code == f.code
+                && g.0.level == f.level
+                && g.0.collector == f.collector
+                && g.0.subject.split_once('@').map(|(j, _)| j) == job
+        };
+        match groups.iter_mut().find(|g| same(g)) {
+            Some(g) => g.1.push(&f.subject),
+            None => groups.push((f, vec![&f.subject])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(f, subjects)| {
+            let (subject, message) = if subjects.len() == 1 {
+                (f.subject.clone(), f.message.clone())
+            } else {
+                let slot = |s: &str| s.split_once('@').map_or(s, |(_, at)| at).to_string();
+                (
+                    format!(
+                        "{} ({} slots, {} to {})",
+                        f.subject.split_once('@').map_or("", |(j, _)| j),
+                        subjects.len(),
+                        slot(subjects.iter().min().expect("one at least")),
+                        slot(subjects.iter().max().expect("one at least")),
+                    ),
+                    format!(
+                        "{} (and {} more like it: each slot is in findings.csv)",
+                        f.message,
+                        subjects.len() - 1
+                    ),
+                )
+            };
+            vec![
+                f.level.as_str().to_string(),
+                f.code.as_str().to_string(),
+                subject,
+                message,
+                f.collector.clone(),
+            ]
+        })
+        .collect()
+}
+
 impl Report {
-    /// "42 evidence objects in the period: 5 distinct, each listed once." (or the one-line
-    /// sentence when nothing repeats).
-    pub fn evidence_sentence(&self, control: &ControlSection, distinct: usize) -> String {
+    /// "1,512 evidence objects in the period, in 6 rows: …" (or the plain count when each
+    /// object is a row of its own).
+    pub fn evidence_sentence(&self, control: &ControlSection, rows: usize) -> String {
         let n = control.evidence_count;
-        if distinct == n {
+        if rows == n {
             format!(
                 "{n} evidence object{} in the period.",
                 if n == 1 { "" } else { "s" }
             )
         } else {
             format!(
-                "{n} evidence objects in the period: {distinct} distinct, each listed once (every snapshot's objects are in evidence.csv and report.json)."
+                "{n} evidence objects in the period, in {rows} rows: one per object a collector stores, with its snapshots and versions (every snapshot's objects, each with its SHA-256, are in evidence.csv and report.json)."
             )
         }
     }
 
-    /// The distinct objects bearing on `control`, each once, in the order they first appear.
+    /// The objects bearing on `control`, each name of each collector once, in the order they
+    /// first appear.
     pub fn objects_of(&self, control: &str) -> Vec<ObjectGroup<'_>> {
-        let mut groups: Vec<ObjectGroup> = Vec::new();
-        let mut at: std::collections::HashMap<(&str, &str, &str), usize> =
+        let mut groups: Vec<(ObjectGroup, std::collections::HashSet<&str>)> = Vec::new();
+        let mut at: std::collections::HashMap<(&str, &str), usize> =
             std::collections::HashMap::new();
         for s in &self.snapshots {
             let items = &self.evidence[s.evidence.clone()];
@@ -507,30 +567,35 @@ impl Report {
                 continue;
             }
             for e in items {
-                let key = (e.collector.as_str(), e.name.as_str(), e.sha256.as_str());
+                let key = (e.collector.as_str(), e.name.as_str());
                 match at.get(&key) {
                     Some(&i) => {
-                        let g = &mut groups[i];
+                        let (g, seen) = &mut groups[i];
+                        g.entry = e;
                         g.last = s.collected_at;
                         g.expires = s.expires_at;
                         g.snapshots += 1;
                         g.stale += usize::from(!e.fresh);
+                        seen.insert(e.sha256.as_str());
+                        g.versions = seen.len();
                     }
                     None => {
                         at.insert(key, groups.len());
-                        groups.push(ObjectGroup {
+                        let group = ObjectGroup {
                             entry: e,
                             first: s.collected_at,
                             last: s.collected_at,
                             expires: s.expires_at,
                             snapshots: 1,
+                            versions: 1,
                             stale: usize::from(!e.fresh),
-                        });
+                        };
+                        groups.push((group, std::collections::HashSet::from([e.sha256.as_str()])));
                     }
                 }
             }
         }
-        groups
+        groups.into_iter().map(|(g, _)| g).collect()
     }
 
     /// The days of the period, for the freshness chart.

@@ -24,9 +24,9 @@ use super::evaluate::bears;
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub code: FindingCode,
-    pub subject: String,
-    pub message: String,
-    pub controls: Vec<String>,
+    pub subject: std::sync::Arc<str>,
+    pub message: std::sync::Arc<str>,
+    pub controls: std::sync::Arc<[String]>,
 }
 
 /// One successful run.
@@ -167,16 +167,16 @@ pub fn judge(
             for f in failing {
                 let seen = s.finished_at.max(from);
                 findings
-                    .entry((h.collector.clone(), f.code, f.subject.clone()))
+                    .entry((h.collector.clone(), f.code, f.subject.to_string()))
                     .and_modify(|p| {
                         p.last_seen = seen;
-                        p.message = f.message.clone();
+                        p.message = f.message.to_string();
                     })
                     .or_insert_with(|| PeriodFinding {
                         code: f.code,
-                        subject: f.subject.clone(),
+                        subject: f.subject.to_string(),
                         collector: h.collector.clone(),
-                        message: f.message.clone(),
+                        message: f.message.to_string(),
                         first_seen: seen,
                         last_seen: seen,
                         run_id: s.run_id.clone(),
@@ -304,8 +304,8 @@ mod tests {
                     vec![Recorded {
                         code: FindingCode::RestoreFailed,
                         subject: "app.dump".into(),
-                        message: format!("drill failed on the {d}th"),
-                        controls: Vec::new(),
+                        message: format!("drill failed on the {d}th").into(),
+                        controls: Vec::new().into(),
                     }]
                 } else {
                     Vec::new()

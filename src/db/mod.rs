@@ -309,15 +309,16 @@ pub struct KeyRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// One finding a run recorded.
+/// One finding a run recorded. Its texts are shared with every identical one read in the
+/// same call: an hourly collector repeats the same finding in every run.
 #[derive(Debug, Clone)]
 pub struct FindingRow {
     pub run_id: String,
-    pub collector: String,
-    pub code: String,
-    pub subject: String,
-    pub message: String,
-    pub controls: Vec<String>,
+    pub collector: std::sync::Arc<str>,
+    pub code: std::sync::Arc<str>,
+    pub subject: std::sync::Arc<str>,
+    pub message: std::sync::Arc<str>,
+    pub controls: std::sync::Arc<[String]>,
 }
 
 /// One audit event, as stored.
@@ -673,26 +674,50 @@ impl Db {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<FindingRow>, DbError> {
-        let rows = sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT f.run_id, f.collector, f.code, f.subject, f.message, f.controls              FROM findings f JOIN runs r ON r.id = f.run_id              WHERE f.level = 'fail' AND r.finished_at >= $1 AND r.finished_at < $2              ORDER BY f.id",
         )
         .bind(ts(from))
         .bind(ts(to))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let controls: String = r.try_get("controls")?;
-                Ok(FindingRow {
-                    run_id: r.try_get("run_id")?,
-                    collector: r.try_get("collector")?,
-                    code: r.try_get("code")?,
-                    subject: r.try_get("subject")?,
-                    message: r.try_get("message")?,
-                    controls: serde_json::from_str(&controls).unwrap_or_default(),
-                })
-            })
-            .collect()
+        .fetch(&self.pool);
+        // Streamed and interned: a month of hourly runs repeats one finding thousands of times
+        // (a month with 240,000 of them held 880 MiB as rows and owned strings).
+        use futures::TryStreamExt;
+        use std::sync::Arc;
+        let mut texts: std::collections::HashSet<Arc<str>> = std::collections::HashSet::new();
+        let mut intern = |s: String| -> Arc<str> {
+            if let Some(t) = texts.get(s.as_str()) {
+                return t.clone();
+            }
+            let t: Arc<str> = s.into();
+            texts.insert(t.clone());
+            t
+        };
+        let mut lists: std::collections::HashMap<String, Arc<[String]>> =
+            std::collections::HashMap::new();
+        let mut out = Vec::new();
+        while let Some(r) = rows.try_next().await? {
+            let controls: String = r.try_get("controls")?;
+            let controls = match lists.get(&controls) {
+                Some(l) => l.clone(),
+                None => {
+                    let l: Arc<[String]> = serde_json::from_str::<Vec<String>>(&controls)
+                        .unwrap_or_default()
+                        .into();
+                    lists.insert(controls, l.clone());
+                    l
+                }
+            };
+            out.push(FindingRow {
+                run_id: r.try_get("run_id")?,
+                collector: intern(r.try_get("collector")?),
+                code: intern(r.try_get("code")?),
+                subject: intern(r.try_get("subject")?),
+                message: intern(r.try_get("message")?),
+                controls,
+            });
+        }
+        Ok(out)
     }
 
     /// The objects of the evidence rows with `from <= collected_at < to`, in no particular
