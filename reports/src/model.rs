@@ -1035,6 +1035,7 @@ fn slot_coverage(c: &CollectorInput, to: DateTime<Utc>) -> Coverage {
 mod tests {
     use super::*;
     use crate::ControlReport;
+    use annexa_collectors::{FindingCode, Level};
     use chrono::TimeZone;
 
     fn day(d: u32, h: u32) -> DateTime<Utc> {
@@ -1116,6 +1117,70 @@ mod tests {
             soa_file: None,
             csv_bom: true,
         }
+    }
+
+    #[test]
+    fn each_object_is_one_row_with_its_snapshots_and_versions() {
+        let mut input = october();
+        // A second item that never changes, beside facts that change every run.
+        for r in &mut input.collectors[0].runs {
+            r.items.push(ItemInput {
+                name: "policy.md".into(),
+                role: "item".into(),
+                media_type: "text/markdown".into(),
+                size: Some(5),
+                sha256: "ab".repeat(32),
+                object_key: format!("objects/sha256/ab/{}", "ab".repeat(32)),
+            });
+        }
+        let r = build(&input);
+        let rows = r.objects_of("A.5.37");
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        let (facts, policy) = (&rows[0], &rows[1]);
+        assert_eq!((facts.snapshots, facts.versions), (28, 28));
+        assert_eq!((policy.snapshots, policy.versions), (28, 1));
+        assert!(policy.cells()[2].ends_with("unchanged in 28 snapshots"));
+        assert_eq!(
+            policy.cells()[5],
+            "ab".repeat(32),
+            "the key is the hash's own"
+        );
+        assert!(facts.cells()[2].ends_with("28 snapshots, 28 versions"));
+        assert!(facts.cells()[5].contains("stored at objects/sha256/r31"));
+        // The lapse after the 9th and the failure of the 20th leave stale snapshots.
+        assert!(
+            facts.cells()[4].starts_with("stale in "),
+            "{:?}",
+            facts.cells()
+        );
+    }
+
+    #[test]
+    fn one_job_s_missed_slots_are_one_row_and_other_findings_their_own() {
+        let f = |code: FindingCode, subject: &str| FindingRef {
+            code,
+            level: Level::Fail,
+            subject: subject.into(),
+            message: format!("{subject} failed"),
+            collector: "cron".into(),
+            run_id: None,
+            first_seen: None,
+            accepted: None,
+        };
+        let rows = grouped_findings(&[
+            f(FindingCode::HeartbeatMissed, "backup@2026-11-12T01:00:00Z"),
+            f(FindingCode::HeartbeatMissed, "backup@2026-11-12T00:00:00Z"),
+            f(FindingCode::HeartbeatMissed, "other@2026-11-12T00:00:00Z"),
+            f(FindingCode::HeartbeatFailed, "backup@2026-11-13T00:00:00Z"),
+            f(FindingCode::IncidentTriageLate, "INC-1"),
+        ]);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(
+            rows[0][2],
+            "backup (2 slots, 2026-11-12T00:00:00Z to 2026-11-12T01:00:00Z)"
+        );
+        assert!(rows[0][3].ends_with("(and 1 more like it: each slot is in findings.csv)"));
+        assert_eq!(rows[3][2], "INC-1");
     }
 
     #[test]
