@@ -146,9 +146,10 @@ impl Request {
                     .iter()
                     .filter_map(|id| config.soa.as_ref()?.row(id)?.owner.as_deref())
                     .collect();
+                owners.sort();
                 owners.dedup();
                 match owners.as_slice() {
-                    [one] if owners.len() == 1 => one.to_string(),
+                    [one] => one.to_string(),
                     _ => {
                         problems.push(
                             "name who attests it: --owner NAME (the Statement of Applicability names no single owner of these controls)".into(),

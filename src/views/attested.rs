@@ -73,14 +73,13 @@ pub async fn source_states(
         if mine.is_empty() {
             continue;
         }
-        let subject = |a: &Attested| a.id.clone();
         let mut findings: Vec<Finding> = mine
             .iter()
             .filter(|a| a.review.is_none())
             .map(|a| {
                 Finding::new(
                     FindingCode::AttestationPending,
-                    subject(a),
+                    a.id.clone(),
                     format!(
                         "{} awaits review: `annexa review {} --approve|--reject --by NAME`",
                         described(a),
