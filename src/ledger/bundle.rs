@@ -1,7 +1,8 @@
 //! The report bundle's seal: `manifest.json` (every file with its SHA-256, size and store key,
-//! the period and the checkpoint the report is anchored to) and `manifest.json.sig`, a signed
-//! note over the manifest's SHA-256. Sealed by `annexa report` and checked offline by
-//! `annexa verify --bundle`, both here.
+//! the period and the checkpoint the report is anchored to), `SHA256SUMS` (the same hashes and
+//! the manifest's, for `sha256sum -c`) and `manifest.json.sig`, a signed note over the
+//! manifest's SHA-256 and the `SHA256SUMS` file's. Sealed by `annexa report` and checked
+//! offline by `annexa verify --bundle`, both here.
 
 use std::collections::BTreeSet;
 

@@ -1,9 +1,10 @@
 //! Reports: gathers what a report is made of from the database and the store (the I/O half;
 //! the `annexa-reports` crate builds the model from it and renders it), then writes the
-//! bundle: the files, a `manifest.json` with the SHA-256 of each, and `manifest.json.sig`, a
-//! signed note over the manifest's SHA-256. The bundle is evidence too: each file is stored
-//! content-addressed (streamed, like any object), the manifest and its signature under
-//! `reports/<id>/`, and an audit event records the manifest's hash in the ledger.
+//! bundle: the files, a `manifest.json` with the SHA-256 of each, `SHA256SUMS`, and
+//! `manifest.json.sig`, a signed note over the hashes of those two. The bundle is evidence
+//! too: each file is stored content-addressed (streamed, like any object), the manifest, the
+//! sums and the signature under `reports/<id>/`, and an audit event records the manifest's
+//! hash in the ledger.
 
 use std::collections::HashMap;
 use std::io::Write;
