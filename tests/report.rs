@@ -112,6 +112,15 @@ fn python(script: &str, args: &[&Path]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The one report folder `annexa report --out OUT` wrote.
+fn bundle_dir(out: &Path) -> PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .map_or(out.to_path_buf(), |e| e.path())
+}
+
 /// The text of one section of the Markdown report, up to the next `## `.
 fn md_section<'a>(md: &'a str, heading: &str) -> &'a str {
     let start = md.find(heading).unwrap_or_else(|| panic!("no {heading}"));
@@ -702,11 +711,7 @@ fn an_excluded_control_is_not_judged_never_alerts_and_every_format_says_why() {
         out.to_str().unwrap(),
     ]);
     assert!(report.code == 0 || report.code == 3, "{}", report.stderr);
-    let dir = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .find(|e| e.path().is_dir())
-        .map_or(out.clone(), |e| e.path());
+    let dir = bundle_dir(&out);
     for file in [
         "report.md",
         "report.html",
@@ -792,11 +797,7 @@ fn findings_csv_names_the_run_the_object_and_when_a_finding_was_first_seen() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let dir = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .find(|e| e.path().is_dir())
-        .map_or(out.clone(), |e| e.path());
+    let dir = bundle_dir(&out);
     let rows = python(
         "import csv, json, sys\n\
          rows = list(csv.DictReader(open(sys.argv[1], newline='', encoding='utf-8-sig')))\n\
@@ -1145,11 +1146,7 @@ fn attested_evidence_is_pending_until_approved_then_fresh_until_it_expires() {
         ],
     );
     assert!(report.code == 0 || report.code == 3, "{}", report.stderr);
-    let dir = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .find(|e| e.path().is_dir())
-        .map_or(out.clone(), |e| e.path());
+    let dir = bundle_dir(&out);
     for file in [
         "report.md",
         "report.html",
