@@ -252,13 +252,13 @@ pub(super) fn validate_collector(
             Duration::ZERO
         }
     };
-    let max_file_size = match common.max_file_size_mib {
+    let max_file_size = match common.max_file_size_mib.map(super::mebibytes) {
         None => Some(annexa_collectors::DEFAULT_MAX_SOURCE_BYTES),
-        Some(0) => {
-            problem("max_file_size_mib must be at least 1".into());
+        Some(Err(e)) => {
+            problem(format!("max_file_size_mib {e}"));
             None
         }
-        Some(mib) => Some(mib.saturating_mul(1024 * 1024)),
+        Some(Ok(bytes)) => Some(bytes),
     };
     if let Some(controls) = &common.controls {
         for c in controls {

@@ -126,6 +126,14 @@ impl Default for AttestConfig {
     }
 }
 
+/// A `max_file_size_mib` setting in bytes (a size too large to count is no limit).
+fn mebibytes(mib: u64) -> Result<u64, &'static str> {
+    match mib {
+        0 => Err("must be at least 1"),
+        mib => Ok(mib.saturating_mul(1024 * 1024)),
+    }
+}
+
 /// `[soa]`: where the Statement of Applicability is.
 #[derive(Debug, Default, Deserialize)]
 struct RawSoa {
@@ -654,9 +662,9 @@ impl Config {
         if let Some(allow) = raw.attest.allow_self_review {
             attest.allow_self_review = allow;
         }
-        match raw.attest.max_file_size_mib {
-            Some(0) => problems.push("attest.max_file_size_mib must be at least 1".into()),
-            Some(mib) => attest.max_file_size = mib << 20,
+        match raw.attest.max_file_size_mib.map(mebibytes) {
+            Some(Err(e)) => problems.push(format!("attest.max_file_size_mib {e}")),
+            Some(Ok(bytes)) => attest.max_file_size = bytes,
             None => {}
         }
 
@@ -857,6 +865,41 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::parse(text, Path::new("/tmp/annexa-test/annexa.toml"), &env)
+    }
+
+    #[test]
+    fn attest_settings_are_checked_and_annexa_s_own_source_names_are_reserved() {
+        let c = parse(
+            "[attest]\nallow_self_review = true\nmax_file_size_mib = 2\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.attest,
+            AttestConfig {
+                allow_self_review: true,
+                max_file_size: 2 << 20
+            }
+        );
+        assert_eq!(parse("", &[]).unwrap().attest, AttestConfig::default());
+        let err = parse(
+            "[attest]\nmax_file_size_mib = 0\n\n[[collector]]\nname = \"attested\"\nkind = \"policy-document\"\nschedule = \"0 3 * * *\"\npaths = [\"p\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        assert!(
+            all.contains("attest.max_file_size_mib must be at least 1"),
+            "{all}"
+        );
+        assert!(
+            all.contains("the name `attested` is annexa's own source"),
+            "{all}"
+        );
+        assert!(
+            parse("[attest]\nallow_self_reviews = true\n", &[]).is_err(),
+            "a typo is refused"
+        );
     }
 
     #[test]
