@@ -925,6 +925,34 @@ fn attested_evidence_is_pending_until_approved_then_fresh_until_it_expires() {
             .stderr
             .contains("no attested evidence has the id `0000`")
     );
+    // Two files of one name, and evidence that has already expired.
+    w.write("sub/training-2026.pdf", "%PDF-1.4 another copy\n");
+    let twice = w
+        .annexa_at(
+            &at(2, 9),
+            &[
+                "attach",
+                &p("training-2026.pdf"),
+                &p("sub/training-2026.pdf"),
+                "--control",
+                "A.6.3",
+                "--effective",
+                "2026-09-01",
+                "--expires",
+                "2026-10-01",
+            ],
+        )
+        .expect(2);
+    for problem in [
+        "a second file named `training-2026.pdf`",
+        "--expires 2026-10-02T00:00:00Z: already past",
+    ] {
+        assert!(
+            twice.stderr.contains(problem),
+            "{problem} not in\n{}",
+            twice.stderr
+        );
+    }
     assert_eq!(files_under(&objects), stored, "bad input stored something");
     let list = w
         .annexa_at(&at(2, 9), &["--json", "attach", "--list"])
@@ -992,6 +1020,10 @@ fn attested_evidence_is_pending_until_approved_then_fresh_until_it_expires() {
         ],
     )
     .expect(0);
+    let nobody = w
+        .annexa_at(&at(3, 9), &["review", &first_id, "--approve", "--by", "  "])
+        .expect(2);
+    assert!(nobody.stderr.contains("--by: empty"), "{}", nobody.stderr);
     let again = w
         .annexa_at(
             &at(3, 10),
