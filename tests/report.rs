@@ -14,7 +14,7 @@ use annexa::ledger::note::{SignedNote, Verifier};
 use annexa::views::report::Bundle;
 use annexa_collectors::FixedClock;
 use annexa_reports::Format as ReportFormat;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
 use common::World;
 
 const CONFIG: &str = r#"
@@ -1380,4 +1380,421 @@ async fn the_report_s_own_commands_verify_the_bundle_without_annexa() {
         .map(|v| v.location.as_str())
         .collect();
     assert!(names.contains(&"SHA256SUMS"), "{names:?}");
+}
+
+/// The quickstart's incident register as it stood at `t`: incidents detected by then, each
+/// with only the steps of its lifecycle that had happened (a later time is an empty cell).
+fn register_at(t: DateTime<Utc>) -> String {
+    let full = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/quickstart/incidents/register.csv"
+    ))
+    .unwrap();
+    let happened =
+        |cell: &str| !cell.is_empty() && DateTime::parse_from_rfc3339(cell).unwrap().to_utc() <= t;
+    let mut lines = full.lines();
+    let mut out = format!("{}\n", lines.next().unwrap());
+    for line in lines {
+        let mut cells: Vec<String> = line.split(',').map(String::from).collect();
+        if !happened(&cells[4]) {
+            continue;
+        }
+        for i in [5, 6, 7, 8, 12, 14, 15] {
+            if !happened(&cells[i]) {
+                cells[i].clear();
+            }
+        }
+        if cells[12].is_empty() {
+            cells[11].clear();
+        }
+        cells[9] = if !cells[8].is_empty() {
+            "closed"
+        } else if !cells[7].is_empty() {
+            "resolved"
+        } else {
+            "open"
+        }
+        .into();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// A clock a test moves.
+#[derive(Default)]
+struct MovingClock(std::sync::atomic::AtomicI64);
+
+impl MovingClock {
+    fn set(&self, t: DateTime<Utc>) {
+        self.0
+            .store(t.timestamp_micros(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl annexa_collectors::Clock for MovingClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.0.load(std::sync::atomic::Ordering::SeqCst)).unwrap()
+    }
+}
+
+/// Prints `html` to `pdf` as headless Chromium does for a reader, and says how many pages.
+fn print_to_pdf(w: &World, html: &Path, pdf: &Path) -> usize {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--user-data-dir={}", w.path("chromium").display()))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("chromium runs (scripts/test installs Debian's chromium)");
+    assert!(
+        out.status.success(),
+        "chromium failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = Command::new("pdfinfo").arg(pdf).output().unwrap();
+    String::from_utf8_lossy(&info.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("pdfinfo names the pages")
+}
+
+/// The text of pages `first..=last` of a PDF, laid out as printed.
+fn pdf_text(pdf: &Path, first: usize, last: usize) -> String {
+    let out = Command::new("pdftotext")
+        .args(["-layout", "-f", &first.to_string(), "-l", &last.to_string()])
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs (scripts/test installs poppler-utils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 18, its "done when": a simulated month (collectors every six hours, an hourly job,
+/// from 28 October to the end of November) in which incidents are opened, triaged and closed
+/// mid-month, a restore drill fails and the next one succeeds, and the job is down for the
+/// whole of 12 November. The November report lists every one of those events once, with the
+/// snapshots that show it; prints within the page budget on numbered pages; names no host
+/// path in any file; writes CSV with a BOM and whole cells; and gives every OSCAL object its
+/// own UUID.
+#[tokio::test]
+async fn a_simulated_month_reports_every_event_of_the_period_on_paper() {
+    let w = World::new();
+    w.config(
+        r#"
+[organization]
+name = "Example Ltd"
+
+[[collector]]
+name = "policies"
+kind = "policy-document"
+schedule = "5 0 * * *"
+paths = ["policies"]
+
+[[collector]]
+name = "cron-health"
+kind = "cron-health"
+schedule = "30 */6 * * *"
+
+[[job]]
+name = "db-backup"
+schedule = "0 * * * *"
+grace = "15m"
+
+[[collector]]
+name = "incidents"
+kind = "incident-log"
+schedule = "10 */6 * * *"
+register = "incidents/register.csv"
+postmortems = "incidents/postmortems"
+
+[[collector]]
+name = "backups"
+kind = "backup-restore"
+schedule = "15 */6 * * *"
+path = "backups"
+pattern = "*.sqlite"
+max_backup_age = "25h"
+
+[collector.drill]
+every = "14d"
+required_within = "15d"
+
+[[collector.drill.queries]]
+sql = "SELECT count(*) FROM accounts"
+expect = ">= 1"
+"#,
+    );
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    for entry in std::fs::read_dir(quickstart.join("policies"))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        w.write(
+            &format!("policies/{}", entry.file_name().to_string_lossy()),
+            &text,
+        );
+    }
+    std::fs::create_dir_all(w.path("incidents/postmortems")).unwrap();
+    let good_backup = std::fs::read(quickstart.join("backups/app-2026-11-22.sqlite")).unwrap();
+    std::fs::create_dir_all(w.path("backups")).unwrap();
+    // The nightly backup at 02:00; the one of 10 November is garbage, so the drill due on the
+    // 11th fails and the next collection's drill (of the 11th's good backup) succeeds.
+    let backup = |day: DateTime<Utc>| {
+        let at = day + Duration::hours(2);
+        let path = w.path(&format!("backups/app-{}.sqlite", at.format("%Y-%m-%d")));
+        let corrupt = at.format("%m-%d").to_string() == "11-10";
+        std::fs::write(
+            &path,
+            if corrupt {
+                b"not a database".to_vec()
+            } else {
+                good_backup.clone()
+            },
+        )
+        .unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(at.into()).unwrap();
+    };
+    let start = Utc.with_ymd_and_hms(2026, 10, 28, 0, 0, 0).unwrap();
+    let end = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    backup(start - Duration::days(1));
+    // One process for the month, its clock moved to each moment.
+    let clock = Arc::new(MovingClock::default());
+    let app = Annexa::open_with_clock(w.loaded_config(&[]), clock.clone())
+        .await
+        .unwrap();
+    let mut hour = start;
+    while hour < end {
+        // The job pings at :01 every hour, except all of 12 November.
+        if hour.format("%m-%d").to_string() != "11-12" {
+            clock.set(hour + Duration::minutes(1));
+            annexa::evidence::heartbeats::record_ping(
+                &app.db,
+                &app.config,
+                "db-backup",
+                annexa_collectors::cron_health::PingKind::Success,
+                None,
+                None,
+                annexa::evidence::heartbeats::Via::Cli,
+                hour + Duration::minutes(1),
+            )
+            .await
+            .unwrap();
+        }
+        if hour.format("%H").to_string() == "02" {
+            backup(hour - Duration::hours(2));
+        }
+        if hour.hour().is_multiple_of(6) {
+            // The register and post-mortems as they stood, then each collector at its slot.
+            w.write(
+                "incidents/register.csv",
+                &register_at(hour + Duration::minutes(10)),
+            );
+            for line in register_at(hour + Duration::minutes(10)).lines().skip(1) {
+                let pm = line.split(',').nth(11).unwrap();
+                if !pm.is_empty() {
+                    let text =
+                        std::fs::read_to_string(quickstart.join("incidents/postmortems").join(pm))
+                            .unwrap();
+                    w.write(&format!("incidents/postmortems/{pm}"), &text);
+                }
+            }
+            for (name, minute) in [
+                ("policies", 5),
+                ("incidents", 10),
+                ("backups", 15),
+                ("cron-health", 30),
+            ] {
+                if name == "policies" && hour.hour() != 0 {
+                    continue;
+                }
+                let slot = hour + Duration::minutes(minute);
+                clock.set(slot + Duration::minutes(1));
+                let config = app.config.collector(name).unwrap();
+                let outcome = annexa::evidence::runner::run_collector(&app, config, Some(slot))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(
+                    outcome.succeeded(),
+                    "{name} at {slot}: {:?}",
+                    outcome.run.error
+                );
+            }
+        }
+        hour += Duration::hours(1);
+    }
+
+    let out = w.path("out");
+    // Exit 3: the month left gaps.
+    w.annexa_at(
+        "2026-12-01T09:00:00Z",
+        &["report", "--out", out.to_str().unwrap()],
+    )
+    .expect(3);
+    let dir = bundle_dir(&out);
+    let md = read(&dir, "report.md");
+    let figures = md_section(&md, "## Figures");
+
+    // Every incident whose lifecycle touches November, once, with how its targets went; none
+    // that ended before it.
+    let incidents = &figures[figures.find("Incidents in the period").unwrap()..];
+    let incidents = &incidents[..incidents.find("\n###").unwrap_or(incidents.len())];
+    for id in [
+        "INC-106", "INC-107", "INC-108", "INC-109", "INC-110", "INC-111", "INC-112",
+    ] {
+        assert_eq!(
+            incidents.matches(&format!("| {id}:")).count(),
+            1,
+            "{id} once in:\n{incidents}"
+        );
+    }
+    for id in ["INC-101", "INC-102", "INC-103", "INC-104", "INC-105"] {
+        assert!(
+            !incidents.contains(id),
+            "{id} ended in October:\n{incidents}"
+        );
+    }
+    let row = |id: &str| {
+        incidents
+            .lines()
+            .find(|l| l.contains(&format!("| {id}:")))
+            .unwrap()
+    };
+    // INC-108: detected on the 5th, triaged, resolved on the 9th; shown as it ended, with the
+    // snapshots from its detection to the end of the month.
+    assert!(
+        row("INC-108").contains("2026-11-09 12:00 UTC ("),
+        "{}",
+        row("INC-108")
+    );
+    assert!(
+        row("INC-108").contains("2026-11-10-INC-108.md"),
+        "{}",
+        row("INC-108")
+    );
+    assert!(
+        row("INC-108").contains("snapshots, 2026-11-05 12:1"),
+        "{}",
+        row("INC-108")
+    );
+    // INC-111: still open at the end of the month.
+    assert!(row("INC-111").contains("not yet ("), "{}", row("INC-111"));
+    assert!(
+        row("INC-109").contains("unclassified"),
+        "{}",
+        row("INC-109")
+    );
+
+    // Every restore drill of November: the failed one and the good one after it, and the next.
+    let drills = &figures[figures.find("Restore drills in the period").unwrap()..];
+    let drills = &drills[..drills.find("\n###").unwrap_or(drills.len())];
+    let drill_rows: Vec<&str> = drills
+        .lines()
+        .filter(|l| l.starts_with("| 2026-"))
+        .collect();
+    assert_eq!(drill_rows.len(), 3, "{drills}");
+    assert!(
+        drill_rows[0].starts_with("| 2026-11-11 00:16") && drill_rows[0].contains("failed"),
+        "{drills}"
+    );
+    assert!(
+        drill_rows[1].starts_with("| 2026-11-11 06:16") && drill_rows[1].contains("succeeded"),
+        "{drills}"
+    );
+    assert!(
+        drill_rows[2].starts_with("| 2026-11-25 06:16") && drill_rows[2].contains("succeeded"),
+        "{drills}"
+    );
+    assert!(drills.contains("app-2026-11-10.sqlite"), "{drills}");
+
+    // The job down for a day: its 24 missed slots, as one range, in November's coverage.
+    let jobs = &figures[figures.find("Scheduled jobs in the period").unwrap()..];
+    let job = jobs.lines().find(|l| l.starts_with("| db-backup")).unwrap();
+    assert!(
+        job.contains("| 715 | 691 | 24 | 0 |")
+            && job.contains("missed 2026-11-12 00:00 to 2026-11-12 23:00 (24 slots)"),
+        "{job}"
+    );
+    // The backups of the month: one a night.
+    let backups = &figures[figures.find("Backups made in the period").unwrap()..];
+    assert!(
+        backups.contains("| 30 | app-2026-11-01.sqlite, 2026-11-01 02:00 UTC"),
+        "{backups}"
+    );
+
+    // On paper: within the budget, every page numbered, the running header on the last. The
+    // printed report is kept for a reader in target/test-artifacts.
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let pdf = artifacts.join(format!("simulated-month-{:?}.pdf", common::backend()));
+    let pages = print_to_pdf(&w, &dir.join("report.html"), &pdf);
+    assert!((2..=40).contains(&pages), "{pages} pages");
+    let last = pdf_text(&pdf, pages, pages);
+    assert!(last.contains(&format!("page {pages} of {pages}")), "{last}");
+    assert!(
+        last.contains("Example Ltd · 2026-11-01 to 2026-11-30 (UTC)"),
+        "{last}"
+    );
+    let html = std::fs::metadata(dir.join("report.html")).unwrap().len();
+    assert!(html <= 1 << 20, "report.html is {html} bytes");
+
+    // No host path in any file, CSV with a BOM and no cut cell, every OSCAL UUID once.
+    let root = w.path("").display().to_string();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = std::fs::read(entry.path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(root.trim_end_matches('/')),
+            "{name} names {root}"
+        );
+        assert!(!text.contains("/tmp/"), "{name} names a host path");
+        if name.ends_with(".csv") {
+            assert!(
+                bytes.starts_with("\u{feff}".as_bytes()),
+                "{name} has no BOM"
+            );
+        }
+    }
+    let out = python(
+        "import csv, json, sys, collections\n\
+         d = sys.argv[1]\n\
+         for name in ['controls.csv', 'gaps.csv', 'findings.csv', 'evidence.csv']:\n\
+         \x20   rows = list(csv.reader(open(d + '/' + name, encoding='utf-8-sig')))\n\
+         \x20   assert len({len(r) for r in rows}) == 1, name\n\
+         \x20   assert not any(c.endswith('\u{2026}') for r in rows for c in r), name\n\
+         uuids = collections.Counter()\n\
+         def walk(o):\n\
+         \x20   if isinstance(o, dict):\n\
+         \x20       for k, v in o.items():\n\
+         \x20           if k == 'uuid': uuids[v] += 1\n\
+         \x20           walk(v)\n\
+         \x20   elif isinstance(o, list):\n\
+         \x20       for x in o: walk(x)\n\
+         for name in ['oscal-assessment-results.json', 'oscal-assessment-plan.json']:\n\
+         \x20   uuids.clear()\n\
+         \x20   walk(json.load(open(d + '/' + name)))\n\
+         \x20   assert all(n == 1 for n in uuids.values()), (name, [u for u, n in uuids.items() if n > 1])\n\
+         \x20   print(len(uuids))",
+        &[&dir],
+    );
+    let counts: Vec<usize> = out.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert!(
+        counts[0] > 100 && counts[1] >= 3,
+        "UUIDs in the results and the plan: {out}"
+    );
 }

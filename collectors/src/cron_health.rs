@@ -621,41 +621,147 @@ impl Collector for CronHealth {
         })
     }
 
-    fn figures(
-        &self,
-        facts: &serde_json::Value,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Vec<crate::FigureTable> {
-        crate::read_stored::<CronHealthFacts, _>(facts, |f| {
-            let horizon = to.min(f.horizon);
-            let mut table = crate::FigureTable::new(
-                "Scheduled jobs in the period",
-                &[
-                    "Job",
-                    "Schedule",
-                    "Expected",
-                    "Succeeded",
-                    "Missed",
-                    "Failed",
-                    "Coverage",
-                ],
-            );
-            for job in &f.jobs {
-                let s = evaluate_job(job, from.max(f.window_start), horizon, f.horizon);
-                table = table.row([
-                    s.job.clone(),
-                    s.schedule.clone(),
-                    s.expected.to_string(),
-                    s.succeeded.to_string(),
-                    s.missed.to_string(),
-                    s.failed.to_string(),
-                    s.coverage_text(),
-                ]);
-            }
-            vec![table]
+    fn figures(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Box<dyn crate::FigureFold> {
+        Box::new(JobFold {
+            from,
+            to,
+            jobs: std::collections::BTreeMap::new(),
         })
     }
+}
+
+/// Every job's slots in the period, each as judged by the newest snapshot whose heartbeat
+/// window holds it: a snapshot keeps a window of days, so the month is the union of them.
+struct JobFold {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    /// By job name: its schedule, each judged slot's state, and the snapshots that judged one.
+    jobs: std::collections::BTreeMap<String, (JobSlots, crate::Seen)>,
+}
+
+#[derive(Default)]
+struct JobSlots {
+    schedule: String,
+    slots: std::collections::BTreeMap<DateTime<Utc>, SlotState>,
+}
+
+impl crate::FigureFold for JobFold {
+    fn add(&mut self, at: &crate::SnapshotRef, facts: &serde_json::Value) {
+        let Some(f) = crate::parse_stored::<CronHealthFacts>(facts) else {
+            return;
+        };
+        for job in &f.jobs {
+            let s = evaluate_job(
+                job,
+                self.from.max(f.window_start),
+                self.to.min(f.horizon),
+                f.horizon,
+            );
+            let (mut kept, seen) = self.jobs.remove(&s.job).map_or_else(
+                || (JobSlots::default(), crate::Seen::new(at)),
+                |(k, mut seen)| {
+                    seen.again(at);
+                    (k, seen)
+                },
+            );
+            kept.schedule = s.schedule;
+            kept.slots.extend(s.slots);
+            self.jobs.insert(s.job, (kept, seen));
+        }
+    }
+
+    fn tables(self: Box<Self>) -> Vec<crate::FigureTable> {
+        let mut table = crate::FigureTable::new(
+            "Scheduled jobs in the period",
+            &[
+                "Job",
+                "Schedule",
+                "Expected",
+                "Succeeded",
+                "Missed",
+                "Failed",
+                "Coverage",
+                "Slots missed or failed",
+                "Evidence",
+            ],
+        );
+        for (job, (kept, seen)) in self.jobs {
+            let count = |state| kept.slots.values().filter(|s| **s == state).count();
+            let (succeeded, missed, failed) = (
+                count(SlotState::Succeeded),
+                count(SlotState::Missed),
+                count(SlotState::Failed),
+            );
+            let expected = kept.slots.len();
+            let coverage = if expected == 0 {
+                "no run due yet".to_string()
+            } else {
+                format!(
+                    "{succeeded} of {expected} runs, {:.1} %",
+                    succeeded as f64 * 100.0 / expected as f64
+                )
+            };
+            let slots: Vec<_> = kept.slots.into_iter().collect();
+            table = table.row([
+                job,
+                kept.schedule,
+                expected.to_string(),
+                succeeded.to_string(),
+                missed.to_string(),
+                failed.to_string(),
+                coverage,
+                bad_slots(&slots),
+                seen.text(),
+            ]);
+        }
+        vec![table]
+    }
+}
+
+/// The slots that were missed or failed, runs of consecutive ones folded: "missed 2026-11-12
+/// 00:00 to 23:00 (24 slots), failed 2026-11-20 03:00".
+fn bad_slots(slots: &[(DateTime<Utc>, SlotState)]) -> String {
+    let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < slots.len() {
+        let state = slots[i].1;
+        let mut j = i;
+        while j + 1 < slots.len() && slots[j + 1].1 == state {
+            j += 1;
+        }
+        let what = match state {
+            SlotState::Succeeded => None,
+            SlotState::Missed => Some("missed"),
+            SlotState::Failed => Some("failed"),
+        };
+        if let Some(what) = what {
+            parts.push(if i == j {
+                format!("{what} {}", time(slots[i].0))
+            } else {
+                format!(
+                    "{what} {} to {} ({} slots)",
+                    time(slots[i].0),
+                    time(slots[j].0),
+                    j - i + 1
+                )
+            });
+        }
+        i = j + 1;
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// How one slot went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotState {
+    Succeeded,
+    Missed,
+    Failed,
 }
 
 /// One job's slots, as judged at a point in time.
@@ -674,6 +780,9 @@ pub struct JobSummary {
     /// Start-to-end durations of runs that pinged both, in seconds.
     pub durations_seconds: Vec<i64>,
     pub findings: Vec<Finding>,
+    /// Each expected slot and how it went.
+    #[serde(skip)]
+    pub slots: Vec<(DateTime<Utc>, SlotState)>,
 }
 
 impl JobSummary {
@@ -724,6 +833,7 @@ fn evaluate_job(
         coverage_percent: None,
         durations_seconds: Vec::new(),
         findings: Vec::new(),
+        slots: Vec::new(),
     };
     let Some(since) = spec.since.or(job.first_seen) else {
         summary.findings.push(Finding::new(
@@ -764,6 +874,7 @@ fn evaluate_job(
             .find(|h| h.kind == PingKind::Fail && in_slot(h))
         {
             summary.failed += 1;
+            summary.slots.push((slot, SlotState::Failed));
             summary.findings.push(Finding::new(
                 FindingCode::HeartbeatFailed,
                 slot_subject(&spec.name, slot),
@@ -782,8 +893,10 @@ fn evaluate_job(
             .any(|h| h.kind == PingKind::Success && in_slot(h))
         {
             summary.succeeded += 1;
+            summary.slots.push((slot, SlotState::Succeeded));
         } else {
             summary.missed += 1;
+            summary.slots.push((slot, SlotState::Missed));
             summary.findings.push(Finding::new(
                 FindingCode::HeartbeatMissed,
                 slot_subject(&spec.name, slot),

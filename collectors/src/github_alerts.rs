@@ -636,20 +636,152 @@ impl Collector for GithubAlerts {
         crate::check_stored::<AlertFacts>("alert", facts, |f| check(f, as_of.at))
     }
 
-    fn figures(&self, facts: &Value, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<FigureTable> {
-        crate::read_stored::<AlertFacts, _>(facts, |f| {
-            let mut open = FigureTable::new("Open alerts by severity", &["Severity", "Open"]);
-            for (severity, n) in &f.figures.open_by_severity {
-                open = open.row([severity.clone(), n.to_string()]);
-            }
-            let mut fixed = FigureTable::new("Median days to fix, by month", &["Month", "Days"]);
-            for (month, days) in &f.figures.median_days_to_fix_by_month {
-                if crate::month_in(month, from, to) {
-                    fixed = fixed.row([month.clone(), format!("{days:.1}")]);
-                }
-            }
-            vec![open, fixed]
+    fn figures(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Box<dyn crate::FigureFold> {
+        Box::new(AlertFold {
+            from,
+            to,
+            severities: BTreeMap::new(),
+            populations: BTreeMap::new(),
+            newest: None,
         })
+    }
+}
+
+/// Every alert population queried in the period (read or refused), and per severity the open
+/// alerts at the period's start and end, the most open at once, and the alerts opened and
+/// closed in it.
+struct AlertFold {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    severities: BTreeMap<String, SeverityFigures>,
+    /// By target and kind: how many alerts it gave and, if GitHub refused it, why.
+    populations: BTreeMap<(String, String), (PopulationFigures, crate::Seen)>,
+    newest: Option<AlertFigures>,
+}
+
+#[derive(Default)]
+struct SeverityFigures {
+    /// Open in the first snapshot folded (the state at the period's start) and in the newest.
+    at_start: Option<usize>,
+    at_end: usize,
+    most: usize,
+    opened: std::collections::BTreeSet<String>,
+    closed: std::collections::BTreeSet<String>,
+}
+
+#[derive(Clone, Default)]
+struct PopulationFigures {
+    read: usize,
+    refused: usize,
+    alerts: usize,
+    last_refusal: Option<String>,
+}
+
+impl crate::FigureFold for AlertFold {
+    fn add(&mut self, at: &crate::SnapshotRef, facts: &Value) {
+        let Some(f) = crate::parse_stored::<AlertFacts>(facts) else {
+            return;
+        };
+        for s in self.severities.values_mut() {
+            s.at_end = 0;
+        }
+        for a in &f.alerts {
+            let s = self.severities.entry(a.severity.clone()).or_default();
+            if a.created_at >= self.from && a.created_at < self.to {
+                s.opened.insert(a.subject());
+            }
+            if a.closed_at().is_some_and(|c| c >= self.from && c < self.to) {
+                s.closed.insert(a.subject());
+            }
+        }
+        for (severity, s) in self.severities.iter_mut() {
+            let open = f
+                .figures
+                .open_by_severity
+                .get(severity)
+                .copied()
+                .unwrap_or(0);
+            s.at_start.get_or_insert(open);
+            s.at_end = open;
+            s.most = s.most.max(open);
+        }
+        for p in &f.population {
+            let key = (p.target.clone(), p.kind.as_str().to_string());
+            let mut figures = self
+                .populations
+                .get(&key)
+                .map(|(f, _)| f.clone())
+                .unwrap_or_default();
+            match &p.refused {
+                Some(why) => {
+                    figures.refused += 1;
+                    figures.last_refusal = Some(why.clone());
+                }
+                None => figures.read += 1,
+            }
+            figures.alerts = p.total;
+            crate::Seen::record(&mut self.populations, key, figures, at);
+        }
+        self.newest = Some(f.figures);
+    }
+
+    fn tables(self: Box<Self>) -> Vec<FigureTable> {
+        let mut open = FigureTable::new(
+            "Alerts by severity over the period",
+            &[
+                "Severity",
+                "Open at start",
+                "Open at end",
+                "Most open",
+                "Opened in the period",
+                "Closed in the period",
+            ],
+        );
+        for (severity, s) in &self.severities {
+            open = open.row([
+                severity.clone(),
+                s.at_start.unwrap_or(0).to_string(),
+                s.at_end.to_string(),
+                s.most.to_string(),
+                s.opened.len().to_string(),
+                s.closed.len().to_string(),
+            ]);
+        }
+        let mut populations = FigureTable::new(
+            "Alert populations queried",
+            &[
+                "Target",
+                "Kind",
+                "Read",
+                "Refused",
+                "Alerts (newest)",
+                "Evidence",
+            ],
+        );
+        for ((target, kind), (p, seen)) in self.populations {
+            populations = populations.row([
+                target,
+                kind,
+                format!("{} of {} snapshots", p.read, p.read + p.refused),
+                p.last_refusal.map_or_else(
+                    || "never".into(),
+                    |why| format!("{} times, last: {why}", p.refused),
+                ),
+                p.alerts.to_string(),
+                seen.text(),
+            ]);
+        }
+        let mut fixed = FigureTable::new("Median days to fix, by month", &["Month", "Days"]);
+        for (month, days) in self
+            .newest
+            .iter()
+            .flat_map(|n| &n.median_days_to_fix_by_month)
+        {
+            if crate::month_in(month, self.from, self.to) {
+                fixed = fixed.row([month.clone(), format!("{days:.1}")]);
+            }
+        }
+        vec![open, populations, fixed]
     }
 }
 

@@ -360,6 +360,113 @@ pub fn month_in(month: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
         && month <= last.format("%Y-%m").to_string().as_str()
 }
 
+/// A stored snapshot, as a report's figures name the evidence of a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRef {
+    pub run_id: String,
+    pub collected_at: DateTime<Utc>,
+}
+
+/// A report's figures, folded over snapshots, oldest first: the newest one collected before the
+/// period (the state at its start), then every one collected in it. Each thing the figures count
+/// (an incident, a restore drill, a document's review, a job's slot) is listed once, as the
+/// newest snapshot knows it, with the snapshots that show it ([`Seen`]). Facts this version
+/// cannot read are passed over (their check already says so with a `collector-failed` finding).
+pub trait FigureFold: Send {
+    /// One snapshot's complete stored facts.
+    fn add(&mut self, at: &SnapshotRef, facts: &serde_json::Value);
+    /// The tables, once every snapshot is added.
+    fn tables(self: Box<Self>) -> Vec<FigureTable>;
+}
+
+/// The fold of a collector with no figures.
+pub struct NoFigures;
+
+impl FigureFold for NoFigures {
+    fn add(&mut self, _: &SnapshotRef, _: &serde_json::Value) {}
+
+    fn tables(self: Box<Self>) -> Vec<FigureTable> {
+        Vec::new()
+    }
+}
+
+/// Stored facts as this version reads them; None when it cannot. Reads in place (no copy of
+/// the facts), for folds over many snapshots.
+pub fn parse_stored<T: serde::de::DeserializeOwned>(facts: &serde_json::Value) -> Option<T> {
+    T::deserialize(facts).ok()
+}
+
+/// A figure table's rows by key: each row's cells (as the newest snapshot shows them) and the
+/// snapshots that show it.
+pub type SeenRows<K> = std::collections::BTreeMap<K, (Vec<String>, Seen)>;
+
+/// The snapshots that show one row of a report's figures: the first and the newest (with its
+/// run, where the row's values come from), and how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub first: DateTime<Utc>,
+    pub newest: SnapshotRef,
+    pub snapshots: usize,
+}
+
+impl Seen {
+    pub fn new(at: &SnapshotRef) -> Seen {
+        Seen {
+            first: at.collected_at,
+            newest: at.clone(),
+            snapshots: 1,
+        }
+    }
+
+    /// Seen again, in a later snapshot.
+    pub fn again(&mut self, at: &SnapshotRef) {
+        if at.collected_at >= self.newest.collected_at {
+            self.newest = at.clone();
+        }
+        self.snapshots += 1;
+    }
+
+    /// Records `value` for `key`, seen at `at`: the newest snapshot's value wins.
+    pub fn record<K: Ord, V>(
+        rows: &mut std::collections::BTreeMap<K, (V, Seen)>,
+        key: K,
+        value: V,
+        at: &SnapshotRef,
+    ) {
+        match rows.entry(key) {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let (v, seen) = e.get_mut();
+                *v = value;
+                seen.again(at);
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert((value, Seen::new(at)));
+            }
+        }
+    }
+
+    /// "snapshots of 2026-11-03 06:10 to 2026-11-30 23:10 UTC (28), newest run 0193…": an
+    /// auditor finds each in `evidence.csv` by its collector and time, the newest by its run.
+    pub fn text(&self) -> String {
+        let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+        if self.snapshots == 1 {
+            format!(
+                "snapshot of {} UTC, run {}",
+                time(self.first),
+                self.newest.run_id
+            )
+        } else {
+            format!(
+                "{} snapshots, {} to {} UTC; newest run {}",
+                self.snapshots,
+                time(self.first),
+                time(self.newest.collected_at),
+                self.newest.run_id
+            )
+        }
+    }
+}
+
 /// A small table of figures a collector derives from its facts for a report (incidents by
 /// month, open alerts by severity, restore drills…). Cells are text, already formatted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -456,14 +563,10 @@ pub trait Collector: Send + Sync {
         Vec::new()
     }
 
-    /// Figures for a report over `[from, to)`, from the newest facts stored by `to`. Pure.
-    fn figures(
-        &self,
-        _facts: &serde_json::Value,
-        _from: DateTime<Utc>,
-        _to: DateTime<Utc>,
-    ) -> Vec<FigureTable> {
-        Vec::new()
+    /// Figures for a report over `[from, to)`: a fold over the stored facts of every snapshot
+    /// that bears on it ([`FigureFold`]). Pure.
+    fn figures(&self, _from: DateTime<Utc>, _to: DateTime<Utc>) -> Box<dyn FigureFold> {
+        Box::new(NoFigures)
     }
 }
 

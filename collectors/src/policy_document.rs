@@ -354,43 +354,80 @@ impl Collector for PolicyDocument {
         crate::read_stored::<PolicyFacts, _>(facts, |f| f.mapped().then(|| f.controls()))
     }
 
-    fn figures(
-        &self,
-        facts: &serde_json::Value,
-        _from: DateTime<Utc>,
-        _to: DateTime<Utc>,
-    ) -> Vec<crate::FigureTable> {
-        crate::read_stored::<PolicyFacts, _>(facts, |f| {
-            let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "–".into());
-            let mut table = crate::FigureTable::new(
-                "Policy documents",
-                &[
-                    "Document",
-                    "Title",
-                    "Version",
-                    "Owner",
-                    "Last reviewed",
-                    "Next review due",
-                ],
-            );
-            for d in &f.documents {
-                let due = d
-                    .last_reviewed
-                    .map(|r| r + Duration::days(d.review_cycle_days));
-                table = table.row([
-                    d.id.clone(),
-                    text(&d.title),
-                    text(&d.version),
-                    text(&d.owner),
-                    d.last_reviewed
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "unknown".into()),
-                    due.map(|r| r.to_string())
-                        .unwrap_or_else(|| "unknown".into()),
-                ]);
-            }
-            vec![table]
+    fn figures(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Box<dyn crate::FigureFold> {
+        Box::new(PolicyFold {
+            from: from.date_naive(),
+            to: to.date_naive(),
+            versions: BTreeMap::new(),
         })
+    }
+}
+
+/// Every version and review of every document seen in the period, each once, with the
+/// snapshots that hold it.
+struct PolicyFold {
+    from: NaiveDate,
+    to: NaiveDate,
+    /// By document, review date and version: the row's cells.
+    versions: crate::SeenRows<(String, Option<NaiveDate>, Option<String>)>,
+}
+
+impl crate::FigureFold for PolicyFold {
+    fn add(&mut self, at: &crate::SnapshotRef, facts: &serde_json::Value) {
+        let Some(f) = crate::parse_stored::<PolicyFacts>(facts) else {
+            return;
+        };
+        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "–".into());
+        for d in f.documents {
+            let reviewed = d.last_reviewed.map_or_else(
+                || "unknown".into(),
+                |r| {
+                    if r >= self.from && r < self.to {
+                        format!("{r} (in the period)")
+                    } else {
+                        r.to_string()
+                    }
+                },
+            );
+            let due = d
+                .last_reviewed
+                .map(|r| (r + Duration::days(d.review_cycle_days)).to_string())
+                .unwrap_or_else(|| "unknown".into());
+            let row = vec![
+                d.id.clone(),
+                text(&d.title),
+                text(&d.version),
+                text(&d.owner),
+                reviewed,
+                due,
+            ];
+            crate::Seen::record(
+                &mut self.versions,
+                (d.id, d.last_reviewed, d.version),
+                row,
+                at,
+            );
+        }
+    }
+
+    fn tables(self: Box<Self>) -> Vec<crate::FigureTable> {
+        let mut table = crate::FigureTable::new(
+            "Policy documents and their reviews",
+            &[
+                "Document",
+                "Title",
+                "Version",
+                "Owner",
+                "Last reviewed",
+                "Next review due",
+                "Evidence",
+            ],
+        );
+        for (mut row, seen) in self.versions.into_values() {
+            row.push(seen.text());
+            table = table.row(row);
+        }
+        vec![table]
     }
 }
 

@@ -100,21 +100,7 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
         out,
         "<header>\n<h1>ISO/IEC 27001:2022 Annex A evidence report</h1>\n<table class=\"meta\">"
     )?;
-    let head = &r.ledger;
-    for (k, v) in [
-        ("Organization", r.organization.clone()),
-        ("Period", format!("{} (UTC)", r.period.label())),
-        ("Generated", time(r.generated_at)),
-        ("annexa version", r.annexa_version.clone()),
-        ("Ledger checkpoint", head.describe()),
-        (
-            "Store integrity",
-            r.integrity.as_ref().map_or_else(
-                || "no `annexa verify` recorded by the end of the period".into(),
-                |i| i.sentence(),
-            ),
-        ),
-    ] {
+    for (k, v) in r.front_page() {
         writeln!(out, "<tr><td>{k}</td><td>{}</td></tr>", esc(&v))?;
     }
     writeln!(out, "</table>\n</header>")?;

@@ -39,25 +39,12 @@ fn table<R: AsRef<[String]>>(
 /// Writes the Markdown report.
 pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "# ISO/IEC 27001:2022 Annex A evidence report\n")?;
-    let head = &r.ledger;
-    table(
-        out,
-        &["", ""],
-        &[
-            vec!["Organization".into(), r.organization.clone()],
-            vec!["Period".into(), format!("{} (UTC)", r.period.label())],
-            vec!["Generated".into(), time(r.generated_at)],
-            vec!["annexa version".into(), r.annexa_version.clone()],
-            vec!["Ledger checkpoint".into(), head.describe()],
-            vec![
-                "Store integrity".into(),
-                r.integrity.as_ref().map_or_else(
-                    || "no `annexa verify` recorded by the end of the period".into(),
-                    |i| i.sentence(),
-                ),
-            ],
-        ],
-    )?;
+    let rows: Vec<Vec<String>> = r
+        .front_page()
+        .into_iter()
+        .map(|(k, v)| vec![k.to_string(), v])
+        .collect();
+    table(out, &["", ""], &rows)?;
 
     writeln!(out, "## Summary\n")?;
     let parts: Vec<String> = r

@@ -111,6 +111,8 @@ pub struct ReportInput {
     /// Exclusive.
     pub to: DateTime<Utc>,
     pub generated_at: DateTime<Utc>,
+    /// Who made it: the account annexa ran as.
+    pub generated_by: String,
     /// The records are as they stood at this time: the end of the period, or earlier for a
     /// period not yet over.
     pub as_of: DateTime<Utc>,
@@ -386,6 +388,7 @@ pub struct Report {
     pub period: Period,
     #[serde(serialize_with = "rfc3339")]
     pub generated_at: DateTime<Utc>,
+    pub generated_by: String,
     pub annexa_version: String,
     pub ledger: LedgerHead,
     /// What `annexa verify` had re-hashed by the end of the period.
@@ -412,6 +415,95 @@ pub struct Report {
     pub snapshots: Vec<Snapshot>,
     pub index: Vec<IndexEntry>,
     pub evidence: Vec<EvidenceEntry>,
+}
+
+impl Report {
+    /// The front page's table, in every format: who and what the report covers, when and by
+    /// whom it was made, what anchors it, and its findings in one line each.
+    pub fn front_page(&self) -> Vec<(&'static str, String)> {
+        let counts = |parts: Vec<(&str, usize)>| {
+            let parts: Vec<String> = parts
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(what, n)| format!("{n} {what}"))
+                .collect();
+            if parts.is_empty() {
+                "none".to_string()
+            } else {
+                parts.join(", ")
+            }
+        };
+        let judged = self.controls.len();
+        let scope = match &self.soa_file {
+            Some(file) => format!(
+                "{judged} Annex A controls applicable under the Statement of Applicability `{file}`; {} excluded",
+                self.excluded.len()
+            ),
+            None => format!(
+                "{judged} Annex A controls, the ones annexa's collectors evidence (no Statement of Applicability is configured)"
+            ),
+        };
+        let at_end = counts(
+            self.summary
+                .iter()
+                .map(|s| (s.status.as_str(), s.count))
+                .collect(),
+        );
+        let verdicts = [
+            crate::Verdict::Effective,
+            crate::Verdict::EffectiveWithExceptions,
+            crate::Verdict::NotEffective,
+        ]
+        .map(|v| {
+            let n = self
+                .controls
+                .iter()
+                .filter(|c| c.period.as_ref().is_some_and(|p| p.verdict == v))
+                .count();
+            (v.as_str(), n)
+        });
+        let unjudged = self.controls.iter().filter(|c| c.period.is_none()).count();
+        let mut verdicts = verdicts.to_vec();
+        verdicts.push(("without a verdict", unjudged));
+        vec![
+            ("Organization", self.organization.clone()),
+            ("Scope", scope),
+            ("Period", format!("{} (UTC)", self.period.label())),
+            (
+                "Generated",
+                format!(
+                    "{} by {} with annexa {}",
+                    crate::time(self.generated_at),
+                    self.generated_by,
+                    self.annexa_version
+                ),
+            ),
+            ("Ledger checkpoint", self.ledger.describe()),
+            (
+                "Store integrity",
+                self.integrity.as_ref().map_or_else(
+                    || "no `annexa verify` recorded by the end of the period".into(),
+                    |i| i.sentence(),
+                ),
+            ),
+            ("Controls at the end", at_end),
+            ("Verdicts over the period", counts(verdicts)),
+            (
+                "Accepted exceptions",
+                match self.exceptions.len() {
+                    0 => "none".into(),
+                    n => format!("{n} standing at the end of the period (listed below)"),
+                },
+            ),
+            (
+                "Stale and missing evidence",
+                match self.gaps.len() {
+                    0 => "none".into(),
+                    n => format!("{n} gaps (listed below)"),
+                },
+            ),
+        ]
+    }
 }
 
 /// One object name of a collector among the snapshots bearing on a control, listed once
@@ -959,6 +1051,7 @@ pub fn build(input: &ReportInput) -> Report {
         organization: input.organization.clone(),
         period: Period { from, to },
         generated_at: input.generated_at,
+        generated_by: input.generated_by.clone(),
         annexa_version: input.annexa_version.clone(),
         ledger: input.ledger.clone(),
         integrity: input.status.integrity.clone(),
@@ -1077,6 +1170,7 @@ mod tests {
             from: day(1, 0),
             to: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
             generated_at: Utc.with_ymd_and_hms(2026, 11, 1, 6, 0, 0).unwrap(),
+            generated_by: "auditee".into(),
             as_of: Utc.with_ymd_and_hms(2026, 11, 1, 6, 0, 0).unwrap(),
             annexa_version: "0.1.0".into(),
             ledger: LedgerHead {

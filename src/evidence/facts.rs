@@ -14,6 +14,26 @@ use crate::db::{DbError, EvidenceRow, Role};
 /// The item name under which a run's normalized facts are stored.
 pub const ITEM: &str = "facts.json";
 
+/// A facts object as the database records it: whose, of which run, its hash and its key.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    pub collector: &'a str,
+    pub run_id: &'a str,
+    pub sha256: &'a str,
+    pub object_key: &'a str,
+}
+
+impl<'a> From<&'a EvidenceRow> for Stored<'a> {
+    fn from(row: &'a EvidenceRow) -> Self {
+        Stored {
+            collector: &row.collector,
+            run_id: &row.run_id,
+            sha256: &row.sha256,
+            object_key: &row.object_key,
+        }
+    }
+}
+
 /// Facts as read back from the store, or the `integrity-violation` finding that says why they
 /// cannot be trusted.
 pub type Loaded = Result<serde_json::Value, Finding>;
@@ -25,15 +45,15 @@ const MAX_LINKS: usize = 10_000;
 /// Reads a run's facts from the store, checking they are the bytes the database recorded, and
 /// makes them complete: joined with the earlier facts they continue. The newest complete facts
 /// of each collector are kept for the process, so the next run's join reads one link.
-pub async fn load(app: &Annexa, row: &EvidenceRow) -> Loaded {
+pub async fn load(app: &Annexa, row: Stored<'_>) -> Loaded {
     let this = FactsRef {
-        run_id: row.run_id.clone(),
-        sha256: row.sha256.clone(),
+        run_id: row.run_id.to_string(),
+        sha256: row.sha256.to_string(),
     };
     let cached = |at: &FactsRef| {
         let cache = app.facts_cache.lock().expect("not poisoned");
         cache
-            .get(&row.collector)
+            .get(row.collector)
             .filter(|(r, _)| r == at)
             .map(|(_, v)| v.clone())
     };
@@ -41,7 +61,7 @@ pub async fn load(app: &Annexa, row: &EvidenceRow) -> Loaded {
         return Ok(v);
     }
     let facts = load_one(app, row).await?;
-    let Some(config) = app.config.collector(&row.collector) else {
+    let Some(config) = app.config.collector(row.collector) else {
         return Ok(facts);
     };
     let collector = super::registry::build(config, &app.config);
@@ -59,7 +79,7 @@ pub async fn load(app: &Annexa, row: &EvidenceRow) -> Loaded {
                 row.run_id
             )));
         }
-        chain.push(linked(app, &link, &row.run_id).await?);
+        chain.push(linked(app, &link, row.run_id).await?);
     }
     if chain.len() == 1 {
         return Ok(chain.pop().expect("one"));
@@ -74,7 +94,7 @@ pub async fn load(app: &Annexa, row: &EvidenceRow) -> Loaded {
     app.facts_cache
         .lock()
         .expect("not poisoned")
-        .insert(row.collector.clone(), (this, joined.clone()));
+        .insert(row.collector.to_string(), (this, joined.clone()));
     Ok(joined)
 }
 
@@ -105,22 +125,18 @@ async fn linked(app: &Annexa, link: &FactsRef, from: &str) -> Loaded {
             row.sha256, link.sha256
         )));
     }
-    load_one(app, row).await
+    load_one(app, row.into()).await
 }
 
 /// The finding that says a run's facts cannot be trusted, and why.
-fn untrusted(row: &EvidenceRow, message: String) -> Finding {
-    Finding::new(
-        FindingCode::IntegrityViolation,
-        row.object_key.clone(),
-        message,
-    )
+fn untrusted(row: Stored<'_>, message: String) -> Finding {
+    Finding::new(FindingCode::IntegrityViolation, row.object_key, message)
 }
 
 /// One facts object as stored, its hash checked.
-async fn load_one(app: &Annexa, row: &EvidenceRow) -> Loaded {
+async fn load_one(app: &Annexa, row: Stored<'_>) -> Loaded {
     let violation = |message: String| untrusted(row, message);
-    let bytes = app.store.read(&row.object_key).await.map_err(|e| {
+    let bytes = app.store.read(row.object_key).await.map_err(|e| {
         violation(format!(
             "facts of run {} cannot be read: {e}; run `annexa verify`",
             row.run_id
@@ -142,7 +158,7 @@ pub async fn of_rows<'a>(
     rows: impl IntoIterator<Item = &'a EvidenceRow>,
 ) -> Option<Loaded> {
     let row = rows.into_iter().find(|r| r.role == Role::Facts)?;
-    Some(load(app, row).await)
+    Some(load(app, row.into()).await)
 }
 
 /// The facts of the collector's newest successful run by `as_of`; None when it has none.
@@ -173,5 +189,5 @@ pub async fn newest_with_ref(
         run_id: run.id.clone(),
         sha256: row.sha256.clone(),
     };
-    Ok(Some((load(app, row).await, at)))
+    Ok(Some((load(app, row.into()).await, at)))
 }

@@ -190,6 +190,7 @@ pub async fn gather(
     }))
     .await?;
     let mut collectors = Vec::new();
+    let mut folds = Vec::new();
     for (config, (prior_success, prior_failure, facts)) in app.config.collectors.iter().zip(history)
     {
         let collector = registry::build(config, &app.config);
@@ -225,9 +226,6 @@ pub async fn gather(
             let run_items = items.remove(&run.id).unwrap_or_default();
             runs.push(super::run_input(run, run_items));
         }
-        let figures = facts
-            .map(|f| collector.figures(&f, from, to))
-            .unwrap_or_default();
         let slots = specs
             .iter()
             .find(|s| s.name == config.name)
@@ -244,8 +242,18 @@ pub async fn gather(
             schedule: config.schedule.text.clone(),
             slots,
             runs,
-            figures,
+            figures: Vec::new(),
         });
+        folds.push(collector);
+    }
+    // Per collector, side by side: its figures, folded over its snapshots.
+    let mut pending = Vec::new();
+    for (input, collector) in collectors.iter().zip(folds) {
+        pending.push(period_figures(app, input, collector, from, to));
+    }
+    let figures = futures::future::try_join_all(pending).await?;
+    for (input, figures) in collectors.iter_mut().zip(figures) {
+        input.figures = figures;
     }
 
     collectors.extend(custody::report_input(app, before, &period_runs).await?);
@@ -279,6 +287,10 @@ pub async fn gather(
         from,
         to,
         generated_at,
+        // The account annexa runs as (cron's, the worker service's, a person's).
+        generated_by: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "an unnamed account".into()),
         as_of: end,
         annexa_version: env!("CARGO_PKG_VERSION").to_string(),
         ledger,
@@ -288,6 +300,94 @@ pub async fn gather(
         soa_file,
         csv_bom: app.config.csv_bom,
     })
+}
+
+/// A collector's figures over `[from, to)`: its fold ([`annexa_collectors::FigureFold`]) over
+/// the facts of its newest snapshot before the period (the state at its start), then of every one
+/// in it, oldest first. Facts that cannot be trusted are listed in a table of their own, never
+/// passed over.
+async fn period_figures(
+    app: &Annexa,
+    input: &CollectorInput,
+    collector: Box<dyn annexa_collectors::Collector>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> anyhow::Result<Vec<annexa_collectors::FigureTable>> {
+    let mut fold = collector.figures(from, to);
+    let mut unread = annexa_collectors::FigureTable::new(
+        "Snapshots whose facts could not be read (not in the figures above)",
+        &["Run", "Collected", "Why"],
+    );
+    let runs: Vec<&annexa_reports::model::RunInput> =
+        input.runs.iter().filter(|r| r.succeeded).collect();
+    // `runs` starts with the snapshot before the period when there is one.
+    let (prior, runs) = match runs.split_first() {
+        Some((run, rest)) if run.finished_at < from => (Some(*run), rest),
+        _ => (None, &runs[..]),
+    };
+    let prior = match prior {
+        Some(run) => facts::newest(app, &input.name, from - Duration::microseconds(1))
+            .await?
+            .map(|loaded| (run, loaded)),
+        None => None,
+    };
+    let snapshots = runs
+        .iter()
+        .filter_map(|run| Some((*run, run.items.iter().find(|i| i.role == "facts")?)));
+    let mut last: Option<(String, facts::Loaded)> = None;
+    if let Some((run, loaded)) = prior {
+        last = Some((String::new(), loaded));
+        fold_one(
+            &mut *fold,
+            &mut unread,
+            run,
+            &last.as_ref().expect("just set").1,
+        );
+    }
+    for (run, item) in snapshots {
+        // Unchanged facts are read once.
+        if last.as_ref().is_none_or(|(sha, _)| *sha != item.sha256) {
+            let stored = facts::Stored {
+                collector: &input.name,
+                run_id: &run.run_id,
+                sha256: &item.sha256,
+                object_key: &item.object_key,
+            };
+            last = Some((item.sha256.clone(), facts::load(app, stored).await));
+        }
+        fold_one(
+            &mut *fold,
+            &mut unread,
+            run,
+            &last.as_ref().expect("just set").1,
+        );
+    }
+    let mut tables = fold.tables();
+    if !unread.rows.is_empty() {
+        tables.push(unread);
+    }
+    Ok(tables)
+}
+
+/// One snapshot into a fold, or into the table of those that could not be read.
+fn fold_one(
+    fold: &mut dyn annexa_collectors::FigureFold,
+    unread: &mut annexa_collectors::FigureTable,
+    run: &annexa_reports::model::RunInput,
+    loaded: &facts::Loaded,
+) {
+    let at = annexa_collectors::SnapshotRef {
+        run_id: run.run_id.clone(),
+        collected_at: run.finished_at,
+    };
+    match loaded {
+        Ok(facts) => fold.add(&at, facts),
+        Err(finding) => unread.rows.push(vec![
+            at.run_id,
+            annexa_reports::time(at.collected_at),
+            finding.message.clone(),
+        ]),
+    }
 }
 
 /// Hashes what is written to it, and keeps nothing.

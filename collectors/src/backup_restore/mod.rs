@@ -16,6 +16,7 @@
 //! never drops a database it did not create: it drops only names with its prefix that carry its
 //! mark, and on start it removes such leftovers of a drill that was killed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
@@ -400,61 +401,168 @@ impl Collector for BackupRestore {
         crate::read_stored::<BackupFacts, _>(facts, |f| upcoming(f, as_of.at))
     }
 
-    fn figures(
-        &self,
-        facts: &serde_json::Value,
-        _from: DateTime<Utc>,
-        _to: DateTime<Utc>,
-    ) -> Vec<crate::FigureTable> {
-        crate::read_stored::<BackupFacts, _>(facts, figures)
+    fn figures(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Box<dyn crate::FigureFold> {
+        Box::new(BackupFold {
+            from,
+            to,
+            backups: BTreeMap::new(),
+            drills: BTreeMap::new(),
+            newest: None,
+            seen: None,
+        })
     }
 }
 
-/// The backups seen at the newest collection, and its restore drill.
-pub fn figures(f: &BackupFacts) -> Vec<crate::FigureTable> {
-    let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
-    let mut backups = crate::FigureTable::new(
-        &format!("Backups in {} (newest first)", f.location),
-        &["Backup", "Modified", "Size (bytes)", "SHA-256"],
-    );
-    for b in f.backups.iter().take(10) {
-        backups = backups.row([
-            b.name.clone(),
-            time(b.modified),
-            b.size.to_string(),
-            b.sha256.clone().unwrap_or_else(|| "–".into()),
-        ]);
+/// Every restore drill run in the period, and the backups made in it (how many, the longest
+/// interval between two, their sizes), each as the newest snapshot that shows it.
+struct BackupFold {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    /// By modification time and name; the newest one before the period too, for the first
+    /// interval.
+    backups: BTreeMap<(DateTime<Utc>, String), u64>,
+    drills: BTreeMap<(DateTime<Utc>, String), (DrillReport, crate::Seen)>,
+    /// The location and the last successful drill, as the newest snapshot says.
+    newest: Option<(String, Option<DateTime<Utc>>)>,
+    /// Every snapshot added: each lists the backups of its time.
+    seen: Option<crate::Seen>,
+}
+
+impl crate::FigureFold for BackupFold {
+    fn add(&mut self, at: &crate::SnapshotRef, facts: &serde_json::Value) {
+        let Some(f) = crate::parse_stored::<BackupFacts>(facts) else {
+            return;
+        };
+        for b in f.backups.iter().filter(|b| b.modified < self.to) {
+            self.backups.insert((b.modified, b.name.clone()), b.size);
+        }
+        // Of the backups before the period, only the newest bears on its first interval.
+        while self.backups.len() > 1 {
+            let mut keys = self.backups.keys();
+            let (first, second) = (keys.next(), keys.next());
+            match (first, second) {
+                (Some(first), Some(second)) if second.0 <= self.from => {
+                    let first = first.clone();
+                    self.backups.remove(&first);
+                }
+                _ => break,
+            }
+        }
+        if let Some(d) = f
+            .drill
+            .filter(|d| d.started_at >= self.from && d.started_at < self.to)
+        {
+            let key = (d.started_at, d.backup.clone());
+            crate::Seen::record(&mut self.drills, key, d, at);
+        }
+        self.newest = Some((f.location, f.last_successful_drill_at));
+        match &mut self.seen {
+            Some(seen) => seen.again(at),
+            None => self.seen = Some(crate::Seen::new(at)),
+        }
     }
-    let mut drills = crate::FigureTable::new(
-        "Restore drill",
-        &[
-            "Backup",
-            "Started",
-            "Restored",
-            "Restore time (RTO)",
-            "Backup age (RPO)",
-            "Checks passed",
-        ],
-    );
-    if let Some(d) = &f.drill {
-        let passed = d.queries.iter().filter(|q| q.passed).count();
-        drills = drills.row([
-            d.backup.clone(),
-            time(d.started_at),
-            if d.restored {
-                "yes".into()
-            } else {
-                format!("no: {}", d.error.as_deref().unwrap_or("failed"))
+
+    fn tables(self: Box<Self>) -> Vec<crate::FigureTable> {
+        let (Some((location, last_successful)), Some(seen)) = (self.newest, self.seen) else {
+            return Vec::new();
+        };
+        let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+        let in_period: Vec<_> = self
+            .backups
+            .iter()
+            .filter(|((modified, _), _)| *modified >= self.from)
+            .collect();
+        let mut backups = crate::FigureTable::new(
+            &format!("Backups made in the period in {location}"),
+            &[
+                "Backups",
+                "First",
+                "Newest",
+                "Longest interval",
+                "Sizes (bytes)",
+                "Evidence",
+            ],
+        );
+        if let (Some(((first, first_name), _)), Some(((last, last_name), _))) =
+            (in_period.first(), in_period.last())
+        {
+            // From the newest backup before the period (or its start) to each next one, and
+            // from the newest to the newest snapshot.
+            let mut times: Vec<DateTime<Utc>> = self.backups.keys().map(|(t, _)| *t).collect();
+            if times[0] > self.from {
+                times.insert(0, self.from);
+            }
+            times.push(seen.newest.collected_at.min(self.to).max(*last));
+            let longest = times
+                .windows(2)
+                .map(|w| (w[1] - w[0], w[0]))
+                .max()
+                .map(|(gap, after)| {
+                    format!(
+                        "{} (after {})",
+                        crate::human_duration(gap.num_seconds()),
+                        time(after)
+                    )
+                })
+                .unwrap_or_else(|| "–".into());
+            let sizes = in_period.iter().map(|(_, size)| **size);
+            let (min, max) = (sizes.clone().min().unwrap_or(0), sizes.max().unwrap_or(0));
+            backups = backups.row([
+                in_period.len().to_string(),
+                format!("{first_name}, {}", time(*first)),
+                format!("{last_name}, {}", time(*last)),
+                longest,
+                if min == max {
+                    min.to_string()
+                } else {
+                    format!("{min} to {max}")
+                },
+                seen.text(),
+            ]);
+        }
+        let mut drills = crate::FigureTable::new(
+            &match last_successful {
+                Some(t) => format!(
+                    "Restore drills in the period (last successful: {})",
+                    time(t)
+                ),
+                None => "Restore drills in the period (none has succeeded yet)".into(),
             },
-            crate::human_duration(d.duration_seconds),
-            crate::human_duration(d.backup_age_seconds),
-            format!("{passed} of {}", d.queries.len()),
-        ]);
+            &[
+                "Started",
+                "Backup",
+                "Result",
+                "Restore time (RTO)",
+                "Backup age (RPO)",
+                "Checks passed",
+                "Evidence",
+            ],
+        );
+        for (d, seen) in self.drills.into_values() {
+            let passed = d.queries.iter().filter(|q| q.passed).count();
+            let result = if !d.restored {
+                format!("failed: {}", d.error.as_deref().unwrap_or("not restored"))
+            } else if d.succeeded() {
+                "succeeded".into()
+            } else {
+                format!(
+                    "failed: {} of {} checks failed",
+                    d.queries.len() - passed,
+                    d.queries.len()
+                )
+            };
+            drills = drills.row([
+                time(d.started_at),
+                d.backup.clone(),
+                result,
+                crate::human_duration(d.duration_seconds),
+                crate::human_duration(d.backup_age_seconds),
+                format!("{passed} of {}", d.queries.len()),
+                seen.text(),
+            ]);
+        }
+        vec![backups, drills]
     }
-    if let Some(last) = f.last_successful_drill_at {
-        drills.title = format!("Restore drill (last successful: {})", time(last));
-    }
-    vec![backups, drills]
 }
 
 /// The newest backup's end of life and the next drill's due date, while not passed. Pure.

@@ -445,19 +445,115 @@ impl Collector for IncidentLog {
         crate::read_stored::<IncidentFacts, _>(facts, |f| upcoming(f, as_of.at))
     }
 
-    fn figures(
-        &self,
-        facts: &serde_json::Value,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Vec<crate::FigureTable> {
-        crate::read_stored::<IncidentFacts, _>(facts, |f| report_figures(f, from, to))
+    fn figures(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Box<dyn crate::FigureFold> {
+        Box::new(IncidentFold {
+            from,
+            to,
+            incidents: BTreeMap::new(),
+            newest: None,
+        })
+    }
+}
+
+/// Every incident whose lifecycle touches the period (detected before its end, not closed
+/// before its start), as the newest snapshot that lists it knows it, with its targets met or
+/// missed; then the newest snapshot's figures by month.
+struct IncidentFold {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    /// By detection and id: the row's cells, as the newest snapshot that lists it knows it.
+    incidents: crate::SeenRows<(DateTime<Utc>, String)>,
+    newest: Option<IncidentFacts>,
+}
+
+impl crate::FigureFold for IncidentFold {
+    fn add(&mut self, at: &crate::SnapshotRef, facts: &serde_json::Value) {
+        let Some(f) = crate::parse_stored::<IncidentFacts>(facts) else {
+            return;
+        };
+        for i in &f.incidents {
+            let ended = i.closed_at.or(i.resolved_at);
+            if i.detected_at >= self.to || ended.is_some_and(|e| e < self.from) {
+                continue;
+            }
+            let postmortem = f
+                .postmortems
+                .iter()
+                .find(|pm| pm.incident.as_deref() == Some(i.id.as_str()))
+                .map(|pm| pm.file.clone())
+                .or_else(|| i.postmortem.clone());
+            let (triaged, resolved) = match i.severity.as_deref().and_then(|s| f.policy.severity(s))
+            {
+                Some(sev) => {
+                    let deadline = |t| f.policy.calendar.deadline(i.detected_at, t);
+                    (
+                        target_met(response_time(i), deadline(sev.triage), f.collected_at),
+                        target_met(i.resolved_at, deadline(sev.resolution), f.collected_at),
+                    )
+                }
+                None => (
+                    i.triaged_at.map_or_else(|| "not yet".into(), when),
+                    i.resolved_at.map_or_else(|| "not yet".into(), when),
+                ),
+            };
+            let row = vec![
+                format!("{}: {}", i.id, i.title),
+                i.severity
+                    .clone()
+                    .unwrap_or_else(|| "unclassified (no target applies)".into()),
+                when(i.detected_at),
+                triaged,
+                resolved,
+                postmortem.unwrap_or_else(|| "–".into()),
+            ];
+            crate::Seen::record(&mut self.incidents, (i.detected_at, i.id.clone()), row, at);
+        }
+        self.newest = Some(f);
+    }
+
+    fn tables(self: Box<Self>) -> Vec<crate::FigureTable> {
+        let mut table = crate::FigureTable::new(
+            "Incidents in the period",
+            &[
+                "Incident",
+                "Severity",
+                "Detected",
+                "Triaged",
+                "Resolved",
+                "Post-mortem",
+                "Evidence",
+            ],
+        );
+        for (mut row, seen) in self.incidents.into_values() {
+            row.push(seen.text());
+            table = table.row(row);
+        }
+        let mut tables = vec![table];
+        if let Some(newest) = &self.newest {
+            tables.extend(monthly_figures(newest, self.from, self.to));
+        }
+        tables
+    }
+}
+
+/// When a target was met, or by how much it was missed, or when it falls due, as known at
+/// `known_at`.
+fn target_met(
+    done: Option<DateTime<Utc>>,
+    deadline: DateTime<Utc>,
+    known_at: DateTime<Utc>,
+) -> String {
+    match done {
+        Some(t) if t <= deadline => format!("{} (within target)", when(t)),
+        Some(t) => format!("{} (late by {})", when(t), late_by(t, deadline)),
+        None if known_at > deadline => format!("not yet (target missed: {})", when(deadline)),
+        None => format!("not yet (due {})", when(deadline)),
     }
 }
 
 /// Incidents by month of detection: count by severity, time to triage and resolve, share
 /// within target.
-pub fn report_figures(
+fn monthly_figures(
     facts: &IncidentFacts,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
