@@ -1691,6 +1691,13 @@ expect = ">= 1"
         "{}",
         row("INC-108")
     );
+    // INC-106: detected and resolved in October, closed on 7 November: shown from the snapshot
+    // before the period on.
+    assert!(
+        row("INC-106").contains("snapshots, 2026-10-31 18:1"),
+        "{}",
+        row("INC-106")
+    );
     // INC-111: still open at the end of the month.
     assert!(row("INC-111").contains("not yet ("), "{}", row("INC-111"));
     assert!(

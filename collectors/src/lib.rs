@@ -396,9 +396,9 @@ pub fn parse_stored<T: serde::de::DeserializeOwned>(facts: &serde_json::Value) -
     T::deserialize(facts).ok()
 }
 
-/// A figure table's rows by key: each row's cells (as the newest snapshot shows them) and the
-/// snapshots that show it.
-pub type SeenRows<K> = std::collections::BTreeMap<K, (Vec<String>, Seen)>;
+/// A figure table's rows by key: each row (its cells, as the newest snapshot shows them) and
+/// the snapshots that show it.
+pub type SeenRows<K, V = Vec<String>> = std::collections::BTreeMap<K, (V, Seen)>;
 
 /// The snapshots that show one row of a report's figures: the first and the newest (with its
 /// run, where the row's values come from), and how many.
@@ -491,7 +491,8 @@ impl FigureTable {
     }
 }
 
-/// "3 d", "1 d 2 h", "26 min": durations as findings and reports show them, to the minute.
+/// "3 d", "1 d 2 h", "26 min": durations as findings and reports show them, to the minute
+/// ("12 s" under one).
 pub fn human_duration(seconds: i64) -> String {
     let minutes = seconds.max(0) / 60;
     let (d, h, m) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
@@ -501,7 +502,8 @@ pub fn human_duration(seconds: i64) -> String {
         .map(|(n, unit)| format!("{n} {unit}"))
         .collect();
     if parts.is_empty() {
-        "0 min".into()
+        // Under a minute: a restore drill of a small backup takes seconds.
+        format!("{} s", seconds.max(0))
     } else {
         parts.join(" ")
     }

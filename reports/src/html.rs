@@ -370,11 +370,8 @@ pub fn render_html(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
 
     writeln!(
         out,
-        "<section id=\"verify\">\n<h2>How to verify this report</h2>\n<ol>\n\
-         <li>Check the bundle: <code>annexa verify --bundle DIR --keys annexa.pub</code> checks the signature of \
-         <code>manifest.json</code> with the organization's published key and the SHA-256 of every file, with no \
-         database or store. By hand: <code>sha256sum</code> each file against <code>manifest.json</code>, and the \
-         signed note in <code>manifest.json.sig</code> against the key.</li>\n\
+        "<section id=\"verify-evidence\">\n<h2>How to check the evidence and its history</h2>\n<ol>\n\
+         <li>Check the bundle first, as the front page says.</li>\n\
          <li>Check the evidence: fetch any object by its key from the evidence store and compare its SHA-256 with \
          the index above (<code>sha256sum</code>).</li>\n\
          <li>Check history: <code>annexa verify --trusted CHECKPOINT</code> re-hashes every object, recomputes the \

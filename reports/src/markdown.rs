@@ -344,13 +344,10 @@ pub fn render_markdown(r: &Report, out: &mut impl Write) -> std::io::Result<()> 
         &rows,
     )?;
 
-    writeln!(out, "## How to verify this report\n")?;
+    writeln!(out, "## How to check the evidence and its history\n")?;
     writeln!(
         out,
-        "1. Check the bundle: `annexa verify --bundle DIR --keys annexa.pub` checks the signature of \
-         `manifest.json` with the organization's published key and the SHA-256 of every file, with no \
-         database or store. By hand: `sha256sum` each file against `manifest.json`, and the signed \
-         note in `manifest.json.sig` against the key.\n\
+        "1. Check the bundle first, as the front page says.\n\
          2. Check the evidence: fetch any object by its key from the evidence store and compare its \
          SHA-256 with the index above.\n\
          3. Check history: `annexa verify --trusted CHECKPOINT` re-hashes every object, recomputes the \

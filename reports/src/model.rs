@@ -499,6 +499,7 @@ impl Report {
                 "Stale and missing evidence",
                 match self.gaps.len() {
                     0 => "none".into(),
+                    1 => "1 gap (listed below)".into(),
                     n => format!("{n} gaps (listed below)"),
                 },
             ),

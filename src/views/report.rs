@@ -287,10 +287,7 @@ pub async fn gather(
         from,
         to,
         generated_at,
-        // The account annexa runs as (cron's, the worker service's, a person's).
-        generated_by: std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "an unnamed account".into()),
+        generated_by: account(),
         as_of: end,
         annexa_version: env!("CARGO_PKG_VERSION").to_string(),
         ledger,
@@ -388,6 +385,30 @@ fn fold_one(
             finding.message.clone(),
         ]),
     }
+}
+
+/// The account annexa runs as (cron's, the worker service's, a person's), as a report names
+/// who generated it: `USER`, else the password database's name of the process's user.
+fn account() -> String {
+    if let Ok(user) = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"))
+        && !user.is_empty()
+    {
+        return user;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) {
+            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            let name = passwd.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+            });
+            return name.unwrap_or_else(|| format!("uid {uid}"));
+        }
+    }
+    "an unnamed account".into()
 }
 
 /// Hashes what is written to it, and keeps nothing.

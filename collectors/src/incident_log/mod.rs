@@ -456,14 +456,20 @@ impl Collector for IncidentLog {
 }
 
 /// Every incident whose lifecycle touches the period (detected before its end, not closed
-/// before its start), as the newest snapshot that lists it knows it, with its targets met or
+/// before its start, as the newest snapshot that lists it knows it), with its targets met or
 /// missed; then the newest snapshot's figures by month.
 struct IncidentFold {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    /// By detection and id: the row's cells, as the newest snapshot that lists it knows it.
-    incidents: crate::SeenRows<(DateTime<Utc>, String)>,
+    /// By detection and id: when its lifecycle ended (closed, else resolved) and the row's
+    /// cells, as the newest snapshot that lists it knows it.
+    incidents: crate::SeenRows<(DateTime<Utc>, String), IncidentRow>,
     newest: Option<IncidentFacts>,
+}
+
+struct IncidentRow {
+    ended: Option<DateTime<Utc>>,
+    cells: Vec<String>,
 }
 
 impl crate::FigureFold for IncidentFold {
@@ -471,11 +477,7 @@ impl crate::FigureFold for IncidentFold {
         let Some(f) = crate::parse_stored::<IncidentFacts>(facts) else {
             return;
         };
-        for i in &f.incidents {
-            let ended = i.closed_at.or(i.resolved_at);
-            if i.detected_at >= self.to || ended.is_some_and(|e| e < self.from) {
-                continue;
-            }
+        for i in f.incidents.iter().filter(|i| i.detected_at < self.to) {
             let postmortem = f
                 .postmortems
                 .iter()
@@ -506,7 +508,14 @@ impl crate::FigureFold for IncidentFold {
                 resolved,
                 postmortem.unwrap_or_else(|| "–".into()),
             ];
-            crate::Seen::record(&mut self.incidents, (i.detected_at, i.id.clone()), row, at);
+            let ended = i.closed_at.or(i.resolved_at);
+            let key = (i.detected_at, i.id.clone());
+            crate::Seen::record(
+                &mut self.incidents,
+                key,
+                IncidentRow { ended, cells: row },
+                at,
+            );
         }
         self.newest = Some(f);
     }
@@ -524,9 +533,12 @@ impl crate::FigureFold for IncidentFold {
                 "Evidence",
             ],
         );
-        for (mut row, seen) in self.incidents.into_values() {
-            row.push(seen.text());
-            table = table.row(row);
+        for (IncidentRow { ended, mut cells }, seen) in self.incidents.into_values() {
+            if ended.is_some_and(|e| e < self.from) {
+                continue;
+            }
+            cells.push(seen.text());
+            table = table.row(cells);
         }
         let mut tables = vec![table];
         if let Some(newest) = &self.newest {
