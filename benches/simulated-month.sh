@@ -16,7 +16,7 @@ epoch=$(date +%s%3N)
 at() { echo "$1,0.000000001,$epoch"; }
 if [ ! -f "$dir/data/annexa.db" ]; then
   rm -rf "$dir" && cp -r "$root/examples/quickstart" "$dir" && cd "$dir"
-  sed -i 's/^schedule = "0 3 \* \* \*"/schedule = "5 * * * *"/; s/^schedule = "0 6 1 \* \*"/schedule = "10 * * * *"/' annexa.toml
+  sed -i 's/^schedule = "0 3 \* \* \*"/schedule = "5 * * * *"/; s/^schedule = "0 6 \* \* \*"/schedule = "10 * * * *"/' annexa.toml
   start=$(date +%s)
   for d in $(seq -w 1 30); do
     for h in $(seq -w 0 23); do
