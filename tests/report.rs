@@ -505,29 +505,7 @@ async fn the_html_report_renders_in_headless_chromium() {
     let screenshot = artifacts.join(format!("report-{:?}.png", common::backend()));
     let _ = std::fs::remove_file(&screenshot);
     let pdf = w.path("report.pdf");
-    let chromium = |args: &[String]| {
-        let out = Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ])
-            .arg(format!("--user-data-dir={}", w.path("chromium").display()))
-            .args(args)
-            .output()
-            .expect("chromium runs (scripts/test installs Debian's chromium)");
-        assert!(
-            out.status.success(),
-            "chromium failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let chromium = |args: &[String]| chromium(&w, args);
     let url = format!("file://{}", html.display());
     chromium(&[
         "--window-size=1280,2000".into(),
@@ -544,18 +522,8 @@ async fn the_html_report_renders_in_headless_chromium() {
     assert!(gaps[..gaps.find("</section>").unwrap()].contains("runbooks"));
 
     // What a reader sees: printed to PDF, the text carries the section and the stale row.
-    chromium(&[
-        "--no-pdf-header-footer".into(),
-        format!("--print-to-pdf={}", pdf.display()),
-        url,
-    ]);
-    let text = Command::new("pdftotext")
-        .args(["-layout"])
-        .arg(&pdf)
-        .arg("-")
-        .output()
-        .expect("pdftotext runs (scripts/test installs poppler-utils)");
-    let text = String::from_utf8_lossy(&text.stdout);
+    let pages = print_to_pdf(&w, &html, &pdf);
+    let text = pdf_text(&pdf, 1, pages);
     let section = &text[text
         .find("Stale and missing evidence")
         .expect("section printed")..];
@@ -569,28 +537,10 @@ async fn the_html_report_renders_in_headless_chromium() {
 
     // Issue 18 (a printable document): numbered A4 pages, each with the running header;
     // unchanged evidence listed once.
-    let info = Command::new("pdfinfo").arg(&pdf).output().unwrap();
-    let info = String::from_utf8_lossy(&info.stdout);
-    let pages: usize = info
-        .lines()
-        .find_map(|l| l.strip_prefix("Pages:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("pdfinfo names the pages");
     assert!((2..=40).contains(&pages), "{pages} pages");
-    assert!(info.contains("(A4)"), "A4: {info}");
-    let last = Command::new("pdftotext")
-        .args([
-            "-layout",
-            "-f",
-            &pages.to_string(),
-            "-l",
-            &pages.to_string(),
-        ])
-        .arg(&pdf)
-        .arg("-")
-        .output()
-        .unwrap();
-    let last = String::from_utf8_lossy(&last.stdout);
+    let info = Command::new("pdfinfo").arg(&pdf).output().unwrap();
+    assert!(String::from_utf8_lossy(&info.stdout).contains("(A4)"), "A4");
+    let last = pdf_text(&pdf, pages, pages);
     for header in [
         "Example Ltd · 2026-10-01 to 2026-10-31 (UTC)".to_string(),
         format!("report {}", bundle.id),
@@ -1438,8 +1388,8 @@ impl annexa_collectors::Clock for MovingClock {
     }
 }
 
-/// Prints `html` to `pdf` as headless Chromium does for a reader, and says how many pages.
-fn print_to_pdf(w: &World, html: &Path, pdf: &Path) -> usize {
+/// Runs headless Chromium with `args`, as the tests drive it, and gives its output.
+fn chromium(w: &World, args: &[String]) -> String {
     let out = Command::new("chromium")
         .args([
             "--headless",
@@ -1450,17 +1400,28 @@ fn print_to_pdf(w: &World, html: &Path, pdf: &Path) -> usize {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--no-pdf-header-footer",
         ])
         .arg(format!("--user-data-dir={}", w.path("chromium").display()))
-        .arg(format!("--print-to-pdf={}", pdf.display()))
-        .arg(format!("file://{}", html.display()))
+        .args(args)
         .output()
         .expect("chromium runs (scripts/test installs Debian's chromium)");
     assert!(
         out.status.success(),
         "chromium failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Prints `html` to `pdf` as headless Chromium does for a reader, and says how many pages.
+fn print_to_pdf(w: &World, html: &Path, pdf: &Path) -> usize {
+    chromium(
+        w,
+        &[
+            "--no-pdf-header-footer".into(),
+            format!("--print-to-pdf={}", pdf.display()),
+            format!("file://{}", html.display()),
+        ],
     );
     let info = Command::new("pdfinfo").arg(pdf).output().unwrap();
     String::from_utf8_lossy(&info.stdout)
