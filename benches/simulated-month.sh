@@ -1,7 +1,9 @@
 #!/bin/bash
 # A simulated month as cron runs it: the quickstart with every collector hourly (policies :05,
 # incidents :10, backups :15, cron-health :30), `annexa run` at :59 of every hour of November
-# 2026 and the db-backup job's heartbeat at :01, except on the 12th (a job down for a day).
+# 2026 and the db-backup job's heartbeat at :01, except on the 12th (a job down for a day); the
+# incident register (the quickstart's) grows and moves through its incidents' lifecycles as
+# the month goes (benches/register-at.py).
 # Then it prints what the month costs: the report (wall time, peak RSS of the whole process,
 # file sizes, A4 pages as headless Chromium prints report.html) and `status` over the period.
 #
@@ -16,11 +18,13 @@ epoch=$(date +%s%3N)
 at() { echo "$1,0.000000001,$epoch"; }
 if [ ! -f "$dir/data/annexa.db" ]; then
   rm -rf "$dir" && cp -r "$root/examples/quickstart" "$dir" && cd "$dir"
+  rm -rf incidents/postmortems/*
   sed -i 's/^schedule = "0 3 \* \* \*"/schedule = "5 * * * *"/; s/^schedule = "0 6 \* \* \*"/schedule = "10 * * * *"/' annexa.toml
   start=$(date +%s)
   for d in $(seq -w 1 30); do
     for h in $(seq -w 0 23); do
       [ "$d" = 12 ] || ANNEXA_SIMULATED_CLOCK=$(at "2026-11-${d}T${h}:01:00Z") "$bin" ping db-backup >/dev/null 2>&1
+      python3 "$root/benches/register-at.py" "$root/examples/quickstart" . "2026-11-${d}T${h}:59:00Z"
       ANNEXA_SIMULATED_CLOCK=$(at "2026-11-${d}T${h}:59:00Z") "$bin" run >/dev/null 2>&1 || true
     done
   done

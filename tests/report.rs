@@ -1332,43 +1332,22 @@ async fn the_report_s_own_commands_verify_the_bundle_without_annexa() {
     assert!(names.contains(&"SHA256SUMS"), "{names:?}");
 }
 
-/// The quickstart's incident register as it stood at `t`: incidents detected by then, each
-/// with only the steps of its lifecycle that had happened (a later time is an empty cell).
-fn register_at(t: DateTime<Utc>) -> String {
-    let full = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/quickstart/incidents/register.csv"
-    ))
-    .unwrap();
-    let happened =
-        |cell: &str| !cell.is_empty() && DateTime::parse_from_rfc3339(cell).unwrap().to_utc() <= t;
-    let mut lines = full.lines();
-    let mut out = format!("{}\n", lines.next().unwrap());
-    for line in lines {
-        let mut cells: Vec<String> = line.split(',').map(String::from).collect();
-        if !happened(&cells[4]) {
-            continue;
-        }
-        for i in [5, 6, 7, 8, 12, 14, 15] {
-            if !happened(&cells[i]) {
-                cells[i].clear();
-            }
-        }
-        if cells[12].is_empty() {
-            cells[11].clear();
-        }
-        cells[9] = if !cells[8].is_empty() {
-            "closed"
-        } else if !cells[7].is_empty() {
-            "resolved"
-        } else {
-            "open"
-        }
-        .into();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
+/// Writes the quickstart's incident register and post-mortems into the world as they stood at
+/// `t` (the simulated month's bench does the same, with the same script).
+fn register_at(w: &World, t: DateTime<Utc>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(root.join("benches/register-at.py"))
+        .arg(root.join("examples/quickstart"))
+        .arg(w.path(""))
+        .arg(t.to_rfc3339())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A clock a test moves.
@@ -1508,7 +1487,6 @@ expect = ">= 1"
             &text,
         );
     }
-    std::fs::create_dir_all(w.path("incidents/postmortems")).unwrap();
     let good_backup = std::fs::read(quickstart.join("backups/app-2026-11-22.sqlite")).unwrap();
     std::fs::create_dir_all(w.path("backups")).unwrap();
     // The nightly backup at 02:00; the one of 10 November is garbage, so the drill due on the
@@ -1560,19 +1538,7 @@ expect = ">= 1"
         }
         if hour.hour().is_multiple_of(6) {
             // The register and post-mortems as they stood, then each collector at its slot.
-            w.write(
-                "incidents/register.csv",
-                &register_at(hour + Duration::minutes(10)),
-            );
-            for line in register_at(hour + Duration::minutes(10)).lines().skip(1) {
-                let pm = line.split(',').nth(11).unwrap();
-                if !pm.is_empty() {
-                    let text =
-                        std::fs::read_to_string(quickstart.join("incidents/postmortems").join(pm))
-                            .unwrap();
-                    w.write(&format!("incidents/postmortems/{pm}"), &text);
-                }
-            }
+            register_at(&w, hour + Duration::minutes(10));
             for (name, minute) in [
                 ("policies", 5),
                 ("incidents", 10),
