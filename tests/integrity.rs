@@ -1303,3 +1303,169 @@ fn s3_verify_rides_out_an_outage_and_names_an_object_that_stays_unreadable() {
         out.stderr
     );
 }
+
+/// Issue 21 (proofs): `annexa prove` gives each run's RFC 6962 audit path in a signed checkpoint
+/// and the consistency proof from an older checkpoint an auditor kept; a dozen lines of Python
+/// (the standard library only, the RFC 9162 algorithms) accept them against the manifests in
+/// the store, and reject each altered copy. Bad requests are refused, and a trusted checkpoint
+/// the ledger does not extend is an integrity violation.
+#[tokio::test]
+async fn an_auditor_checks_run_and_consistency_proofs_without_annexa() {
+    let w = world();
+    let old = w.path("old-checkpoint.txt");
+    let note = w.annexa(&["--json", "checkpoint"]).expect(0).json()["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(&old, &note).unwrap();
+    w.write(
+        "procedures/later.md",
+        &common::procedure("R-later", &common::reviewed_days_ago(1)),
+    );
+    w.annexa(&["collect", "--all"]).expect(0);
+    // The first collection (before the trusted checkpoint) and the newest (after it).
+    let first = one(&w, "SELECT id FROM runs ORDER BY started_at LIMIT 1").await;
+    let newest = one(&w, "SELECT id FROM runs ORDER BY started_at DESC LIMIT 1").await;
+    assert_ne!(first, newest);
+    let proof = w.path("proof.json");
+    w.annexa(&[
+        "prove",
+        &first,
+        &newest,
+        "--since",
+        old.to_str().unwrap(),
+        "--out",
+        proof.to_str().unwrap(),
+    ])
+    .expect(0);
+
+    // The auditor's check, with the proof, the trusted checkpoint and the store's manifests.
+    let check = "import base64, hashlib, json, sys\n\
+         proof, old, store = json.load(open(sys.argv[1])), open(sys.argv[2]).read(), sys.argv[3]\n\
+         H = lambda b: hashlib.sha256(b).digest()\n\
+         node = lambda l, r: H(b'\\x01' + l + r)\n\
+         x = bytes.fromhex\n\
+         origin, size, root = proof['checkpoint'].split('\\n')[:3]\n\
+         assert int(size) == proof['tree_size'] and base64.b64decode(root) == x(proof['root_hash']), 'checkpoint'\n\
+         def included(i, n, leaf, path, root):\n\
+         \x20   if i >= n: return False\n\
+         \x20   f, s, r = i, n - 1, leaf\n\
+         \x20   for p in path:\n\
+         \x20       if s == 0: return False\n\
+         \x20       if f & 1 or f == s:\n\
+         \x20           r = node(p, r)\n\
+         \x20           while not f & 1 and f: f, s = f >> 1, s >> 1\n\
+         \x20       else: r = node(r, p)\n\
+         \x20       f, s = f >> 1, s >> 1\n\
+         \x20   return s == 0 and r == root\n\
+         def consistent(m, n, a, b, proof):\n\
+         \x20   if m == n: return not proof and a == b\n\
+         \x20   if not proof: return False\n\
+         \x20   path = ([a] if m & (m - 1) == 0 else []) + proof\n\
+         \x20   f, s = m - 1, n - 1\n\
+         \x20   while f & 1: f, s = f >> 1, s >> 1\n\
+         \x20   fr = sr = path[0]\n\
+         \x20   for c in path[1:]:\n\
+         \x20       if s == 0: return False\n\
+         \x20       if f & 1 or f == s:\n\
+         \x20           fr, sr = node(c, fr), node(c, sr)\n\
+         \x20           while not f & 1 and f: f, s = f >> 1, s >> 1\n\
+         \x20       else: sr = node(sr, c)\n\
+         \x20       f, s = f >> 1, s >> 1\n\
+         \x20   return fr == a and sr == b and s == 0\n\
+         for run in proof['runs']:\n\
+         \x20   leaf = H(b'\\x00' + open(store + '/' + run['manifest_key'], 'rb').read())\n\
+         \x20   assert leaf.hex() == run['leaf_hash'], run['run_id'] + ': not its manifest'\n\
+         \x20   assert included(run['leaf_index'], proof['tree_size'], leaf, [x(p) for p in run['audit_path']], x(proof['root_hash'])), run['run_id']\n\
+         c = proof['consistency']\n\
+         o_size, o_root = old.split('\\n')[1:3]\n\
+         assert c['tree_size'] == int(o_size) and x(c['root_hash']) == base64.b64decode(o_root), 'not the trusted checkpoint'\n\
+         assert consistent(c['tree_size'], proof['tree_size'], x(c['root_hash']), x(proof['root_hash']), [x(p) for p in c['proof']]), 'inconsistent'\n\
+         print(len(proof['runs']), len(c['proof']))";
+    let store = w.object_file("");
+    let python = |proof: &std::path::Path| {
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(check)
+            .arg(proof)
+            .arg(&old)
+            .arg(&store)
+            .output()
+            .expect("python3 runs")
+    };
+    let out = python(&proof);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(counts.starts_with("2 "), "two runs proved: {counts}");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&proof).unwrap()).unwrap();
+    assert!(
+        !doc["runs"][0]["audit_path"].as_array().unwrap().is_empty()
+            && !doc["consistency"]["proof"].as_array().unwrap().is_empty(),
+        "a proof with something to check: {doc}"
+    );
+
+    // Each altered copy fails the same check.
+    fn flip(h: &serde_json::Value) -> serde_json::Value {
+        let mut b = hex::decode(h.as_str().unwrap()).unwrap();
+        b[0] ^= 1;
+        serde_json::Value::from(hex::encode(b))
+    }
+    type Tamper = fn(&mut serde_json::Value);
+    let cases: Vec<(&str, Tamper)> = vec![
+        ("a path hash", |d| {
+            d["runs"][0]["audit_path"][0] = flip(&d["runs"][0]["audit_path"][0])
+        }),
+        ("another leaf index", |d| {
+            d["runs"][1]["leaf_index"] = serde_json::json!(0)
+        }),
+        ("another run's manifest", |d| {
+            d["runs"][0]["manifest_key"] = d["runs"][1]["manifest_key"].clone()
+        }),
+        ("a consistency hash", |d| {
+            d["consistency"]["proof"][0] = flip(&d["consistency"]["proof"][0])
+        }),
+        ("a root", |d| d["root_hash"] = flip(&d["root_hash"])),
+    ];
+    for (what, tamper) in cases {
+        let mut copy = doc.clone();
+        tamper(&mut copy);
+        let path = w.path("tampered.json");
+        std::fs::write(&path, serde_json::to_vec(&copy).unwrap()).unwrap();
+        assert!(
+            !python(&path).status.success(),
+            "{what} altered, yet accepted: {copy}"
+        );
+    }
+
+    // Bad requests are usage errors; a checkpoint of a tree the ledger does not extend is an
+    // integrity violation.
+    let run = w.annexa(&["prove", "no-such-run"]).expect(2);
+    assert!(
+        run.stderr.contains("no run has the id no-such-run"),
+        "{}",
+        run.stderr
+    );
+    let other = w.path("other-origin.txt");
+    std::fs::write(&other, note.replacen("annexa/", "elsewhere/", 1)).unwrap();
+    let run = w
+        .annexa(&["prove", "--since", other.to_str().unwrap()])
+        .expect(2);
+    assert!(run.stderr.contains("not this one"), "{}", run.stderr);
+    let lines: Vec<&str> = note.lines().collect();
+    let forged = w.path("forged.txt");
+    let root = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
+    std::fs::write(&forged, note.replacen(lines[2], &root, 1)).unwrap();
+    let run = w
+        .annexa(&["prove", "--since", forged.to_str().unwrap()])
+        .expect(4);
+    assert!(
+        run.stderr
+            .contains("does not extend the trusted checkpoint"),
+        "{}",
+        run.stderr
+    );
+}

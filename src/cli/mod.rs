@@ -191,6 +191,20 @@ pub enum Command {
         #[arg(long, value_name = "REASON")]
         acknowledge_rollback: Option<String>,
     },
+    /// Proofs for an auditor, as JSON: each run's manifest is in a signed checkpoint of the
+    /// whole ledger (an RFC 6962 audit path; the checkpoint is signed now if the ledger grew
+    /// since the newest), and `--since` a checkpoint they trust is a prefix of it.
+    Prove {
+        /// Run ids (`annexa status --json`, `evidence.csv`).
+        #[arg(value_name = "RUN", required_unless_present = "since")]
+        runs: Vec<String>,
+        /// A checkpoint (signed note) the auditor trusts: prove the ledger extends it.
+        #[arg(long, value_name = "FILE")]
+        since: Option<PathBuf>,
+        /// Write the proof here instead of to stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Record a risk owner's acceptance of a failing finding until a date (an audit event):
     /// until then it counts as a warning and does not alert. `--list` shows every acceptance,
     /// `--revoke EVENT --by NAME` ends one early.

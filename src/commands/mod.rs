@@ -8,6 +8,7 @@ mod controls;
 mod init;
 mod keys;
 mod ping;
+mod prove;
 mod report;
 mod run;
 mod soa;
@@ -84,6 +85,9 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Checkpoint {
             acknowledge_rollback,
         } => checkpoint::checkpoint(&app, acknowledge_rollback.as_deref(), cli.json).await,
+        Command::Prove { runs, since, out } => {
+            prove::prove(&app, &runs, since.as_deref(), out.as_deref()).await
+        }
         Command::Keys { action } => keys::keys(&app, action, cli.json).await,
         Command::Accept {
             control,

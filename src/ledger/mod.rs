@@ -19,6 +19,7 @@ pub mod exceptions;
 pub mod keyring;
 pub mod manifest;
 pub mod note;
+pub mod proof;
 pub mod publish;
 pub mod rollback;
 pub mod scrub;
@@ -26,5 +27,6 @@ mod tree;
 pub mod verify;
 
 pub use tree::{
-    Frontier, Hash, checkpoint_text, decode_leaves, leaf_hash, node_hash, root, roots_at,
+    Frontier, Hash, checkpoint_text, consistency_proof, decode_leaves, inclusion_proof, leaf_hash,
+    node_hash, root, roots_at, verify_consistency, verify_inclusion,
 };

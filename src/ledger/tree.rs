@@ -122,6 +122,172 @@ pub fn roots_at(leaves: &[Hash], sizes: &[u64]) -> Vec<Option<Hash>> {
     roots
 }
 
+/// The audit path of leaf `index` in the tree of `leaves` (RFC 6962 §2.1.1, `PATH(m, D[n])`):
+/// the sibling hashes from the leaf up to the root, which [`verify_inclusion`] folds back into
+/// the root. None for an index outside the tree.
+pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
+    if index >= leaves.len() {
+        return None;
+    }
+    let mut path = Vec::new();
+    let (mut leaves, mut index) = (leaves, index);
+    // Top down, then reversed: the path lists the deepest sibling first.
+    while leaves.len() > 1 {
+        let k = split_point(leaves.len());
+        if index < k {
+            path.push(root(&leaves[k..]));
+            leaves = &leaves[..k];
+        } else {
+            path.push(root(&leaves[..k]));
+            leaves = &leaves[k..];
+            index -= k;
+        }
+    }
+    path.reverse();
+    Some(path)
+}
+
+/// The proof that the tree of the first `old_size` leaves is a prefix of the tree of all of
+/// them (RFC 6962 §2.1.2, `PROOF(m, D[n])`), which [`verify_consistency`] checks against the two
+/// roots alone. None for an old size of 0 or beyond the tree.
+pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Option<Vec<Hash>> {
+    if old_size == 0 || old_size > leaves.len() {
+        return None;
+    }
+    // SUBPROOF(m, D[n], b), top down, then reversed as the RFC writes it (deepest first).
+    let mut proof = Vec::new();
+    let (mut leaves, mut m, mut whole) = (leaves, old_size, true);
+    while m < leaves.len() {
+        let k = split_point(leaves.len());
+        if m <= k {
+            proof.push(root(&leaves[k..]));
+            leaves = &leaves[..k];
+        } else {
+            proof.push(root(&leaves[..k]));
+            leaves = &leaves[k..];
+            m -= k;
+            whole = false;
+        }
+    }
+    if !whole {
+        proof.push(root(leaves));
+    }
+    proof.reverse();
+    Some(proof)
+}
+
+/// Checks an audit path (RFC 9162 §2.1.3.2): leaf `index`, with hash `leaf`, is in the tree of
+/// `size` leaves whose root is `root`.
+pub fn verify_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    path: &[Hash],
+    root: &Hash,
+) -> Result<(), String> {
+    if index >= size {
+        return Err(format!("leaf {index} is not in a tree of {size} leaves"));
+    }
+    let (mut f, mut s, mut r) = (index, size - 1, *leaf);
+    for p in path {
+        if s == 0 {
+            return Err("the audit path is longer than the tree is deep".into());
+        }
+        if f & 1 == 1 || f == s {
+            r = node_hash(p, &r);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    if s != 0 {
+        return Err("the audit path is shorter than the tree is deep".into());
+    }
+    if r != *root {
+        return Err(format!(
+            "the audit path of leaf {index} leads to another root than the tree of {size} leaves"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a consistency proof (RFC 9162 §2.1.4.2): the tree of `old_size` leaves with root
+/// `old_root` is a prefix of the tree of `new_size` leaves with root `new_root`.
+pub fn verify_consistency(
+    old_size: u64,
+    new_size: u64,
+    old_root: &Hash,
+    new_root: &Hash,
+    proof: &[Hash],
+) -> Result<(), String> {
+    let inconsistent = || {
+        Err(format!(
+            "the tree of {old_size} leaves is not a prefix of the tree of {new_size} leaves by this proof"
+        ))
+    };
+    if old_size > new_size {
+        return Err(format!(
+            "a tree of {new_size} leaves cannot extend one of {old_size}"
+        ));
+    }
+    if old_size == new_size {
+        return if proof.is_empty() && old_root == new_root {
+            Ok(())
+        } else {
+            inconsistent()
+        };
+    }
+    if old_size == 0 {
+        // The empty tree is a prefix of every tree; there is nothing to prove.
+        return if proof.is_empty() {
+            Ok(())
+        } else {
+            inconsistent()
+        };
+    }
+    if proof.is_empty() {
+        return inconsistent();
+    }
+    let mut path: Vec<Hash> = Vec::with_capacity(proof.len() + 1);
+    if old_size.is_power_of_two() {
+        path.push(*old_root);
+    }
+    path.extend_from_slice(proof);
+    let (mut f, mut s) = (old_size - 1, new_size - 1);
+    while f & 1 == 1 {
+        f >>= 1;
+        s >>= 1;
+    }
+    let (mut fr, mut sr) = (path[0], path[0]);
+    for c in &path[1..] {
+        if s == 0 {
+            return inconsistent();
+        }
+        if f & 1 == 1 || f == s {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    if fr == *old_root && sr == *new_root && s == 0 {
+        Ok(())
+    } else {
+        inconsistent()
+    }
+}
+
 /// The largest power of two strictly below `n` (n ≥ 2).
 fn split_point(n: usize) -> usize {
     let k = n.next_power_of_two() / 2;
@@ -192,6 +358,261 @@ mod tests {
         assert_eq!(roots[2], Some(root(&leaves)));
         assert_eq!(roots[3], None, "beyond the ledger");
         assert_eq!(roots[4], roots[0]);
+    }
+
+    fn hashes(hexes: &[&str]) -> Vec<Hash> {
+        hexes
+            .iter()
+            .map(|h| hex::decode(h).unwrap().try_into().unwrap())
+            .collect()
+    }
+
+    fn reference_leaves() -> Vec<Hash> {
+        LEAVES
+            .iter()
+            .map(|l| leaf_hash(&hex::decode(l).unwrap()))
+            .collect()
+    }
+
+    fn reference_root(size: usize) -> Hash {
+        hashes(&[ROOTS[size]])[0]
+    }
+
+    /// Audit paths and consistency proofs of the same reference implementation (as its Go and
+    /// C++ tests publish them): (leaf index, tree size, path), (old size, new size, proof).
+    const INCLUSION: [(usize, usize, &[&str]); 5] = [
+        (0, 1, &[]),
+        (
+            0,
+            8,
+            &[
+                "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+            ],
+        ),
+        (
+            5,
+            8,
+            &[
+                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            ],
+        ),
+        (
+            2,
+            3,
+            &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+        ),
+        (
+            1,
+            5,
+            &[
+                "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            ],
+        ),
+    ];
+    const CONSISTENCY: [(usize, usize, &[&str]); 4] = [
+        (1, 1, &[]),
+        (
+            1,
+            8,
+            &[
+                "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+            ],
+        ),
+        (
+            6,
+            8,
+            &[
+                "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            ],
+        ),
+        (
+            2,
+            5,
+            &[
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            ],
+        ),
+    ];
+
+    #[test]
+    fn proofs_match_the_rfc_6962_reference_vectors_and_verify() {
+        let leaves = reference_leaves();
+        for (index, size, path) in INCLUSION {
+            let path = hashes(path);
+            let made = inclusion_proof(&leaves[..size], index).unwrap();
+            assert_eq!(made, path, "audit path of leaf {index} in {size}");
+            let root = reference_root(size);
+            verify_inclusion(index as u64, size as u64, &leaves[index], &path, &root).unwrap();
+        }
+        for (old, new, proof) in CONSISTENCY {
+            let proof = hashes(proof);
+            let made = consistency_proof(&leaves[..new], old).unwrap();
+            assert_eq!(made, proof, "consistency of {old} with {new}");
+            let (a, b) = (reference_root(old), reference_root(new));
+            verify_consistency(old as u64, new as u64, &a, &b, &proof).unwrap();
+        }
+    }
+
+    /// What the reference tests try on every good proof: each must fail.
+    #[test]
+    fn a_proof_altered_in_any_way_fails() {
+        let leaves = reference_leaves();
+        for (index, size, path) in INCLUSION.into_iter().skip(1) {
+            let path = hashes(path);
+            let root = reference_root(size);
+            let (i, n) = (index as u64, size as u64);
+            let leaf = leaves[index];
+            let mut wrong: Vec<(String, u64, u64, Hash, Vec<Hash>, Hash)> = vec![
+                (
+                    "index - 1".into(),
+                    i.wrapping_sub(1),
+                    n,
+                    leaf,
+                    path.clone(),
+                    root,
+                ),
+                ("index + 1".into(), i + 1, n, leaf, path.clone(), root),
+                ("index ^ 2".into(), i ^ 2, n, leaf, path.clone(), root),
+                ("size * 2".into(), i, n * 2, leaf, path.clone(), root),
+                ("size / 2".into(), i, n / 2, leaf, path.clone(), root),
+                (
+                    "another leaf".into(),
+                    i,
+                    n,
+                    leaf_hash(b"x"),
+                    path.clone(),
+                    root,
+                ),
+                (
+                    "the empty root".into(),
+                    i,
+                    n,
+                    leaf,
+                    path.clone(),
+                    reference_root(0),
+                ),
+                (
+                    "a path one longer".into(),
+                    i,
+                    n,
+                    leaf,
+                    [path.clone(), vec![root]].concat(),
+                    root,
+                ),
+                (
+                    "a path one shorter".into(),
+                    i,
+                    n,
+                    leaf,
+                    path[..path.len() - 1].to_vec(),
+                    root,
+                ),
+            ];
+            for k in 0..path.len() {
+                let mut p = path.clone();
+                p[k][0] ^= 8;
+                wrong.push((format!("bit 3 of path[{k}]"), i, n, leaf, p, root));
+            }
+            for (what, i, n, leaf, path, root) in wrong {
+                assert!(
+                    verify_inclusion(i, n, &leaf, &path, &root).is_err(),
+                    "leaf {index} of {size}, {what}"
+                );
+            }
+        }
+        for (old, new, proof) in CONSISTENCY.into_iter().skip(1) {
+            let proof = hashes(proof);
+            let (a, b) = (reference_root(old), reference_root(new));
+            let (m, n) = (old as u64, new as u64);
+            let mut wrong: Vec<(String, u64, u64, Hash, Hash, Vec<Hash>)> = vec![
+                ("old - 1".into(), m - 1, n, a, b, proof.clone()),
+                ("old + 1".into(), m + 1, n, a, b, proof.clone()),
+                ("old ^ 2".into(), m ^ 2, n, a, b, proof.clone()),
+                ("new * 2".into(), m, n * 2, a, b, proof.clone()),
+                ("new / 2".into(), m, n / 2, a, b, proof.clone()),
+                ("swapped roots".into(), m, n, b, a, proof.clone()),
+                ("no proof".into(), m, n, a, b, Vec::new()),
+                (
+                    "a proof one longer".into(),
+                    m,
+                    n,
+                    a,
+                    b,
+                    [proof.clone(), vec![b]].concat(),
+                ),
+                (
+                    "a proof one shorter".into(),
+                    m,
+                    n,
+                    a,
+                    b,
+                    proof[..proof.len() - 1].to_vec(),
+                ),
+                (
+                    "the old root first".into(),
+                    m,
+                    n,
+                    a,
+                    b,
+                    [vec![a], proof.clone()].concat(),
+                ),
+            ];
+            for k in 0..proof.len() {
+                let mut p = proof.clone();
+                p[k][0] ^= 16;
+                wrong.push((format!("bit 4 of proof[{k}]"), m, n, a, b, p));
+            }
+            for (what, m, n, a, b, proof) in wrong {
+                assert!(
+                    verify_consistency(m, n, &a, &b, &proof).is_err(),
+                    "{old} to {new}, {what}"
+                );
+            }
+        }
+    }
+
+    /// Against this module's own tree code: every leaf of every tree up to 70 leaves, and every
+    /// pair of sizes up to 70.
+    #[test]
+    fn every_proof_of_every_small_tree_verifies_against_its_roots() {
+        let leaves: Vec<Hash> = (0..70u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        for n in 1..=leaves.len() {
+            let tree = &leaves[..n];
+            let head = root(tree);
+            for i in 0..n {
+                let path = inclusion_proof(tree, i).unwrap();
+                verify_inclusion(i as u64, n as u64, &tree[i], &path, &head)
+                    .unwrap_or_else(|e| panic!("leaf {i} of {n}: {e}"));
+            }
+            assert!(inclusion_proof(tree, n).is_none());
+            for m in 1..=n {
+                let proof = consistency_proof(tree, m).unwrap();
+                verify_consistency(m as u64, n as u64, &root(&tree[..m]), &head, &proof)
+                    .unwrap_or_else(|e| panic!("{m} to {n}: {e}"));
+                if m < n {
+                    // A tree that differs in one leaf before m is not extended.
+                    let mut other = tree.to_vec();
+                    other[m - 1] = leaf_hash(b"rewritten");
+                    assert!(
+                        verify_consistency(m as u64, n as u64, &root(&other[..m]), &head, &proof)
+                            .is_err(),
+                        "{m} to {n} with leaf {} rewritten",
+                        m - 1
+                    );
+                }
+            }
+        }
     }
 
     #[test]
