@@ -958,6 +958,25 @@ mod tests {
     use super::*;
     use crate::AsOf;
 
+    #[test]
+    fn missed_and_failed_slots_are_listed_as_ranges() {
+        let slots: Vec<(DateTime<Utc>, SlotState)> = (0..8)
+            .map(|h| {
+                let state = match h {
+                    2..=4 => SlotState::Missed,
+                    6 => SlotState::Failed,
+                    _ => SlotState::Succeeded,
+                };
+                (t(h, 0), state)
+            })
+            .collect();
+        assert_eq!(
+            bad_slots(&slots),
+            "missed 2026-11-22 02:00 to 2026-11-22 04:00 (3 slots), failed 2026-11-22 06:00"
+        );
+        assert_eq!(bad_slots(&slots[..2]), "none");
+    }
+
     fn t(h: u32, m: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0).unwrap()
     }

@@ -437,16 +437,14 @@ impl crate::FigureFold for BackupFold {
             self.backups.insert((b.modified, b.name.clone()), b.size);
         }
         // Of the backups before the period, only the newest bears on its first interval.
-        while self.backups.len() > 1 {
-            let mut keys = self.backups.keys();
-            let (first, second) = (keys.next(), keys.next());
-            match (first, second) {
-                (Some(first), Some(second)) if second.0 <= self.from => {
-                    let first = first.clone();
-                    self.backups.remove(&first);
-                }
-                _ => break,
-            }
+        let before: Vec<_> = self
+            .backups
+            .keys()
+            .take_while(|(modified, _)| *modified <= self.from)
+            .cloned()
+            .collect();
+        for key in before.iter().rev().skip(1) {
+            self.backups.remove(key);
         }
         if let Some(d) = f
             .drill
@@ -703,6 +701,94 @@ pub fn check(f: &BackupFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Snapshots of a week: each lists the backups of its time, one a drill. The fold counts
+    /// each backup once, measures the longest interval (across the period's start too) and
+    /// keeps the drill once however many snapshots show it.
+    #[test]
+    fn the_period_s_backups_and_drills_are_folded_from_every_snapshot() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let backup = |day: u32| BackupFile {
+            name: format!("app-{day:02}.dump"),
+            size: 100 + u64::from(day),
+            // Day 31: of October, before the period.
+            modified: t(&format!(
+                "2026-{}-{day:02}T02:00:00Z",
+                if day == 31 { 10 } else { 11 }
+            )),
+            sha256: None,
+            sha256_source: None,
+        };
+        let drill = DrillReport {
+            backup: "app-03.dump".into(),
+            backup_sha256: None,
+            format: "sqlite".into(),
+            started_at: t("2026-11-03T04:00:00Z"),
+            duration_seconds: 12,
+            backup_age_seconds: 7200,
+            restored: true,
+            error: None,
+            queries: Vec::new(),
+            tools: Vec::new(),
+            log: Vec::new(),
+            scratch: String::new(),
+        };
+        let facts = |days: &[u32], drill: Option<DrillReport>, at: &str| BackupFacts {
+            location: "backups".into(),
+            pattern: "*.dump".into(),
+            backups: days.iter().rev().map(|d| backup(*d)).collect(),
+            max_age_seconds: 86_400,
+            grace_seconds: 0,
+            size_anomaly_fraction: 0.5,
+            size_window: 7,
+            drill,
+            last_successful_drill_at: Some(t("2026-11-03T04:00:00Z")),
+            drill_required_within_seconds: Some(30 * 86_400),
+            collected_at: t(at),
+        };
+        let (from, to) = (t("2026-11-01T00:00:00Z"), t("2026-11-08T00:00:00Z"));
+        let config = serde_json::json!({"path": "backups", "max_backup_age": "25h"});
+        let mut fold =
+            BackupRestore::new(serde_json::from_value(config).unwrap()).figures(from, to);
+        // The snapshot before the period knows the backup of 31 October.
+        let snapshots = [
+            (vec![31], None, "2026-10-31T23:00:00Z"),
+            (vec![1, 2, 3], Some(drill.clone()), "2026-11-03T05:00:00Z"),
+            (vec![1, 2, 3], Some(drill), "2026-11-03T06:00:00Z"),
+            (vec![1, 2, 3, 7], None, "2026-11-07T05:00:00Z"),
+        ];
+        for (i, (days, drill, at)) in snapshots.into_iter().enumerate() {
+            let f = facts(&days, drill, at);
+            let at = crate::SnapshotRef {
+                run_id: format!("r{i}"),
+                collected_at: t(at),
+            };
+            fold.add(&at, &serde_json::to_value(f).unwrap());
+        }
+        let tables = fold.tables();
+        let backups = &tables[0].rows;
+        assert_eq!(backups.len(), 1);
+        assert_eq!(
+            backups[0][0], "4",
+            "four backups in the period: {backups:?}"
+        );
+        assert_eq!(backups[0][3], "4 d (after 2026-11-03 02:00 UTC)");
+        assert_eq!(backups[0][4], "101 to 107");
+        assert!(
+            backups[0][5].starts_with(
+                "4 snapshots, 2026-10-31 23:00 to 2026-11-07 05:00 UTC; newest run r3"
+            )
+        );
+        let drills = &tables[1].rows;
+        assert_eq!(
+            drills.len(),
+            1,
+            "one drill, shown by two snapshots: {drills:?}"
+        );
+        assert_eq!(drills[0][2], "succeeded");
+        assert_eq!(drills[0][3], "12 s");
+        assert!(drills[0][6].starts_with("2 snapshots"), "{}", drills[0][6]);
+    }
 
     /// The newest backup's end of life and the next drill fall due exactly when `check` starts
     /// to report them; past that moment they are findings, not due dates.
