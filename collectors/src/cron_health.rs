@@ -626,17 +626,22 @@ impl Collector for CronHealth {
             from,
             to,
             jobs: std::collections::BTreeMap::new(),
+            covered_from: None,
         })
     }
 }
 
 /// Every job's slots in the period, each as judged by the newest snapshot whose heartbeat
 /// window holds it: a snapshot keeps a window of days, so the month is the union of them.
+/// Newest first: each older snapshot judges only the slots before the windows already read,
+/// and none is read once they reach back to the period's start.
 struct JobFold {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     /// By job name: its schedule, each judged slot's state, and the snapshots that judged one.
     jobs: std::collections::BTreeMap<String, (JobSlots, crate::Seen)>,
+    /// Where the windows read so far start.
+    covered_from: Option<DateTime<Utc>>,
 }
 
 #[derive(Default)]
@@ -651,11 +656,12 @@ impl crate::FigureFold for JobFold {
             return;
         };
         for job in &f.jobs {
-            let s = evaluate_job(
+            let s = evaluate_slots_before(
                 job,
                 self.from.max(f.window_start),
                 self.to.min(f.horizon),
                 f.horizon,
+                self.covered_from,
             );
             let (mut kept, seen) = self.jobs.remove(&s.job).map_or_else(
                 || (JobSlots::default(), crate::Seen::new(at)),
@@ -664,10 +670,24 @@ impl crate::FigureFold for JobFold {
                     (k, seen)
                 },
             );
-            kept.schedule = s.schedule;
+            if kept.schedule.is_empty() {
+                kept.schedule = s.schedule;
+            }
             kept.slots.extend(s.slots);
             self.jobs.insert(s.job, (kept, seen));
         }
+        self.covered_from = Some(
+            self.covered_from
+                .map_or(f.window_start, |c| c.min(f.window_start)),
+        );
+    }
+
+    fn newest_first(&self) -> bool {
+        true
+    }
+
+    fn enough(&self) -> bool {
+        self.covered_from.is_some_and(|c| c <= self.from)
     }
 
     fn tables(self: Box<Self>) -> Vec<crate::FigureTable> {
@@ -821,6 +841,18 @@ fn evaluate_job(
     horizon: DateTime<Utc>,
     known_until: DateTime<Utc>,
 ) -> JobSummary {
+    evaluate_slots_before(job, window_start, horizon, known_until, None)
+}
+
+/// [`evaluate_job`], judging only the slots before `before` when given (a later snapshot
+/// judges the rest).
+fn evaluate_slots_before(
+    job: &JobFacts,
+    window_start: DateTime<Utc>,
+    horizon: DateTime<Utc>,
+    known_until: DateTime<Utc>,
+    before: Option<DateTime<Utc>>,
+) -> JobSummary {
     let spec = &job.spec;
     let mut summary = JobSummary {
         job: spec.name.clone(),
@@ -859,7 +891,11 @@ fn evaluate_job(
     } else {
         close - open
     };
-    for slot in spec.slots((since - reach).max(window_start), horizon) {
+    let last = before.map_or(horizon, |b| horizon.min(b));
+    for slot in spec.slots((since - reach).max(window_start), last) {
+        if before.is_some_and(|b| slot >= b) {
+            break;
+        }
         let (open, close) = spec.window(slot);
         if close > horizon {
             continue; // still open
@@ -979,6 +1015,67 @@ mod tests {
 
     fn t(h: u32, m: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0).unwrap()
+    }
+
+    /// Snapshots whose windows hold four hours each: the fold reads them newest first, judges
+    /// each slot by the newest window that holds it, and reads nothing older than the window
+    /// that reaches the period's start.
+    #[test]
+    fn the_period_s_slots_are_the_union_of_the_snapshots_windows() {
+        // Pings every hour but 03:00; the 03:00 ping arrives late, at 03:40, after the window
+        // of the snapshot of 04:30 was read: only a later snapshot knows it.
+        let beats: Vec<Heartbeat> = (0..10)
+            .filter(|h| *h != 3)
+            .map(|h| beat(PingKind::Success, t(h, 5)))
+            .collect();
+        let window = |horizon: DateTime<Utc>, late: bool| {
+            let mut f = facts(hourly(45), beats.clone(), horizon);
+            f.window_start = horizon - Duration::hours(4);
+            f.jobs[0].first_seen = Some(t(0, 5));
+            f.jobs[0]
+                .heartbeats
+                .retain(|b| b.at >= f.window_start && b.at <= horizon);
+            if late {
+                f.jobs[0].heartbeats.push(beat(PingKind::Success, t(3, 40)));
+            }
+            f
+        };
+        let config = serde_json::from_value(serde_json::json!({})).unwrap();
+        let mut fold = CronHealth::new(config, Vec::new()).figures(t(0, 0), t(10, 0));
+        assert!(fold.newest_first());
+        // As the engine hands them over: newest first.
+        let snapshots = [
+            (t(9, 50), true),
+            (t(6, 30), true),
+            (t(4, 30), false),
+            (t(2, 30), false),
+            (t(1, 30), false),
+        ];
+        let mut read = 0;
+        for (i, (at, late)) in snapshots.into_iter().enumerate() {
+            if fold.enough() {
+                break;
+            }
+            read += 1;
+            let at_ref = crate::SnapshotRef {
+                run_id: format!("r{i}"),
+                collected_at: at,
+            };
+            fold.add(&at_ref, &serde_json::to_value(window(at, late)).unwrap());
+        }
+        // Newest first: 09:50 (window from 05:50), 06:30 (from 02:30), 04:30 (from 00:30, not
+        // yet the period's start), 02:30 (from 22:30 the day before: enough); 01:30 is not read.
+        assert_eq!(read, 4);
+        let tables = fold.tables();
+        let row = &tables[0].rows[0];
+        assert_eq!(
+            row[2], "10",
+            "slots 00:00 to 09:00 closed by 09:50: {row:?}"
+        );
+        assert_eq!(
+            row[4], "0",
+            "03:00's late ping counts, as the newer window says: {row:?}"
+        );
     }
 
     fn hourly(grace_minutes: i64) -> JobSpec {

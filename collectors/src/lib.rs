@@ -375,6 +375,15 @@ pub struct SnapshotRef {
 pub trait FigureFold: Send {
     /// One snapshot's complete stored facts.
     fn add(&mut self, at: &SnapshotRef, facts: &serde_json::Value);
+    /// True for a fold that takes the snapshots newest first instead (each holds a window of
+    /// history, the newest the most of it) and stops once [`FigureFold::enough`].
+    fn newest_first(&self) -> bool {
+        false
+    }
+    /// The snapshots added so far show the whole period: no older one is read.
+    fn enough(&self) -> bool {
+        false
+    }
     /// The tables, once every snapshot is added.
     fn tables(self: Box<Self>) -> Vec<FigureTable>;
 }
@@ -418,11 +427,12 @@ impl Seen {
         }
     }
 
-    /// Seen again, in a later snapshot.
+    /// Seen again, in another snapshot.
     pub fn again(&mut self, at: &SnapshotRef) {
         if at.collected_at >= self.newest.collected_at {
             self.newest = at.clone();
         }
+        self.first = self.first.min(at.collected_at);
         self.snapshots += 1;
     }
 

@@ -322,26 +322,28 @@ async fn period_figures(
         Some((run, rest)) if run.finished_at < from => (Some(*run), rest),
         _ => (None, &runs[..]),
     };
-    let prior = match prior {
-        Some(run) => facts::newest(app, &input.name, from - Duration::microseconds(1))
-            .await?
-            .map(|loaded| (run, loaded)),
-        None => None,
-    };
-    let snapshots = runs
+    let mut snapshots: Vec<_> = runs
         .iter()
-        .filter_map(|run| Some((*run, run.items.iter().find(|i| i.role == "facts")?)));
+        .filter_map(|run| Some((*run, run.items.iter().find(|i| i.role == "facts")?)))
+        .collect();
+    let newest_first = fold.newest_first();
+    if newest_first {
+        snapshots.reverse();
+    }
+    // The snapshot before the period: the state at its start, read (by when it was collected)
+    // first, or last and only if still needed.
+    let prior_facts = || facts::newest(app, &input.name, from - Duration::microseconds(1));
     let mut last: Option<(String, facts::Loaded)> = None;
-    if let Some((run, loaded)) = prior {
-        last = Some((String::new(), loaded));
-        fold_one(
-            &mut *fold,
-            &mut unread,
-            run,
-            &last.as_ref().expect("just set").1,
-        );
+    if !newest_first
+        && let Some(run) = prior
+        && let Some(loaded) = prior_facts().await?
+    {
+        fold_one(&mut *fold, &mut unread, run, &loaded);
     }
     for (run, item) in snapshots {
+        if fold.enough() {
+            break;
+        }
         // Unchanged facts are read once.
         if last.as_ref().is_none_or(|(sha, _)| *sha != item.sha256) {
             let stored = facts::Stored {
@@ -358,6 +360,13 @@ async fn period_figures(
             run,
             &last.as_ref().expect("just set").1,
         );
+    }
+    if newest_first
+        && !fold.enough()
+        && let Some(run) = prior
+        && let Some(loaded) = prior_facts().await?
+    {
+        fold_one(&mut *fold, &mut unread, run, &loaded);
     }
     let mut tables = fold.tables();
     if !unread.rows.is_empty() {
