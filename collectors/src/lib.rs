@@ -446,7 +446,9 @@ impl Seen {
         match rows.entry(key) {
             std::collections::btree_map::Entry::Occupied(mut e) => {
                 let (v, seen) = e.get_mut();
-                *v = value;
+                if at.collected_at >= seen.newest.collected_at {
+                    *v = value;
+                }
                 seen.again(at);
             }
             std::collections::btree_map::Entry::Vacant(e) => {
