@@ -671,7 +671,8 @@ impl crate::FigureFold for JobFold {
                 },
             );
             if kept.schedule.is_empty() {
-                kept.schedule = s.schedule;
+                // A table cell, not Markdown: the expression without its code quotes.
+                kept.schedule = s.schedule.replace('`', "");
             }
             kept.slots.extend(s.slots);
             self.jobs.insert(s.job, (kept, seen));
