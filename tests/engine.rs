@@ -1243,7 +1243,8 @@ secret_env = "ANNEXA_TEST_HOOK_SECRET"
         "PROBLEM  collector `incidents` (incident-log): a run now would fail:",
         "2 records have problems: register.csv line 2, column `detected_at`",
         "line 4, column `id`: `INC-2` appears twice",
-        "PROBLEM  collector `handbook` (policy-document): a run now would fail:",
+        // Named relative to the config's folder, as everything meant for people is.
+        "PROBLEM  collector `handbook` (policy-document): a run now would fail: source unavailable: no-such-folder:",
         "PROBLEM  collector `template` (github-alerts): still the template's placeholder repos = \"your-org/your-repo\"",
         "PROBLEM  collector `github` (github-alerts): a run now would fail: unauthorized",
         "PROBLEM  collector `backups` (backup-restore): a run now would fail: source unavailable: restore drill: the environment variable ANNEXA_TEST_NO_SUCH_URL",

@@ -235,6 +235,31 @@ pub enum CollectError {
 }
 
 impl CollectError {
+    /// The same error, naming a path inside `base` (the config's folder) relative to it, as
+    /// everything meant for people names paths ([`shown_path`]).
+    pub fn shown_from(self, base: &std::path::Path) -> CollectError {
+        let shown = |what: String| shown_path(std::path::Path::new(&what), base);
+        match self {
+            CollectError::SourceUnavailable { what, reason } => CollectError::SourceUnavailable {
+                what: shown(what),
+                reason,
+            },
+            CollectError::Unauthorized { what, reason } => CollectError::Unauthorized {
+                what: shown(what),
+                reason,
+            },
+            CollectError::Invalid {
+                what,
+                reason,
+                partial,
+            } => CollectError::Invalid {
+                what: shown(what),
+                reason,
+                partial,
+            },
+        }
+    }
+
     /// The stable finding code for this failure.
     pub fn code(&self) -> FindingCode {
         match self {

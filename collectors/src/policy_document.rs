@@ -182,7 +182,7 @@ impl PolicyDocument {
                     Some(other) if same_file(other, &file) => {}
                     Some(other) => {
                         return Err(CollectError::SourceUnavailable {
-                            what: format!("{} and {}", other.display(), file.display()),
+                            what: format!("{} and {}", ctx.shown(other), ctx.shown(&file)),
                             reason: format!(
                                 "both would be stored as `{name}`; rename one, or list them under paths that tell them apart"
                             ),

@@ -104,7 +104,11 @@ pub async fn run_collector(
             },
         })?;
         let ctx = context(app, config, scratch.path(), slot.is_none(), false).await;
-        let (items, facts, error) = match collector.collect(&ctx).await {
+        let collected = collector
+            .collect(&ctx)
+            .await
+            .map_err(|e| e.shown_from(&ctx.base_dir));
+        let (items, facts, error) = match collected {
             Ok(snapshot) => (snapshot.items, Some(snapshot.facts), None),
             Err(CollectError::Invalid {
                 what,
@@ -214,7 +218,10 @@ pub async fn rehearse(app: &Annexa, config: &CollectorConfig) -> Result<Rehearsa
     let collector = registry::build(config, &app.config);
     let scratch = tempfile::tempdir().map_err(|e| format!("no scratch folder: {e}"))?;
     let ctx = context(app, config, scratch.path(), false, true).await;
-    let snapshot = collector.collect(&ctx).await.map_err(|e| e.to_string())?;
+    let snapshot = collector
+        .collect(&ctx)
+        .await
+        .map_err(|e| e.shown_from(&ctx.base_dir).to_string())?;
     // Facts that only hold what changed are judged joined with the previous ones, as stored.
     let facts = match (collector.continues(&snapshot.facts), ctx.previous_facts) {
         (Some(_), Some(previous)) => collector.join(vec![previous, snapshot.facts])?,
