@@ -301,8 +301,8 @@ pub async fn gather(
 
 /// A collector's figures over `[from, to)`: its fold ([`annexa_collectors::FigureFold`]) over
 /// the facts of its newest snapshot before the period (the state at its start), then of every one
-/// in it, oldest first. Facts that cannot be trusted are listed in a table of their own, never
-/// passed over.
+/// in it, oldest first; or newest first, the one before the period last, until the fold has
+/// enough. Facts that cannot be trusted are listed in a table of their own, never passed over.
 async fn period_figures(
     app: &Annexa,
     input: &CollectorInput,
