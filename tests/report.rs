@@ -1601,37 +1601,21 @@ expect = ">= 1"
             .find(|l| l.contains(&format!("| {id}:")))
             .unwrap()
     };
-    // INC-108: detected on the 5th, triaged, resolved on the 9th; shown as it ended, with the
-    // snapshots from its detection to the end of the month.
-    assert!(
-        row("INC-108").contains("2026-11-09 12:00 UTC ("),
-        "{}",
-        row("INC-108")
-    );
-    assert!(
-        row("INC-108").contains("2026-11-10-INC-108.md"),
-        "{}",
-        row("INC-108")
-    );
-    assert!(
-        row("INC-108").contains("snapshots, 2026-11-05 12:1"),
-        "{}",
-        row("INC-108")
-    );
-    // INC-106: detected and resolved in October, closed on 7 November: shown from the snapshot
-    // before the period on.
-    assert!(
-        row("INC-106").contains("snapshots, 2026-10-31 18:1"),
-        "{}",
-        row("INC-106")
-    );
-    // INC-111: still open at the end of the month.
-    assert!(row("INC-111").contains("not yet ("), "{}", row("INC-111"));
-    assert!(
-        row("INC-109").contains("unclassified"),
-        "{}",
-        row("INC-109")
-    );
+    for (id, expected) in [
+        // Detected on the 5th, triaged, resolved on the 9th: shown as it ended, with its
+        // post-mortem and the snapshots from its detection to the end of the month.
+        ("INC-108", "2026-11-09 12:00 UTC ("),
+        ("INC-108", "2026-11-10-INC-108.md"),
+        ("INC-108", "snapshots, 2026-11-05 12:1"),
+        // Detected and resolved in October, closed on 7 November: shown from the snapshot
+        // before the period on.
+        ("INC-106", "snapshots, 2026-10-31 18:1"),
+        // Still open at the end of the month; never classified.
+        ("INC-111", "not yet ("),
+        ("INC-109", "unclassified"),
+    ] {
+        assert!(row(id).contains(expected), "{expected} not in {}", row(id));
+    }
 
     // Every restore drill of November: the failed one and the good one after it, and the next.
     let drills = &figures[figures.find("Restore drills in the period").unwrap()..];
