@@ -462,12 +462,7 @@ impl Seen {
     }
 
     /// Records `value` for `key`, seen at `at`: the newest snapshot's value wins.
-    pub fn record<K: Ord, V>(
-        rows: &mut std::collections::BTreeMap<K, (V, Seen)>,
-        key: K,
-        value: V,
-        at: &SnapshotRef,
-    ) {
+    pub fn record<K: Ord, V>(rows: &mut SeenRows<K, V>, key: K, value: V, at: &SnapshotRef) {
         match rows.entry(key) {
             std::collections::btree_map::Entry::Occupied(mut e) => {
                 let (v, seen) = e.get_mut();
@@ -482,8 +477,8 @@ impl Seen {
         }
     }
 
-    /// "snapshots of 2026-11-03 06:10 to 2026-11-30 23:10 UTC (28), newest run 0193…": an
-    /// auditor finds each in `evidence.csv` by its collector and time, the newest by its run.
+    /// "28 snapshots, 2026-11-03 06:10 to 2026-11-30 23:10 UTC; newest run 0193…": an auditor
+    /// finds each in `evidence.csv` by its collector and time, the newest by its run.
     pub fn text(&self) -> String {
         let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
         if self.snapshots == 1 {
