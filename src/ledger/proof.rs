@@ -77,12 +77,17 @@ pub async fn prove(
     for id in runs {
         match app.db.run(id).await.map_err(anyhow::Error::from)? {
             None => problems.push(format!("no run has the id {id}: `annexa status` lists runs")),
-            Some(r) => match (r.ledger_index, &r.manifest_key, &r.manifest_sha256) {
-                (Some(i), Some(key), Some(sha)) => rows.push((r.clone(), i as u64, key.clone(), sha.clone())),
-                _ => problems.push(format!(
-                    "run {id} is not in the ledger: it has not finished (or was recorded before runs had manifests)"
-                )),
-            },
+            Some(crate::db::RunRow {
+                id,
+                collector,
+                ledger_index: Some(index),
+                manifest_key: Some(manifest_key),
+                manifest_sha256: Some(manifest_sha256),
+                ..
+            }) => rows.push((id, collector, index as u64, manifest_key, manifest_sha256)),
+            Some(_) => problems.push(format!(
+                "run {id} is not in the ledger: it has not finished (or was recorded before runs had manifests)"
+            )),
         }
     }
     let trusted = trusted
@@ -110,20 +115,19 @@ pub async fn prove(
         )));
     }
     let mut proofs = Vec::new();
-    for (run, index, manifest_key, manifest_sha256) in rows {
+    for (run_id, collector, index, manifest_key, manifest_sha256) in rows {
         let leaf = tree.get(index as usize).ok_or_else(|| {
             ProveError::Integrity(format!(
-                "run {} holds ledger index {index}, beyond the {size} leaves of the checkpoint; run `annexa verify`",
-                run.id
+                "run {run_id} holds ledger index {index}, beyond the {size} leaves of the checkpoint; run `annexa verify`"
             ))
         })?;
         let path = ledger::inclusion_proof(tree, index as usize).expect("index within the tree");
         ledger::verify_inclusion(index, size, leaf, &path, &root).map_err(|e| {
-            ProveError::Integrity(format!("run {}: {e}; run `annexa verify`", run.id))
+            ProveError::Integrity(format!("run {run_id}: {e}; run `annexa verify`"))
         })?;
         proofs.push(RunProof {
-            run_id: run.id,
-            collector: run.collector,
+            run_id,
+            collector,
             manifest_key,
             manifest_sha256,
             leaf_index: index,
