@@ -449,22 +449,19 @@ impl Report {
                 .map(|s| (s.status.as_str(), s.count))
                 .collect(),
         );
+        let verdict_of = |c: &ControlSection| c.period.as_ref().map(|p| p.verdict);
         let verdicts = [
-            crate::Verdict::Effective,
-            crate::Verdict::EffectiveWithExceptions,
-            crate::Verdict::NotEffective,
+            Some(crate::Verdict::Effective),
+            Some(crate::Verdict::EffectiveWithExceptions),
+            Some(crate::Verdict::NotEffective),
+            None,
         ]
+        .into_iter()
         .map(|v| {
-            let n = self
-                .controls
-                .iter()
-                .filter(|c| c.period.as_ref().is_some_and(|p| p.verdict == v))
-                .count();
-            (v.as_str(), n)
-        });
-        let unjudged = self.controls.iter().filter(|c| c.period.is_none()).count();
-        let mut verdicts = verdicts.to_vec();
-        verdicts.push(("without a verdict", unjudged));
+            let n = self.controls.iter().filter(|c| verdict_of(c) == v).count();
+            (v.map_or("without a verdict", |v| v.as_str()), n)
+        })
+        .collect();
         vec![
             ("Organization", self.organization.clone()),
             ("Scope", scope),
