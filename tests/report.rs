@@ -93,6 +93,17 @@ async fn october_report(w: &World, out: &Path) -> Bundle {
         .unwrap()
 }
 
+/// Python that counts every `uuid` key of a JSON document: `walk(doc)` adds to `uuids`.
+const UUID_WALK: &str = "uuids = collections.Counter()
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k == 'uuid': uuids[v] += 1
+            walk(v)
+    elif isinstance(o, list):
+        for x in o: walk(x)
+";
+
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap()
 }
@@ -328,6 +339,7 @@ async fn the_oscal_output_validates_with_compliance_trestle() {
     // observation names its subject and its method by evidence kind; each failing finding of a
     // control not satisfied is an open risk its finding refers to.
     let out = python(
+        &[
         "import json, sys, collections\n\
          from trestle.oscal.assessment_results import AssessmentResults\n\
          from trestle.oscal.assessment_plan import AssessmentPlan\n\
@@ -340,16 +352,9 @@ async fn the_oscal_output_validates_with_compliance_trestle() {
          links = [l.href for r in ap.back_matter.resources for l in r.rlinks]\n\
          assert ap.import_ssp.href[1:] in {str(r.uuid) for r in ap.back_matter.resources}, ap.import_ssp.href\n\
          cat = Catalog.model_validate(json.load(open(d + '/' + [l for l in links if 'catalog' in l][0]))['catalog'])\n\
-         known = {c.id for g in cat.groups for c in g.controls}\n\
-         uuids = collections.Counter()\n\
-         def walk(o):\n\
-         \x20   if isinstance(o, dict):\n\
-         \x20       for k, v in o.items():\n\
-         \x20           if k == 'uuid': uuids[v] += 1\n\
-         \x20           walk(v)\n\
-         \x20   elif isinstance(o, list):\n\
-         \x20       for x in o: walk(x)\n\
-         walk(raw)\n\
+         known = {c.id for g in cat.groups for c in g.controls}\n",
+        UUID_WALK,
+        "walk(raw)\n\
          assert all(n == 1 for n in uuids.values()), [u for u, n in uuids.items() if n > 1]\n\
          r = ar.results[0]\n\
          ids = [c.control_id for s in r.reviewed_controls.control_selections for c in s.include_controls]\n\
@@ -362,6 +367,8 @@ async fn the_oscal_output_validates_with_compliance_trestle() {
          linked = [str(x.risk_uuid) for f in r.findings for x in (f.related_risks or [])]\n\
          assert sorted(linked) == sorted(risks), 'every risk is a finding s'\n\
          print(len(uuids), len(known), len(risks), ' '.join(sorted({getattr(m, 'root', m) for o in r.observations for m in o.methods})))",
+        ]
+        .concat(),
         &[&bundle.dir],
     );
     let figures: Vec<&str> = out.split_whitespace().collect();
@@ -1689,25 +1696,21 @@ expect = ">= 1"
         }
     }
     let out = python(
-        "import csv, json, sys, collections\n\
+        &[
+            "import csv, json, sys, collections\n\
          d = sys.argv[1]\n\
          for name in ['controls.csv', 'gaps.csv', 'findings.csv', 'evidence.csv']:\n\
          \x20   rows = list(csv.reader(open(d + '/' + name, encoding='utf-8-sig')))\n\
          \x20   assert len({len(r) for r in rows}) == 1, name\n\
-         \x20   assert not any(c.endswith('\u{2026}') for r in rows for c in r), name\n\
-         uuids = collections.Counter()\n\
-         def walk(o):\n\
-         \x20   if isinstance(o, dict):\n\
-         \x20       for k, v in o.items():\n\
-         \x20           if k == 'uuid': uuids[v] += 1\n\
-         \x20           walk(v)\n\
-         \x20   elif isinstance(o, list):\n\
-         \x20       for x in o: walk(x)\n\
-         for name in ['oscal-assessment-results.json', 'oscal-assessment-plan.json']:\n\
+         \x20   assert not any(c.endswith('\u{2026}') for r in rows for c in r), name\n",
+            UUID_WALK,
+            "for name in ['oscal-assessment-results.json', 'oscal-assessment-plan.json']:\n\
          \x20   uuids.clear()\n\
          \x20   walk(json.load(open(d + '/' + name)))\n\
          \x20   assert all(n == 1 for n in uuids.values()), (name, [u for u, n in uuids.items() if n > 1])\n\
          \x20   print(len(uuids))",
+        ]
+        .concat(),
         &[&dir],
     );
     let counts: Vec<usize> = out.split_whitespace().map(|n| n.parse().unwrap()).collect();
