@@ -4,29 +4,14 @@ mod common;
 
 use std::path::Path;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_name() == "data" {
-            continue; // a developer's own earlier run
-        }
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_quickstart_evidences_a524_and_a528_and_verifies() {
     // The quickstart is the embedded defaults by definition: a local folder and SQLite.
     let w = common::World::with_backend(common::Backend::Local);
-    copy_dir(
+    common::copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
         w.dir.path(),
+        &["data"], // a developer's own earlier run
     );
     let run = w.annexa(&["run"]).expect(3);
     // A.5.28 is evidenced by the run itself. A.5.24 is evidenced by the procedures: satisfied

@@ -1719,3 +1719,288 @@ expect = ">= 1"
         "UUIDs in the results and the plan: {out}"
     );
 }
+
+/// Every file under `dir` with its bytes, by path.
+fn tree_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut paths = Vec::new();
+    annexa::ledger::package::walk(dir, "", &mut paths).unwrap();
+    paths
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(dir.join(&p)).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+/// Issue 21: the evidence package of a simulated month. It is the same bytes when exported
+/// again (as a folder and as a `.tar.zst`), verifies offline with annexa and with the Python
+/// script it ships, and each tampering fails both, each for its own reason. The next month's
+/// package proves that its tree extends this one's.
+#[tokio::test]
+async fn an_exported_month_verifies_offline_and_each_tampering_fails_both_checkers() {
+    let w = World::new();
+    october(&w).await;
+    let period = (
+        oct(1, 0),
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+    );
+    let app = at(&w, Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()).await;
+    let export = |out: PathBuf| {
+        let app = &app;
+        async move {
+            annexa::views::export::export(app, period, &out)
+                .await
+                .unwrap()
+        }
+    };
+    let pkg = w.path("october");
+    let exported = export(pkg.clone()).await;
+    assert_eq!(
+        exported.contents.runs.len(),
+        31 + 20,
+        "every run of October"
+    );
+    assert!(exported.contents.previous.is_none());
+    // Two documents and their facts, stored once however many runs list them.
+    assert_eq!(exported.objects, tree_bytes(&pkg.join("objects")).len());
+    assert!(exported.objects >= 4, "{} objects", exported.objects);
+
+    // The same records give the same bytes.
+    export(w.path("again")).await;
+    assert!(
+        tree_bytes(&pkg) == tree_bytes(&w.path("again")),
+        "a second export differs"
+    );
+    export(w.path("a.tar.zst")).await;
+    export(w.path("b.tar.zst")).await;
+    assert!(
+        std::fs::read(w.path("a.tar.zst")).unwrap() == std::fs::read(w.path("b.tar.zst")).unwrap(),
+        "two archives of the same records differ"
+    );
+
+    // An object of another period: November's procedure, changed.
+    w.write(
+        "procedures/incident.md",
+        &common::procedure("PROC-1", "2026-11-02"),
+    );
+    let november = at(&w, Utc.with_ymd_and_hms(2026, 11, 3, 3, 1, 0).unwrap()).await;
+    let config = november.config.collector("procedures").unwrap();
+    annexa::evidence::runner::run_collector(&november, config, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let new_object = tree_bytes(&w.object_file("objects"))
+        .into_keys()
+        .map(|k| format!("objects/{k}"))
+        .find(|k| !pkg.join(k).exists())
+        .expect("November stored an object October does not have");
+
+    let keys = w.path("verifier.txt");
+    w.annexa(&["keys", "export", keys.to_str().unwrap()])
+        .expect(0);
+    let annexa_check = |dir: &Path| {
+        let run = w.annexa(&[
+            "--json",
+            "verify",
+            "--bundle",
+            dir.to_str().unwrap(),
+            "--keys",
+            keys.to_str().unwrap(),
+        ]);
+        let kinds: Vec<String> = run.json()["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["kind"].as_str().unwrap().to_string())
+            .collect();
+        (run.code, kinds)
+    };
+    let python_check = |dir: &Path| {
+        let out = Command::new("python3")
+            .arg(dir.join("verify.py"))
+            .arg(&keys)
+            .arg(dir)
+            .output()
+            .expect("python3 runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    assert_eq!(annexa_check(&pkg), (0, vec![]));
+    assert_eq!(annexa_check(&w.path("a.tar.zst")), (0, vec![]));
+    let (code, said) = python_check(&pkg);
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        said.contains("51 runs") && said.ends_with("verified\n"),
+        "{said}"
+    );
+
+    let edit_package = |dir: &Path, edit: &dyn Fn(&mut serde_json::Value)| {
+        let path = dir.join("package.json");
+        let mut doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        edit(&mut doc);
+        std::fs::write(path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    };
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pkg.join("package.json")).unwrap()).unwrap();
+    let first_manifest = doc["runs"][0]["manifest"].as_str().unwrap().to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pkg.join(&first_manifest)).unwrap()).unwrap();
+    let first_object = manifest["items"][0]["object_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = annexa::ledger::note::NoteKey::generate(
+        &doc["checkpoint"]["origin"]
+            .as_str()
+            .unwrap()
+            .replace("annexa/", "other/"),
+    )
+    .unwrap();
+    type Tamper<'a> = Box<dyn Fn(&Path) + 'a>;
+    // (what is done, a violation annexa must name, what the Python script must say)
+    let cases: Vec<(&str, Tamper, &str, &str)> = vec![
+        (
+            "a flipped byte in an object",
+            Box::new(|d| {
+                let path = d.join(&first_object);
+                let mut bytes = std::fs::read(&path).unwrap();
+                let i = bytes.len() / 2;
+                bytes[i] ^= 1;
+                std::fs::write(path, bytes).unwrap();
+            }),
+            "object-altered",
+            "SHA-256 or size differ",
+        ),
+        (
+            "a missing object",
+            Box::new(|d| std::fs::remove_file(d.join(&first_object)).unwrap()),
+            "object-missing",
+            "is not in the package",
+        ),
+        (
+            "an edited manifest",
+            Box::new(|d| {
+                let path = d.join(&first_manifest);
+                let text = std::fs::read_to_string(&path).unwrap();
+                std::fs::write(path, text.replacen("\"size\":", "\"size\":1", 1)).unwrap();
+            }),
+            "manifest-altered",
+            "not the manifest package.json names",
+        ),
+        (
+            "a swapped proof",
+            Box::new(|d| {
+                edit_package(d, &|doc| {
+                    let a = doc["runs"][0]["audit_path"].clone();
+                    doc["runs"][0]["audit_path"] = doc["runs"][1]["audit_path"].clone();
+                    doc["runs"][1]["audit_path"] = a;
+                })
+            }),
+            "proof-invalid",
+            "audit path does not lead",
+        ),
+        (
+            "a checkpoint signed by another key",
+            Box::new(|d| {
+                let note =
+                    SignedNote::parse(&std::fs::read_to_string(d.join("checkpoint.txt")).unwrap())
+                        .unwrap();
+                std::fs::write(d.join("checkpoint.txt"), other.sign_note(&note.text)).unwrap();
+            }),
+            "checkpoint-unknown-key",
+            "checkpoint.txt: no valid signature",
+        ),
+        (
+            "an object from another period",
+            Box::new(|d| {
+                let target = d.join(&new_object);
+                std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+                std::fs::copy(w.object_file(&new_object), target).unwrap();
+            }),
+            "package-stray-file",
+            "no run of the period lists it",
+        ),
+    ];
+    for (what, tamper, kind, message) in cases {
+        let copy = w.path(&format!("tampered/{}", what.replace(' ', "-")));
+        common::copy_dir(&pkg, &copy, &[]);
+        tamper(&copy);
+        let (code, kinds) = annexa_check(&copy);
+        assert_eq!(code, 4, "{what}: annexa accepted it");
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{what}: annexa found {kinds:?}, not {kind}"
+        );
+        let (code, said) = python_check(&copy);
+        assert_eq!(code, 1, "{what}: verify.py accepted it:\n{said}");
+        assert!(said.contains(message), "{what}: verify.py said\n{said}");
+    }
+
+    // November's package extends October's checkpoint, and says so.
+    let app = at(&w, Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap()).await;
+    let nov = w.path("november");
+    let next = annexa::views::export::export(
+        &app,
+        (
+            period.1,
+            Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
+        ),
+        &nov,
+    )
+    .await
+    .unwrap();
+    let previous = next.contents.previous.as_ref().expect("a previous export");
+    assert_eq!(previous.tree_size, exported.contents.checkpoint.tree_size);
+    assert_eq!(previous.root_hash, exported.contents.checkpoint.root_hash);
+    assert!(!previous.proof.is_empty());
+    assert_eq!(annexa_check(&nov), (0, vec![]));
+    assert_eq!(python_check(&nov).0, 0, "{}", python_check(&nov).1);
+    let mut broken = next.contents.clone();
+    broken.previous.as_mut().unwrap().proof[0] = "00".repeat(32);
+    let copy = w.path("tampered/consistency");
+    common::copy_dir(&nov, &copy, &[]);
+    edit_package(&copy, &|doc| {
+        doc["previous"] = serde_json::to_value(&broken.previous).unwrap()
+    });
+    assert!(
+        annexa_check(&copy)
+            .1
+            .contains(&"checkpoint-inconsistent".to_string())
+    );
+    assert!(
+        python_check(&copy)
+            .1
+            .contains("does not extend the previous export")
+    );
+
+    // Bad requests.
+    let empty = w
+        .annexa(&[
+            "export",
+            "--from",
+            "2026-09-01",
+            "--to",
+            "2026-09-30",
+            "--out",
+            w.path("sept").to_str().unwrap(),
+        ])
+        .expect(2);
+    assert!(empty.stderr.contains("no run finished"), "{}", empty.stderr);
+    let exists = w
+        .annexa(&[
+            "export",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-31",
+            "--out",
+            pkg.to_str().unwrap(),
+        ])
+        .expect(2);
+    assert!(exists.stderr.contains("exists"), "{}", exists.stderr);
+}

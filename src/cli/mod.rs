@@ -167,7 +167,8 @@ pub enum Command {
         /// A checkpoint (signed note) you trust: the ledger must extend it.
         #[arg(long, conflicts_with = "bundle")]
         trusted: Option<PathBuf>,
-        /// A report bundle folder to verify offline.
+        /// A report bundle or evidence package (a folder, or an `annexa export` .tar.zst) to
+        /// verify offline.
         #[arg(long, requires = "keys")]
         bundle: Option<PathBuf>,
         /// The verifier file (`annexa keys export`) to check the bundle's signature with.
@@ -204,6 +205,21 @@ pub enum Command {
         /// Write the proof here instead of to stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// The auditor's evidence package of a period: the report bundle, every run manifest of
+    /// the period with the objects it lists, an audit path of each manifest to a signed
+    /// checkpoint, the consistency proof from the previous export, the verifier file, and a
+    /// Python checker that needs no annexa. Checked offline by `verify --bundle`.
+    Export {
+        /// The first day (YYYY-MM-DD) or instant (RFC 3339) of the period.
+        #[arg(long, value_parser = parse_from, requires = "to")]
+        from: Option<DateTime<Utc>>,
+        /// The last day (YYYY-MM-DD, included) or the instant the period ends (RFC 3339).
+        #[arg(long, value_parser = parse_to, requires = "from")]
+        to: Option<DateTime<Utc>>,
+        /// A new folder for the package, or a file ending in `.tar.zst` for one archive.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Record a risk owner's acceptance of a failing finding until a date (an audit event):
     /// until then it counts as a warning and does not alert. `--list` shows every acceptance,

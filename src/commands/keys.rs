@@ -69,18 +69,7 @@ pub async fn keys(app: &Annexa, action: KeysAction, json: bool) -> Result<Exit, 
             }
         }
         KeysAction::Export { file } => {
-            // Right after `annexa init` the key file exists but nothing has signed yet: it is
-            // recorded now, as the first signature would, so the file names it.
-            if app.db.keys().await?.is_empty() && app.config.ledger.key_file.exists() {
-                keyring::signing_key(app).await?;
-            }
-            let mut text = String::from(
-                "# annexa verifier file: one key per line, with when it was created, retired or revoked.\n",
-            );
-            for k in app.db.keys().await? {
-                text.push_str(&keyring::verifier_line(&k));
-                text.push('\n');
-            }
+            let text = keyring::verifier_file(app).await?;
             match file {
                 Some(f) => {
                     std::fs::write(&f, &text)?;

@@ -5,6 +5,7 @@ mod attest;
 mod check;
 mod checkpoint;
 mod controls;
+mod export;
 mod init;
 mod keys;
 mod ping;
@@ -29,7 +30,9 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             "--as-of applies to `status` and `report` only"
         )));
     }
-    if let Command::Status { from, to } | Command::Report { from, to, .. } = &cli.command
+    if let Command::Status { from, to }
+    | Command::Report { from, to, .. }
+    | Command::Export { from, to, .. } = &cli.command
         && let (Some(from), Some(to)) = (from, to)
         && from >= to
     {
@@ -85,6 +88,9 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Checkpoint {
             acknowledge_rollback,
         } => checkpoint::checkpoint(&app, acknowledge_rollback.as_deref(), cli.json).await,
+        Command::Export { from, to, out } => {
+            export::export(&app, from.zip(to), &out, cli.json).await
+        }
         Command::Prove { runs, since, out } => {
             prove::prove(&app, &runs, since.as_deref(), out.as_deref()).await
         }

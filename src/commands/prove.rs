@@ -28,15 +28,7 @@ pub async fn prove(
         .transpose()?;
     let proof = crate::ledger::proof::prove(app, runs, trusted.as_deref())
         .await
-        .map_err(|e| match e {
-            ProveError::Usage(m) => Failure::usage(anyhow::Error::msg(m)),
-            ProveError::Integrity(m) => Failure {
-                exit: Exit::Integrity,
-                error: anyhow::Error::msg(m),
-            },
-            ProveError::Checkpoint(e) => Failure::of_checkpoint(e),
-            ProveError::Other(e) => Failure::from(e),
-        })?;
+        .map_err(failure)?;
     let text = serde_json::to_string_pretty(&proof)? + "\n";
     match out {
         Some(path) => {
@@ -58,4 +50,17 @@ pub async fn prove(
         None => print(text.as_bytes())?,
     }
     Ok(Exit::Ok)
+}
+
+/// The exit code a proof's (or an export's) error calls for.
+pub(super) fn failure(e: ProveError) -> Failure {
+    match e {
+        ProveError::Usage(m) => Failure::usage(anyhow::Error::msg(m)),
+        ProveError::Integrity(m) => Failure {
+            exit: Exit::Integrity,
+            error: anyhow::Error::msg(m),
+        },
+        ProveError::Checkpoint(e) => Failure::of_checkpoint(e),
+        ProveError::Other(e) => Failure::from(e),
+    }
 }

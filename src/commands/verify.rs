@@ -79,7 +79,8 @@ fn print_report(
     })
 }
 
-/// `annexa verify --bundle DIR --keys FILE`: the bundle alone, offline.
+/// `annexa verify --bundle DIR --keys FILE`: a report bundle or an evidence package (a folder
+/// or its `.tar.zst`) alone, offline.
 pub fn verify_bundle(
     dir: &std::path::Path,
     keys: &std::path::Path,
@@ -89,13 +90,34 @@ pub fn verify_bundle(
         .map_err(|e| anyhow::anyhow!("cannot read the verifier file {}: {e}", keys.display()))?;
     let keys = crate::ledger::keyring::read_verifier_file(&keys)
         .map_err(|e| anyhow::anyhow!("the verifier file is not usable: {e}"))?;
-    let report = crate::ledger::bundle::check(dir, &keys)?;
-    let header = format!(
-        "bundle {}: {} files re-hashed ({} bytes)",
-        dir.display(),
-        report.objects_checked,
-        report.bytes_hashed
-    );
+    use crate::ledger::package;
+    let unpacked = match dir.is_file() {
+        true => Some(package::unpack(dir).map_err(Failure::usage)?),
+        false => None,
+    };
+    let folder = unpacked.as_ref().map_or(dir, |d| d.path());
+    let (report, header) = if folder.join(package::MANIFEST).exists() {
+        let report = package::check(folder, &keys)?;
+        let header = format!(
+            "package {}: {} files re-hashed ({} bytes), {} runs proved in the checkpoint of {} leaves with root {}",
+            dir.display(),
+            report.objects_checked,
+            report.bytes_hashed,
+            report.runs_checked,
+            report.ledger_size,
+            report.ledger_root
+        );
+        (report, header)
+    } else {
+        let report = crate::ledger::bundle::check(folder, &keys)?;
+        let header = format!(
+            "bundle {}: {} files re-hashed ({} bytes)",
+            dir.display(),
+            report.objects_checked,
+            report.bytes_hashed
+        );
+        (report, header)
+    };
     print_report(&report, &header, json)
 }
 

@@ -19,6 +19,9 @@ closed_set! {
         /// An operator accepted that the history after a restored database's ledger is lost.
         RollbackAcknowledged = "rollback-acknowledged",
         ReportGenerated = "report-generated",
+        /// An evidence package was written (`annexa export`), with the checkpoint it is
+        /// anchored to: the next export proves its tree extends that one.
+        EvidenceExported = "evidence-exported",
         /// An `annexa verify` of the store ran, with how many violations it found.
         Verified = "verified",
         /// A risk owner accepted a failing finding until a date (`annexa accept`).

@@ -63,18 +63,43 @@ pub fn seal(
         },
         "files": files,
     }));
+    let files = files.iter().map(|f| (f.sha256.as_str(), f.name.as_str()));
+    seal_folder(key, &REPORT_SEAL, id, manifest, files)
+}
+
+/// The names of a sealed folder's manifest and signature, and the format its signed note
+/// starts with. The sums file is always `SHA256SUMS`.
+pub(super) struct SealNames {
+    pub format: &'static str,
+    pub manifest: &'static str,
+    pub signature: &'static str,
+}
+
+const REPORT_SEAL: SealNames = SealNames {
+    format: BUNDLE_FORMAT,
+    manifest: MANIFEST,
+    signature: SIGNATURE,
+};
+
+/// Seals a folder: `SHA256SUMS` lists `files` (SHA-256 hex, name) and the manifest, and the
+/// signed note names `id`, the manifest's SHA-256 and the sums file's.
+pub(super) fn seal_folder<'a>(
+    key: &NoteKey,
+    names: &SealNames,
+    id: &str,
+    manifest: Vec<u8>,
+    files: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Sealed {
     let manifest_sha256 = hex::encode(Sha256::digest(&manifest));
     let mut sums = String::new();
-    for (sha256, name) in files
-        .iter()
-        .map(|f| (f.sha256.as_str(), f.name.as_str()))
-        .chain([(manifest_sha256.as_str(), MANIFEST)])
-    {
+    for (sha256, name) in files {
         sums.push_str(&format!("{sha256}  {name}\n"));
     }
+    sums.push_str(&format!("{manifest_sha256}  {}\n", names.manifest));
     let sums_sha256 = hex::encode(Sha256::digest(sums.as_bytes()));
     let signature = key.sign_note(&format!(
-        "{BUNDLE_FORMAT}\n{id}\nsha256 {manifest_sha256}\nsha256sums {sums_sha256}\n"
+        "{}\n{id}\nsha256 {manifest_sha256}\nsha256sums {sums_sha256}\n",
+        names.format
     ));
     Sealed {
         manifest,
@@ -127,7 +152,6 @@ pub fn check(dir: &std::path::Path, keys: &[TrustedKey]) -> anyhow::Result<Verif
             return Ok(report);
         }
     };
-    let manifest_sha = hex::encode(Sha256::digest(&manifest));
     let parsed: Option<serde_json::Value> = serde_json::from_slice(&manifest).ok();
     let generated_at = parsed
         .as_ref()
@@ -135,95 +159,15 @@ pub fn check(dir: &std::path::Path, keys: &[TrustedKey]) -> anyhow::Result<Verif
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&chrono::Utc));
 
-    match note::SignedNote::parse(&signature) {
-        Err(e) => violations.push(violation(
-            ViolationKind::BundleSignatureUnreadable,
-            SIGNATURE,
-            "a signed note",
-            e,
-        )),
-        Ok(note) => {
-            let verifiers: Vec<note::Verifier> = keys.iter().map(|k| k.verifier.clone()).collect();
-            match note.verified_by(&verifiers) {
-                Err(e) => violations.push(violation(
-                    ViolationKind::BundleSignatureInvalid,
-                    SIGNATURE,
-                    "a valid signature",
-                    e,
-                )),
-                Ok(signers) if signers.is_empty() => violations.push(violation(
-                    ViolationKind::BundleUnknownKey,
-                    SIGNATURE,
-                    "a signature by a key in the verifier file",
-                    note.signatures
-                        .iter()
-                        .map(|(n, id, _)| format!("{n} {}", hex::encode(id)))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                )),
-                Ok(signers) => {
-                    for v in signers {
-                        let revoked = keys
-                            .iter()
-                            .find(|k| k.verifier.id == v.id)
-                            .and_then(|k| k.revoked_at);
-                        if let Some(revoked) = revoked
-                            && generated_at.is_none_or(|g| g >= revoked)
-                        {
-                            violations.push(violation(
-                                ViolationKind::BundleSignedByRevokedKey,
-                                SIGNATURE,
-                                format!(
-                                    "a signature before key {} was revoked ({})",
-                                    v.id_hex(),
-                                    crate::db::ts(revoked)
-                                ),
-                                format!(
-                                    "a report generated {}",
-                                    generated_at
-                                        .map(crate::db::ts)
-                                        .unwrap_or_else(|| "at an unknown time".into())
-                                ),
-                            ));
-                        }
-                    }
-                }
-            }
-            let lines: Vec<&str> = note.text.lines().collect();
-            // Bundles sealed before SHA256SUMS existed sign only the manifest.
-            if let Some(signed) = lines.get(3).and_then(|l| l.strip_prefix("sha256sums ")) {
-                match crate::store::hash_file(&dir.join(SUMS)) {
-                    Ok((hash, _)) if hex::encode(hash) == signed => {}
-                    Ok((hash, _)) => violations.push(violation(
-                        ViolationKind::BundleFileAltered,
-                        SUMS,
-                        format!("sha256 {signed}"),
-                        format!("sha256 {}", hex::encode(hash)),
-                    )),
-                    Err(e) => violations.push(violation(
-                        ViolationKind::BundleFileMissing,
-                        SUMS,
-                        format!("sha256 {signed}"),
-                        e.to_string(),
-                    )),
-                }
-            }
-            if lines.first() != Some(&BUNDLE_FORMAT)
-                || lines.get(2) != Some(&format!("sha256 {manifest_sha}").as_str())
-            {
-                violations.push(violation(
-                    ViolationKind::BundleManifestAltered,
-                    MANIFEST,
-                    lines
-                        .get(2)
-                        .copied()
-                        .unwrap_or("the signed hash")
-                        .to_string(),
-                    format!("sha256 {manifest_sha}"),
-                ));
-            }
-        }
-    }
+    check_seal(
+        dir,
+        &REPORT_SEAL,
+        &manifest,
+        &signature,
+        generated_at,
+        keys,
+        &mut violations,
+    );
 
     let files = parsed
         .as_ref()
@@ -295,4 +239,109 @@ pub fn check(dir: &std::path::Path, keys: &[TrustedKey]) -> anyhow::Result<Verif
     report.violations = violations;
     report.notes = notes;
     Ok(report)
+}
+
+/// Checks a folder's seal: the signed note (by a key of `keys`, not revoked at `at`) and the
+/// SHA-256 of the manifest and of `SHA256SUMS` that it signs. What does not hold is pushed onto
+/// `violations`.
+pub(super) fn check_seal(
+    dir: &std::path::Path,
+    names: &SealNames,
+    manifest: &[u8],
+    signature: &str,
+    at: Option<DateTime<Utc>>,
+    keys: &[TrustedKey],
+    violations: &mut Vec<super::verify::Violation>,
+) {
+    let manifest_sha = hex::encode(Sha256::digest(manifest));
+    let generated_at = at;
+    match note::SignedNote::parse(signature) {
+        Err(e) => violations.push(violation(
+            ViolationKind::BundleSignatureUnreadable,
+            names.signature,
+            "a signed note",
+            e,
+        )),
+        Ok(note) => {
+            let verifiers: Vec<note::Verifier> = keys.iter().map(|k| k.verifier.clone()).collect();
+            match note.verified_by(&verifiers) {
+                Err(e) => violations.push(violation(
+                    ViolationKind::BundleSignatureInvalid,
+                    names.signature,
+                    "a valid signature",
+                    e,
+                )),
+                Ok(signers) if signers.is_empty() => violations.push(violation(
+                    ViolationKind::BundleUnknownKey,
+                    names.signature,
+                    "a signature by a key in the verifier file",
+                    note.signatures
+                        .iter()
+                        .map(|(n, id, _)| format!("{n} {}", hex::encode(id)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )),
+                Ok(signers) => {
+                    for v in signers {
+                        let revoked = keys
+                            .iter()
+                            .find(|k| k.verifier.id == v.id)
+                            .and_then(|k| k.revoked_at);
+                        if let Some(revoked) = revoked
+                            && generated_at.is_none_or(|g| g >= revoked)
+                        {
+                            violations.push(violation(
+                                ViolationKind::BundleSignedByRevokedKey,
+                                names.signature,
+                                format!(
+                                    "a signature before key {} was revoked ({})",
+                                    v.id_hex(),
+                                    crate::db::ts(revoked)
+                                ),
+                                format!(
+                                    "a folder sealed {}",
+                                    generated_at
+                                        .map(crate::db::ts)
+                                        .unwrap_or_else(|| "at an unknown time".into())
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            let lines: Vec<&str> = note.text.lines().collect();
+            // Bundles sealed before SHA256SUMS existed sign only the manifest.
+            if let Some(signed) = lines.get(3).and_then(|l| l.strip_prefix("sha256sums ")) {
+                match crate::store::hash_file(&dir.join(SUMS)) {
+                    Ok((hash, _)) if hex::encode(hash) == signed => {}
+                    Ok((hash, _)) => violations.push(violation(
+                        ViolationKind::BundleFileAltered,
+                        SUMS,
+                        format!("sha256 {signed}"),
+                        format!("sha256 {}", hex::encode(hash)),
+                    )),
+                    Err(e) => violations.push(violation(
+                        ViolationKind::BundleFileMissing,
+                        SUMS,
+                        format!("sha256 {signed}"),
+                        e.to_string(),
+                    )),
+                }
+            }
+            if lines.first() != Some(&names.format)
+                || lines.get(2) != Some(&format!("sha256 {manifest_sha}").as_str())
+            {
+                violations.push(violation(
+                    ViolationKind::BundleManifestAltered,
+                    names.manifest,
+                    lines
+                        .get(2)
+                        .copied()
+                        .unwrap_or("the signed hash")
+                        .to_string(),
+                    format!("sha256 {manifest_sha}"),
+                ));
+            }
+        }
+    }
 }

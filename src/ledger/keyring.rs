@@ -221,6 +221,23 @@ pub async fn revoke(app: &Annexa, id: &str) -> anyhow::Result<KeyRow> {
         .expect("the key was just updated"))
 }
 
+/// The verifier file for auditors (`annexa keys export`): every key with its life.
+pub async fn verifier_file(app: &Annexa) -> anyhow::Result<String> {
+    // Right after `annexa init` the key file exists but nothing has signed yet: it is
+    // recorded now, as the first signature would, so the file names it.
+    if app.db.keys().await?.is_empty() && app.config.ledger.key_file.exists() {
+        signing_key(app).await?;
+    }
+    let mut text = String::from(
+        "# annexa verifier file: one key per line, with when it was created, retired or revoked.\n",
+    );
+    for k in app.db.keys().await? {
+        text.push_str(&verifier_line(&k));
+        text.push('\n');
+    }
+    Ok(text)
+}
+
 /// One line of a verifier file: `<verifier> created=<t> [retired=<t>] [revoked=<t>]`.
 pub fn verifier_line(k: &KeyRow) -> String {
     let t = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);

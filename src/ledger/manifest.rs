@@ -102,6 +102,7 @@ pub fn write(run: &RunRow, stored: &[(EvidenceRow, Source)], ledger_index: i64) 
 pub struct ManifestView {
     pub run_id: String,
     pub ledger_index: i64,
+    pub finished_at: Option<String>,
     pub items: Vec<ItemView>,
 }
 

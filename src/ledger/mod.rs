@@ -10,7 +10,8 @@
 //! - `exceptions.rs`: accepted exceptions, each an audit event.
 //! - `verify.rs`: the integrity check of store, database and ledger; `scrub.rs`: which objects a
 //!   rolling verify re-hashes and what verifies covered; `bundle.rs`: the report
-//!   bundle's signed manifest, sealed and checked.
+//!   bundle's signed manifest, sealed and checked; `package.rs`: the evidence package's, with
+//!   its proofs (and `package_verify.py`, its checker without annexa).
 
 pub mod audit;
 pub mod bundle;
@@ -19,6 +20,7 @@ pub mod exceptions;
 pub mod keyring;
 pub mod manifest;
 pub mod note;
+pub mod package;
 pub mod proof;
 pub mod publish;
 pub mod rollback;
@@ -27,6 +29,6 @@ mod tree;
 pub mod verify;
 
 pub use tree::{
-    Frontier, Hash, checkpoint_text, consistency_proof, decode_leaves, inclusion_proof, leaf_hash,
-    node_hash, root, roots_at, verify_consistency, verify_inclusion,
+    Frontier, Hash, Levels, checkpoint_text, consistency_proof, decode_leaves, inclusion_proof,
+    leaf_hash, node_hash, root, roots_at, verify_consistency, verify_inclusion,
 };

@@ -57,6 +57,12 @@ closed_set! {
         BundleSignatureInvalid = "bundle-signature-invalid",
         BundleUnknownKey = "bundle-unknown-key",
         BundleSignedByRevokedKey = "bundle-signed-by-revoked-key",
+        /// An audit path of an evidence package that does not lead to its checkpoint's root.
+        ProofInvalid = "proof-invalid",
+        /// A file in an evidence package that it does not list, or that no run of it lists.
+        PackageStrayFile = "package-stray-file",
+        /// A run in an evidence package that did not finish in its period.
+        PackageOutsidePeriod = "package-outside-period",
     }
 }
 

@@ -153,6 +153,21 @@ impl FsStore {
             .map_err(|e| self.not_found_or_io(key, e))
     }
 
+    pub async fn copy_to(&self, key: &str, dst: &Path) -> Result<(String, u64), StoreError> {
+        let path = self.path_of(key)?;
+        let (store, key, dst) = (self.clone(), key.to_string(), dst.to_path_buf());
+        blocking(move || {
+            let mut out = File::create_new(&dst).map_err(|e| StoreError::Io {
+                location: dst.display().to_string(),
+                cause: e,
+            })?;
+            copy_hashing(&path, &mut out)
+                .map(|(d, size)| (hex::encode(d), size))
+                .map_err(|e| store.not_found_or_io(&key, e))
+        })
+        .await
+    }
+
     pub async fn hash(&self, key: &str) -> Result<(String, u64), StoreError> {
         let path = self.path_of(key)?;
         let store = self.clone();

@@ -187,6 +187,16 @@ impl EvidenceStore {
         }
     }
 
+    /// Copies a stored object into the new file `dst`, streaming and hashing it: its SHA-256
+    /// (hex) and size, for the caller to compare with what it expects.
+    pub async fn copy_to(&self, key: &str, dst: &Path) -> Result<(String, u64), StoreError> {
+        match self {
+            EvidenceStore::Fs(s) => s.copy_to(key, dst).await,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(s) => s.copy_to(key, dst).await,
+        }
+    }
+
     /// Re-hashes a stored object by streaming it: its SHA-256 and size.
     pub async fn hash(&self, key: &str) -> Result<(String, u64), StoreError> {
         match self {

@@ -8,6 +8,7 @@
 //! Credentials come from the environment (`AWS_ACCESS_KEY_ID`, …) or the AWS profile files,
 //! never from the config file and never from instance metadata.
 
+use std::path::Path;
 use std::time::Duration;
 
 use annexa_collectors::Body;
@@ -535,6 +536,42 @@ impl S3Store {
             reason: format!("reading {key}: {e}"),
         })?;
         Ok(bytes.into_bytes().to_vec())
+    }
+
+    /// Streams an object into the new file `dst`, hashing it on the way.
+    pub async fn copy_to(&self, key: &str, dst: &Path) -> Result<(String, u64), StoreError> {
+        use tokio::io::AsyncWriteExt;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.config.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(|e| self.classify(e, key))?;
+        let local = |cause| StoreError::Io {
+            location: dst.display().to_string(),
+            cause,
+        };
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dst)
+            .await
+            .map_err(local)?;
+        let (mut hasher, mut size) = (Sha256::new(), 0u64);
+        let mut body = out.body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StoreError::Unreachable {
+                location: self.location.clone(),
+                reason: format!("reading {key} was cut off at byte {size}: {e}"),
+            })?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(local)?;
+        }
+        file.flush().await.map_err(local)?;
+        Ok((hex::encode(hasher.finalize()), size))
     }
 
     /// Re-hashes an object by streaming its body into SHA-256. Each request is retried by the

@@ -3,6 +3,7 @@
 
 pub mod attested;
 pub mod custody;
+pub mod export;
 pub mod period;
 pub mod report;
 pub mod soa;

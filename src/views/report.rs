@@ -88,7 +88,7 @@ async fn objects_between(
 }
 
 /// The runs that finished in `[from, to)`, oldest first.
-async fn runs_between(
+pub(super) async fn runs_between(
     app: &Annexa,
     from: DateTime<Utc>,
     to: DateTime<Utc>,

@@ -390,6 +390,23 @@ pub fn control<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Valu
         .unwrap_or_else(|| panic!("no control {id} in {doc}"))
 }
 
+/// Copies the tree `from` into `to`, leaving out the entries named in `skip`.
+pub fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if skip.iter().any(|s| entry.file_name() == *s) {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target, skip);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 pub fn rm_rf(p: &Path) {
     let _ = std::fs::remove_dir_all(p);
 }
