@@ -652,8 +652,9 @@ fn verify_checks_the_trusted_checkpoint_is_extended() {
     ]);
     assert_eq!(out.code, 4);
     assert!(
-        out.stdout.contains("checkpoint-inconsistent"),
-        "{}",
+        out.stdout.contains("checkpoint-inconsistent")
+            && out.stdout.contains("the consistency proof from it fails"),
+        "checked by a consistency proof: {}",
         out.stdout
     );
 }

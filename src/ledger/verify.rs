@@ -804,9 +804,26 @@ async fn check_checkpoints(
         }
     }
     // Each checkpoint is a prefix of the ledger: its root is the root of its first leaves.
+    // The trusted one by a consistency proof from it to the whole ledger (RFC 9162
+    // §2.1.4.2), as an auditor holding only the two roots would check it.
+    let trusted_at = trusted.map(|_| found.len() - 1);
     let sizes: Vec<u64> = bodies.iter().map(|(_, b)| b.size).collect();
     for ((i, b), root) in bodies.iter().zip(ledger::roots_at(leaves, &sizes)) {
         use base64::Engine;
+        if Some(*i) == trusted_at && root.is_some() {
+            if let Err(e) = extends(leaves, b) {
+                violations.push(violation(
+                    ViolationKind::CheckpointInconsistent,
+                    &found[*i].location,
+                    format!(
+                        "a ledger that extends the tree of {} leaves with root {}",
+                        b.size, b.root
+                    ),
+                    e,
+                ));
+            }
+            continue;
+        }
         match root {
             Some(root) => {
                 let actual = base64::engine::general_purpose::STANDARD.encode(root);
@@ -856,4 +873,30 @@ async fn check_checkpoints(
         }
     }
     Ok(found.len())
+}
+
+/// Checks that the tree of `leaves` extends the tree head `trusted` by a consistency proof.
+fn extends(
+    leaves: &[ledger::Hash],
+    trusted: &crate::ledger::checkpoint::Body,
+) -> Result<(), String> {
+    use base64::Engine;
+    let old: ledger::Hash = base64::engine::general_purpose::STANDARD
+        .decode(&trusted.root)
+        .ok()
+        .and_then(|r| r.try_into().ok())
+        .ok_or_else(|| format!("the root `{}` is not a base64 SHA-256", trusted.root))?;
+    if trusted.size == 0 {
+        return Ok(());
+    }
+    let proof = ledger::consistency_proof(leaves, trusted.size as usize)
+        .ok_or("the trusted tree is larger than the ledger")?;
+    ledger::verify_consistency(
+        trusted.size,
+        leaves.len() as u64,
+        &old,
+        &ledger::root(leaves),
+        &proof,
+    )
+    .map_err(|e| format!("the consistency proof from it fails: {e}"))
 }
