@@ -1718,6 +1718,73 @@ expect = ">= 1"
         counts[0] > 100 && counts[1] >= 3,
         "UUIDs in the results and the plan: {out}"
     );
+
+    // The populations an auditor samples are the events the report lists (issue 21).
+    let november = (
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
+    );
+    clock.set(Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap());
+    let draw = |control: &'static str, population: &'static str| {
+        let app = &app;
+        async move {
+            annexa::views::sample::draw(app, control, population, november, None)
+                .await
+                .unwrap_or_else(|e| panic!("{population}: {e}"))
+                .sample
+        }
+    };
+    let incidents = draw("A.5.26", "incidents").await;
+    let ids: Vec<&str> = incidents.items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "INC-106", "INC-107", "INC-108", "INC-109", "INC-110", "INC-111", "INC-112"
+        ]
+    );
+    assert_eq!(
+        (incidents.size, incidents.selected.len()),
+        (5, 5),
+        "weekly: 5"
+    );
+    let drills = draw("A.5.30", "drills").await;
+    let failed = |i: &&annexa::ledger::sample::Item| i.summary.contains(": failed (");
+    assert_eq!(drills.items.len(), 3, "{:?}", drills.items);
+    assert_eq!(
+        drills.items.iter().filter(failed).count(),
+        1,
+        "{:?}",
+        drills.items
+    );
+    let slots = draw("A.8.16", "job-slots").await;
+    // Every watched job's slots: the hourly db-backup's 715, and annexa's own collectors'.
+    let backup_slots: Vec<_> = slots
+        .items
+        .iter()
+        .filter(|i| i.id.starts_with("db-backup "))
+        .collect();
+    assert_eq!(backup_slots.len(), 715);
+    assert!(slots.items.iter().any(|i| i.id.starts_with("incidents ")));
+    let missed = |i: &&&annexa::ledger::sample::Item| i.summary.ends_with(": missed");
+    assert_eq!(backup_slots.iter().filter(missed).count(), 24);
+    assert_eq!(
+        slots.selected.len(),
+        60,
+        "several a day: {}",
+        slots.frequency
+    );
+    // Each member names the facts object of the snapshot that shows it, in the store.
+    for item in incidents
+        .items
+        .iter()
+        .chain(&drills.items)
+        .chain(&slots.items)
+    {
+        assert!(
+            w.object_file(&item.object_key).exists() && item.object_key.ends_with(&item.sha256),
+            "{item:?}"
+        );
+    }
 }
 
 /// Every file under `dir` with its bytes, by path.
@@ -2003,4 +2070,250 @@ async fn an_exported_month_verifies_offline_and_each_tampering_fails_both_checke
         ])
         .expect(2);
     assert!(exists.stderr.contains("exists"), "{}", exists.stderr);
+}
+
+/// Issue 21: a sample of October's runs for A.5.24. Drawing it again, or on a second machine
+/// with the same records, gives the same file; annexa and the Python script each reproduce it
+/// and reject a tampered copy; a changed population gives another sample; an empty population
+/// is no pass; and a tester's results are stored as attested evidence a report names.
+#[tokio::test]
+async fn a_sample_nobody_can_steer_is_reproduced_by_both_checkers_and_its_results_recorded() {
+    let w = World::new();
+    october(&w).await;
+    let draw = |w: &World, out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "sample",
+            "--control",
+            "A.5.24",
+            "--population",
+            "runs",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-31",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        w.annexa_at("2026-11-02T09:00:00Z", &args)
+    };
+    let file = w.path("sample.json");
+    let first = draw(&w, &file, &[]).expect(0);
+    assert!(first.stdout.contains("30 of 51 items"), "{}", first.stdout);
+    let sample: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(sample["items"].as_array().unwrap().len(), 51);
+    assert!(
+        sample["frequency"]
+            .as_str()
+            .unwrap()
+            .starts_with("several a day")
+    );
+
+    // The same records give the same sample: again here, and on a second machine (a copy of
+    // this one's folder store and database, or a second process on the same servers).
+    let again = draw(&w, &w.path("again.json"), &[]).expect(0);
+    assert!(
+        again.stdout.contains("drawn before over the same records"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(w.path("again.json")).unwrap()
+    );
+    let other = World::with_backend(common::backend());
+    if common::backend() == common::Backend::Local {
+        common::copy_dir(w.dir.path(), other.dir.path(), &[]);
+    }
+    let second = if common::backend() == common::Backend::Local {
+        &other
+    } else {
+        &w
+    };
+    draw(second, &second.path("elsewhere.json"), &[]).expect(0);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(second.path("elsewhere.json")).unwrap(),
+        "another machine drew another sample from the same records"
+    );
+
+    // Both checkers reproduce it, and reject each tampered copy.
+    let keys = w.path("verifier.txt");
+    w.annexa(&["keys", "export", keys.to_str().unwrap()])
+        .expect(0);
+    let script = w.path("verify.py");
+    std::fs::write(&script, annexa::ledger::package::VERIFIER).unwrap();
+    let python = |f: &Path| {
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(&keys)
+            .arg("--sample")
+            .arg(f)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(python(&file).0, Some(0), "{}", python(&file).1);
+    let verified = w
+        .annexa(&["sample", "--verify", file.to_str().unwrap()])
+        .expect(0);
+    assert!(verified.stdout.contains("verified"), "{}", verified.stdout);
+    type Tamper = fn(&mut serde_json::Value);
+    let cases: Vec<(&str, Tamper, &str)> = vec![
+        (
+            "a swapped selection",
+            |s| {
+                s["selected"][0]["id"] = s["items"][50]["id"].clone();
+            },
+            "selection",
+        ),
+        (
+            "an item's object",
+            |s| {
+                s["items"][3]["sha256"] = serde_json::json!("00".repeat(32));
+            },
+            "population",
+        ),
+        (
+            "another seed",
+            |s| {
+                s["seed"]["root_hash"] = serde_json::json!("11".repeat(32));
+            },
+            "seed",
+        ),
+        (
+            "a smaller population",
+            |s| {
+                s["items"].as_array_mut().unwrap().remove(7);
+            },
+            "population",
+        ),
+    ];
+    for (what, tamper, word) in cases {
+        let mut copy = sample.clone();
+        tamper(&mut copy);
+        let path = w.path("tampered.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&copy).unwrap()).unwrap();
+        let run = w.annexa(&["sample", "--verify", path.to_str().unwrap()]);
+        assert_eq!(run.code, 4, "{what}: {}", run.stdout);
+        let (code, said) = python(&path);
+        assert_eq!(code, Some(1), "{what}: {said}");
+        assert!(
+            said.contains(word) && run.stdout.contains(word),
+            "{what}: {said}\n{}",
+            run.stdout
+        );
+    }
+
+    // Asked for more than there are: all of them, said so. Nothing to sample: no pass.
+    let all = draw(&w, &w.path("all.json"), &["--size", "100"]).expect(0);
+    assert!(all.stdout.contains("all 51 items"), "{}", all.stdout);
+    let empty = w
+        .annexa(&[
+            "sample",
+            "--control",
+            "A.5.30",
+            "--population",
+            "drills",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-31",
+        ])
+        .expect(3);
+    assert!(
+        empty.stderr.contains("nothing to sample"),
+        "{}",
+        empty.stderr
+    );
+
+    // The tester's results, stored as attested evidence for the control, named by the report.
+    w.config(&format!(
+        "{CONFIG}\n[controls.\"A.5.24\"]\ncollectors = [\"policy-document\", \"attested\"]\n"
+    ));
+    let csv_path = w.path("sample.csv");
+    let text = std::fs::read_to_string(&csv_path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    assert_eq!(lines.len(), 31, "a header and 30 rows");
+    let early = w
+        .annexa(&["sample", "--record", csv_path.to_str().unwrap()])
+        .expect(2);
+    assert!(
+        early.stderr.contains("tested_by is empty"),
+        "{}",
+        early.stderr
+    );
+    for (n, line) in lines.iter_mut().enumerate().skip(1) {
+        let line_text = line.strip_suffix(",,,").expect("empty tester columns");
+        *line = match n {
+            1 => format!("{line_text},Ines Auditor,fail,document not signed off"),
+            _ => format!("{line_text},Ines Auditor,pass,"),
+        };
+    }
+    std::fs::write(&csv_path, lines.join("\n") + "\n").unwrap();
+    let recorded = w
+        .annexa_at(
+            "2026-11-03T10:00:00Z",
+            &["sample", "--record", csv_path.to_str().unwrap()],
+        )
+        .expect(0);
+    assert!(
+        recorded.stdout.contains("attested evidence"),
+        "{}",
+        recorded.stdout
+    );
+    let report = w
+        .annexa_at(
+            "2026-11-03T11:00:00Z",
+            &[
+                "--json",
+                "report",
+                "--from",
+                "2026-10-01",
+                "--to",
+                "2026-10-31",
+                "--format",
+                "md",
+                "--out",
+                w.path("reports").to_str().unwrap(),
+            ],
+        )
+        .json();
+    let md = std::fs::read_to_string(Path::new(report["dir"].as_str().unwrap()).join("report.md"))
+        .unwrap();
+    let section = md
+        .split("Samples drawn for the period")
+        .nth(1)
+        .expect("a samples table");
+    assert!(
+        section.contains("29 passed, 1 exception(s), tested by Ines Auditor"),
+        "{section}"
+    );
+
+    // One more run in October: another population, so another sample, and the old file no
+    // longer matches the records.
+    let app = at(&w, oct(15, 4)).await;
+    let config = app.config.collector("procedures").unwrap();
+    annexa::evidence::runner::run_collector(&app, config, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let stale = w
+        .annexa(&["sample", "--verify", file.to_str().unwrap()])
+        .expect(4);
+    assert!(
+        stale.stdout.contains("the evidence changed since"),
+        "{}",
+        stale.stdout
+    );
+    draw(&w, &w.path("changed.json"), &[]).expect(0);
+    let changed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.path("changed.json")).unwrap()).unwrap();
+    assert_eq!(changed["items"].as_array().unwrap().len(), 52);
+    assert_ne!(changed["population_sha256"], sample["population_sha256"]);
+    assert_ne!(changed["seed"], sample["seed"]);
+    assert_ne!(changed["selected"], sample["selected"]);
 }

@@ -648,6 +648,9 @@ struct JobFold {
 struct JobSlots {
     schedule: String,
     slots: std::collections::BTreeMap<DateTime<Utc>, SlotState>,
+    /// The snapshot that judged each slot (each is judged once: by the newest window that
+    /// holds it).
+    judged_by: std::collections::BTreeMap<DateTime<Utc>, crate::SnapshotRef>,
 }
 
 impl crate::FigureFold for JobFold {
@@ -674,6 +677,8 @@ impl crate::FigureFold for JobFold {
                 // A table cell, not Markdown: the expression without its code quotes.
                 kept.schedule = s.schedule.replace('`', "");
             }
+            kept.judged_by
+                .extend(s.slots.iter().map(|(slot, _)| (*slot, at.clone())));
             kept.slots.extend(s.slots);
             self.jobs.insert(s.job, (kept, seen));
         }
@@ -689,6 +694,30 @@ impl crate::FigureFold for JobFold {
 
     fn enough(&self) -> bool {
         self.covered_from.is_some_and(|c| c <= self.from)
+    }
+
+    fn members(&self) -> Vec<crate::Member> {
+        let mut members = Vec::new();
+        for (job, (kept, _)) in &self.jobs {
+            for (slot, state) in &kept.slots {
+                let time = slot.format("%Y-%m-%dT%H:%M:%SZ");
+                members.push(crate::Member {
+                    population: "job-slots",
+                    id: format!("{job} {time}"),
+                    at: *slot,
+                    summary: format!(
+                        "{job}, slot {time}: {}",
+                        match state {
+                            SlotState::Succeeded => "succeeded",
+                            SlotState::Missed => "missed",
+                            SlotState::Failed => "failed",
+                        }
+                    ),
+                    snapshot: kept.judged_by[slot].clone(),
+                });
+            }
+        }
+        members
     }
 
     fn tables(self: Box<Self>) -> Vec<crate::FigureTable> {

@@ -409,8 +409,29 @@ pub trait FigureFold: Send {
     fn enough(&self) -> bool {
         false
     }
+    /// What an auditor samples from, once every snapshot is added: each event of the period
+    /// the fold lists (an incident, a restore drill, a job's slot), once, with the snapshot its
+    /// values come from. Empty for a fold with no such population.
+    fn members(&self) -> Vec<Member> {
+        Vec::new()
+    }
     /// The tables, once every snapshot is added.
     fn tables(self: Box<Self>) -> Vec<FigureTable>;
+}
+
+/// One member of a population to sample (`annexa sample`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Which population: `incidents`, `drills` or `job-slots`.
+    pub population: &'static str,
+    /// Unique in its population: an incident's id, a drill's start and backup, a job and slot.
+    pub id: String,
+    /// When it happened (detected, started, due).
+    pub at: DateTime<Utc>,
+    /// One line a tester reads: what it is and how it went, as the snapshot shows it.
+    pub summary: String,
+    /// The snapshot whose facts show it.
+    pub snapshot: SnapshotRef,
 }
 
 /// The fold of a collector with no figures.

@@ -221,6 +221,36 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Draw a sample of a control's population over a period that nobody can steer: the
+    /// population is frozen in the ledger, and the root of the first checkpoint after it seeds
+    /// the selection. Writes the sample (JSON) and a CSV for the tester; `--verify FILE`
+    /// re-checks a sample, `--record FILE` stores the filled-in CSV as attested evidence.
+    Sample {
+        /// The control, e.g. A.5.26.
+        #[arg(long, required_unless_present_any = ["verify", "record"])]
+        control: Option<String>,
+        /// What to sample: incidents, drills, job-slots, runs or attested.
+        #[arg(long, required_unless_present_any = ["verify", "record"])]
+        population: Option<String>,
+        /// The first day (YYYY-MM-DD) or instant (RFC 3339) of the period.
+        #[arg(long, value_parser = parse_from, requires = "to")]
+        from: Option<DateTime<Utc>>,
+        /// The last day (YYYY-MM-DD, included) or the instant the period ends (RFC 3339).
+        #[arg(long, value_parser = parse_to, requires = "from")]
+        to: Option<DateTime<Utc>>,
+        /// How many items (default: by how often they happen, `[sample]` in the config).
+        #[arg(long)]
+        size: Option<usize>,
+        /// The sample file to write (default: `sample-<id>.json`); its CSV goes beside it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Check a sample file against the records and redo its selection.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["control", "population", "record"])]
+        verify: Option<PathBuf>,
+        /// Store a sample's filled-in CSV (its JSON beside it) as attested evidence.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["control", "population"])]
+        record: Option<PathBuf>,
+    },
     /// Record a risk owner's acceptance of a failing finding until a date (an audit event):
     /// until then it counts as a warning and does not alert. `--list` shows every acceptance,
     /// `--revoke EVENT --by NAME` ends one early.

@@ -12,6 +12,7 @@ mod ping;
 mod prove;
 mod report;
 mod run;
+mod sample;
 mod soa;
 mod status;
 mod verify;
@@ -32,7 +33,8 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     }
     if let Command::Status { from, to }
     | Command::Report { from, to, .. }
-    | Command::Export { from, to, .. } = &cli.command
+    | Command::Export { from, to, .. }
+    | Command::Sample { from, to, .. } = &cli.command
         && let (Some(from), Some(to)) = (from, to)
         && from >= to
     {
@@ -90,6 +92,30 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         } => checkpoint::checkpoint(&app, acknowledge_rollback.as_deref(), cli.json).await,
         Command::Export { from, to, out } => {
             export::export(&app, from.zip(to), &out, cli.json).await
+        }
+        Command::Sample {
+            control,
+            population,
+            from,
+            to,
+            size,
+            out,
+            verify,
+            record,
+        } => {
+            let request = match (verify, record, control, population) {
+                (Some(file), ..) => sample::Request::Verify(file),
+                (_, Some(file), ..) => sample::Request::Record(file),
+                (_, _, Some(control), Some(population)) => sample::Request::Draw {
+                    control,
+                    population,
+                    period: from.zip(to),
+                    size,
+                    out,
+                },
+                _ => unreachable!("clap requires --control and --population"),
+            };
+            sample::sample(&app, request, cli.json).await
         }
         Command::Prove { runs, since, out } => {
             prove::prove(&app, &runs, since.as_deref(), out.as_deref()).await

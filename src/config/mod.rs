@@ -98,6 +98,8 @@ struct RawConfig {
     soa: RawSoa,
     #[serde(default)]
     attest: RawAttest,
+    #[serde(default)]
+    sample: SampleSizes,
 }
 
 /// `[attest]`: how attested evidence is taken (`annexa attach`, `annexa review`).
@@ -106,6 +108,33 @@ struct RawConfig {
 struct RawAttest {
     allow_self_review: Option<bool>,
     max_file_size_mib: Option<u64>,
+}
+
+/// `[sample]`: how many items `annexa sample` draws by how often the sampled thing happens
+/// (the sizes auditors commonly use for a period's test of operating effectiveness). For
+/// several a day, the size grows from `daily` with how many a day, up to `several_a_day`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleSizes {
+    pub annual: usize,
+    pub quarterly: usize,
+    pub monthly: usize,
+    pub weekly: usize,
+    pub daily: usize,
+    pub several_a_day: usize,
+}
+
+impl Default for SampleSizes {
+    fn default() -> Self {
+        SampleSizes {
+            annual: 1,
+            quarterly: 2,
+            monthly: 2,
+            weekly: 5,
+            daily: 25,
+            several_a_day: 60,
+        }
+    }
 }
 
 /// `[attest]`, validated.
@@ -298,6 +327,7 @@ pub struct Config {
     /// are not in `catalog` (never judged, never alerted on).
     pub soa: Option<soa::Soa>,
     pub attest: AttestConfig,
+    pub sample: SampleSizes,
     /// What is not wrong enough to refuse the config, but is worth saying (printed once).
     pub warnings: Vec<String>,
 }
@@ -668,6 +698,22 @@ impl Config {
             None => {}
         }
 
+        let sample = raw.sample;
+        if [
+            sample.annual,
+            sample.quarterly,
+            sample.monthly,
+            sample.weekly,
+            sample.daily,
+        ]
+        .contains(&0)
+            || sample.several_a_day < sample.daily
+        {
+            problems.push(
+                "sample: every size must be at least 1, and several_a_day at least daily".into(),
+            );
+        }
+
         if !problems.is_empty() {
             return Err(ConfigError {
                 path: path.to_path_buf(),
@@ -696,6 +742,7 @@ impl Config {
             log,
             soa,
             attest,
+            sample,
             warnings,
         })
     }

@@ -22,6 +22,11 @@ closed_set! {
         /// An evidence package was written (`annexa export`), with the checkpoint it is
         /// anchored to: the next export proves its tree extends that one.
         EvidenceExported = "evidence-exported",
+        /// A population was frozen for `annexa sample`: the first checkpoint after it seeds
+        /// the sample.
+        SampleDrawn = "sample-drawn",
+        /// A tester's results for a drawn sample were stored as attested evidence.
+        SampleTested = "sample-tested",
         /// An `annexa verify` of the store ran, with how many violations it found.
         Verified = "verified",
         /// A risk owner accepted a failing finding until a date (`annexa accept`).

@@ -11,7 +11,8 @@
 //! - `verify.rs`: the integrity check of store, database and ledger; `scrub.rs`: which objects a
 //!   rolling verify re-hashes and what verifies covered; `bundle.rs`: the report
 //!   bundle's signed manifest, sealed and checked; `package.rs`: the evidence package's, with
-//!   its proofs (and `package_verify.py`, its checker without annexa).
+//!   its proofs (and `package_verify.py`, its checker without annexa); `sample.rs`: samples drawn
+//!   from a frozen population with a checkpoint's root as the seed.
 
 pub mod audit;
 pub mod bundle;
@@ -24,6 +25,7 @@ pub mod package;
 pub mod proof;
 pub mod publish;
 pub mod rollback;
+pub mod sample;
 pub mod scrub;
 mod tree;
 pub mod verify;

@@ -61,7 +61,7 @@ pub struct Contents {
     pub runs: Vec<PackageRun>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Period {
     pub from: String,
     pub to: String,

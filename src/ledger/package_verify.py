@@ -3,6 +3,7 @@
 OpenSSL 3 for the Ed25519 signatures.
 
     python3 verify.py VERIFIER-FILE [PACKAGE-FOLDER]
+    python3 verify.py VERIFIER-FILE --sample SAMPLE-FILE
 
 VERIFIER-FILE is the key list the organization gave you (`annexa keys export`), not the
 package's own copy. The folder defaults to this script's. Every check runs; each failure is
@@ -15,6 +16,10 @@ RFC 6962 audit path (RFC 9162 section 2.1.3.2), that it finished in the period a
 object it lists is in the package with its SHA-256 and size; that every object and manifest
 belongs to a run of the period; the consistency proof from the previous export (RFC 9162
 section 2.1.4.2); and the report bundle's own signature and files.
+
+With --sample it redoes a sample `annexa sample` drew: the population's hash, the audit event
+that froze it and its audit path to the checkpoint whose root is the seed, that checkpoint's
+signature, and the selection (the items with the lowest SHA-256(seed || id)).
 """
 import base64
 import datetime
@@ -260,7 +265,53 @@ def main(keys_path, folder):
     return 1 if failures else 0
 
 
+def check_sample(keys_path, path):
+    keys = read_keys(keys_path)
+    sample = json.load(open(path, "rb"))
+    items = sample["items"]
+    ids = [i["id"] for i in items]
+    if ids != sorted(ids) or len(set(ids)) != len(ids):
+        fail(path, "the items are not sorted by id, each once")
+    h = hashlib.sha256()
+    for i in items:
+        h.update(f"{i['id']}\t{i['sha256']}\t{i['at']}\n".encode())
+    if h.hexdigest() != sample["population_sha256"]:
+        fail(path, "the population is not the one frozen (its hash differs)")
+    frozen, seed = sample["frozen"], sample["seed"]
+    event = json.loads(frozen["event"])
+    d = event["details"]
+    if (event["action"] != "sample-drawn" or d["population_sha256"] != sample["population_sha256"]
+            or d["control"] != sample["control"] or d["population"] != sample["population"]
+            or d["period"] != sample["period"]):
+        fail(path, "the audit event does not freeze this population of this control and period")
+    root = bytes.fromhex(seed["root_hash"])
+    leaf = H(b"\x00" + frozen["event"].encode())
+    path_hashes = [bytes.fromhex(p) for p in frozen["audit_path"]]
+    if not included(frozen["leaf_index"], seed["tree_size"], leaf, path_hashes, root):
+        fail(path, "the audit event is not in the tree whose root is the seed")
+    with tempfile.TemporaryDirectory() as d:
+        note = os.path.join(d, "checkpoint.txt")
+        with open(note, "w", encoding="utf-8") as f:
+            f.write(seed["checkpoint"])
+        text = signed_text(note, keys, when(event["at"]))
+    expected = f"{seed['origin']}\n{seed['tree_size']}\n{base64.b64encode(root).decode()}\n"
+    if text is not None and text != expected:
+        fail(path, "the checkpoint does not sign the seed's tree head")
+    ranked = sorted((hashlib.sha256(root + i.encode()).hexdigest(), i) for i in ids)
+    drawn = [{"rank": n + 1, "id": i, "selector": s}
+             for n, (s, i) in enumerate(ranked[: sample["size"]])]
+    if drawn != sample["selected"]:
+        fail(path, "the selection is not the items with the lowest SHA-256(seed || id)")
+    for f in failures:
+        print("FAILED", f)
+    print(f"sample {sample['id']}: {len(drawn)} of {len(items)} items: "
+          + ("reproduced" if not failures else f"{len(failures)} failure(s)"))
+    return 1 if failures else 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[2] == "--sample":
+        sys.exit(check_sample(sys.argv[1], sys.argv[3]))
     if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     here = os.path.dirname(os.path.abspath(__file__))

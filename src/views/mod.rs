@@ -6,6 +6,7 @@ pub mod custody;
 pub mod export;
 pub mod period;
 pub mod report;
+pub mod sample;
 pub mod soa;
 pub mod status;
 

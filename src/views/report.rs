@@ -156,6 +156,21 @@ pub async fn gather(
     generated_at: DateTime<Utc>,
     key: &NoteKey,
 ) -> anyhow::Result<ReportInput> {
+    Ok(gather_with_members(app, from, to, as_of, generated_at, key)
+        .await?
+        .0)
+}
+
+/// [`gather`], and the populations the folds list, by collector: what `annexa sample` draws
+/// from, so that a sample is of exactly what the report of the period shows.
+pub async fn gather_with_members(
+    app: &Annexa,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+    generated_at: DateTime<Utc>,
+    key: &NoteKey,
+) -> anyhow::Result<(ReportInput, HashMap<String, Vec<annexa_collectors::Member>>)> {
     let end = to.min(as_of);
     // The big reads run side by side, each on its own connection. Evidence rows are written
     // before their run finishes; a day's margin catches the rows of runs that finished just
@@ -252,11 +267,24 @@ pub async fn gather(
         pending.push(period_figures(app, input, collector, from, to));
     }
     let figures = futures::future::try_join_all(pending).await?;
-    for (input, figures) in collectors.iter_mut().zip(figures) {
+    let mut members = HashMap::new();
+    for (input, (figures, listed)) in collectors.iter_mut().zip(figures) {
         input.figures = figures;
+        members.insert(input.name.clone(), listed);
     }
 
     collectors.extend(custody::report_input(app, before, &period_runs).await?);
+    // The samples drawn for the period and their results: with the custody log's figures,
+    // else with those of a source of a sampled control.
+    if let Some((samples, controls)) = super::sample::report_table(app, (from, to), as_of).await? {
+        let by_kind = |kind: &str| collectors.iter().position(|c| c.kind == kind);
+        let of_control = collectors
+            .iter()
+            .position(|c| c.controls.iter().any(|id| controls.contains(id)));
+        if let Some(i) = by_kind(crate::controls::CUSTODY).or(of_control) {
+            collectors[i].figures.push(samples);
+        }
+    }
     collectors.extend(super::attested::report_inputs(app, from, end).await?);
 
     // Each finding with when its collector first recorded it.
@@ -282,7 +310,7 @@ pub async fn gather(
         let file = s.file.strip_prefix(&app.config.base_dir).unwrap_or(&s.file);
         file.display().to_string()
     });
-    Ok(ReportInput {
+    let input = ReportInput {
         organization: app.config.organization.clone(),
         from,
         to,
@@ -296,10 +324,11 @@ pub async fn gather(
         soa,
         soa_file,
         csv_bom: app.config.csv_bom,
-    })
+    };
+    Ok((input, members))
 }
 
-/// A collector's figures over `[from, to)`: its fold ([`annexa_collectors::FigureFold`]) over
+/// A collector's figures over `[from, to)`, and the members it lists: its fold ([`annexa_collectors::FigureFold`]) over
 /// the facts of its newest snapshot before the period (the state at its start), then of every one
 /// in it, oldest first; or newest first, the one before the period last, until the fold has
 /// enough. Facts that cannot be trusted are listed in a table of their own, never passed over.
@@ -309,7 +338,10 @@ async fn period_figures(
     collector: Box<dyn annexa_collectors::Collector>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> anyhow::Result<Vec<annexa_collectors::FigureTable>> {
+) -> anyhow::Result<(
+    Vec<annexa_collectors::FigureTable>,
+    Vec<annexa_collectors::Member>,
+)> {
     let mut fold = collector.figures(from, to);
     let mut unread = annexa_collectors::FigureTable::new(
         "Snapshots whose facts could not be read (not in the figures above)",
@@ -368,11 +400,12 @@ async fn period_figures(
     {
         fold_one(&mut *fold, &mut unread, run, &loaded);
     }
+    let members = fold.members();
     let mut tables = fold.tables();
     if !unread.rows.is_empty() {
         tables.push(unread);
     }
-    Ok(tables)
+    Ok((tables, members))
 }
 
 /// One snapshot into a fold, or into the table of those that could not be read.

@@ -460,6 +460,26 @@ impl crate::FigureFold for BackupFold {
         }
     }
 
+    fn members(&self) -> Vec<crate::Member> {
+        self.drills
+            .iter()
+            .map(|((started, backup), (d, seen))| crate::Member {
+                population: "drills",
+                id: format!("{} {backup}", started.format("%Y-%m-%dT%H:%M:%SZ")),
+                at: *started,
+                summary: format!(
+                    "restore drill of {backup}: {}",
+                    if d.restored && d.error.is_none() {
+                        "succeeded".to_string()
+                    } else {
+                        format!("failed ({})", d.error.as_deref().unwrap_or("not restored"))
+                    }
+                ),
+                snapshot: seen.newest.clone(),
+            })
+            .collect()
+    }
+
     fn tables(self: Box<Self>) -> Vec<crate::FigureTable> {
         let (Some((location, last_successful)), Some(seen)) = (self.newest, self.seen) else {
             return Vec::new();

@@ -520,6 +520,23 @@ impl crate::FigureFold for IncidentFold {
         self.newest = Some(f);
     }
 
+    fn members(&self) -> Vec<crate::Member> {
+        self.incidents
+            .iter()
+            .filter(|(_, (row, _))| row.ended.is_none_or(|e| e >= self.from))
+            .map(|((detected, id), (row, seen))| crate::Member {
+                population: "incidents",
+                id: id.clone(),
+                at: *detected,
+                summary: format!(
+                    "{}; {}; triaged {}; resolved {}",
+                    row.cells[0], row.cells[1], row.cells[3], row.cells[4]
+                ),
+                snapshot: seen.newest.clone(),
+            })
+            .collect()
+    }
+
     fn tables(self: Box<Self>) -> Vec<crate::FigureTable> {
         let mut table = crate::FigureTable::new(
             "Incidents in the period",
