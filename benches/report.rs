@@ -5,7 +5,9 @@
 //! `ANNEXA_TEST_POSTGRES_URL` names an admin URL, as `scripts/test` sets it), then measures:
 //! - a monthly report in all five formats, `annexa report` run in a child process exactly as
 //!   the binary runs it, with the child's wall time and peak RSS (VmHWM);
-//! - `annexa status --json`, the binary itself, wall time per invocation.
+//! - `annexa status --json`, the binary itself, wall time per invocation;
+//! - `annexa export` of June (its manifests and objects are in the store), in a child process,
+//!   then the package's offline checks: `annexa verify --bundle` and its `verify.py`.
 //!
 //! Targets: report ≤ 2 s with peak RSS ≤ 256 MiB; status ≤ 100 ms.
 
@@ -88,6 +90,19 @@ async fn generate(dir: &Path, database_url: &str) {
     runs.sort();
     let pool = app.db.pool();
     let mut evidence_rows = 0;
+    // Each run's manifest lists its items; June's manifests and objects are in the store, for
+    // the export of that month. The ledger's leaves are the manifests'.
+    let june = (
+        Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap(),
+    );
+    let store = dir.join("store");
+    let write = |key: &str, bytes: &[u8]| {
+        let path = store.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
+    let mut leaves = Vec::with_capacity(runs.len());
     for (chunk_no, chunk) in runs.chunks(1_000).enumerate() {
         let mut run_sql = String::from(
             "INSERT INTO runs (id, collector, kind, collector_version, slot, status, started_at, \
@@ -102,7 +117,7 @@ async fn generate(dir: &Path, database_url: &str) {
         for (j, (finished, c, failed)) in chunk.iter().enumerate() {
             let idx = chunk_no * 1_000 + j;
             let id = format!("run-{idx:07}");
-            let sha = hex::encode(Sha256::digest(id.as_bytes()));
+            let in_june = (june.0..june.1).contains(finished);
             let sep = if j == 0 { "" } else { "," };
             let (status, code, error) = if *failed {
                 (
@@ -113,38 +128,64 @@ async fn generate(dir: &Path, database_url: &str) {
             } else {
                 ("succeeded", "NULL", "NULL")
             };
+            let collected = ts(*finished - Duration::seconds(1));
+            let mut items = Vec::new();
+            if !*failed {
+                for k in 0..ITEMS_PER_RUN {
+                    let content = format!("{id}/{k} ").repeat(1 + (1000 + k * 10) / 12);
+                    let content = &content.as_bytes()[..1000 + k * 10];
+                    let item_sha = hex::encode(Sha256::digest(content));
+                    let key = format!("objects/sha256/{}/{item_sha}", &item_sha[..2]);
+                    if in_june {
+                        write(&key, content);
+                    }
+                    if evidence_rows > 0 && !ev_sql.ends_with("VALUES ") {
+                        ev_sql.push(',');
+                    }
+                    ev_sql.push_str(&format!(
+                        "('{id}','c{c:02}','docs/doc-{k}.md','item','text/markdown',{},'{item_sha}',\
+                         '{key}','{collected}',NULL,'{collected}')",
+                        content.len(),
+                    ));
+                    evidence_rows += 1;
+                    items.push(serde_json::json!({
+                        "name": format!("docs/doc-{k}.md"), "sha256": item_sha,
+                        "object_key": key, "size": content.len(),
+                    }));
+                }
+                ev_sql.push_str(&format!(
+                    ",('{id}','c{c:02}','facts.json','facts','application/json',{},'{}','{}','{collected}',NULL,'{collected}')",
+                    facts.size, facts.sha256, facts.key
+                ));
+                evidence_rows += 1;
+                items.push(serde_json::json!({
+                    "name": "facts.json", "sha256": facts.sha256, "object_key": facts.key,
+                    "size": facts.size,
+                }));
+            }
+            let manifest = serde_json::to_vec(&serde_json::json!({
+                "run_id": id, "ledger_index": idx, "finished_at": ts(*finished),
+                "status": status, "items": items,
+            }))
+            .unwrap();
+            let manifest_key = format!("runs/c{c:02}/{id}.json");
+            if in_june {
+                write(&manifest_key, &manifest);
+            }
+            let sha = hex::encode(Sha256::digest(&manifest));
+            let leaf = annexa::ledger::leaf_hash(&manifest);
+            leaves.push(leaf);
             run_sql.push_str(&format!(
                 "{sep}('{id}','c{c:02}','policy-document','0.1.0',NULL,'{status}','{}','{}',{code},{error},\
-                 'runs/c{c:02}/{id}.json','{sha}',{idx})",
+                 '{manifest_key}','{sha}',{idx})",
                 ts(*finished - Duration::seconds(2)),
                 ts(*finished),
             ));
             leaf_sql.push_str(&format!(
-                "{sep}({idx},'{sha}','run','{id}','{}')",
+                "{sep}({idx},'{}','run','{id}','{}')",
+                hex::encode(leaf),
                 ts(*finished)
             ));
-            if *failed {
-                continue;
-            }
-            let collected = ts(*finished - Duration::seconds(1));
-            for k in 0..ITEMS_PER_RUN {
-                let item_sha = hex::encode(Sha256::digest(format!("{id}/{k}").as_bytes()));
-                if evidence_rows > 0 && !ev_sql.ends_with("VALUES ") {
-                    ev_sql.push(',');
-                }
-                ev_sql.push_str(&format!(
-                    "('{id}','c{c:02}','docs/doc-{k}.md','item','text/markdown',{},'{item_sha}',\
-                     'objects/sha256/{}/{item_sha}','{collected}',NULL,'{collected}')",
-                    1000 + k * 10,
-                    &item_sha[..2],
-                ));
-                evidence_rows += 1;
-            }
-            ev_sql.push_str(&format!(
-                ",('{id}','c{c:02}','facts.json','facts','application/json',{},'{}','{}','{collected}',NULL,'{collected}')",
-                facts.size, facts.sha256, facts.key
-            ));
-            evidence_rows += 1;
         }
         let mut tx = pool.begin().await.unwrap();
         for sql in [run_sql, ev_sql, leaf_sql] {
@@ -152,7 +193,7 @@ async fn generate(dir: &Path, database_url: &str) {
         }
         tx.commit().await.unwrap();
     }
-    daily_checkpoints(&app, &runs).await;
+    daily_checkpoints(&app, &runs, &leaves).await;
     // A database a year old has had its statistics gathered (PostgreSQL's autovacuum would
     // otherwise be doing it during the measurement).
     let analyze = match app.db.engine() {
@@ -168,7 +209,11 @@ async fn generate(dir: &Path, database_url: &str) {
 }
 
 /// A checkpoint at every midnight, as the worker makes them.
-async fn daily_checkpoints(app: &annexa::Annexa, runs: &[(DateTime<Utc>, usize, bool)]) {
+async fn daily_checkpoints(
+    app: &annexa::Annexa,
+    runs: &[(DateTime<Utc>, usize, bool)],
+    leaves: &[annexa::ledger::Hash],
+) {
     let key = annexa::ledger::keyring::signing_key(app).await.unwrap();
     let mut frontier = annexa::ledger::Frontier::default();
     let mut next_midnight = runs[0]
@@ -209,8 +254,7 @@ async fn daily_checkpoints(app: &annexa::Annexa, runs: &[(DateTime<Utc>, usize, 
             count += 1;
             next_midnight += Duration::days(1);
         }
-        let id = format!("run-{idx:07}");
-        frontier.push(Sha256::digest(id.as_bytes()).into());
+        frontier.push(leaves[idx]);
     }
     println!("  signed {count} daily checkpoints");
 }
@@ -240,6 +284,108 @@ fn child_report(config: &str, out: &str) {
         annexa::cli::exit::Exit::Gaps | annexa::cli::exit::Exit::Ok
     ));
     common::report_child(secs);
+}
+
+/// In the child: `annexa export` of June exactly as the binary runs it.
+fn child_export(config: &str, out: &str) {
+    let args = [
+        "annexa",
+        "--config",
+        config,
+        "export",
+        "--from",
+        "2026-06-01",
+        "--to",
+        "2026-06-30",
+        "--out",
+        out,
+    ];
+    let cli = annexa::cli::Cli::parse_from(args);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let started = Instant::now();
+    let exit = runtime.block_on(annexa::commands::dispatch(cli)).unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    assert!(matches!(exit, annexa::cli::exit::Exit::Ok));
+    common::report_child(secs);
+}
+
+/// The export of June (every manifest and object of the month, a proof per manifest), then
+/// its offline check by `annexa verify --bundle` and by the package's own `verify.py`.
+fn measure_export(label: &str, dir: &Path, database_url: &str) {
+    let config = dir.join("annexa.toml");
+    let out = dir.join("june-package");
+    let (secs, rss) = common::run_child(
+        &[
+            "child-export",
+            config.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+        &[("ANNEXA_DATABASE__URL", database_url)],
+    );
+    let mut files = Vec::new();
+    annexa::ledger::package::walk(&out, "", &mut files).unwrap();
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(out.join(f)).unwrap().len())
+        .sum();
+    let package: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("package.json")).unwrap()).unwrap();
+    println!(
+        "{label:<10} annexa export of June: {} runs, {} files, {:.1} MiB, in {secs:.2} s; peak RSS {rss:.1} MiB",
+        package["runs"].as_array().unwrap().len(),
+        files.len(),
+        bytes as f64 / 1048576.0
+    );
+    let keys = dir.join("verifier.txt");
+    let status = Command::new(env!("CARGO_BIN_EXE_annexa"))
+        .args(["--config", config.to_str().unwrap(), "keys", "export"])
+        .arg(&keys)
+        .env("ANNEXA_DATABASE__URL", database_url)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for (what, mut command) in [
+        ("annexa verify --bundle", {
+            let mut c = Command::new("/usr/bin/time");
+            c.args([
+                "-f",
+                "%e %M",
+                env!("CARGO_BIN_EXE_annexa"),
+                "verify",
+                "--bundle",
+            ])
+            .arg(&out)
+            .arg("--keys")
+            .arg(&keys);
+            c
+        }),
+        ("python3 verify.py", {
+            let mut c = Command::new("/usr/bin/time");
+            c.args(["-f", "%e %M", "python3"])
+                .arg(out.join("verify.py"))
+                .arg(&keys)
+                .arg(&out);
+            c
+        }),
+    ] {
+        let run = command.output().unwrap();
+        assert!(
+            run.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&run.stdout)
+        );
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        let last = stderr.lines().last().unwrap_or_default();
+        let mut f = last.split_whitespace();
+        let (secs, kib): (f64, f64) = (
+            f.next().unwrap().parse().unwrap(),
+            f.next().unwrap().parse().unwrap(),
+        );
+        println!(
+            "{label:<10} {what} of the June package: {secs:.2} s, peak RSS {:.1} MiB",
+            kib / 1024.0
+        );
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -338,6 +484,9 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("child-report") {
         return child_report(&args[2], &args[3]);
     }
+    if args.get(1).map(String::as_str) == Some("child-export") {
+        return child_export(&args[2], &args[3]);
+    }
     let root = PathBuf::from(std::env::var("ANNEXA_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()));
     let mut backends = vec![("sqlite", None)];
     if let Ok(admin) = std::env::var("ANNEXA_TEST_POSTGRES_URL") {
@@ -363,6 +512,7 @@ fn main() {
             .block_on(generate(dir.path(), &url));
         println!("  in {:.0} s", started.elapsed().as_secs_f64());
         measure(label, dir.path(), &url);
+        measure_export(label, dir.path(), &url);
         if std::env::var_os("ANNEXA_BENCH_KEEP").is_some() {
             println!("  kept {} (ANNEXA_BENCH_KEEP)", dir.keep().display());
         }
