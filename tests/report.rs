@@ -2293,6 +2293,31 @@ async fn a_sample_nobody_can_steer_is_reproduced_by_both_checkers_and_its_result
         "{section}"
     );
 
+    // The attested population: the results themselves, attached in November.
+    let attested = w
+        .annexa_at(
+            "2026-11-04T10:00:00Z",
+            &[
+                "sample",
+                "--control",
+                "A.5.24",
+                "--population",
+                "attested",
+                "--from",
+                "2026-11-01",
+                "--to",
+                "2026-11-30",
+                "--out",
+                w.path("attested.json").to_str().unwrap(),
+            ],
+        )
+        .expect(0);
+    assert!(
+        attested.stdout.contains("all 1 items"),
+        "{}",
+        attested.stdout
+    );
+
     // One more run in October: another population, so another sample, and the old file no
     // longer matches the records.
     let app = at(&w, oct(15, 4)).await;
