@@ -115,19 +115,7 @@ pub(super) fn seal_folder<'a>(
 pub fn check(dir: &std::path::Path, keys: &[TrustedKey]) -> anyhow::Result<VerifyReport> {
     let mut violations = Vec::new();
     let mut notes = Vec::new();
-    let mut report = VerifyReport {
-        store: format!("bundle {}", dir.display()),
-        objects_checked: 0,
-        objects_in_store: 0,
-        coverage: None,
-        bytes_hashed: 0,
-        runs_checked: 0,
-        ledger_size: 0,
-        checkpoints_checked: 0,
-        ledger_root: String::new(),
-        violations: Vec::new(),
-        notes: Vec::new(),
-    };
+    let mut report = VerifyReport::empty(format!("bundle {}", dir.display()));
     if !dir.is_dir() {
         anyhow::bail!(
             "{} is not a folder; pass the folder `annexa report` wrote",

@@ -148,19 +148,7 @@ pub fn verify_md(c: &Contents, objects: usize) -> String {
 
 /// Checks a package with nothing but its files and the verifier file.
 pub fn check(dir: &Path, keys: &[TrustedKey]) -> anyhow::Result<VerifyReport> {
-    let mut report = VerifyReport {
-        store: format!("package {}", dir.display()),
-        objects_checked: 0,
-        objects_in_store: 0,
-        coverage: None,
-        bytes_hashed: 0,
-        runs_checked: 0,
-        ledger_size: 0,
-        checkpoints_checked: 0,
-        ledger_root: String::new(),
-        violations: Vec::new(),
-        notes: Vec::new(),
-    };
+    let mut report = VerifyReport::empty(format!("package {}", dir.display()));
     let v = &mut report.violations;
     let (manifest, signature) = match (
         std::fs::read(dir.join(MANIFEST)),

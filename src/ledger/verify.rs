@@ -121,6 +121,25 @@ pub struct VerifyReport {
     pub notes: Vec<String>,
 }
 
+impl VerifyReport {
+    /// A report of `store` with nothing checked yet.
+    pub(super) fn empty(store: String) -> VerifyReport {
+        VerifyReport {
+            store,
+            objects_checked: 0,
+            objects_in_store: 0,
+            coverage: None,
+            bytes_hashed: 0,
+            runs_checked: 0,
+            ledger_size: 0,
+            checkpoints_checked: 0,
+            ledger_root: String::new(),
+            violations: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
 pub(super) fn violation(
     kind: ViolationKind,
     location: impl Into<String>,
