@@ -2045,6 +2045,25 @@ async fn an_exported_month_verifies_offline_and_each_tampering_fails_both_checke
             .contains("does not extend the previous export")
     );
 
+    // The binary, a month later and after November's run and export, writes the same bytes.
+    let cli = w.path("october-again");
+    let run = w
+        .annexa(&[
+            "export",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-31",
+            "--out",
+            cli.to_str().unwrap(),
+        ])
+        .expect(0);
+    assert!(run.stdout.contains("51 runs"), "{}", run.stdout);
+    assert!(
+        tree_bytes(&pkg) == tree_bytes(&cli),
+        "the binary's export differs"
+    );
+
     // Bad requests.
     let empty = w
         .annexa(&[
