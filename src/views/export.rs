@@ -90,10 +90,16 @@ pub async fn export(
         Some(as_of),
     )
     .await?;
-    std::fs::rename(&bundle.dir, dir.join(package::REPORT))
+    // The report's model is the biggest thing a month holds: gone before the evidence is read.
+    let super::report::Bundle {
+        dir: report_dir,
+        paths: report_files,
+        ..
+    } = bundle;
+    std::fs::rename(&report_dir, dir.join(package::REPORT))
         .context("cannot move the report into the package")?;
     let mut files = BTreeMap::new();
-    for path in &bundle.paths {
+    for path in &report_files {
         let name = path.file_name().expect("a file").to_string_lossy();
         let (sha, _) = crate::store::hash_file(&dir.join(package::REPORT).join(&*name))
             .context("cannot read back the report")?;
