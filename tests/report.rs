@@ -2046,18 +2046,19 @@ async fn an_exported_month_verifies_offline_and_each_tampering_fails_both_checke
     );
 
     // The binary, a month later and after November's run and export, writes the same bytes.
-    let cli = w.path("october-again");
-    let run = w
-        .annexa(&[
+    let cli_export = |from: &str, to: &str, out: &Path| {
+        w.annexa(&[
             "export",
             "--from",
-            "2026-10-01",
+            from,
             "--to",
-            "2026-10-31",
+            to,
             "--out",
-            cli.to_str().unwrap(),
+            out.to_str().unwrap(),
         ])
-        .expect(0);
+    };
+    let cli = w.path("october-again");
+    let run = cli_export("2026-10-01", "2026-10-31", &cli).expect(0);
     assert!(run.stdout.contains("51 runs"), "{}", run.stdout);
     assert!(
         tree_bytes(&pkg) == tree_bytes(&cli),
@@ -2065,29 +2066,9 @@ async fn an_exported_month_verifies_offline_and_each_tampering_fails_both_checke
     );
 
     // Bad requests.
-    let empty = w
-        .annexa(&[
-            "export",
-            "--from",
-            "2026-09-01",
-            "--to",
-            "2026-09-30",
-            "--out",
-            w.path("sept").to_str().unwrap(),
-        ])
-        .expect(2);
+    let empty = cli_export("2026-09-01", "2026-09-30", &w.path("sept")).expect(2);
     assert!(empty.stderr.contains("no run finished"), "{}", empty.stderr);
-    let exists = w
-        .annexa(&[
-            "export",
-            "--from",
-            "2026-10-01",
-            "--to",
-            "2026-10-31",
-            "--out",
-            pkg.to_str().unwrap(),
-        ])
-        .expect(2);
+    let exists = cli_export("2026-10-01", "2026-10-31", &pkg).expect(2);
     assert!(exists.stderr.contains("exists"), "{}", exists.stderr);
 }
 

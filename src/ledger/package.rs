@@ -129,7 +129,7 @@ pub fn verify_md(c: &Contents, objects: usize) -> String {
          ## Check it\n\n\
          With annexa (no configuration, database or store needed):\n\n\
          ```sh\nannexa verify --bundle . --keys YOUR-VERIFIER-FILE\n```\n\n\
-         Without annexa, with Python 3 and OpenSSL 3 (the script is 200 lines: read it first):\n\n\
+         Without annexa, with Python 3 and OpenSSL 3 (the script is about 300 lines of the standard library: read it first):\n\n\
          ```sh\npython3 verify.py YOUR-VERIFIER-FILE .\n```\n\n\
          Both check the signatures, every file's SHA-256, each manifest against the objects it\n\
          lists (hash and size), each audit path and the consistency proof against the signed\n\
