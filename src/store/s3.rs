@@ -522,15 +522,22 @@ impl S3Store {
         self.confirm(key, &[&composite, whole_b64]).await
     }
 
-    pub async fn read(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        let out = self
-            .client
+    /// One GET of the whole object.
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        self.client
             .get_object()
             .bucket(&self.config.bucket)
             .key(self.full_key(key))
             .send()
             .await
-            .map_err(|e| self.classify(e, key))?;
+            .map_err(|e| self.classify(e, key))
+    }
+
+    pub async fn read(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let out = self.get(key).await?;
         let bytes = out.body.collect().await.map_err(|e| StoreError::Other {
             location: self.location.clone(),
             reason: format!("reading {key}: {e}"),
@@ -541,14 +548,7 @@ impl S3Store {
     /// Streams an object into the new file `dst`, hashing it on the way.
     pub async fn copy_to(&self, key: &str, dst: &Path) -> Result<(String, u64), StoreError> {
         use tokio::io::AsyncWriteExt;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.config.bucket)
-            .key(self.full_key(key))
-            .send()
-            .await
-            .map_err(|e| self.classify(e, key))?;
+        let out = self.get(key).await?;
         let local = |cause| StoreError::Io {
             location: dst.display().to_string(),
             cause,
