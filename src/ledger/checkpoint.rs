@@ -121,11 +121,6 @@ impl Body {
     }
 }
 
-fn b64(h: &ledger::Hash) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(h)
-}
-
 /// The newest checkpoint published in the store: its key and note.
 pub async fn newest_published(app: &Annexa) -> anyhow::Result<Option<(String, String)>> {
     let mut newest: Option<(u64, String)> = None;
@@ -214,12 +209,12 @@ async fn check_history(app: &Annexa, leaves: &[ledger::Hash]) -> Result<(), Chec
                     published: location,
                 });
             }
-            Some(root) if b64(&root) != signed => {
+            Some(root) if ledger::b64(&root) != signed => {
                 return Err(CheckpointError::Inconsistent {
                     location,
                     size,
                     signed,
-                    actual: b64(&root),
+                    actual: ledger::b64(&root),
                 });
             }
             Some(_) => {}
@@ -272,7 +267,7 @@ pub async fn create_signed(app: &Annexa, keys: &[&NoteKey]) -> Result<Outcome, C
     app.store.put_named(&object_key, note.as_bytes()).await?;
     let row = CheckpointRow {
         tree_size: size as i64,
-        root_hash: b64(&root),
+        root_hash: ledger::b64(&root),
         origin: app.config.ledger.origin.clone(),
         key_id: hex::encode(keys[0].key_id()),
         note,

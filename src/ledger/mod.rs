@@ -31,6 +31,7 @@ mod tree;
 pub mod verify;
 
 pub use tree::{
-    Frontier, Hash, Levels, checkpoint_text, consistency_proof, decode_leaves, inclusion_proof,
-    leaf_hash, node_hash, root, roots_at, verify_consistency, verify_inclusion,
+    Frontier, Hash, Levels, b64, checkpoint_text, consistency_proof, decode_leaves, from_b64,
+    from_hex, inclusion_proof, leaf_hash, node_hash, root, roots_at, verify_consistency,
+    verify_inclusion,
 };

@@ -281,11 +281,8 @@ pub fn check(dir: &Path, keys: &[TrustedKey]) -> anyhow::Result<VerifyReport> {
             ));
         }
         if let Some(root) = &root {
-            let path: Option<Vec<super::Hash>> = run
-                .audit_path
-                .iter()
-                .map(|h| hex::decode(h).ok()?.try_into().ok())
-                .collect();
+            let path: Option<Vec<super::Hash>> =
+                run.audit_path.iter().map(|h| super::from_hex(h)).collect();
             let leaf = super::leaf_hash(&bytes);
             let proved = path
                 .ok_or_else(|| "a hash is not hex SHA-256".to_string())
@@ -431,9 +428,7 @@ fn check_checkpoint(
         Ok(_) => {}
     }
     let head = &contents.checkpoint;
-    let root = hex::decode(&head.root_hash)
-        .ok()
-        .and_then(|r| super::Hash::try_from(r).ok());
+    let root = super::from_hex(&head.root_hash);
     let named = root.map(|r| super::checkpoint_text(&head.origin, head.tree_size, &r));
     let Some(root) = root.filter(|_| named.as_deref() == Some(note.text.as_str())) else {
         v.push(violation(
@@ -448,9 +443,8 @@ fn check_checkpoint(
         return None;
     };
     if let Some(p) = &contents.previous {
-        let decode = |h: &str| hex::decode(h).ok()?.try_into().ok();
-        let old: Option<super::Hash> = decode(&p.root_hash);
-        let proof: Option<Vec<super::Hash>> = p.proof.iter().map(|h| decode(h)).collect();
+        let old = super::from_hex(&p.root_hash);
+        let proof: Option<Vec<super::Hash>> = p.proof.iter().map(|h| super::from_hex(h)).collect();
         let checked = match (old, proof) {
             (Some(old), Some(proof)) => {
                 super::verify_consistency(p.tree_size, head.tree_size, &old, &root, &proof)

@@ -3,7 +3,6 @@
 //! they trust is a prefix of it (a consistency proof). Each proof is checked here with the
 //! RFC 9162 verification algorithms before it is handed out.
 
-use base64::Engine;
 use serde::Serialize;
 
 use crate::app::Annexa;
@@ -108,7 +107,7 @@ pub async fn prove(
         ))
     })?;
     let root = ledger::root(tree);
-    if b64(&root) != checkpoint.root_hash {
+    if ledger::b64(&root) != checkpoint.root_hash {
         return Err(ProveError::Integrity(format!(
             "the ledger's first {size} leaves do not give the root checkpoint {} signed; run `annexa verify`",
             checkpoint.object_key
@@ -183,19 +182,11 @@ fn trusted_body(app: &Annexa, note: &str) -> Result<(u64, Hash), String> {
             "the trusted checkpoint is of the empty tree: there is nothing to prove".into(),
         );
     }
-    let root = base64::engine::general_purpose::STANDARD
-        .decode(&body.root)
-        .ok()
-        .and_then(|r| Hash::try_from(r).ok())
-        .ok_or_else(|| {
-            format!(
-                "the trusted checkpoint's root `{}` is not a base64 SHA-256",
-                body.root
-            )
-        })?;
+    let root = ledger::from_b64(&body.root).ok_or_else(|| {
+        format!(
+            "the trusted checkpoint's root `{}` is not a base64 SHA-256",
+            body.root
+        )
+    })?;
     Ok((body.size, root))
-}
-
-fn b64(h: &Hash) -> String {
-    base64::engine::general_purpose::STANDARD.encode(h)
 }

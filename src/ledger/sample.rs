@@ -176,14 +176,12 @@ pub fn check(sample: &Sample, verified: impl Fn(&str) -> Result<(), String>) -> 
         }
         Err(e) => problems.push(format!("the audit event is not JSON: {e}")),
     }
-    let seed: Option<Hash> = hex::decode(&sample.seed.root_hash)
-        .ok()
-        .and_then(|r| r.try_into().ok());
+    let seed = ledger::from_hex(&sample.seed.root_hash);
     let path: Option<Vec<Hash>> = sample
         .frozen
         .audit_path
         .iter()
-        .map(|h| hex::decode(h).ok()?.try_into().ok())
+        .map(|h| ledger::from_hex(h))
         .collect();
     let Some(seed) = seed else {
         problems.push("the seed is not a hex SHA-256".into());

@@ -28,23 +28,36 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 
 /// The body of a C2SP `tlog-checkpoint`: origin line, tree size, base64 root hash.
 pub fn checkpoint_text(origin: &str, size: u64, root: &Hash) -> String {
+    format!("{origin}\n{size}\n{}\n", b64(root))
+}
+
+/// A hash in base64, as checkpoints write a root.
+pub fn b64(h: &Hash) -> String {
     use base64::Engine;
-    format!(
-        "{origin}\n{size}\n{}\n",
-        base64::engine::general_purpose::STANDARD.encode(root)
-    )
+    base64::engine::general_purpose::STANDARD.encode(h)
+}
+
+/// A hash from base64 (a checkpoint's root); None when it is not 32 bytes of base64.
+pub fn from_b64(text: &str) -> Option<Hash> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+/// A hash from hex; None when it is not a SHA-256 in hex.
+pub fn from_hex(text: &str) -> Option<Hash> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
 }
 
 /// Decodes hex leaf hashes as the database stores them.
 pub fn decode_leaves(hex_leaves: &[String]) -> Result<Vec<Hash>, String> {
     hex_leaves
         .iter()
-        .map(|h| {
-            let mut out = [0u8; 32];
-            hex::decode_to_slice(h, &mut out)
-                .map_err(|_| format!("ledger leaf `{h}` is not a SHA-256 in hex"))?;
-            Ok(out)
-        })
+        .map(|h| from_hex(h).ok_or_else(|| format!("ledger leaf `{h}` is not a SHA-256 in hex")))
         .collect()
 }
 
@@ -168,10 +181,6 @@ impl Levels {
             levels.push(above);
         }
         Levels(levels)
-    }
-
-    pub fn size(&self) -> u64 {
-        self.0[0].len() as u64
     }
 
     /// The root, as [`root`] gives it.

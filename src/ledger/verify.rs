@@ -473,10 +473,7 @@ pub async fn verify(
                 None
             }
         };
-        let stored: ledger::Hash = hex::decode(&leaf.leaf_hash)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .unwrap_or([0; 32]);
+        let stored = ledger::from_hex(&leaf.leaf_hash).unwrap_or([0; 32]);
         match actual {
             Some(h) if h != stored => {
                 violations.push(violation(
@@ -828,7 +825,6 @@ async fn check_checkpoints(
     let trusted_at = trusted.map(|_| found.len() - 1);
     let sizes: Vec<u64> = bodies.iter().map(|(_, b)| b.size).collect();
     for ((i, b), root) in bodies.iter().zip(ledger::roots_at(leaves, &sizes)) {
-        use base64::Engine;
         if Some(*i) == trusted_at && root.is_some() {
             if let Err(e) = extends(leaves, b) {
                 violations.push(violation(
@@ -845,7 +841,7 @@ async fn check_checkpoints(
         }
         match root {
             Some(root) => {
-                let actual = base64::engine::general_purpose::STANDARD.encode(root);
+                let actual = ledger::b64(&root);
                 if actual != b.root {
                     violations.push(violation(
                         ViolationKind::CheckpointInconsistent,
@@ -899,11 +895,7 @@ fn extends(
     leaves: &[ledger::Hash],
     trusted: &crate::ledger::checkpoint::Body,
 ) -> Result<(), String> {
-    use base64::Engine;
-    let old: ledger::Hash = base64::engine::general_purpose::STANDARD
-        .decode(&trusted.root)
-        .ok()
-        .and_then(|r| r.try_into().ok())
+    let old = ledger::from_b64(&trusted.root)
         .ok_or_else(|| format!("the root `{}` is not a base64 SHA-256", trusted.root))?;
     if trusted.size == 0 {
         return Ok(());

@@ -117,7 +117,7 @@ pub async fn export(
         ))
     })?);
     let root = levels.root();
-    if b64(&root) != anchor.root_hash {
+    if ledger::b64(&root) != anchor.root_hash {
         return Err(ProveError::Integrity(format!(
             "the ledger's first {size} leaves do not give the root checkpoint {} signed; run `annexa verify`",
             anchor.object_key
@@ -170,7 +170,7 @@ pub async fn export(
         files.insert(key.clone(), sha.clone());
     }
 
-    let previous = previous(app, &levels).await?;
+    let previous = previous(app, &leaves[..size], &root).await?;
     let contents = Contents {
         format: package::FORMAT.into(),
         id: format!(
@@ -271,9 +271,13 @@ async fn anchor(
     Ok((anchor, as_of))
 }
 
-/// The consistency proof from the newest export already in the tree of `levels`.
-async fn previous(app: &Annexa, levels: &Levels) -> Result<Option<Previous>, ProveError> {
-    let size = levels.size();
+/// The consistency proof from the newest export already in `tree` (with root `root`).
+async fn previous(
+    app: &Annexa,
+    tree: &[ledger::Hash],
+    root: &ledger::Hash,
+) -> Result<Option<Previous>, ProveError> {
+    let size = tree.len() as u64;
     let exports = audit::with_action(&app.db, AuditAction::EvidenceExported)
         .await
         .map_err(anyhow::Error::from)?;
@@ -292,19 +296,13 @@ async fn previous(app: &Annexa, levels: &Levels) -> Result<Option<Previous>, Pro
     let Some((old_size, old_root)) = newest else {
         return Ok(None);
     };
-    let old = hex::decode(&old_root)
-        .ok()
-        .and_then(|r| ledger::Hash::try_from(r).ok())
-        .ok_or_else(|| {
-            ProveError::Integrity(format!(
-                "an export's audit event names the root `{old_root}`"
-            ))
-        })?;
-    let leaves: Vec<ledger::Hash> = (0..size as usize)
-        .map(|i| *levels.leaf(i).expect("within the tree"))
-        .collect();
-    let proof = ledger::consistency_proof(&leaves, old_size as usize).unwrap_or_default();
-    ledger::verify_consistency(old_size, size, &old, &levels.root(), &proof).map_err(|e| {
+    let old = ledger::from_hex(&old_root).ok_or_else(|| {
+        ProveError::Integrity(format!(
+            "an export's audit event names the root `{old_root}`"
+        ))
+    })?;
+    let proof = ledger::consistency_proof(tree, old_size as usize).unwrap_or_default();
+    ledger::verify_consistency(old_size, size, &old, root, &proof).map_err(|e| {
         ProveError::Integrity(format!(
             "the ledger does not extend the checkpoint of the previous export ({old_size} leaves): {e}; history was rewritten: run `annexa verify`"
         ))
@@ -363,9 +361,4 @@ fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))?;
     std::io::Write::write_all(&mut file, bytes)?;
     Ok(())
-}
-
-fn b64(h: &ledger::Hash) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(h)
 }

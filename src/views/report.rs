@@ -133,11 +133,10 @@ async fn ledger_head(
         .map_err(|e| anyhow::anyhow!("{e}; run `annexa verify`"))?;
     let root = ledger::root(&leaves);
     let body = ledger::checkpoint_text(&app.config.ledger.origin, leaves.len() as u64, &root);
-    use base64::Engine;
     Ok(LedgerHead {
         origin: app.config.ledger.origin.clone(),
         tree_size: leaves.len() as u64,
-        root_hash: base64::engine::general_purpose::STANDARD.encode(root),
+        root_hash: ledger::b64(&root),
         key_name: key.name.clone(),
         key_id: hex::encode(key.key_id()),
         checkpoint: key.sign_note(&body),
@@ -156,20 +155,23 @@ pub async fn gather(
     generated_at: DateTime<Utc>,
     key: &NoteKey,
 ) -> anyhow::Result<ReportInput> {
-    Ok(gather_with_members(app, from, to, as_of, generated_at, key)
-        .await?
-        .0)
+    Ok(
+        gather_with_members(app, (from, to), as_of, generated_at, key, false)
+            .await?
+            .0,
+    )
 }
 
-/// [`gather`], and the populations the folds list, by collector: what `annexa sample` draws
-/// from, so that a sample is of exactly what the report of the period shows.
+/// [`gather`], and, when `with_members`, the populations the folds list, by collector: what
+/// `annexa sample` draws from, so that a sample is of exactly what the report of the period
+/// shows. A report does not build them.
 pub async fn gather_with_members(
     app: &Annexa,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
     as_of: DateTime<Utc>,
     generated_at: DateTime<Utc>,
     key: &NoteKey,
+    with_members: bool,
 ) -> anyhow::Result<(ReportInput, HashMap<String, Vec<annexa_collectors::Member>>)> {
     let end = to.min(as_of);
     // The big reads run side by side, each on its own connection. Evidence rows are written
@@ -264,7 +266,13 @@ pub async fn gather_with_members(
     // Per collector, side by side: its figures, folded over its snapshots.
     let mut pending = Vec::new();
     for (input, collector) in collectors.iter().zip(folds) {
-        pending.push(period_figures(app, input, collector, from, to));
+        pending.push(period_figures(
+            app,
+            input,
+            collector,
+            (from, to),
+            with_members,
+        ));
     }
     let figures = futures::future::try_join_all(pending).await?;
     let mut members = HashMap::new();
@@ -328,16 +336,17 @@ pub async fn gather_with_members(
     Ok((input, members))
 }
 
-/// A collector's figures over `[from, to)`, and the members it lists: its fold ([`annexa_collectors::FigureFold`]) over
-/// the facts of its newest snapshot before the period (the state at its start), then of every one
-/// in it, oldest first; or newest first, the one before the period last, until the fold has
-/// enough. Facts that cannot be trusted are listed in a table of their own, never passed over.
+/// A collector's figures over `[from, to)`, and when `with_members` the members it lists: its
+/// fold ([`annexa_collectors::FigureFold`]) over the facts of its newest snapshot before the
+/// period (the state at its start), then of every one in it, oldest first; or newest first, the
+/// one before the period last, until the fold has enough. Facts that cannot be trusted are
+/// listed in a table of their own, never passed over.
 async fn period_figures(
     app: &Annexa,
     input: &CollectorInput,
     collector: Box<dyn annexa_collectors::Collector>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    with_members: bool,
 ) -> anyhow::Result<(
     Vec<annexa_collectors::FigureTable>,
     Vec<annexa_collectors::Member>,
@@ -400,7 +409,11 @@ async fn period_figures(
     {
         fold_one(&mut *fold, &mut unread, run, &loaded);
     }
-    let members = fold.members();
+    let members = if with_members {
+        fold.members()
+    } else {
+        Vec::new()
+    };
     let mut tables = fold.tables();
     if !unread.rows.is_empty() {
         tables.push(unread);

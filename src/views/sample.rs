@@ -243,7 +243,7 @@ pub async fn population_of(
     } else {
         let key = crate::ledger::keyring::signing_key(app).await?;
         let (input, mut members) =
-            super::report::gather_with_members(app, from, to, end, end, &key).await?;
+            super::report::gather_with_members(app, (from, to), end, end, &key, true).await?;
         let sources: Vec<_> = input
             .collectors
             .iter()
