@@ -2070,6 +2070,40 @@ async fn an_exported_month_verifies_offline_and_each_tampering_fails_both_checke
     assert!(empty.stderr.contains("no run finished"), "{}", empty.stderr);
     let exists = cli_export("2026-10-01", "2026-10-31", &pkg).expect(2);
     assert!(exists.stderr.contains("exists"), "{}", exists.stderr);
+    let garbage = w.path("garbage.tar.zst");
+    std::fs::write(&garbage, "not an archive").unwrap();
+    let unreadable = w
+        .annexa(&[
+            "verify",
+            "--bundle",
+            garbage.to_str().unwrap(),
+            "--keys",
+            keys.to_str().unwrap(),
+        ])
+        .expect(2);
+    assert!(
+        unreadable.stderr.contains("is not a .tar.zst package"),
+        "{}",
+        unreadable.stderr
+    );
+    // An object altered in the store is not exported: exit 4, and no package is left behind.
+    let stored = w.object_file(&first_object);
+    let mut perms = std::fs::metadata(&stored).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&stored, perms).unwrap();
+    let mut bytes = std::fs::read(&stored).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&stored, bytes).unwrap();
+    let altered = cli_export("2026-10-01", "2026-10-31", &w.path("altered")).expect(4);
+    assert!(
+        altered
+            .stderr
+            .contains("is not the object its manifest lists"),
+        "{}",
+        altered.stderr
+    );
+    assert!(!w.path("altered").exists());
 }
 
 /// Issue 21: a sample of October's runs for A.5.24. Drawing it again, or on a second machine
@@ -2211,6 +2245,25 @@ async fn a_sample_nobody_can_steer_is_reproduced_by_both_checkers_and_its_result
     // Asked for more than there are: all of them, said so. Nothing to sample: no pass.
     let all = draw(&w, &w.path("all.json"), &["--size", "100"]).expect(0);
     assert!(all.stdout.contains("all 51 items"), "{}", all.stdout);
+    for (args, said) in [
+        (
+            ["--control", "A.9.99", "--population", "runs"],
+            "not a control annexa judges",
+        ),
+        (
+            ["--control", "A.5.24", "--population", "alerts"],
+            "--population alerts: one of",
+        ),
+    ] {
+        let run = w.annexa(&[&["sample"], &args[..]].concat()).expect(2);
+        assert!(run.stderr.contains(said), "{}", run.stderr);
+    }
+    let zero = draw(&w, &w.path("zero.json"), &["--size", "0"]).expect(2);
+    assert!(
+        zero.stderr.contains("draw at least one item"),
+        "{}",
+        zero.stderr
+    );
     let empty = w
         .annexa(&[
             "sample",
@@ -2252,6 +2305,24 @@ async fn a_sample_nobody_can_steer_is_reproduced_by_both_checkers_and_its_result
             1 => format!("{line_text},Ines Auditor,fail,document not signed off"),
             _ => format!("{line_text},Ines Auditor,pass,"),
         };
+    }
+    // A failure needs its exception described; a row of another item is refused.
+    let mut bad = lines.clone();
+    bad[1] = bad[1].replace(",fail,document not signed off", ",fail,");
+    bad[2] = bad[2].replacen(
+        &sample["selected"][1]["id"].as_str().unwrap().to_string(),
+        "run-x",
+        1,
+    );
+    std::fs::write(&csv_path, bad.join("\n") + "\n").unwrap();
+    let refused = w
+        .annexa(&["sample", "--record", csv_path.to_str().unwrap()])
+        .expect(2);
+    for said in [
+        "result fail without an exception",
+        "run-x is not in the sample's population",
+    ] {
+        assert!(refused.stderr.contains(said), "{}", refused.stderr);
     }
     std::fs::write(&csv_path, lines.join("\n") + "\n").unwrap();
     let recorded = w
