@@ -71,7 +71,7 @@ async fn generate(dir: &Path, database_url: &str) {
     });
     let facts = app
         .store
-        .put_object(&annexa_collectors::Body::Bytes(
+        .put_object(annexa_collectors::Body::Bytes(
             serde_json::to_vec(&facts).unwrap(),
         ))
         .await

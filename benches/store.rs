@@ -65,7 +65,7 @@ fn child(backend: &str, file: &Path, store_dir: &Path, endpoint: Option<String>)
             };
             let store = EvidenceStore::open(&config).await.unwrap();
             let start = Instant::now();
-            let object = store.put_object(&Body::File(file.to_path_buf())).await.unwrap();
+            let object = store.put_object(Body::File(file.to_path_buf())).await.unwrap();
             let secs = start.elapsed().as_secs_f64();
             assert_eq!(object.size, size);
             rates.push(size as f64 / secs / 1e9);

@@ -82,13 +82,11 @@ async fn collect(c: &BackupRestore) -> (BackupFacts, Vec<annexa_collectors::Find
         allow_insecure_urls: true,
         on_demand: true,
         rehearsal: false,
+        items: annexa_collectors::KeptItems::shared(),
     };
-    let snapshot = c.collect(&ctx).await.unwrap();
-    let findings = c.check(
-        &snapshot.facts,
-        annexa_collectors::AsOf::now(chrono::Utc::now()),
-    );
-    (serde_json::from_value(snapshot.facts).unwrap(), findings)
+    let facts = c.collect(&ctx).await.unwrap().facts.into_value().unwrap();
+    let findings = c.check(&facts, annexa_collectors::AsOf::now(chrono::Utc::now()));
+    (serde_json::from_value(facts).unwrap(), findings)
 }
 
 fn scratch_databases() -> Vec<String> {

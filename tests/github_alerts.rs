@@ -38,6 +38,11 @@ fn fixture(name: &str) -> Value {
 }
 
 fn ctx() -> CollectContext {
+    ctx_into(annexa_collectors::KeptItems::shared())
+}
+
+/// A context whose items are kept in `kept`.
+fn ctx_into(kept: Arc<annexa_collectors::KeptItems>) -> CollectContext {
     CollectContext {
         clock: Arc::new(FixedClock(now())),
         base_dir: std::env::temp_dir(),
@@ -50,6 +55,7 @@ fn ctx() -> CollectContext {
         allow_insecure_urls: true,
         on_demand: true,
         rehearsal: false,
+        items: kept,
     }
 }
 
@@ -171,12 +177,14 @@ async fn an_org_collection_yields_the_exact_population_the_waits_and_the_finding
     let recorder = Arc::new(Recorder::default());
     let collector = GithubAlerts::new(config(&server.uri(), "10m"), Some("test-token".into()))
         .with_sleeper(recorder.clone());
-    let snapshot = collector.collect(&ctx()).await.unwrap();
+    let kept = annexa_collectors::KeptItems::shared();
+    let snapshot = collector.collect(&ctx_into(kept.clone())).await.unwrap();
+    let snapshot_facts = snapshot.facts.into_value().unwrap();
 
     // The waits, in order: retry-after 30, the quota reset 120 s away, a secondary limit 60.
     assert_eq!(*recorder.0.lock().unwrap(), vec![30, 120, 60]);
 
-    let facts: AlertFacts = serde_json::from_value(snapshot.facts.clone()).unwrap();
+    let facts: AlertFacts = serde_json::from_value(snapshot_facts.clone()).unwrap();
     let expected: Vec<(&str, &str, usize)> = vec![
         ("org octo-org", "dependabot-alerts-org.json", 2),
         ("org octo-org", "code-scanning-alerts-org.json", 1),
@@ -234,7 +242,7 @@ async fn an_org_collection_yields_the_exact_population_the_waits_and_the_finding
     );
     assert_eq!(got_ids.into_iter().collect::<BTreeSet<_>>(), expected_ids);
     // Raw pages exactly as received: one item per page.
-    assert_eq!(snapshot.items.len(), 5);
+    assert_eq!(kept.take().len(), 5);
     let refused: Vec<&str> = facts
         .population
         .iter()
@@ -243,7 +251,7 @@ async fn an_org_collection_yields_the_exact_population_the_waits_and_the_finding
         .collect();
     assert_eq!(refused.len(), 2);
 
-    let findings = collector.check(&snapshot.facts, annexa_collectors::AsOf::now(now()));
+    let findings = collector.check(&snapshot_facts, annexa_collectors::AsOf::now(now()));
     let count = |code: FindingCode| findings.iter().filter(|f| f.code == code).count();
     assert_eq!(count(FindingCode::CollectorUnauthorized), 2);
     let unauthorized: Vec<&str> = findings

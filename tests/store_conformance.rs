@@ -69,7 +69,7 @@ fn big_file(dir: &Path, size: u64) -> (std::path::PathBuf, String) {
 async fn objects_are_content_addressed_and_written_once() {
     on_every_backend(|store, _dir| async move {
         let a = store
-            .put_object(&Body::Bytes(b"evidence".to_vec()))
+            .put_object(Body::Bytes(b"evidence".to_vec()))
             .await
             .unwrap();
         assert_eq!(a.sha256, sha(b"evidence"));
@@ -82,7 +82,7 @@ async fn objects_are_content_addressed_and_written_once() {
         // The same bytes again: the same object, no error.
         assert_eq!(
             store
-                .put_object(&Body::Bytes(b"evidence".to_vec()))
+                .put_object(Body::Bytes(b"evidence".to_vec()))
                 .await
                 .unwrap(),
             a
@@ -99,15 +99,12 @@ async fn large_files_stream_through_and_keep_their_whole_file_hash() {
     on_every_backend(|store, dir| async move {
         // Above the S3 multipart threshold (6 MiB, parts of 5 MiB): three parts.
         let (path, expected) = big_file(&dir, 13 * MIB + 17);
-        let o = store.put_object(&Body::File(path.clone())).await.unwrap();
+        let o = store.put_object(Body::File(path.clone())).await.unwrap();
         assert_eq!(o.sha256, expected);
         assert_eq!(o.size, 13 * MIB + 17);
         assert_eq!(store.hash(&o.key).await.unwrap(), (expected, 13 * MIB + 17));
         // Again: already there.
-        assert_eq!(
-            store.put_object(&Body::File(path)).await.unwrap().key,
-            o.key
-        );
+        assert_eq!(store.put_object(Body::File(path)).await.unwrap().key, o.key);
     })
     .await;
 }

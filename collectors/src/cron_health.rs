@@ -512,6 +512,10 @@ impl Collector for CronHealth {
         "cron-health"
     }
 
+    fn reads_previous(&self) -> bool {
+        true
+    }
+
     async fn collect(&self, ctx: &CollectContext) -> Result<Snapshot, CollectError> {
         let unavailable = |reason: String| CollectError::SourceUnavailable {
             what: "heartbeats".into(),
@@ -581,21 +585,22 @@ impl Collector for CronHealth {
                 window_start.to_rfc3339()
             ),
         };
-        Ok(Snapshot {
-            items: vec![EvidenceItem {
-                name: "heartbeats.json".into(),
-                media_type: "application/json".into(),
-                body: Body::Bytes(raw),
-                observed_at: now,
-                effective_at: None,
-                source: Source {
-                    query,
-                    filters: self.jobs.iter().map(|j| j.name.clone()).collect(),
-                    total: Some(all.len() as u64),
-                },
-            }],
-            facts: serde_json::to_value(&facts).expect("facts serialize"),
+        ctx.emit(EvidenceItem {
+            name: "heartbeats.json".into(),
+            media_type: "application/json".into(),
+            body: Body::Bytes(raw),
+            observed_at: now,
+            effective_at: None,
+            source: Source {
+                query,
+                filters: self.jobs.iter().map(|j| j.name.clone()).collect(),
+                total: Some(all.len() as u64),
+            },
         })
+        .await?;
+        Ok(Snapshot::of(
+            serde_json::to_value(&facts).expect("facts serialize"),
+        ))
     }
 
     fn continues(&self, facts: &serde_json::Value) -> Option<FactsRef> {

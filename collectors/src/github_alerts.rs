@@ -334,23 +334,36 @@ fn next_link(headers: &http::HeaderMap) -> Option<String> {
 }
 
 enum Fetched {
-    Pages(Vec<(String, String)>),
+    /// Every page read and stored: how many pages and alerts.
+    Pages {
+        pages: usize,
+        total: usize,
+    },
     Refused(String),
 }
 
+/// What one endpoint is fetched for: where its pages are named, and whose alerts they list.
+struct Endpoint<'a> {
+    first_url: &'a str,
+    kind: AlertKind,
+    target: &'a str,
+    repo: Option<&'a str>,
+}
+
 impl GithubAlerts {
-    /// Every page of one endpoint, serially, honouring rate limits within the budget.
+    /// Every page of one endpoint, serially, honouring rate limits within the budget; each
+    /// page is stored as it arrives and its alerts normalized into `alerts`.
     async fn fetch(
         &self,
         client: &octocrab::Octocrab,
-        first_url: &str,
-        kind: AlertKind,
+        endpoint: Endpoint<'_>,
         ctx: &CollectContext,
-        waited: &mut Duration,
-        budget: Duration,
+        alerts: &mut Vec<Alert>,
+        (waited, budget): (&mut Duration, Duration),
     ) -> Result<Fetched, CollectError> {
-        let mut pages = Vec::new();
-        let mut url = first_url.to_string();
+        let kind = endpoint.kind;
+        let (mut pages, mut total) = (0, 0);
+        let mut url = endpoint.first_url.to_string();
         let mut secondary = 0;
         loop {
             let response =
@@ -435,7 +448,34 @@ impl GithubAlerts {
                     ),
                 });
             }
-            pages.push((url.clone(), body));
+            let list: Vec<Value> =
+                serde_json::from_str(&body).map_err(|e| CollectError::Invalid {
+                    what: url.clone(),
+                    reason: format!("not a JSON list of alerts: {e}"),
+                })?;
+            pages += 1;
+            total += list.len();
+            alerts.extend(
+                list.iter()
+                    .filter_map(|v| normalize(kind, v, endpoint.repo)),
+            );
+            ctx.emit(EvidenceItem {
+                name: format!(
+                    "{}/{}/page-{pages:03}.json",
+                    endpoint.target.replace(['/', ' '], "_"),
+                    kind.as_str(),
+                ),
+                media_type: "application/json".into(),
+                body: Body::Bytes(body.into_bytes()),
+                observed_at: ctx.now(),
+                effective_at: None,
+                source: Source {
+                    query: url.clone(),
+                    filters: vec!["state=all".into()],
+                    total: Some(list.len() as u64),
+                },
+            })
+            .await?;
             // Proactively respect an exhausted quota before the next request.
             if next.is_some()
                 && headers
@@ -458,7 +498,7 @@ impl GithubAlerts {
             }
             match next {
                 Some(n) => url = n,
-                None => return Ok(Fetched::Pages(pages)),
+                None => return Ok(Fetched::Pages { pages, total }),
             }
         }
     }
@@ -557,66 +597,32 @@ impl Collector for GithubAlerts {
             )
         }));
         let mut waited = Duration::ZERO;
-        let mut items = Vec::new();
         let mut population = Vec::new();
         let mut alerts = Vec::new();
         for (target, prefix, repo) in &targets {
             for kind in AlertKind::ALL {
                 let query = format!("{prefix}/{}?per_page=100", kind.path());
-                match self
-                    .fetch(&client, &query, kind, ctx, &mut waited, budget)
-                    .await?
-                {
-                    Fetched::Refused(why) => population.push(Population {
-                        target: target.clone(),
-                        kind,
-                        query,
-                        pages: 0,
-                        total: 0,
-                        refused: Some(why),
-                    }),
-                    Fetched::Pages(pages) => {
-                        let mut total = 0;
-                        for (n, (url, body)) in pages.iter().enumerate() {
-                            let list: Vec<Value> =
-                                serde_json::from_str(body).map_err(|e| CollectError::Invalid {
-                                    what: url.clone(),
-                                    reason: format!("not a JSON list of alerts: {e}"),
-                                    partial: Vec::new(),
-                                })?;
-                            total += list.len();
-                            alerts.extend(
-                                list.iter()
-                                    .filter_map(|v| normalize(kind, v, repo.as_deref())),
-                            );
-                            items.push(EvidenceItem {
-                                name: format!(
-                                    "{}/{}/page-{:03}.json",
-                                    target.replace(['/', ' '], "_"),
-                                    kind.as_str(),
-                                    n + 1
-                                ),
-                                media_type: "application/json".into(),
-                                body: Body::Bytes(body.clone().into_bytes()),
-                                observed_at: ctx.now(),
-                                effective_at: None,
-                                source: Source {
-                                    query: url.clone(),
-                                    filters: vec!["state=all".into()],
-                                    total: Some(list.len() as u64),
-                                },
-                            });
-                        }
-                        population.push(Population {
-                            target: target.clone(),
-                            kind,
-                            query,
-                            pages: pages.len(),
-                            total,
-                            refused: None,
-                        });
-                    }
-                }
+                let endpoint = Endpoint {
+                    first_url: &query,
+                    kind,
+                    target,
+                    repo: repo.as_deref(),
+                };
+                let fetched = self
+                    .fetch(&client, endpoint, ctx, &mut alerts, (&mut waited, budget))
+                    .await?;
+                let (pages, total, refused) = match fetched {
+                    Fetched::Refused(why) => (0, 0, Some(why)),
+                    Fetched::Pages { pages, total } => (pages, total, None),
+                };
+                population.push(Population {
+                    target: target.clone(),
+                    kind,
+                    query,
+                    pages,
+                    total,
+                    refused,
+                });
             }
         }
         let facts = AlertFacts {
@@ -626,10 +632,9 @@ impl Collector for GithubAlerts {
             alerts,
             collected_at: ctx.now(),
         };
-        Ok(Snapshot {
-            items,
-            facts: serde_json::to_value(facts).expect("facts serialize"),
-        })
+        Ok(Snapshot::of(
+            serde_json::to_value(facts).expect("facts serialize"),
+        ))
     }
 
     fn check(&self, facts: &Value, as_of: crate::AsOf) -> Vec<Finding> {

@@ -2,9 +2,11 @@
 //!
 //! A collector gathers evidence from one source and judges it, in two separate steps:
 //!
-//! - [`Collector::collect`] does the I/O and returns a [`Snapshot`]: raw bytes exactly as found,
-//!   plus normalized facts. It never judges and never persists; this crate does not depend on the
-//!   engine, so a collector cannot write evidence, only return it.
+//! - [`Collector::collect`] does the I/O: it hands each raw item, exactly as found, to the engine
+//!   as it reads it ([`CollectContext::emit`]; the engine hashes and stores it before the next is
+//!   read, so a run of a million items holds one at a time), and returns the normalized facts
+//!   ([`Snapshot`]). It never judges and never writes evidence itself: this crate does not depend
+//!   on the engine, and an [`ItemSink`] only takes items.
 //! - [`Collector::check`] is a pure function over the *stored* facts of a run and a point in time.
 //!   The engine reloads the facts from the evidence store before calling it, so any past run can
 //!   be re-checked from the store alone.
@@ -23,6 +25,7 @@ pub mod github_alerts;
 pub mod incident_log;
 pub mod outbound;
 pub mod policy_document;
+pub mod records;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -129,6 +132,38 @@ pub struct CollectContext {
     pub max_source_bytes: u64,
     /// `[outbound] allow_insecure_urls`: http and non-public addresses allowed ([`outbound`]).
     pub allow_insecure_urls: bool,
+    /// Where each raw item goes as it is read ([`CollectContext::emit`]).
+    pub items: Arc<dyn ItemSink>,
+}
+
+/// Where a collector hands its raw items. The engine's sink hashes and stores each one as it
+/// arrives (a file streamed from disk, never read whole); an error stops the collection.
+#[async_trait::async_trait]
+pub trait ItemSink: Send + Sync {
+    async fn put(&self, item: EvidenceItem) -> Result<(), CollectError>;
+}
+
+/// A sink that keeps every item in memory: for tests, and for a collector driven by hand.
+#[derive(Default)]
+pub struct KeptItems(std::sync::Mutex<Vec<EvidenceItem>>);
+
+impl KeptItems {
+    pub fn shared() -> Arc<KeptItems> {
+        Arc::new(KeptItems::default())
+    }
+
+    /// The items put so far, in order, taken out.
+    pub fn take(&self) -> Vec<EvidenceItem> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemSink for KeptItems {
+    async fn put(&self, item: EvidenceItem) -> Result<(), CollectError> {
+        self.0.lock().expect("not poisoned").push(item);
+        Ok(())
+    }
 }
 
 /// The default of `max_file_size_mib`: 64 MiB.
@@ -144,6 +179,12 @@ pub trait ObjectSource: Send + Sync {
 impl CollectContext {
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Hands one raw item to the engine, which stores it before this returns (or fails the
+    /// collection: a file that changed or vanished while it was read, a store that is full).
+    pub async fn emit(&self, item: EvidenceItem) -> Result<(), CollectError> {
+        self.items.put(item).await
     }
 
     /// A path as evidence and reports name it: relative to the config's folder when it is
@@ -171,9 +212,10 @@ pub fn shown_path(path: &std::path::Path, base: &std::path::Path) -> String {
     }
 }
 
-/// The bytes of one evidence item: small ones in memory, large ones as a file the engine
-/// streams from.
-#[derive(Debug, Clone)]
+/// The bytes of one evidence item: small ones in memory, anything else as a file the engine
+/// streams from in chunks, hashing as it goes, and fails the item for if the file changes or
+/// vanishes while it is read.
+#[derive(Debug)]
 pub enum Body {
     Bytes(Vec<u8>),
     File(PathBuf),
@@ -193,7 +235,7 @@ pub struct Source {
 }
 
 /// One raw piece of evidence, exactly as found at the source.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct EvidenceItem {
     /// A name unique within the snapshot (e.g. the file's relative path).
     pub name: String,
@@ -206,12 +248,40 @@ pub struct EvidenceItem {
     pub source: Source,
 }
 
-/// What one collection returns: raw items and normalized facts, no judgement.
-#[derive(Debug, Clone)]
+/// What one collection returns once its raw items are emitted: the normalized facts, no
+/// judgement.
+#[derive(Debug)]
 pub struct Snapshot {
-    pub items: Vec<EvidenceItem>,
     /// Normalized facts, the only input of [`Collector::check`]. Stored as evidence too.
-    pub facts: serde_json::Value,
+    pub facts: Facts,
+}
+
+impl Snapshot {
+    pub fn of(facts: serde_json::Value) -> Snapshot {
+        Snapshot {
+            facts: Facts::Value(facts),
+        }
+    }
+}
+
+/// A collection's facts: a value, or canonical JSON the collector wrote to a file in its
+/// scratch folder as it read the source (facts of a million items are never one value).
+#[derive(Debug)]
+pub enum Facts {
+    Value(serde_json::Value),
+    File(PathBuf),
+}
+
+impl Facts {
+    /// The facts as one value (a test, a small rehearsal): a file is read whole.
+    pub fn into_value(self) -> Result<serde_json::Value, String> {
+        match self {
+            Facts::Value(v) => Ok(v),
+            Facts::File(path) => std::fs::read(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())),
+        }
+    }
 }
 
 /// Why a collection failed. Each variant is a different decision for the engine.
@@ -224,14 +294,10 @@ pub enum CollectError {
     /// The source refused the credentials or lacks a permission.
     #[error("unauthorized: {what}: {reason}")]
     Unauthorized { what: String, reason: String },
-    /// The source was read but its content is invalid. The raw bytes are still evidence.
+    /// The source was read but its content is invalid. The raw items emitted before the
+    /// problem was found are still evidence.
     #[error("invalid source content: {what}: {reason}")]
-    Invalid {
-        what: String,
-        reason: String,
-        /// The raw items read before the problem was found, to be stored anyway.
-        partial: Vec<EvidenceItem>,
-    },
+    Invalid { what: String, reason: String },
 }
 
 impl CollectError {
@@ -248,14 +314,9 @@ impl CollectError {
                 what: shown(what),
                 reason,
             },
-            CollectError::Invalid {
-                what,
-                reason,
-                partial,
-            } => CollectError::Invalid {
+            CollectError::Invalid { what, reason } => CollectError::Invalid {
                 what: shown(what),
                 reason,
-                partial,
             },
         }
     }
@@ -622,6 +683,57 @@ pub trait Collector: Send + Sync {
     /// that bears on it ([`FigureFold`]). Pure.
     fn figures(&self, _from: DateTime<Utc>, _to: DateTime<Utc>) -> Box<dyn FigureFold> {
         Box::new(NoFigures)
+    }
+
+    /// True when the collector reads its previous facts ([`CollectContext::previous_facts`]);
+    /// the engine loads them only then (a run of a million documents does not read the last
+    /// run's facts for nothing).
+    fn reads_previous(&self) -> bool {
+        false
+    }
+
+    /// True when this collector's facts can be too large to hold as one value (records facts,
+    /// [`records`]): the engine judges them with [`Collector::judge`] as they stream from the
+    /// store instead of loading them.
+    fn streams_facts(&self) -> bool {
+        false
+    }
+
+    /// [`Collector::check`], [`Collector::upcoming`] and [`Collector::controls_in`] in one pass
+    /// over stored facts read as a stream, holding what the judgement keeps, never the facts.
+    /// Pure. The default reads them whole.
+    fn judge(&self, facts: &mut dyn std::io::Read, as_of: AsOf) -> Judged {
+        match records::read_whole(facts) {
+            Ok(v) => Judged {
+                findings: self.check(&v, as_of),
+                upcoming: self.upcoming(&v, as_of),
+                controls: self.controls_in(&v),
+            },
+            Err(e) => Judged::unreadable(self.kind(), e),
+        }
+    }
+}
+
+/// What status takes from a run's stored facts: the check's findings, what falls due, and the
+/// controls the facts say they evidence ([`Collector::controls_in`]).
+#[derive(Debug, Default)]
+pub struct Judged {
+    pub findings: Vec<Finding>,
+    pub upcoming: Vec<Due>,
+    pub controls: Option<Vec<String>>,
+}
+
+impl Judged {
+    /// Facts this version cannot read: a `collector-failed` finding, never a silent pass.
+    pub fn unreadable(kind: &str, e: impl std::fmt::Display) -> Judged {
+        Judged {
+            findings: vec![Finding::new(
+                FindingCode::CollectorFailed,
+                "facts",
+                format!("stored {kind} facts cannot be read by this version: {e}"),
+            )],
+            ..Judged::default()
+        }
     }
 }
 

@@ -294,18 +294,26 @@ impl Collector for PolicyDocument {
 
     async fn collect(&self, ctx: &CollectContext) -> Result<Snapshot, CollectError> {
         let now = ctx.now();
-        let mut items = Vec::new();
-        let mut documents = Vec::new();
+        let scratch = |e: std::io::Error| CollectError::SourceUnavailable {
+            what: ctx.scratch_dir.display().to_string(),
+            reason: format!("writing this run's facts into its scratch folder: {e}"),
+        };
+        let summary = serde_json::json!({"review_grace_days": self.config.review_grace_days});
+        let mut facts = crate::records::RecordsWriter::create(
+            &ctx.scratch_dir.join("policy-facts.jsonl"),
+            "documents",
+            &summary,
+        )
+        .map_err(scratch)?;
         for (name, path) in self.files(ctx)? {
-            let bytes = crate::read_source(&path, ctx.max_source_bytes).await?;
             let media_type = media_type(&name);
+            let pdf = media_type == "application/pdf";
+            let read = read_document(&path, ctx.max_source_bytes, pdf).await?;
             let stem = Path::new(&name)
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| name.clone());
-            let text = (media_type != "application/pdf")
-                .then(|| std::str::from_utf8(&bytes).ok())
-                .flatten();
+            let text = read.text.as_deref();
             let header = text.map(parse_header).unwrap_or_default();
             let id = header.get("document id").cloned().unwrap_or(stem.clone());
             let settings = self
@@ -315,13 +323,13 @@ impl Collector for PolicyDocument {
                 .or_else(|| self.config.documents.get(&stem))
                 .cloned()
                 .unwrap_or_default();
-            let facts = document_facts(&id, &name, text, &header, &settings);
-            items.push(EvidenceItem {
+            let document = document_facts(&id, &name, text, &header, &settings);
+            ctx.emit(EvidenceItem {
                 name: name.clone(),
                 media_type: media_type.to_string(),
-                body: Body::Bytes(bytes),
+                body: read.body,
                 observed_at: now,
-                effective_at: facts
+                effective_at: document
                     .effective_from
                     .and_then(|d| d.and_hms_opt(0, 0, 0))
                     .map(|d| d.and_utc()),
@@ -329,17 +337,46 @@ impl Collector for PolicyDocument {
                     query: ctx.shown(&path),
                     ..Source::default()
                 },
-            });
-            documents.push(facts);
+            })
+            .await?;
+            facts.push(&document).map_err(scratch)?;
         }
-        let facts = PolicyFacts {
-            documents,
-            review_grace_days: self.config.review_grace_days,
-        };
         Ok(Snapshot {
-            items,
-            facts: serde_json::to_value(facts).expect("policy facts serialize"),
+            facts: facts.finish().map_err(scratch)?,
         })
+    }
+
+    fn streams_facts(&self) -> bool {
+        true
+    }
+
+    fn judge(&self, facts: &mut dyn std::io::Read, as_of: crate::AsOf) -> crate::Judged {
+        let opened = match crate::records::open(facts) {
+            Ok(o) => o,
+            Err(e) => return crate::Judged::unreadable(self.kind(), e),
+        };
+        let (summary, rest) = match opened {
+            crate::records::Opened::Whole(v) => {
+                return match serde_json::from_value::<PolicyFacts>(v) {
+                    Ok(f) => {
+                        let mut j = Judgement::new(f.review_grace_days, as_of.at);
+                        f.documents.iter().for_each(|d| j.add(d));
+                        j.done()
+                    }
+                    Err(e) => crate::Judged::unreadable(self.kind(), e),
+                };
+            }
+            crate::records::Opened::Records { summary, rest, .. } => (summary, rest),
+        };
+        let grace = summary
+            .get("review_grace_days")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0) as u32;
+        let mut j = Judgement::new(grace, as_of.at);
+        match crate::records::each::<DocumentFacts>(rest, |d| j.add(&d)) {
+            Ok(()) => j.done(),
+            Err(e) => crate::Judged::unreadable(self.kind(), e),
+        }
     }
 
     fn check(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<Finding> {
@@ -563,36 +600,57 @@ fn overdue_at(doc: &DocumentFacts, reviewed: NaiveDate, grace_days: u32) -> Date
 
 /// The reviews not overdue at `as_of`, each with the moment it will be. Pure.
 pub fn upcoming(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<crate::Due> {
-    facts
-        .documents
-        .iter()
-        .filter(|d| d.mapped_by != Some(Mapping::None))
-        .filter_map(|doc| {
-            let reviewed = doc.last_reviewed?;
-            let due = overdue_at(doc, reviewed, facts.review_grace_days);
-            (due > as_of).then(|| crate::Due {
-                code: FindingCode::PolicyReviewOverdue,
-                subject: doc.id.clone(),
-                due,
-                what: format!(
-                    "{}'s {}-day review (last reviewed {reviewed})",
-                    doc.id, doc.review_cycle_days
-                ),
-                controls: doc.controls.clone(),
-            })
-        })
-        .collect()
+    let mut j = Judgement::new(facts.review_grace_days, as_of);
+    facts.documents.iter().for_each(|d| j.add(d));
+    j.upcoming
 }
 
 /// The judgement: pure over the facts and `as_of`.
 pub fn check(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    for doc in &facts.documents {
+    let mut j = Judgement::new(facts.review_grace_days, as_of);
+    facts.documents.iter().for_each(|d| j.add(d));
+    j.findings
+}
+
+/// The judgement of documents one at a time: what a million documents need is this, never the
+/// documents themselves.
+struct Judgement {
+    grace_days: u32,
+    as_of: DateTime<Utc>,
+    findings: Vec<Finding>,
+    upcoming: Vec<crate::Due>,
+    controls: std::collections::BTreeSet<String>,
+    mapped: bool,
+}
+
+impl Judgement {
+    fn new(grace_days: u32, as_of: DateTime<Utc>) -> Judgement {
+        Judgement {
+            grace_days,
+            as_of,
+            findings: Vec::new(),
+            upcoming: Vec::new(),
+            controls: Default::default(),
+            mapped: false,
+        }
+    }
+
+    fn done(self) -> crate::Judged {
+        crate::Judged {
+            findings: self.findings,
+            upcoming: self.upcoming,
+            controls: self.mapped.then(|| self.controls.into_iter().collect()),
+        }
+    }
+
+    fn add(&mut self, doc: &DocumentFacts) {
+        self.mapped |= doc.mapped_by.is_some();
+        self.controls.extend(doc.controls.iter().cloned());
         let finding = |code, message: String| {
             Finding::new(code, doc.id.clone(), message).with_controls(doc.controls.clone())
         };
         if doc.mapped_by == Some(Mapping::None) {
-            findings.push(
+            self.findings.push(
                 finding(
                     FindingCode::PolicyMetadataMissing,
                     format!(
@@ -602,7 +660,7 @@ pub fn check(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
                 )
                 .with_level(crate::Level::Warn),
             );
-            continue;
+            return;
         }
         let Some(reviewed) = doc.last_reviewed else {
             let why = if doc.readable {
@@ -610,15 +668,16 @@ pub fn check(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
             } else {
                 "cannot be read as text, so its review date is unknown; keep a text or Markdown copy beside it"
             };
-            findings.push(finding(
+            self.findings.push(finding(
                 FindingCode::PolicyMetadataMissing,
                 format!("{} {why}", doc.item),
             ));
-            continue;
+            return;
         };
         let due = reviewed + Duration::days(doc.review_cycle_days);
-        if as_of >= overdue_at(doc, reviewed, facts.review_grace_days) {
-            findings.push(finding(
+        let overdue = overdue_at(doc, reviewed, self.grace_days);
+        if self.as_of >= overdue {
+            self.findings.push(finding(
                 FindingCode::PolicyReviewOverdue,
                 format!(
                     "{} was last reviewed on {reviewed} ({}); its {}-day review cycle made the next review due on {due}",
@@ -627,6 +686,17 @@ pub fn check(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
                     doc.review_cycle_days
                 ),
             ));
+        } else {
+            self.upcoming.push(crate::Due {
+                code: FindingCode::PolicyReviewOverdue,
+                subject: doc.id.clone(),
+                due: overdue,
+                what: format!(
+                    "{}'s {}-day review (last reviewed {reviewed})",
+                    doc.id, doc.review_cycle_days
+                ),
+                controls: doc.controls.clone(),
+            });
         }
         let missing: Vec<&str> = [("owner", &doc.owner), ("version", &doc.version)]
             .into_iter()
@@ -634,13 +704,89 @@ pub fn check(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<Finding> {
             .map(|(k, _)| k)
             .collect();
         if !missing.is_empty() {
-            findings.push(finding(
+            self.findings.push(finding(
                 FindingCode::PolicyMetadataMissing,
                 format!("{} states no {}", doc.id, missing.join(" and ")),
             ));
         }
     }
-    findings
+}
+
+/// What is read of one document: the bytes to store, and its text when it is UTF-8.
+struct ReadDocument {
+    body: Body,
+    /// The text, whole for a document of at most [`WHOLE`] bytes, else its first [`WHOLE`]
+    /// bytes (the header, title and mapping are read from the first lines).
+    text: Option<String>,
+}
+
+/// Documents up to this size are read whole and stored from memory; a larger one is read in
+/// chunks to check it is text and streamed from disk into the store.
+const WHOLE: u64 = 1024 * 1024;
+
+/// Reads one document within the size cap: whole when small, else in chunks, checking that
+/// it is UTF-8 and keeping only the start of its text.
+async fn read_document(path: &Path, limit: u64, pdf: bool) -> Result<ReadDocument, CollectError> {
+    let unavailable = |reason: String| CollectError::SourceUnavailable {
+        what: path.display().to_string(),
+        reason,
+    };
+    let meta = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    crate::check_regular(&meta, limit).map_err(unavailable)?;
+    if meta.len() <= WHOLE {
+        let bytes = crate::read_source(path, limit).await?;
+        let text = (!pdf)
+            .then(|| String::from_utf8(bytes.clone()).ok())
+            .flatten();
+        return Ok(ReadDocument {
+            body: Body::Bytes(bytes),
+            text,
+        });
+    }
+    let text = if pdf {
+        None
+    } else {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || utf8_start(&path))
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+            .map_err(|e| unavailable(e.to_string()))?
+    };
+    Ok(ReadDocument {
+        body: Body::File(path.to_path_buf()),
+        text,
+    })
+}
+
+/// The first [`WHOLE`] bytes of a file as text (cut at a character), when the whole file is
+/// UTF-8; read in chunks, a character split between two kept for the next.
+fn utf8_start(path: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut carry = 0usize;
+    let mut start: Option<String> = None;
+    loop {
+        let n = file.read(&mut buf[carry..])?;
+        let len = carry + n;
+        if n == 0 {
+            // A character cut off by the end of the file is not text.
+            return Ok((carry == 0).then(|| start.unwrap_or_default()));
+        }
+        let valid = match std::str::from_utf8(&buf[..len]) {
+            Ok(_) => len,
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => return Ok(None),
+        };
+        if start.is_none() {
+            let text = std::str::from_utf8(&buf[..valid]).expect("checked");
+            start = Some(text.to_string());
+        }
+        buf.copy_within(valid..len, 0);
+        carry = len - valid;
+    }
 }
 
 const LABELS: &[&str] = &[

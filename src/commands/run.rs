@@ -7,7 +7,6 @@ use crate::cli::exit::{Exit, Failure};
 use crate::cli::output::Held;
 use crate::cli::output::{complain, print, say};
 use crate::config::{CollectorConfig, ConfigError};
-use crate::db::Role;
 use crate::evidence::runner::{RunOutcome, run_collector};
 use crate::ops::Level;
 use crate::ops::scheduler::{Delivery, Task, TickError};
@@ -31,7 +30,7 @@ impl<'a> From<&'a RunOutcome> for RunSummary<'a> {
             collector: &o.run.collector,
             run_id: &o.run.id,
             status: o.run.status.as_str(),
-            items: o.evidence.iter().filter(|e| e.role == Role::Item).count(),
+            items: o.items,
             findings: o.findings.len(),
             manifest_key: o.run.manifest_key.as_deref(),
             ledger_index: o.run.ledger_index,
@@ -41,7 +40,7 @@ impl<'a> From<&'a RunOutcome> for RunSummary<'a> {
 }
 
 fn describe(app: &Annexa, o: &RunOutcome) -> String {
-    let items = o.evidence.iter().filter(|e| e.role == Role::Item).count();
+    let items = o.items;
     let mut line = format!(
         "{} ({}): {} — {items} item{} stored in {}",
         o.run.collector,

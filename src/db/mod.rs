@@ -1179,6 +1179,41 @@ impl AppendTx {
 
     /// Records a finished run: its final row, evidence rows, findings and ledger leaf (the hash
     /// of its manifest, already in the store at `run.manifest_key`).
+    /// Inserts evidence rows of the run being recorded, many to a statement.
+    pub async fn insert_evidence(&mut self, evidence: &[EvidenceRow]) -> Result<(), DbError> {
+        // 11 columns: SQLite takes at most 32,766 parameters in one statement.
+        const ROWS: usize = 500;
+        for batch in evidence.chunks(ROWS) {
+            let values: Vec<String> = (0..batch.len())
+                .map(|r| {
+                    let cols: Vec<String> = (1..=11).map(|c| format!("${}", r * 11 + c)).collect();
+                    format!("({})", cols.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES {}",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for e in batch {
+                query = query
+                    .bind(&e.run_id)
+                    .bind(&e.collector)
+                    .bind(&e.name)
+                    .bind(e.role.as_str())
+                    .bind(&e.media_type)
+                    .bind(e.size)
+                    .bind(&e.sha256)
+                    .bind(&e.object_key)
+                    .bind(ts(e.observed_at))
+                    .bind(e.effective_at.map(ts))
+                    .bind(ts(e.collected_at));
+            }
+            query.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
     pub async fn record_run(
         &mut self,
         run: &RunRow,
@@ -1210,24 +1245,7 @@ impl AppendTx {
                 value: format!("run {} is not running any more", run.id),
             });
         }
-        for e in evidence {
-            sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO evidence ({EVIDENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            )))
-            .bind(&e.run_id)
-            .bind(&e.collector)
-            .bind(&e.name)
-            .bind(e.role.as_str())
-            .bind(&e.media_type)
-            .bind(e.size)
-            .bind(&e.sha256)
-            .bind(&e.object_key)
-            .bind(ts(e.observed_at))
-            .bind(e.effective_at.map(ts))
-            .bind(ts(e.collected_at))
-            .execute(&mut *self.tx)
-            .await?;
-        }
+        self.insert_evidence(evidence).await?;
         for (f, collector) in findings {
             sqlx::query(
                 "INSERT INTO findings (run_id, collector, code, level, subject, message, controls, created_at) \

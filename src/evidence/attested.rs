@@ -240,7 +240,7 @@ pub async fn attach(app: &Annexa, checked: Checked) -> Result<(RunRow, Attestati
         })
         .collect();
     let mut attestation = checked.attestation;
-    let stored = match store(app, &run, &items, &checked.files, &mut attestation).await {
+    let stored = match store(app, &run, items, &checked.files, &mut attestation).await {
         Ok(stored) => stored,
         Err(e) => {
             let message = e.to_string();
@@ -257,7 +257,18 @@ pub async fn attach(app: &Annexa, checked: Checked) -> Result<(RunRow, Attestati
     };
     run.status = RunStatus::Succeeded;
     run.finished_at = Some(app.clock.now());
-    runner::record(app, &mut run, &stored, &[]).await?;
+    let mut spool =
+        crate::evidence::collection::Spool::of(&run, now, &stored).map_err(|cause| {
+            runner::RunError::Store {
+                run_id: run.id.clone(),
+                collector: ATTESTED.to_string(),
+                cause: crate::store::StoreError::Io {
+                    location: "the run's temporary rows".into(),
+                    cause,
+                },
+            }
+        })?;
+    runner::record(app, &mut run, &mut spool, &[]).await?;
     Ok((run, attestation))
 }
 
@@ -265,7 +276,7 @@ pub async fn attach(app: &Annexa, checked: Checked) -> Result<(RunRow, Attestati
 async fn store(
     app: &Annexa,
     run: &RunRow,
-    items: &[EvidenceItem],
+    items: Vec<EvidenceItem>,
     files: &[(String, PathBuf, u64)],
     attestation: &mut Attestation,
 ) -> Result<Vec<(crate::db::EvidenceRow, Source)>, AttachError> {
@@ -293,7 +304,7 @@ async fn store(
     }
     let facts = serde_json::to_value(&*attestation).expect("an attestation serializes");
     stored.extend(
-        runner::store_items(app, run, &[], Some(&facts))
+        runner::store_items(app, run, Vec::new(), Some(&facts))
             .await
             .map_err(store_failed)?,
     );

@@ -148,8 +148,75 @@ async fn load_one(app: &Annexa, row: Stored<'_>) -> Loaded {
             row.run_id
         )));
     }
-    serde_json::from_slice(&bytes)
+    annexa_collectors::records::to_value(&bytes)
         .map_err(|e| violation(format!("facts of run {} are not JSON: {e}", row.run_id)))
+}
+
+/// A run's stored facts judged at `as_of` ([`annexa_collectors::Judged`]): facts of a
+/// collector that streams them are read as they come from the store, their hash checked at the
+/// end, never held whole; others are loaded ([`load`]) and judged as one value.
+pub async fn judge(
+    app: &Annexa,
+    collector: &dyn annexa_collectors::Collector,
+    row: Stored<'_>,
+    as_of: annexa_collectors::AsOf,
+) -> Result<annexa_collectors::Judged, Finding> {
+    if !collector.streams_facts() {
+        let facts = load(app, row).await?;
+        return Ok(annexa_collectors::Judged {
+            findings: collector.check(&facts, as_of),
+            upcoming: collector.upcoming(&facts, as_of),
+            controls: collector.controls_in(&facts),
+        });
+    }
+    let violation = |message: String| untrusted(row, message);
+    let unreadable = |e: &dyn std::fmt::Display| {
+        violation(format!(
+            "facts of run {} cannot be read: {e}; run `annexa verify`",
+            row.run_id
+        ))
+    };
+    // A local store's file is read in place; an S3 object is copied to a scratch file first.
+    let scratch = tempfile::NamedTempFile::new().map_err(|e| unreadable(&e))?;
+    let path = match app.store.local_path(row.object_key) {
+        Some(path) => path,
+        None => {
+            std::fs::remove_file(scratch.path()).map_err(|e| unreadable(&e))?;
+            app.store
+                .copy_to(row.object_key, scratch.path())
+                .await
+                .map_err(|e| unreadable(&e))?;
+            scratch.path().to_path_buf()
+        }
+    };
+    let file = std::fs::File::open(&path).map_err(|e| unreadable(&e))?;
+    let mut reader = HashingReader {
+        inner: file,
+        hasher: Sha256::new(),
+    };
+    let judged = collector.judge(&mut reader, as_of);
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| unreadable(&e))?;
+    if hex::encode(reader.hasher.finalize()) != row.sha256 {
+        return Err(violation(format!(
+            "facts of run {} no longer match their recorded SHA-256; run `annexa verify`",
+            row.run_id
+        )));
+    }
+    Ok(judged)
+}
+
+/// A reader that hashes what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// The facts among a run's evidence rows, loaded and checked; None when the run kept none.

@@ -2,6 +2,7 @@
 //! collector from its config, the heartbeats cron-health reads, and a run's facts read back.
 
 pub mod attested;
+pub mod collection;
 pub mod facts;
 pub mod heartbeats;
 pub mod registry;

@@ -59,12 +59,12 @@ pub fn controls_of(
     config: &CollectorConfig,
     collector: &dyn Collector,
     catalog: &Catalog,
-    facts: Option<&serde_json::Value>,
+    in_facts: Option<Vec<String>>,
 ) -> Vec<String> {
     if let Some(controls) = &config.controls {
         return controls.clone();
     }
-    if let Some(controls) = facts.and_then(|f| collector.controls_in(f)) {
+    if let Some(controls) = in_facts {
         return controls;
     }
     let mut controls = catalog.controls_for_kind(config.kind.name());

@@ -60,6 +60,23 @@ pub fn key(collector: &str, started: DateTime<Utc>, run_id: &str) -> String {
 /// The canonical bytes of a finished run's manifest, listing each stored item with its source,
 /// at ledger index `ledger_index`.
 pub fn write(run: &RunRow, stored: &[(EvidenceRow, Source)], ledger_index: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let items = stored
+        .iter()
+        .map(|(row, source)| Ok((row.clone(), source.clone())));
+    write_to(run, items, ledger_index, &mut out).expect("writing to memory succeeds");
+    out
+}
+
+/// [`write`] into `out`, one item at a time: a run of a million items is never one value.
+/// The bytes are the canonical JSON of the whole manifest (its keys sorted: `items` sits
+/// between the run's fields, spliced in where the empty list would stand).
+pub fn write_to(
+    run: &RunRow,
+    items: impl Iterator<Item = std::io::Result<(EvidenceRow, Source)>>,
+    ledger_index: i64,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     let manifest = Manifest {
         annexa_version: env!("CARGO_PKG_VERSION"),
         run_id: &run.id,
@@ -78,23 +95,36 @@ pub fn write(run: &RunRow, stored: &[(EvidenceRow, Source)], ledger_index: i64) 
             code: run.error_code.as_deref().unwrap_or("collector-failed"),
             message,
         }),
-        items: stored
-            .iter()
-            .map(|(e, source)| ManifestItem {
-                name: &e.name,
-                role: e.role.as_str(),
-                media_type: &e.media_type,
-                size: e.size,
-                sha256: &e.sha256,
-                object_key: &e.object_key,
-                observed_at: ts(e.observed_at),
-                effective_at: e.effective_at.map(ts),
-                source,
-            })
-            .collect(),
+        items: Vec::new(),
         ledger_index,
     };
-    canonical::to_vec(&manifest)
+    let empty = canonical::to_vec(&manifest);
+    const SLOT: &[u8] = b"\"items\":[]";
+    let at = empty
+        .windows(SLOT.len())
+        .position(|w| w == SLOT)
+        .expect("a manifest has an items list")
+        + SLOT.len()
+        - 1;
+    out.write_all(&empty[..at])?;
+    for (i, item) in items.enumerate() {
+        let (e, source) = item?;
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(&canonical::to_vec(&ManifestItem {
+            name: &e.name,
+            role: e.role.as_str(),
+            media_type: &e.media_type,
+            size: e.size,
+            sha256: &e.sha256,
+            object_key: &e.object_key,
+            observed_at: ts(e.observed_at),
+            effective_at: e.effective_at.map(ts),
+            source: &source,
+        }))?;
+    }
+    out.write_all(&empty[at..])
 }
 
 /// What verify reads back of a manifest.

@@ -24,6 +24,9 @@ const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, Clone)]
 pub struct FsStore {
     root: PathBuf,
+    /// Folders that gained an object whose link is not yet fsynced ([`FsStore::sync`]): a
+    /// run's objects share one fsync per folder instead of one each.
+    unsynced: Arc<std::sync::Mutex<std::collections::BTreeSet<PathBuf>>>,
 }
 
 impl FsStore {
@@ -31,13 +34,12 @@ impl FsStore {
     pub fn at(root: &Path) -> FsStore {
         FsStore {
             root: root.to_path_buf(),
+            unsynced: Arc::default(),
         }
     }
 
     pub fn open(root: &Path) -> Result<FsStore, StoreError> {
-        let store = FsStore {
-            root: root.to_path_buf(),
-        };
+        let store = FsStore::at(root);
         let tmp = store.tmp_dir();
         std::fs::create_dir_all(&tmp).map_err(|e| store.io(e))?;
         if let Ok(entries) = std::fs::read_dir(&tmp) {
@@ -71,33 +73,88 @@ impl FsStore {
         }
     }
 
+    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path_of(key).ok()
+    }
+
     fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
         check_key(key)?;
         Ok(self.root.join(key))
     }
 
-    pub async fn put_object(&self, body: &Body) -> Result<StoredObject, StoreError> {
+    /// Stores an object; with `batched`, the fsync of its folder waits for [`FsStore::sync`]
+    /// (the object file itself is fsynced before it is linked, either way).
+    pub async fn put_object(&self, body: Body, batched: bool) -> Result<StoredObject, StoreError> {
         let store = self.clone();
-        let body = body.clone();
+        blocking(move || match body {
+            Body::Bytes(bytes) => store.put_from(&mut &bytes[..], batched),
+            Body::File(path) => store.put_file(&path, batched, |f| f),
+        })
+        .await
+    }
+
+    /// Stores a source file, read through `wrap` (a test's reader that truncates it mid-read),
+    /// and fails with [`StoreError::Source`] if the file is not the same at the end of the read
+    /// as at its start: its size and modification time, and the bytes read. Nothing is linked
+    /// then.
+    pub(super) fn put_file<R: Read>(
+        &self,
+        path: &Path,
+        batched: bool,
+        wrap: impl FnOnce(File) -> R,
+    ) -> Result<StoredObject, StoreError> {
+        let source = |reason: String| StoreError::Source {
+            path: path.display().to_string(),
+            reason,
+        };
+        let file = File::open(path).map_err(|e| source(e.to_string()))?;
+        let stamp = |m: &std::fs::Metadata| (m.len(), m.modified().ok());
+        let before = file.metadata().map_err(|e| source(e.to_string()))?;
+        let check = file.try_clone().map_err(|e| source(e.to_string()))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(|e| self.io(e))?;
+        let (digest, size) = copy_hashing_from(&mut wrap(file), tmp.as_file_mut())
+            .map_err(|e| source(e.to_string()))?;
+        let after = check.metadata().map_err(|e| source(e.to_string()))?;
+        let vanished = std::fs::metadata(path).is_err();
+        if stamp(&before) != stamp(&after) || size != before.len() || vanished {
+            return Err(source(format!(
+                "changed while it was read ({} bytes when opened, {size} read, {} now{}); nothing of it was stored: collect again once it is no longer being written",
+                before.len(),
+                after.len(),
+                if vanished { ", and it is gone" } else { "" }
+            )));
+        }
+        let sha256 = hex::encode(digest);
+        let key = object_key(&sha256);
+        self.commit(tmp, &key, batched)?;
+        Ok(StoredObject { key, sha256, size })
+    }
+
+    fn put_from(&self, bytes: &mut &[u8], batched: bool) -> Result<StoredObject, StoreError> {
+        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(|e| self.io(e))?;
+        tmp.write_all(bytes).map_err(|e| self.io(e))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes[..]));
+        let key = object_key(&sha256);
+        self.commit(tmp, &key, batched)?;
+        Ok(StoredObject {
+            key,
+            sha256,
+            size: bytes.len() as u64,
+        })
+    }
+
+    /// Fsyncs every folder that gained an object since the last call: after it, every object
+    /// stored with `batched` is durable.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let store = self.clone();
         blocking(move || {
-            let mut tmp =
-                tempfile::NamedTempFile::new_in(store.tmp_dir()).map_err(|e| store.io(e))?;
-            let (digest, size) = match &body {
-                Body::Bytes(bytes) => {
-                    tmp.write_all(bytes).map_err(|e| store.io(e))?;
-                    (Sha256::digest(bytes).into(), bytes.len() as u64)
-                }
-                Body::File(path) => {
-                    copy_hashing(path, tmp.as_file_mut()).map_err(|e| StoreError::Io {
-                        location: path.display().to_string(),
-                        cause: e,
-                    })?
-                }
-            };
-            let sha256 = hex::encode(digest);
-            let key = object_key(&sha256);
-            store.commit(tmp, &key)?;
-            Ok(StoredObject { key, sha256, size })
+            let dirs = std::mem::take(&mut *store.unsynced.lock().expect("not poisoned"));
+            for dir in dirs {
+                File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| store.io(e))?;
+            }
+            Ok(())
         })
         .await
     }
@@ -111,7 +168,7 @@ impl FsStore {
             let mut tmp =
                 tempfile::NamedTempFile::new_in(store.tmp_dir()).map_err(|e| store.io(e))?;
             tmp.write_all(&bytes).map_err(|e| store.io(e))?;
-            if !store.commit(tmp, &key)? {
+            if !store.commit(tmp, &key, false)? {
                 let (existing, _) = hash_file(&store.path_of(&key)?).map_err(|e| store.io(e))?;
                 if hex::encode(existing) != sha256 {
                     return Err(StoreError::Conflict { key });
@@ -126,9 +183,36 @@ impl FsStore {
         .await
     }
 
-    /// Makes the temporary file durable and links it to `key`. False when the key already
-    /// existed (the temporary file is discarded).
-    fn commit(&self, tmp: tempfile::NamedTempFile, key: &str) -> Result<bool, StoreError> {
+    /// A named document copied from a file (a run manifest of many items, written as its
+    /// items were stored).
+    pub async fn put_named_file(&self, key: &str, path: &Path) -> Result<StoredObject, StoreError> {
+        let store = self.clone();
+        let (key, path) = (key.to_string(), path.to_path_buf());
+        blocking(move || {
+            let mut tmp =
+                tempfile::NamedTempFile::new_in(store.tmp_dir()).map_err(|e| store.io(e))?;
+            let (digest, size) = copy_hashing(&path, tmp.as_file_mut()).map_err(|e| store.io(e))?;
+            let sha256 = hex::encode(digest);
+            if !store.commit(tmp, &key, false)? {
+                let (existing, _) = hash_file(&store.path_of(&key)?).map_err(|e| store.io(e))?;
+                if hex::encode(existing) != sha256 {
+                    return Err(StoreError::Conflict { key });
+                }
+            }
+            Ok(StoredObject { key, sha256, size })
+        })
+        .await
+    }
+
+    /// Makes the temporary file durable and links it to `key`, fsyncing its folder now or,
+    /// `batched`, at the next [`FsStore::sync`]. False when the key already existed (the
+    /// temporary file is discarded).
+    fn commit(
+        &self,
+        tmp: tempfile::NamedTempFile,
+        key: &str,
+        batched: bool,
+    ) -> Result<bool, StoreError> {
         let target = self.path_of(key)?;
         tmp.as_file().sync_all().map_err(|e| self.io(e))?;
         let dir = target.parent().expect("keys have a folder");
@@ -138,7 +222,12 @@ impl FsStore {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(self.io(e)),
         };
-        if created {
+        if created && batched {
+            self.unsynced
+                .lock()
+                .expect("not poisoned")
+                .insert(dir.to_path_buf());
+        } else if created {
             File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| self.io(e))?;
@@ -298,7 +387,11 @@ const BUFFERS: usize = 4;
 /// fixed pool of [`BUFFERS`] chunks cycles back from the hasher: memory stays bounded and no
 /// chunk is allocated twice.
 pub fn copy_hashing(src: &Path, dst: &mut File) -> io::Result<([u8; 32], u64)> {
-    let mut reader = File::open(src)?;
+    copy_hashing_from(&mut File::open(src)?, dst)
+}
+
+/// [`copy_hashing`] from any reader.
+pub fn copy_hashing_from(reader: &mut impl Read, dst: &mut File) -> io::Result<([u8; 32], u64)> {
     let (to_hash, hash_rx) = mpsc::sync_channel::<(Arc<Vec<u8>>, usize)>(BUFFERS);
     let (pool_tx, pool) = mpsc::channel::<Arc<Vec<u8>>>();
     for _ in 0..BUFFERS {
@@ -321,7 +414,7 @@ pub fn copy_hashing(src: &Path, dst: &mut File) -> io::Result<([u8; 32], u64)> {
             while let Ok(mut chunk) = pool.recv() {
                 // The hasher has returned it and the last write is done: no other owner.
                 let buf = Arc::get_mut(&mut chunk).expect("a returned chunk has one owner");
-                let n = read_full(&mut reader, buf)?;
+                let n = read_full(reader, buf)?;
                 if n == 0 {
                     return Ok(());
                 }

@@ -64,6 +64,9 @@ pub enum StoreError {
         expected: String,
         actual: String,
     },
+    /// A source file a collector handed in could not be read whole and unchanged.
+    #[error("{path}: {reason}")]
+    Source { path: String, reason: String },
     #[error("{key} is not in the evidence store")]
     NotFound { key: String },
     /// The message shows the cause, so it is not also the error's source (printed once).
@@ -160,12 +163,31 @@ impl EvidenceStore {
         }
     }
 
-    /// Stores evidence bytes under their SHA-256, hashing while streaming.
-    pub async fn put_object(&self, body: &Body) -> Result<StoredObject, StoreError> {
+    /// Stores evidence bytes under their SHA-256, hashing while streaming; durable on return.
+    pub async fn put_object(&self, body: Body) -> Result<StoredObject, StoreError> {
         match self {
-            EvidenceStore::Fs(s) => s.put_object(body).await,
+            EvidenceStore::Fs(s) => s.put_object(body, false).await,
             #[cfg(feature = "s3")]
-            EvidenceStore::S3(s) => s.put_object(body).await,
+            EvidenceStore::S3(s) => s.put_object(&body).await,
+        }
+    }
+
+    /// [`EvidenceStore::put_object`] for one of many objects of a run: durable once
+    /// [`EvidenceStore::sync`] returns (the local store fsyncs each folder once for them all).
+    pub async fn put_batched(&self, body: Body) -> Result<StoredObject, StoreError> {
+        match self {
+            EvidenceStore::Fs(s) => s.put_object(body, true).await,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(s) => s.put_object(&body).await,
+        }
+    }
+
+    /// Makes every object stored with [`EvidenceStore::put_batched`] durable.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        match self {
+            EvidenceStore::Fs(s) => s.sync().await,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(_) => Ok(()),
         }
     }
 
@@ -176,6 +198,32 @@ impl EvidenceStore {
             #[cfg(feature = "s3")]
             EvidenceStore::S3(s) => s.put_named(key, bytes).await,
         }
+    }
+
+    /// Writes a named document once from a file, with the SHA-256 and size its writer
+    /// computed (a manifest too large to hold in memory).
+    pub async fn put_named_file(
+        &self,
+        key: &str,
+        path: &Path,
+        digest: [u8; 32],
+        size: u64,
+    ) -> Result<StoredObject, StoreError> {
+        let stored = match self {
+            EvidenceStore::Fs(s) => s.put_named_file(key, path).await?,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(s) => {
+                s.put_named_body(key, &Body::File(path.to_path_buf()), digest, size)
+                    .await?
+            }
+        };
+        if stored.sha256 != hex::encode(digest) || stored.size != size {
+            return Err(StoreError::Other {
+                location: path.display().to_string(),
+                reason: "changed between being written and being stored".into(),
+            });
+        }
+        Ok(stored)
     }
 
     /// Reads a small object whole (manifests, facts).
@@ -194,6 +242,15 @@ impl EvidenceStore {
             EvidenceStore::Fs(s) => s.copy_to(key, dst).await,
             #[cfg(feature = "s3")]
             EvidenceStore::S3(s) => s.copy_to(key, dst).await,
+        }
+    }
+
+    /// Where a stored object is on this machine's disk, for a local store (read in place).
+    pub fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        match self {
+            EvidenceStore::Fs(s) => s.local_path(key),
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(_) => None,
         }
     }
 

@@ -11,6 +11,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+/// Parts of one multipart upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
 use annexa_collectors::Body;
 use aws_config::BehaviorVersion;
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
@@ -315,14 +318,34 @@ impl S3Store {
     }
 
     pub async fn put_object(&self, body: &Body) -> Result<StoredObject, StoreError> {
+        let object = self.put_unchecked(body).await?;
+        if let Body::File(path) = body {
+            // The hash was sent with the bytes, so the server refused bytes that changed after
+            // hashing; a file that changed after the upload fails here.
+            let now = std::fs::metadata(path).map(|m| m.len());
+            if now.as_ref().ok() != Some(&object.size) {
+                return Err(StoreError::Source {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "changed while it was read ({} bytes read, {} now); collect again once it is no longer being written",
+                        object.size,
+                        now.map_or_else(|e| e.to_string(), |n| n.to_string())
+                    ),
+                });
+            }
+        }
+        Ok(object)
+    }
+
+    async fn put_unchecked(&self, body: &Body) -> Result<StoredObject, StoreError> {
         let (digest, size) = match body {
             Body::Bytes(b) => (Sha256::digest(b).into(), b.len() as u64),
             Body::File(path) => {
                 let path = path.clone();
                 blocking(move || {
-                    hash_file(&path).map_err(|e| StoreError::Io {
-                        location: path.display().to_string(),
-                        cause: e,
+                    hash_file(&path).map_err(|e| StoreError::Source {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
                     })
                 })
                 .await?
@@ -346,8 +369,8 @@ impl S3Store {
                     Body::File(path) => {
                         ByteStream::from_path(path)
                             .await
-                            .map_err(|e| StoreError::Other {
-                                location: path.display().to_string(),
+                            .map_err(|e| StoreError::Source {
+                                path: path.display().to_string(),
                                 reason: e.to_string(),
                             })?
                     }
@@ -362,13 +385,30 @@ impl S3Store {
     }
 
     pub async fn put_named(&self, key: &str, bytes: &[u8]) -> Result<StoredObject, StoreError> {
-        check_key(key)?;
         let digest: [u8; 32] = Sha256::digest(bytes).into();
+        self.put_named_body(
+            key,
+            &Body::Bytes(bytes.to_vec()),
+            digest,
+            bytes.len() as u64,
+        )
+        .await
+    }
+
+    /// A named document from a file whose SHA-256 and size the caller computed as it wrote it.
+    pub async fn put_named_body(
+        &self,
+        key: &str,
+        body: &Body,
+        digest: [u8; 32],
+        size: u64,
+    ) -> Result<StoredObject, StoreError> {
+        check_key(key)?;
         let b64 = BASE64.encode(digest);
         let object = StoredObject {
             key: key.to_string(),
             sha256: hex::encode(digest),
-            size: bytes.len() as u64,
+            size,
         };
         if self.head(key).await?.is_some() {
             return match self.confirm(key, &[&b64]).await {
@@ -378,9 +418,19 @@ impl S3Store {
                 other => other.map(|()| object),
             };
         }
-        let md5 = self.lock_md5(&Body::Bytes(bytes.to_vec())).await?;
-        self.put_once(key, ByteStream::from(bytes.to_vec()), &b64, md5)
-            .await?;
+        let md5 = self.lock_md5(body).await?;
+        let stream = match body {
+            Body::Bytes(b) => ByteStream::from(b.clone()),
+            Body::File(path) => {
+                ByteStream::from_path(path)
+                    .await
+                    .map_err(|e| StoreError::Other {
+                        location: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?
+            }
+        };
+        self.put_once(key, stream, &b64, md5).await?;
         self.confirm(key, &[&b64]).await?;
         Ok(object)
     }
@@ -450,6 +500,7 @@ impl S3Store {
         result
     }
 
+    /// Uploads the parts of one large object, several at once (each a `part_size` buffer).
     async fn upload_parts(
         &self,
         key: &str,
@@ -459,21 +510,25 @@ impl S3Store {
         size: u64,
         whole_b64: &str,
     ) -> Result<(), StoreError> {
-        let io = |e: std::io::Error| StoreError::Io {
-            location: path.display().to_string(),
-            cause: e,
+        use futures::{StreamExt, TryStreamExt};
+        let source = |e: std::io::Error| StoreError::Source {
+            path: path.display().to_string(),
+            reason: e.to_string(),
         };
-        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
-        let mut parts = Vec::new();
-        let mut part_digests = Sha256::new();
-        let mut remaining = size;
-        let mut number = 1;
-        while remaining > 0 {
-            let len = remaining.min(self.config.part_size) as usize;
+        let part_size = self.config.part_size;
+        let count = size.div_ceil(part_size);
+        // Parts are read at their offsets and uploaded PARTS_IN_FLIGHT at a time, in order.
+        let upload = |number: u64| async move {
+            use tokio::io::AsyncSeekExt;
+            let offset = (number - 1) * part_size;
+            let len = part_size.min(size - offset) as usize;
+            let mut file = tokio::fs::File::open(path).await.map_err(source)?;
+            file.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(source)?;
             let mut buf = vec![0u8; len];
-            file.read_exact(&mut buf).await.map_err(io)?;
+            file.read_exact(&mut buf).await.map_err(source)?;
             let digest = Sha256::digest(&buf);
-            part_digests.update(digest);
             let b64 = BASE64.encode(digest);
             let out = self
                 .client
@@ -481,22 +536,31 @@ impl S3Store {
                 .bucket(&self.config.bucket)
                 .key(full_key)
                 .upload_id(upload_id)
-                .part_number(number)
+                .part_number(number as i32)
                 .checksum_sha256(&b64)
                 .body(ByteStream::from(buf))
                 .send()
                 .await
                 .map_err(|e| self.classify(e, key))?;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(out.e_tag().map(str::to_string))
-                    .checksum_sha256(b64)
-                    .build(),
-            );
-            remaining -= len as u64;
-            number += 1;
+            let part = CompletedPart::builder()
+                .part_number(number as i32)
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .checksum_sha256(b64)
+                .build();
+            Ok::<_, StoreError>((digest, part))
+        };
+        let uploaded: Vec<_> = futures::stream::iter(1..=count)
+            .map(upload)
+            .buffered(PARTS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut part_digests = Sha256::new();
+        let mut parts = Vec::new();
+        for (digest, part) in uploaded {
+            part_digests.update(digest);
+            parts.push(part);
         }
+        let number = count + 1;
         let result = self
             .client
             .complete_multipart_upload()

@@ -102,7 +102,7 @@ pub async fn judge_period(
                 config,
                 collector.as_ref(),
                 &app.config.catalog,
-                newest.as_ref(),
+                newest.as_ref().and_then(|f| collector.controls_in(f)),
             ),
             max_age: config.max_age,
             first_run,

@@ -215,7 +215,7 @@ pub async fn gather_with_members(
             config,
             collector.as_ref(),
             &app.config.catalog,
-            facts.as_ref(),
+            facts.as_ref().and_then(|f| collector.controls_in(f)),
         );
         let max_age = config.max_age.map_or_else(
             || super::shortest_max_age(app, &controls),
@@ -585,7 +585,7 @@ pub async fn write_bundle(
         // Streamed into the store, content-addressed like any evidence.
         let stored = app
             .store
-            .put_object(&annexa_collectors::Body::File(path.clone()))
+            .put_object(annexa_collectors::Body::File(path.clone()))
             .await?;
         files.push(bundle::BundleFile {
             name: name.to_string(),

@@ -24,23 +24,24 @@ async fn source_state(
     let latest = crate::db::newer(success.clone(), failure);
     let mut findings: Vec<Finding> = Vec::new();
     let mut upcoming = Vec::new();
-    let mut stored_facts = None;
+    let mut in_facts = None;
     let latest_success = match &success {
         None => None,
         Some(run) => {
             let evidence = app.db.evidence_of_run(&run.id).await?;
-            match facts::of_rows(app, &evidence).await {
-                Some(Ok(facts)) => {
-                    let at = annexa_collectors::AsOf {
-                        at: as_of,
-                        now: app.clock.now(),
-                    };
-                    findings = collector.check(&facts, at);
-                    upcoming = collector.upcoming(&facts, at);
-                    stored_facts = Some(facts);
+            let at = annexa_collectors::AsOf {
+                at: as_of,
+                now: app.clock.now(),
+            };
+            if let Some(row) = evidence.iter().find(|r| r.role == crate::db::Role::Facts) {
+                match facts::judge(app, collector.as_ref(), row.into(), at).await {
+                    Ok(judged) => {
+                        findings = judged.findings;
+                        upcoming = judged.upcoming;
+                        in_facts = judged.controls;
+                    }
+                    Err(violation) => findings.push(violation),
                 }
-                Some(Err(violation)) => findings.push(violation),
-                None => {}
             }
             let objects = evidence
                 .into_iter()
@@ -51,12 +52,7 @@ async fn source_state(
     };
     Ok(SourceState {
         collector: config.name.clone(),
-        controls: registry::controls_of(
-            config,
-            collector.as_ref(),
-            &app.config.catalog,
-            stored_facts.as_ref(),
-        ),
+        controls: registry::controls_of(config, collector.as_ref(), &app.config.catalog, in_facts),
         provides: collector.provides().into_iter().map(String::from).collect(),
         max_age: config.max_age,
         latest: latest.as_ref().map(super::run_state),

@@ -354,7 +354,7 @@ impl Collector for BackupRestore {
             last_successful_drill_at: last_successful,
             collected_at: now,
         };
-        let mut items = vec![EvidenceItem {
+        ctx.emit(EvidenceItem {
             name: "backups.json".into(),
             media_type: "application/json".into(),
             body: Body::Bytes(serde_json::to_vec_pretty(&facts.backups).expect("serializes")),
@@ -365,9 +365,10 @@ impl Collector for BackupRestore {
                 filters: vec![format!("name matches {}", facts.pattern)],
                 total: Some(facts.backups.len() as u64),
             },
-        }];
+        })
+        .await?;
         if let Some(report) = &facts.drill {
-            items.push(EvidenceItem {
+            ctx.emit(EvidenceItem {
                 name: "restore-drill.json".into(),
                 media_type: "application/json".into(),
                 body: Body::Bytes(serde_json::to_vec_pretty(report).expect("serializes")),
@@ -377,12 +378,16 @@ impl Collector for BackupRestore {
                     query: format!("restore drill of {}", report.backup),
                     ..Source::default()
                 },
-            });
+            })
+            .await?;
         }
-        Ok(Snapshot {
-            items,
-            facts: serde_json::to_value(facts).expect("facts serialize"),
-        })
+        Ok(Snapshot::of(
+            serde_json::to_value(facts).expect("facts serialize"),
+        ))
+    }
+
+    fn reads_previous(&self) -> bool {
+        true
     }
 
     fn provides(&self) -> Vec<&'static str> {

@@ -215,16 +215,15 @@ impl IncidentLog {
     }
 }
 
-fn invalid(e: ImportError, items: Vec<EvidenceItem>) -> CollectError {
+fn invalid(e: ImportError) -> CollectError {
     CollectError::Invalid {
         what: "incident register".into(),
         reason: format!("{e}; nothing was imported"),
-        partial: items,
     }
 }
 
 /// Every record's problem in one error: the register is fixed in one pass.
-fn invalid_records(all: &[ImportError], items: Vec<EvidenceItem>) -> CollectError {
+fn invalid_records(all: &[ImportError]) -> CollectError {
     const SHOWN: usize = 50;
     let mut reason = match all.len() {
         1 => String::new(),
@@ -239,15 +238,15 @@ fn invalid_records(all: &[ImportError], items: Vec<EvidenceItem>) -> CollectErro
     CollectError::Invalid {
         what: "incident register".into(),
         reason,
-        partial: items,
     }
 }
 
 impl IncidentLog {
+    /// The register's records; its raw bytes are emitted first, so a register that cannot be
+    /// imported is still evidence of what was there.
     async fn read_register(
         &self,
         ctx: &CollectContext,
-        items: &mut Vec<EvidenceItem>,
     ) -> Result<Vec<register::RawRecord>, CollectError> {
         let now = ctx.now();
         let (name, bytes, query) = if let Some(path) = &self.config.register {
@@ -259,24 +258,22 @@ impl IncidentLog {
             let name = file_name(&full);
             let limit = self.config.max_register_mib * 1024 * 1024;
             if meta.len() > limit {
-                items.push(item(
+                ctx.emit(item(
                     &name,
                     Body::File(full.clone()),
                     now,
                     &ctx.shown(&full),
-                ));
-                return Err(invalid(
-                    ImportError {
-                        location: name,
-                        column: None,
-                        message: format!(
-                            "is {} MiB; registers above {} MiB are refused (raise max_register_mib, or split the register)",
-                            meta.len() / (1024 * 1024),
-                            self.config.max_register_mib
-                        ),
-                    },
-                    std::mem::take(items),
-                ));
+                ))
+                .await?;
+                return Err(invalid(ImportError {
+                    location: name,
+                    column: None,
+                    message: format!(
+                        "is {} MiB; registers above {} MiB are refused (raise max_register_mib, or split the register)",
+                        meta.len() / (1024 * 1024),
+                        self.config.max_register_mib
+                    ),
+                }));
             }
             let bytes = crate::read_source(&full, limit).await?;
             (name, bytes, ctx.shown(&full))
@@ -304,7 +301,8 @@ impl IncidentLog {
         } else {
             return Ok(Vec::new());
         };
-        items.push(item(&name, Body::Bytes(bytes.clone()), now, &query));
+        ctx.emit(item(&name, Body::Bytes(bytes.clone()), now, &query))
+            .await?;
         let json = match self.config.format.as_deref() {
             Some(f) => f == "json",
             None => name.to_ascii_lowercase().ends_with(".json"),
@@ -314,7 +312,7 @@ impl IncidentLog {
         } else {
             register::csv_records(&bytes, &name)
         };
-        parsed.map_err(|e| invalid(e, std::mem::take(items)))
+        parsed.map_err(invalid)
     }
 }
 
@@ -354,8 +352,7 @@ impl Collector for IncidentLog {
 
     async fn collect(&self, ctx: &CollectContext) -> Result<Snapshot, CollectError> {
         let now = ctx.now();
-        let mut items = Vec::new();
-        let mut records = self.read_register(ctx, &mut items).await?;
+        let mut records = self.read_register(ctx).await?;
 
         let mut postmortems = Vec::new();
         if let Some(folder) = &self.config.postmortems {
@@ -373,12 +370,13 @@ impl Collector for IncidentLog {
                 let bytes = crate::read_source(&path, ctx.max_source_bytes).await?;
                 let name = file_name(&path);
                 postmortems.push(postmortem::parse(&name, &String::from_utf8_lossy(&bytes)));
-                items.push(item(
+                ctx.emit(item(
                     &format!("postmortems/{name}"),
                     Body::Bytes(bytes),
                     now,
                     &ctx.shown(&path),
-                ));
+                ))
+                .await?;
             }
         }
 
@@ -402,12 +400,12 @@ impl Collector for IncidentLog {
             );
             it.source.filters = vec![format!("labels={}", gh.label), "state=all".into()];
             it.source.total = Some(issues.len() as u64);
-            items.push(it);
+            ctx.emit(it).await?;
             records.extend(issues.iter().map(|i| github::record(i, gh, &self.policy)));
         }
 
         let incidents = register::incidents(&records, &self.policy, now)
-            .map_err(|all| invalid_records(&all, std::mem::take(&mut items)))?;
+            .map_err(|all| invalid_records(&all))?;
         link(&mut postmortems, &incidents);
         let durations = incidents
             .iter()
@@ -431,10 +429,9 @@ impl Collector for IncidentLog {
             postmortems,
             collected_at: now,
         };
-        Ok(Snapshot {
-            items,
-            facts: serde_json::to_value(facts).expect("facts serialize"),
-        })
+        Ok(Snapshot::of(
+            serde_json::to_value(facts).expect("facts serialize"),
+        ))
     }
 
     fn check(&self, facts: &serde_json::Value, as_of: crate::AsOf) -> Vec<Finding> {
