@@ -1280,3 +1280,33 @@ secret_env = "ANNEXA_TEST_HOOK_SECRET"
     // The other collectors still run by name.
     w.annexa_env(&["collect", "policies"], &env).expect(0);
 }
+
+#[test]
+fn a_large_document_is_streamed_into_the_store_under_the_hash_of_its_bytes() {
+    use sha2::Digest;
+    let w = policy_world();
+    // Over the 1 MiB a document is read whole below, and not a whole number of chunks.
+    let mut text = procedure("big-procedure", &common::reviewed_days_ago(10));
+    while text.len() < 3 * 1024 * 1024 + 17 {
+        text.push_str("Incident response steps, repeated to make a large procedure. é\n");
+    }
+    w.write("policies/big-procedure.md", &text);
+    let sha = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    w.annexa(&["collect", "policies"]).expect(0);
+
+    let doc = w.annexa(&["status", "--json"]).expect(3).json();
+    let a524 = common::control(&doc, "A.5.24");
+    let listed: Vec<&str> = a524["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sha256"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&sha.as_str()), "{listed:?}");
+    // Its facts were read from its text: its header named it, it is not unreadable.
+    let findings = a524["findings"].to_string();
+    assert!(!findings.contains("big-procedure"), "{findings}");
+    let key = format!("objects/sha256/{}/{sha}", &sha[..2]);
+    assert_eq!(std::fs::read(w.object_file(&key)).unwrap(), text.as_bytes());
+    w.annexa(&["verify"]).expect(0);
+}

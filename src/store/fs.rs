@@ -444,3 +444,105 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(filled)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader over a source file that truncates the file to half once its first chunk is
+    /// read: a file cut short while annexa reads it, at a point the test decides.
+    struct TruncatesAfterFirstRead {
+        file: File,
+        path: PathBuf,
+        reads: usize,
+    }
+
+    impl Read for TruncatesAfterFirstRead {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.file.read(buf)?;
+            self.reads += 1;
+            if self.reads == 1 {
+                let len = std::fs::metadata(&self.path)?.len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&self.path)?
+                    .set_len(len / 2)?;
+            }
+            Ok(n)
+        }
+    }
+
+    fn source(dir: &Path, len: usize) -> (PathBuf, Vec<u8>) {
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let path = dir.join("big.bin");
+        std::fs::write(&path, &bytes).unwrap();
+        (path, bytes)
+    }
+
+    fn objects_in(root: &Path) -> usize {
+        let mut keys = Vec::new();
+        let objects = root.join("objects");
+        if objects.exists() {
+            walk(&objects, "objects", &mut keys).unwrap();
+        }
+        keys.len()
+    }
+
+    #[test]
+    fn a_file_streamed_in_chunks_is_stored_under_the_hash_of_all_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(&dir.path().join("store")).unwrap();
+        // Five chunks and a few bytes: the last chunk is short.
+        let (path, bytes) = source(dir.path(), 5 * CHUNK + 13);
+        let object = store.put_file(&path, true, |f| f).unwrap();
+        assert_eq!(object.sha256, hex::encode(Sha256::digest(&bytes)));
+        assert_eq!(object.size, bytes.len() as u64);
+        let stored = std::fs::read(dir.path().join("store").join(&object.key)).unwrap();
+        assert_eq!(stored, bytes);
+        assert!(
+            !store.unsynced.lock().unwrap().is_empty(),
+            "its folder awaits the run's fsync"
+        );
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(store.sync())
+            .unwrap();
+        assert!(store.unsynced.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_file_truncated_mid_read_is_refused_naming_it_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = FsStore::open(&root).unwrap();
+        let (path, _) = source(dir.path(), 4 * CHUNK);
+        let err = store
+            .put_file(&path, false, |file| TruncatesAfterFirstRead {
+                file,
+                path: path.clone(),
+                reads: 0,
+            })
+            .expect_err("a file cut short while read is not evidence");
+        match &err {
+            StoreError::Source {
+                path: named,
+                reason,
+            } => {
+                assert_eq!(named, &path.display().to_string());
+                assert!(reason.contains("changed while it was read"), "{reason}");
+                assert!(
+                    reason.contains(&format!("{} bytes when opened", 4 * CHUNK)),
+                    "{reason}"
+                );
+            }
+            other => panic!("not a source error: {other}"),
+        }
+        assert_eq!(objects_in(&root), 0, "nothing half-stored");
+        assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+
+        // A file that vanished before it was read is named too.
+        std::fs::remove_file(&path).unwrap();
+        let gone = store.put_file(&path, false, |f| f).expect_err("gone");
+        assert!(matches!(gone, StoreError::Source { .. }), "{gone}");
+    }
+}

@@ -1,0 +1,100 @@
+#!/bin/bash
+# Collection at scale (issue 17): the release binary's `annexa collect` of one large file and of
+# many small documents, local store + SQLite, page cache warm, each command timed by
+# /usr/bin/time -v (wall, user+system CPU, peak RSS of the whole process); then `status` and
+# `verify` over the store the largest run left.
+#
+#   cargo build --release && benches/collect-scale.sh [DIR] [COUNTS]
+#
+# COUNTS is the document counts to collect, each into a store of its own ("10000 100000" by
+# default; "10000 100000 1000000" for the million). DIR (default: a new temporary folder) must
+# have room for the documents and their store: about 3 KiB a document and twice the big file.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/target/release/annexa"
+dir=${1:-$(mktemp -d)}
+counts=${2:-"10000 100000"}
+big_mib=${ANNEXA_BENCH_BIG_MIB:-1024}
+mkdir -p "$dir"
+
+# Runs a command under /usr/bin/time; prints "label wall_s cpu_s rss_mib".
+measure() {
+  local label=$1; shift
+  /usr/bin/time -v "$@" > "$dir/$label.out" 2> "$dir/$label.time" || {
+    echo "$label failed:"; tail -5 "$dir/$label.out" "$dir/$label.time"; exit 1; }
+  awk -v label="$label" '
+    /Elapsed \(wall clock\)/ { n = split($NF, p, ":"); wall = (n == 3) ? p[1]*3600 + p[2]*60 + p[3] : p[1]*60 + p[2] }
+    /User time/ { cpu += $NF } /System time/ { cpu += $NF }
+    /Maximum resident set size/ { rss = $NF / 1024 }
+    END { printf "%-28s wall %8.2f s   cpu %8.2f s   peak RSS %7.1f MiB\n", label, wall, cpu, rss }
+  ' "$dir/$label.time"
+}
+
+# A folder with one policy-document collector over `docs/`, a signing key and no schedule.
+world() {
+  local w=$1
+  mkdir -p "$w/docs"
+  cat > "$w/annexa.toml" <<EOF
+[organization]
+name = "Bench Org"
+
+[store]
+kind = "fs"
+path = "data/store"
+
+[database]
+url = "sqlite://data/annexa.db"
+
+[[collector]]
+name = "archive"
+kind = "policy-document"
+paths = ["docs"]
+max_file_size_mib = $((big_mib + 64))
+EOF
+  (cd "$w" && "$bin" keys generate >/dev/null 2>&1 || true)
+}
+
+echo "annexa collect-scale bench, $(nproc) cores, $(date -u +%FT%TZ)"
+
+# One large file.
+w="$dir/big"; rm -rf "$w"; world "$w"
+python3 - "$w/docs/archive.txt" "$big_mib" <<'EOF'
+import sys
+line = b"Document ID: ARCHIVE-1 Owner: Records Version: 1 Last reviewed: 2026-11-01 Controls: A.5.24\n"
+block = (line + bytes(range(32, 127)) * 40 + b"\n") * 256
+with open(sys.argv[1], "wb") as f:
+    left = int(sys.argv[2]) * 1024 * 1024
+    while left > 0:
+        f.write(block[:left]); left -= len(block)
+EOF
+cat "$w/docs/archive.txt" > /dev/null
+measure "sha256sum ${big_mib} MiB" sha256sum "$w/docs/archive.txt"
+measure "collect ${big_mib} MiB file" "$bin" --config "$w/annexa.toml" collect archive
+
+# Many small documents (10 KiB below 1M, 1 KiB at 1M).
+for n in $counts; do
+  size=10240; [ "$n" -ge 1000000 ] && size=1024
+  w="$dir/docs-$n"; rm -rf "$w"; world "$w"
+  python3 - "$w/docs" "$n" "$size" <<'EOF'
+import os, sys
+root, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+filler = (bytes(range(48, 123)) * (size // 75 + 1))
+for i in range(n):
+    sub = os.path.join(root, f"{i // 1000:04d}")
+    if i % 1000 == 0:
+        os.makedirs(sub, exist_ok=True)
+    head = (f"# Record {i}\nDocument ID: REC-{i:07d}\nOwner: Records\nVersion: 1\n"
+            f"Last reviewed: 2026-{1 + i % 11:02d}-15\nControls: A.5.33\n\n").encode()
+    with open(os.path.join(sub, f"rec-{i:07d}.md"), "wb") as f:
+        f.write((head + filler)[:size])
+EOF
+  find "$w/docs" -type f -exec cat {} + > /dev/null
+  measure "collect $n docs" "$bin" --config "$w/annexa.toml" collect archive
+  last=$w
+done
+
+measure "status after $(basename "$last")" "$bin" --config "$last/annexa.toml" status --json
+measure "verify after $(basename "$last")" "$bin" --config "$last/annexa.toml" verify
+objects=$(find "$last/data/store/objects" -type f | wc -l)
+echo "objects in that store: $objects"
+echo "results and outputs in $dir"
