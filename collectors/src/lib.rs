@@ -366,7 +366,15 @@ fn capped(text: &str, max: usize, keep: impl Fn(char) -> bool) -> String {
 /// never ends), and only up to `limit` bytes (a sparse or growing file cannot exhaust memory);
 /// anything else is an unavailable source, named, with what to do.
 pub async fn read_source(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, CollectError> {
-    use tokio::io::AsyncReadExt;
+    let meta = source_meta(path, limit).await?;
+    read_checked(path, &meta, limit).await
+}
+
+/// The metadata of a source file that [`check_regular`] accepts, or why it is unavailable.
+pub async fn source_meta(
+    path: &std::path::Path,
+    limit: u64,
+) -> Result<std::fs::Metadata, CollectError> {
     let unavailable = |reason: String| CollectError::SourceUnavailable {
         what: path.display().to_string(),
         reason,
@@ -375,6 +383,20 @@ pub async fn read_source(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, 
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     check_regular(&meta, limit).map_err(unavailable)?;
+    Ok(meta)
+}
+
+/// [`read_source`] of a file whose metadata [`source_meta`] already checked.
+pub async fn read_checked(
+    path: &std::path::Path,
+    meta: &std::fs::Metadata,
+    limit: u64,
+) -> Result<Vec<u8>, CollectError> {
+    use tokio::io::AsyncReadExt;
+    let unavailable = |reason: String| CollectError::SourceUnavailable {
+        what: path.display().to_string(),
+        reason,
+    };
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| unavailable(e.to_string()))?;

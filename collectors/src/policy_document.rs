@@ -731,12 +731,9 @@ async fn read_document(path: &Path, limit: u64, pdf: bool) -> Result<ReadDocumen
         what: path.display().to_string(),
         reason,
     };
-    let meta = tokio::fs::metadata(path)
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    crate::check_regular(&meta, limit).map_err(unavailable)?;
+    let meta = crate::source_meta(path, limit).await?;
     if meta.len() <= WHOLE {
-        let bytes = crate::read_source(path, limit).await?;
+        let bytes = crate::read_checked(path, &meta, limit).await?;
         let text = (!pdf)
             .then(|| String::from_utf8(bytes.clone()).ok())
             .flatten();

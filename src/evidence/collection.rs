@@ -144,18 +144,6 @@ impl Spool {
         });
         Ok(rows)
     }
-
-    /// The facts row, once the run is stored (the last row when there is one).
-    pub fn facts_row(&mut self) -> std::io::Result<Option<EvidenceRow>> {
-        let mut facts = None;
-        for row in self.rows()? {
-            let (row, _) = row?;
-            if row.role == Role::Facts {
-                facts = Some(row);
-            }
-        }
-        Ok(facts)
-    }
 }
 
 /// What went wrong storing an emitted item.

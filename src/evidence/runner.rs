@@ -146,14 +146,17 @@ pub async fn run_collector(
             (Ok(snapshot), None) => (Some(snapshot.facts), None),
             (Err(e), None) => (None, Some(e)),
         };
-        if let Some(facts) = facts
-            && let Err(e) = store_facts(app, &mut spool, facts).await
-        {
-            return Err(abandon(app, &run, failed(e)).await);
-        }
-        let findings = match &error {
-            None => check_stored(app, collector.as_ref(), &mut spool).await,
-            Some(e) => vec![Finding::new(e.code(), config.name.clone(), e.to_string())],
+        let facts = match facts {
+            Some(facts) => match store_facts(app, &mut spool, facts).await {
+                Ok(object) => Some(object),
+                Err(e) => return Err(abandon(app, &run, failed(e)).await),
+            },
+            None => None,
+        };
+        let findings = match (&error, &facts) {
+            (None, Some(object)) => check_stored(app, collector.as_ref(), &run, object).await,
+            (None, None) => Vec::new(),
+            (Some(e), _) => vec![Finding::new(e.code(), config.name.clone(), e.to_string())],
         };
         let findings: Vec<Finding> = findings.into_iter().map(|f| app.apply_level(f)).collect();
 
@@ -203,7 +206,11 @@ async fn abandon(app: &Annexa, run: &RunRow, error: RunError) -> RunError {
 
 /// Stores a collection's facts (as canonical JSON, or the file the collector wrote) and spools
 /// their row.
-async fn store_facts(app: &Annexa, spool: &mut Spool, facts: Facts) -> Result<(), StoreError> {
+async fn store_facts(
+    app: &Annexa,
+    spool: &mut Spool,
+    facts: Facts,
+) -> Result<StoredObject, StoreError> {
     let body = match facts {
         Facts::Value(v) => Body::Bytes(crate::base::canonical::to_vec(&v)),
         Facts::File(path) => Body::File(path),
@@ -222,7 +229,8 @@ async fn store_facts(app: &Annexa, spool: &mut Spool, facts: Facts) -> Result<()
         .map_err(|e| StoreError::Io {
             location: "the run's spool of stored rows (the temporary folder)".into(),
             cause: e,
-        })
+        })?;
+    Ok(object)
 }
 
 /// What a collector works with: the clock, its folder, a scratch folder, its previous facts
@@ -378,20 +386,20 @@ pub(super) async fn store_items(
 }
 
 /// Runs the collector's check over the facts as read back from the store.
-async fn check_stored(app: &Annexa, collector: &dyn Collector, spool: &mut Spool) -> Vec<Finding> {
-    let row = match spool.facts_row() {
-        Ok(Some(row)) => row,
-        Ok(None) => return Vec::new(),
-        Err(e) => {
-            return vec![Finding::new(
-                FindingCode::CollectorFailed,
-                "facts",
-                format!("this run's stored rows cannot be read back: {e}"),
-            )];
-        }
+async fn check_stored(
+    app: &Annexa,
+    collector: &dyn Collector,
+    run: &RunRow,
+    facts: &StoredObject,
+) -> Vec<Finding> {
+    let row = facts::Stored {
+        collector: &run.collector,
+        run_id: &run.id,
+        sha256: &facts.sha256,
+        object_key: &facts.key,
     };
     let as_of = annexa_collectors::AsOf::now(app.clock.now());
-    match facts::judge(app, collector, (&row).into(), as_of).await {
+    match facts::judge(app, collector, row, as_of).await {
         Ok(judged) => judged.findings,
         Err(f) => vec![f],
     }
