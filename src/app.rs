@@ -61,6 +61,11 @@ impl Annexa {
 }
 
 impl Annexa {
+    /// Closes the database's connections (see `Db::close`).
+    pub async fn close(&self) {
+        self.db.close().await
+    }
+
     /// Sleeps for `d` on this process's clock.
     pub async fn sleep(&self, d: chrono::Duration) {
         let real = d.to_std().unwrap_or_default().div_f64(self.speed);

@@ -78,6 +78,8 @@ async fn october(w: &World) {
                 .unwrap();
             assert!(outcome.succeeded(), "{:?}", outcome.run.error);
         }
+        // Closed before the next process opens the database, or a copy of its files is made.
+        app.close().await;
     }
 }
 
@@ -2397,6 +2399,7 @@ async fn a_sample_nobody_can_steer_is_reproduced_by_both_checkers_and_its_result
         .await
         .unwrap()
         .unwrap();
+    app.close().await;
     let stale = w
         .annexa(&["sample", "--verify", file.to_str().unwrap()])
         .expect(4);

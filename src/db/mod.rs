@@ -382,6 +382,15 @@ async fn lock_for_migration(path: &str, location: &str) -> Result<std::fs::File,
 }
 
 impl Db {
+    /// Closes every connection, waiting for them: SQLite folds its write-ahead log into the
+    /// database file as the last one closes. A dropped pool closes its connections only
+    /// eventually, and a process that keeps SQLite connections open while it opens and closes
+    /// the database file itself (a copy) drops their locks, so another process's commits can
+    /// be lost.
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+
     /// Connects and runs the embedded migrations.
     pub async fn connect(url: &Secret<String>) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
