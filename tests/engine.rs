@@ -1310,3 +1310,55 @@ fn a_large_document_is_streamed_into_the_store_under_the_hash_of_its_bytes() {
     assert_eq!(std::fs::read(w.object_file(&key)).unwrap(), text.as_bytes());
     w.annexa(&["verify"]).expect(0);
 }
+
+/// Issue 17: a run of more items than status lists (1,000) lists its first ones, its facts and
+/// its manifest, and counts the rest; the reviews that fall due are the soonest 1,000, the rest
+/// counted; the manifest the list points to names every item.
+#[test]
+fn status_of_a_run_of_many_items_lists_the_first_points_to_its_manifest_and_counts_the_rest() {
+    let w = World::new();
+    w.config(common::POLICY_CONFIG);
+    let n = 1_005;
+    for i in 0..n {
+        // Reviewed 10 days ago, or 11 for the last five: theirs fall due first.
+        let days = if i >= n - 5 { 11 } else { 10 };
+        let id = format!("PROC-{i:04}");
+        w.write(
+            &format!("policies/{id}.md"),
+            &procedure(&id, &common::reviewed_days_ago(days)),
+        );
+    }
+    w.annexa(&["collect", "policies"]).expect(0);
+    let doc = w.annexa(&["status", "--json"]).expect(3).json();
+    let a524 = common::control(&doc, "A.5.24");
+    let evidence = a524["evidence"].as_array().unwrap();
+    // 1,000 documents, the facts and the manifest; the other 5 documents counted.
+    assert_eq!(evidence.len(), 1_002, "{}", evidence.len());
+    assert_eq!(a524["evidence_unlisted"], 5);
+    let manifest_key = evidence[1_001]["object_key"].as_str().unwrap();
+    assert!(manifest_key.starts_with("runs/policies/"), "{manifest_key}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.object_file(manifest_key)).unwrap()).unwrap();
+    assert_eq!(manifest["items"].as_array().unwrap().len(), n + 1);
+
+    let reviews: Vec<&serde_json::Value> = doc["upcoming"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["code"] == "policy-review-overdue")
+        .collect();
+    assert_eq!(reviews.len(), 1_000);
+    assert_eq!(doc["upcoming_unlisted"], 5);
+    // The soonest are kept: the five reviewed a day earlier are among them, first.
+    for u in &reviews[..5] {
+        let subject = u["subject"].as_str().unwrap();
+        assert!(subject >= "PROC-1000", "{subject}");
+    }
+    // A small run lists every object and says nothing of the unlisted.
+    let small = policy_world();
+    small.annexa(&["collect", "policies"]).expect(0);
+    let doc = small.annexa(&["status", "--json"]).expect(3).json();
+    let a524 = common::control(&doc, "A.5.24");
+    assert!(a524.get("evidence_unlisted").is_none(), "{a524}");
+    assert!(doc.get("upcoming_unlisted").is_none());
+}

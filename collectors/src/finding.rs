@@ -163,6 +163,57 @@ pub struct Due {
     pub controls: Vec<String>,
 }
 
+/// The dues a judge keeps of facts that may hold millions: the [`Soonest::KEPT`] soonest, and a
+/// count of the later ones it let go. Status and its warnings look at what falls due first.
+#[derive(Debug, Default)]
+pub struct Soonest {
+    /// A max-heap by due time, so the latest kept is the one a sooner due displaces.
+    heap: std::collections::BinaryHeap<ByDue>,
+    later: u64,
+}
+
+#[derive(Debug)]
+struct ByDue(Due);
+
+impl PartialEq for ByDue {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+impl Eq for ByDue {}
+impl PartialOrd for ByDue {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ByDue {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.due, &self.0.subject).cmp(&(other.0.due, &other.0.subject))
+    }
+}
+
+impl Soonest {
+    pub const KEPT: usize = 1000;
+
+    pub fn push(&mut self, due: Due) {
+        if self.heap.len() < Self::KEPT {
+            self.heap.push(ByDue(due));
+            return;
+        }
+        self.later += 1;
+        let mut latest = self.heap.peek_mut().expect("full");
+        if (due.due, &due.subject) < (latest.0.due, &latest.0.subject) {
+            *latest = ByDue(due);
+        }
+    }
+
+    /// The kept dues, soonest first, and how many later ones were let go.
+    pub fn done(self) -> (Vec<Due>, u64) {
+        let kept = self.heap.into_sorted_vec().into_iter().map(|d| d.0);
+        (kept.collect(), self.later)
+    }
+}
+
 /// A finding's subject split into the problem it is about and, for codes whose findings repeat
 /// per occurrence (a job's slots: `db-backup@2026-11-22T03:00:00Z`), the occurrence. A job down
 /// for a day is one problem with 24 occurrences, not 24 problems.
@@ -178,6 +229,32 @@ pub fn problem_of(code: FindingCode, subject: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soonest_keeps_the_first_dues_in_order_and_counts_the_later_ones() {
+        let start = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let due = |i: i64| Due {
+            code: FindingCode::PolicyReviewOverdue,
+            subject: format!("DOC-{i}"),
+            due: start + chrono::Duration::days(i),
+            what: String::new(),
+            controls: Vec::new(),
+        };
+        let mut s = Soonest::default();
+        // Latest first, so each sooner one displaces a kept one.
+        for i in (0..Soonest::KEPT as i64 + 250).rev() {
+            s.push(due(i));
+        }
+        let (kept, later) = s.done();
+        assert_eq!(later, 250);
+        assert_eq!(kept.len(), Soonest::KEPT);
+        assert_eq!(kept[0], due(0));
+        assert_eq!(kept[Soonest::KEPT - 1], due(Soonest::KEPT as i64 - 1));
+        let mut few = Soonest::default();
+        few.push(due(3));
+        few.push(due(1));
+        assert_eq!(few.done(), (vec![due(1), due(3)], 0));
+    }
 
     #[test]
     fn a_jobs_slots_are_occurrences_of_one_problem() {

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use finding::{Due, Finding, FindingCode, Level, problem_of};
+pub use finding::{Due, Finding, FindingCode, Level, Soonest, problem_of};
 
 /// The source of "now". Collectors and checks never read the system clock directly, so tests
 /// can pin time.
@@ -729,6 +729,7 @@ pub trait Collector: Send + Sync {
             Ok(v) => Judged {
                 findings: self.check(&v, as_of),
                 upcoming: self.upcoming(&v, as_of),
+                upcoming_later: 0,
                 controls: self.controls_in(&v),
             },
             Err(e) => Judged::unreadable(self.kind(), e),
@@ -742,6 +743,8 @@ pub trait Collector: Send + Sync {
 pub struct Judged {
     pub findings: Vec<Finding>,
     pub upcoming: Vec<Due>,
+    /// Dues later than those in `upcoming` that were let go ([`Soonest`]).
+    pub upcoming_later: u64,
     pub controls: Option<Vec<String>>,
 }
 

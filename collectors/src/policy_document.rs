@@ -602,7 +602,7 @@ fn overdue_at(doc: &DocumentFacts, reviewed: NaiveDate, grace_days: u32) -> Date
 pub fn upcoming(facts: &PolicyFacts, as_of: DateTime<Utc>) -> Vec<crate::Due> {
     let mut j = Judgement::new(facts.review_grace_days, as_of);
     facts.documents.iter().for_each(|d| j.add(d));
-    j.upcoming
+    j.upcoming.done().0
 }
 
 /// The judgement: pure over the facts and `as_of`.
@@ -618,7 +618,7 @@ struct Judgement {
     grace_days: u32,
     as_of: DateTime<Utc>,
     findings: Vec<Finding>,
-    upcoming: Vec<crate::Due>,
+    upcoming: crate::Soonest,
     controls: std::collections::BTreeSet<String>,
     mapped: bool,
 }
@@ -629,16 +629,18 @@ impl Judgement {
             grace_days,
             as_of,
             findings: Vec::new(),
-            upcoming: Vec::new(),
+            upcoming: Default::default(),
             controls: Default::default(),
             mapped: false,
         }
     }
 
     fn done(self) -> crate::Judged {
+        let (upcoming, upcoming_later) = self.upcoming.done();
         crate::Judged {
             findings: self.findings,
-            upcoming: self.upcoming,
+            upcoming,
+            upcoming_later,
             controls: self.mapped.then(|| self.controls.into_iter().collect()),
         }
     }

@@ -294,6 +294,10 @@ pub struct ControlReport {
     pub title: String,
     pub status: ControlStatus,
     pub evidence: Vec<EvidenceRef>,
+    /// Objects of the runs in `evidence` that are not listed there (a run of more than
+    /// 1,000 items lists its first 1,000 and its manifest, which names every one).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub evidence_unlisted: u64,
     pub findings: Vec<FindingRef>,
     /// With a period (`status --from/--to`, reports): the verdict over it, its fields beside
     /// the others.
@@ -311,6 +315,10 @@ pub struct StatusDocument {
     /// evidence expiry, incident targets, the end of accepted exceptions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub upcoming: Vec<Upcoming>,
+    /// Dues later than those listed that were let go: a source of many (a million documents'
+    /// reviews) lists its soonest 1,000.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub upcoming_unlisted: u64,
     /// What `annexa verify` re-hashed so far; absent before the first verify.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integrity: Option<Integrity>,
@@ -384,6 +392,10 @@ impl Integrity {
             self.violations
         )
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {

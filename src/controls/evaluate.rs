@@ -40,10 +40,14 @@ pub struct SourceState {
     pub latest: Option<RunState>,
     /// The newest successful run, and its evidence objects (sha256, object key).
     pub latest_success: Option<(RunState, Vec<(String, String)>)>,
+    /// Objects of that run not in its list (a run of very many items lists the first ones).
+    pub unlisted: u64,
     /// The collector's check over the stored facts of `latest_success`, at `as_of`.
     pub findings: Vec<Finding>,
-    /// What those facts say falls due after `as_of` (`Collector::upcoming`).
+    /// What those facts say falls due after `as_of` (`Collector::upcoming`), the soonest.
     pub upcoming: Vec<Due>,
+    /// Dues of those facts later than all of `upcoming`, not listed ([`annexa_collectors::Soonest`]).
+    pub upcoming_later: u64,
     /// When the collector is next scheduled to run after `as_of` (None: not scheduled).
     pub next_run: Option<DateTime<Utc>>,
     /// Who attests `latest_success` and who approved it (attested evidence only).
@@ -104,6 +108,7 @@ pub fn evaluate(
         as_of,
         controls,
         upcoming,
+        upcoming_unlisted: sources.iter().map(|s| s.upcoming_later).sum(),
         integrity: None,
         excluded: Vec::new(),
     }
@@ -119,12 +124,15 @@ fn upcoming(
     accepted: &[Acceptance],
 ) -> Vec<Upcoming> {
     let mut out: Vec<Upcoming> = Vec::new();
-    let mut add = |u: Upcoming| match out
-        .iter_mut()
-        .find(|o| o.code == u.code && o.subject == u.subject && o.due == u.due)
-    {
-        Some(o) => o.controls.extend(u.controls),
-        None => out.push(u),
+    // Each due once, however many controls or evidence objects name it.
+    let mut index: std::collections::HashMap<(&'static str, String, DateTime<Utc>), usize> =
+        std::collections::HashMap::new();
+    let mut add = |u: Upcoming| match index.entry((u.code.as_str(), u.subject.clone(), u.due)) {
+        std::collections::hash_map::Entry::Occupied(o) => out[*o.get()].controls.extend(u.controls),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(out.len());
+            out.push(u);
+        }
     };
     for source in sources {
         for due in &source.upcoming {
@@ -239,6 +247,7 @@ fn evaluate_control(
         title: control.title.clone(),
         status: ControlStatus::Satisfied,
         evidence: Vec::new(),
+        evidence_unlisted: 0,
         findings: Vec::new(),
         period: None,
     };
@@ -301,6 +310,9 @@ fn evaluate_control(
     for source in relevant {
         let (status, evidence, findings) = evaluate_source(control, source, as_of, level);
         report.status = report.status.max(status);
+        if !evidence.is_empty() {
+            report.evidence_unlisted += source.unlisted;
+        }
         report.evidence.extend(evidence);
         report.findings.extend(
             findings
@@ -473,8 +485,10 @@ mod tests {
             latest,
             latest_success: success
                 .map(|r| (r, vec![("ab".repeat(32), "objects/sha256/ab/x".into())])),
+            unlisted: 0,
             findings,
             upcoming: Vec::new(),
+            upcoming_later: 0,
             next_run: None,
             attested: None,
         }

@@ -589,6 +589,40 @@ impl Db {
         rows.iter().map(EvidenceRow::from_row).collect()
     }
 
+    /// What status lists of a run: its first `limit` items in the order they were stored, then
+    /// its facts row; and how many rows the run has in all. Index ranges only, however many
+    /// items the run holds.
+    pub async fn evidence_listed(
+        &self,
+        run_id: &str,
+        limit: usize,
+    ) -> Result<(Vec<EvidenceRow>, u64), DbError> {
+        let page = |role: Role, limit: usize| {
+            let sql = format!(
+                "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE run_id = $1 AND role = $2 ORDER BY id LIMIT $3"
+            );
+            async move {
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(run_id)
+                    .bind(role.as_str())
+                    .bind(limit as i64)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        };
+        let mut rows = page(Role::Item, limit).await?;
+        rows.extend(page(Role::Facts, 1).await?);
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM evidence WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = rows
+            .iter()
+            .map(EvidenceRow::from_row)
+            .collect::<Result<_, _>>()?;
+        Ok((rows, total as u64))
+    }
+
     /// Every evidence row, in insertion order.
     pub async fn all_evidence(&self) -> Result<Vec<EvidenceRow>, DbError> {
         all_evidence(&self.pool).await

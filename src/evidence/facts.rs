@@ -166,6 +166,7 @@ pub async fn judge(
         return Ok(annexa_collectors::Judged {
             findings: collector.check(&facts, as_of),
             upcoming: collector.upcoming(&facts, as_of),
+            upcoming_later: 0,
             controls: collector.controls_in(&facts),
         });
     }

@@ -165,8 +165,10 @@ pub async fn source_states(
             max_age,
             latest: latest_success.as_ref().map(|(s, _)| s.clone()),
             latest_success,
+            unlisted: 0,
             findings: findings.into_iter().map(|f| app.apply_level(f)).collect(),
             upcoming,
+            upcoming_later: 0,
             next_run: None,
             attested: current.and_then(by),
         });

@@ -51,8 +51,10 @@ pub async fn source_state(
             };
             (state, manifest_object(r).into_iter().collect())
         }),
+        unlisted: 0,
         findings: verify_findings(app, integrity, as_of).await?,
         upcoming: Vec::new(),
+        upcoming_later: 0,
         next_run: None,
         attested: None,
     }))

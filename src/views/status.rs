@@ -13,6 +13,10 @@ use crate::controls::{Judging, SourceState, evaluate};
 use crate::db::DbError;
 use crate::evidence::{facts, registry};
 
+/// The items of a run that status lists; a run of more lists these, its facts and its manifest
+/// (which names every item), and counts the rest.
+const LISTED_ITEMS: usize = 1000;
+
 /// What evaluation needs of one collector at `as_of`.
 async fn source_state(
     app: &Annexa,
@@ -24,11 +28,13 @@ async fn source_state(
     let latest = crate::db::newer(success.clone(), failure);
     let mut findings: Vec<Finding> = Vec::new();
     let mut upcoming = Vec::new();
+    let mut upcoming_later = 0;
     let mut in_facts = None;
+    let mut unlisted = 0;
     let latest_success = match &success {
         None => None,
         Some(run) => {
-            let evidence = app.db.evidence_of_run(&run.id).await?;
+            let (evidence, total) = app.db.evidence_listed(&run.id, LISTED_ITEMS).await?;
             let at = annexa_collectors::AsOf {
                 at: as_of,
                 now: app.clock.now(),
@@ -38,15 +44,20 @@ async fn source_state(
                     Ok(judged) => {
                         findings = judged.findings;
                         upcoming = judged.upcoming;
+                        upcoming_later = judged.upcoming_later;
                         in_facts = judged.controls;
                     }
                     Err(violation) => findings.push(violation),
                 }
             }
-            let objects = evidence
+            unlisted = total - evidence.len() as u64;
+            let mut objects: Vec<(String, String)> = evidence
                 .into_iter()
                 .map(|e| (e.sha256, e.object_key))
                 .collect();
+            if unlisted > 0 {
+                objects.extend(custody::manifest_object(run));
+            }
             Some((super::run_state(run), objects))
         }
     };
@@ -57,8 +68,10 @@ async fn source_state(
         max_age: config.max_age,
         latest: latest.as_ref().map(super::run_state),
         latest_success,
+        unlisted,
         findings: findings.into_iter().map(|f| app.apply_level(f)).collect(),
         upcoming,
+        upcoming_later,
         next_run: config.schedule.next_after(as_of),
         attested: None,
     })

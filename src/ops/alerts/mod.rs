@@ -703,6 +703,7 @@ mod tests {
                 evidence("cron", "r-cron", 8),
                 evidence("other", "r-newer", 9),
             ],
+            evidence_unlisted: 0,
             findings: vec![
                 missed("2026-11-22T03:00:00Z"),
                 missed("2026-11-22T02:00:00Z"),
@@ -725,6 +726,7 @@ mod tests {
             as_of: at,
             controls: vec![control("A.5.36"), control("A.8.16"), backups],
             upcoming: Vec::new(),
+            upcoming_unlisted: 0,
             integrity: None,
             excluded: Vec::new(),
         };
@@ -781,6 +783,7 @@ mod tests {
             as_of: at,
             controls: Vec::new(),
             upcoming: vec![due(9), due(30)],
+            upcoming_unlisted: 0,
             integrity: None,
             excluded: Vec::new(),
         };
