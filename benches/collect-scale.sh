@@ -7,7 +7,10 @@
 #   cargo build --release && benches/collect-scale.sh [DIR] [COUNTS]
 #
 # COUNTS is the document counts to collect, each into a store of its own ("10000 100000" by
-# default; "10000 100000 1000000" for the million). DIR (default: a new temporary folder) must
+# default; "10000 100000 1000000" for the million). With ANNEXA_BENCH_POSTGRES=URL (a server
+# annexa may create databases on, e.g. `scripts/pg start DIR PORT`'s), the documents go into
+# an s3s-fs server the script starts and a fresh PostgreSQL database instead, and the big file
+# is skipped (ANNEXA_BENCH_BIG_MIB=0 skips it on the local store too). DIR (default: a new temporary folder) must
 # have room for the documents and their store: about 3 KiB a document and twice the big file.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,20 +37,41 @@ measure() {
   ' "$dir/$label.time"
 }
 
+pg=${ANNEXA_BENCH_POSTGRES:-}
+s3_port=$((19500 + $$ % 400))
+s3_pid=
+trap '[ -n "$s3_pid" ] && kill "$s3_pid" 2>/dev/null || true' EXIT
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
+
+# The [store] and [database] of a world at $1: local, or s3s-fs and a fresh database.
+backend() {
+  local w=$1
+  if [ -z "$pg" ]; then
+    printf '[store]\nkind = "fs"\npath = "data/store"\n\n[database]\nurl = "sqlite://data/annexa.db"\n'
+    return
+  fi
+  [ -n "$s3_pid" ] && kill "$s3_pid" && wait "$s3_pid" 2>/dev/null || true
+  mkdir -p "$w/s3/evidence"
+  s3s-fs --host 127.0.0.1 --port "$s3_port" --access-key bench --secret-key bench-secret "$w/s3" \
+    > /dev/null 2>&1 &
+  s3_pid=$!
+  until (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null; do sleep 0.05; done
+  local db="bench_$(basename "$w" | tr -c 'a-z0-9\n' '_')_$$"
+  psql "$pg" -qc "CREATE DATABASE $db" >&2
+  printf '[store]\nkind = "s3"\nendpoint = "http://127.0.0.1:%s"\nbucket = "evidence"\n\n[database]\nurl = "%s"\n' \
+    "$s3_port" "${pg%/*}/$db"
+}
+
 # A folder with one policy-document collector over `docs/`, a signing key and no schedule.
 world() {
   local w=$1
   mkdir -p "$w/docs"
+  backend "$w" > "$w/backend.toml" # not in $(…): s3s-fs must be this shell's child
   cat > "$w/annexa.toml" <<EOF
 [organization]
 name = "Bench Org"
 
-[store]
-kind = "fs"
-path = "data/store"
-
-[database]
-url = "sqlite://data/annexa.db"
+$(cat "$w/backend.toml")
 
 [[collector]]
 name = "archive"
@@ -61,6 +85,8 @@ EOF
 echo "annexa collect-scale bench, $(nproc) cores, $(date -u +%FT%TZ)"
 
 # One large file.
+[ -n "$pg" ] && big_mib=0
+if [ "$big_mib" -gt 0 ]; then
 w="$dir/big"; rm -rf "$w"; world "$w"
 python3 - "$w/docs/archive.txt" "$big_mib" <<'EOF'
 import sys
@@ -74,6 +100,7 @@ EOF
 cat "$w/docs/archive.txt" > /dev/null
 measure "sha256sum ${big_mib} MiB" sha256sum "$w/docs/archive.txt"
 measure "collect ${big_mib} MiB file" "$bin" --config "$w/annexa.toml" collect archive
+fi
 
 # Many small documents (10 KiB below 1M, 1 KiB at 1M).
 for n in $counts; do
@@ -99,6 +126,6 @@ done
 
 measure "status after $(basename "$last")" "$bin" --config "$last/annexa.toml" status --json
 measure "verify after $(basename "$last")" "$bin" --config "$last/annexa.toml" verify
-objects=$(find "$last/data/store/objects" -type f | wc -l)
+objects=$(find "$last/data/store/objects" "$last/s3/evidence/objects" -type f 2>/dev/null | wc -l)
 echo "objects in that store: $objects"
 echo "results and outputs in $dir"

@@ -651,23 +651,17 @@ impl Db {
             .transpose()
     }
 
-    /// What `verify` checks, read as one snapshot (a read transaction): runs that commit
-    /// meanwhile are wholly in it or wholly out, so a verify beside a collection sees no half.
-    pub async fn verify_rows(&self) -> Result<VerifyRows, DbError> {
+    /// A read-only snapshot for verify: every read through it sees the database as of one
+    /// moment, whatever runs record meanwhile.
+    pub async fn snapshot(&self) -> Result<Snapshot, DbError> {
         let begin = match self.engine {
             // In WAL mode a read transaction sees the database as of its first read.
             Engine::Sqlite => "BEGIN",
             Engine::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         };
-        let mut tx = self.pool.begin_with(begin).await?;
-        let rows = VerifyRows {
-            evidence: all_evidence(&mut *tx).await?,
-            runs: finished_runs(&mut *tx).await?,
-            ledger: ledger(&mut *tx).await?,
-            audit_events: audit_events(&mut *tx).await?,
-        };
-        tx.rollback().await?;
-        Ok(rows)
+        Ok(Snapshot {
+            tx: self.pool.begin_with(begin).await?,
+        })
     }
 
     /// Every ledger leaf, in order.
@@ -1314,43 +1308,6 @@ impl AppendTx {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Both engines' migration folders hold the same versions, so a database of either kind
-    /// has the same schema history.
-    #[test]
-    fn sqlite_and_postgres_migrations_have_the_same_versions() {
-        let versions = |engine: &str| -> Vec<String> {
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("migrations")
-                .join(engine);
-            let mut names: Vec<String> = std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            names
-        };
-        let sqlite = versions("sqlite");
-        assert!(!sqlite.is_empty());
-        assert_eq!(sqlite, versions("postgres"));
-    }
-
-    #[test]
-    fn times_compare_as_text_even_without_a_bound() {
-        let now = ts(Utc::now());
-        assert!(ts(DateTime::<Utc>::MAX_UTC) > now);
-        assert!(
-            ts(DateTime::<Utc>::MIN_UTC) < now,
-            "{}",
-            ts(DateTime::<Utc>::MIN_UTC)
-        );
-        assert_eq!(parse_ts("t", &now).map(ts).unwrap(), now);
-    }
-}
-
 /// The embedded migrations of an engine.
 fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
     match engine {
@@ -1402,13 +1359,84 @@ async fn open_pool(url: &str, engine: Engine, read_only: bool) -> Result<AnyPool
     Ok(pool)
 }
 
-/// The rows `verify` reads, from one snapshot.
-#[derive(Debug)]
-pub struct VerifyRows {
-    pub evidence: Vec<EvidenceRow>,
-    pub runs: Vec<RunRow>,
-    pub ledger: Vec<LedgerRow>,
-    pub audit_events: Vec<AuditEventRow>,
+/// The database as of one moment ([`Db::snapshot`]). A run's evidence rows are streamed: a run
+/// may hold a million.
+pub struct Snapshot {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+/// A finished run's rows join its run row in this order: the order of [`Snapshot::runs`].
+const RUN_ORDER: &str = "ledger_index, id";
+
+impl Snapshot {
+    /// Every finished run, in ledger order.
+    pub async fn runs(&mut self) -> Result<Vec<RunRow>, DbError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NOT NULL ORDER BY {RUN_ORDER}"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter().map(RunRow::from_row).collect()
+    }
+
+    pub async fn ledger(&mut self) -> Result<Vec<LedgerRow>, DbError> {
+        ledger(&mut *self.tx).await
+    }
+
+    pub async fn audit_events(&mut self) -> Result<Vec<AuditEventRow>, DbError> {
+        audit_events(&mut *self.tx).await
+    }
+
+    /// The evidence rows of finished runs, run by run in the order of [`Snapshot::runs`], each
+    /// run's in the order they were stored; then (`orphans`) the rows of no finished run.
+    pub fn evidence(
+        &mut self,
+        orphans: bool,
+    ) -> futures::stream::BoxStream<'_, Result<EvidenceRow, DbError>> {
+        use futures::StreamExt;
+        let columns = EVIDENCE_COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = if orphans {
+            format!(
+                "SELECT {columns} FROM evidence e WHERE e.run_id NOT IN \
+                 (SELECT id FROM runs WHERE finished_at IS NOT NULL) ORDER BY e.id"
+            )
+        } else {
+            let order = RUN_ORDER
+                .split(", ")
+                .map(|c| format!("r.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "SELECT {columns} FROM evidence e JOIN runs r ON r.id = e.run_id \
+                 WHERE r.finished_at IS NOT NULL ORDER BY {order}, e.id"
+            )
+        };
+        sqlx::query(AssertSqlSafe(sql))
+            .fetch(&mut *self.tx)
+            .map(|row| EvidenceRow::from_row(&row?))
+            .boxed()
+    }
+
+    /// The rows that name the object at `key` (rare: verify asks when sizes disagree).
+    pub async fn rows_naming(&mut self, key: &str) -> Result<Vec<EvidenceRow>, DbError> {
+        let sql =
+            format!("SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE object_key = $1 ORDER BY id");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(key)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter().map(EvidenceRow::from_row).collect()
+    }
+
+    /// Ends the snapshot.
+    pub async fn close(self) -> Result<(), DbError> {
+        Ok(self.tx.rollback().await?)
+    }
 }
 
 async fn all_evidence<'e>(
@@ -1457,4 +1485,41 @@ async fn audit_events<'e>(
     .fetch_all(db)
     .await?;
     rows.iter().map(AuditEventRow::from_row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both engines' migration folders hold the same versions, so a database of either kind
+    /// has the same schema history.
+    #[test]
+    fn sqlite_and_postgres_migrations_have_the_same_versions() {
+        let versions = |engine: &str| -> Vec<String> {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(engine);
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let sqlite = versions("sqlite");
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, versions("postgres"));
+    }
+
+    #[test]
+    fn times_compare_as_text_even_without_a_bound() {
+        let now = ts(Utc::now());
+        assert!(ts(DateTime::<Utc>::MAX_UTC) > now);
+        assert!(
+            ts(DateTime::<Utc>::MIN_UTC) < now,
+            "{}",
+            ts(DateTime::<Utc>::MIN_UTC)
+        );
+        assert_eq!(parse_ts("t", &now).map(ts).unwrap(), now);
+    }
 }

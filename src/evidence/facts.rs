@@ -178,23 +178,12 @@ pub async fn judge(
         ))
     };
     // A local store's file is read in place; an S3 object is copied to a scratch file first.
-    let scratch = tempfile::NamedTempFile::new().map_err(|e| unreadable(&e))?;
-    let path = match app.store.local_path(row.object_key) {
-        Some(path) => path,
-        None => {
-            std::fs::remove_file(scratch.path()).map_err(|e| unreadable(&e))?;
-            app.store
-                .copy_to(row.object_key, scratch.path())
-                .await
-                .map_err(|e| unreadable(&e))?;
-            scratch.path().to_path_buf()
-        }
-    };
-    let file = std::fs::File::open(&path).map_err(|e| unreadable(&e))?;
-    let mut reader = HashingReader {
-        inner: file,
-        hasher: Sha256::new(),
-    };
+    let opened = app
+        .store
+        .open_object(row.object_key)
+        .await
+        .map_err(|e| unreadable(&e))?;
+    let mut reader = crate::store::HashingReader::new(&opened.file);
     let judged = collector.judge(&mut reader, as_of);
     std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| unreadable(&e))?;
     if hex::encode(reader.hasher.finalize()) != row.sha256 {
@@ -204,20 +193,6 @@ pub async fn judge(
         )));
     }
     Ok(judged)
-}
-
-/// A reader that hashes what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: std::io::Read> std::io::Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 /// The facts among a run's evidence rows, loaded and checked; None when the run kept none.

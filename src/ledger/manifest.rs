@@ -161,3 +161,133 @@ impl ItemView {
 pub fn read(bytes: &[u8]) -> Result<ManifestView, serde_json::Error> {
     serde_json::from_slice(bytes)
 }
+
+/// What verify reads of a manifest besides its items.
+#[derive(Debug)]
+pub struct ManifestHead {
+    pub run_id: String,
+    pub ledger_index: i64,
+}
+
+/// Reads a manifest from `reader`, handing `each` its items one at a time: a manifest of a
+/// million items is never one value. After `each` returns false the rest are parsed and dropped.
+pub fn read_each(
+    reader: impl std::io::Read,
+    each: impl FnMut(ItemView) -> bool,
+) -> Result<ManifestHead, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let head = serde::de::DeserializeSeed::deserialize(Streamed(each), &mut de)?;
+    de.end()?;
+    Ok(head)
+}
+
+/// The manifest object, its items handed to the closure.
+struct Streamed<F>(F);
+
+impl<'de, F: FnMut(ItemView) -> bool> serde::de::DeserializeSeed<'de> for Streamed<F> {
+    type Value = ManifestHead;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<ManifestHead, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(ItemView) -> bool> serde::de::Visitor<'de> for Streamed<F> {
+    type Value = ManifestHead;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a run manifest")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        mut self,
+        mut map: A,
+    ) -> Result<ManifestHead, A::Error> {
+        use serde::de::Error;
+        let (mut run_id, mut ledger_index, mut items) = (None, None, false);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "run_id" => run_id = Some(map.next_value()?),
+                "ledger_index" => ledger_index = Some(map.next_value()?),
+                "items" => {
+                    map.next_value_seed(Items(&mut self.0))?;
+                    items = true;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        if !items {
+            return Err(A::Error::missing_field("items"));
+        }
+        Ok(ManifestHead {
+            run_id: run_id.ok_or_else(|| A::Error::missing_field("run_id"))?,
+            ledger_index: ledger_index.ok_or_else(|| A::Error::missing_field("ledger_index"))?,
+        })
+    }
+}
+
+/// A manifest's items list, each handed to the closure as it is parsed.
+struct Items<'f, F>(&'f mut F);
+
+impl<'de, F: FnMut(ItemView) -> bool> serde::de::DeserializeSeed<'de> for Items<'_, F> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(ItemView) -> bool> serde::de::Visitor<'de> for Items<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of items")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut handing = true;
+        while let Some(item) = seq.next_element::<ItemView>()? {
+            handing = handing && (self.0)(item);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streamed_read_gives_the_items_and_head_a_whole_read_gives() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let mut run = RunRow::running("docs", "policy-document", "1", None, at);
+        run.id = "run-1".into();
+        run.finished_at = Some(at);
+        let row = |i: usize| {
+            let sha256 = format!("{i:064}");
+            let r = EvidenceRow {
+                run_id: run.id.clone(),
+                collector: "docs".into(),
+                name: format!("doc-{i}.md"),
+                role: crate::db::Role::Item,
+                media_type: "text/markdown".into(),
+                size: i as i64,
+                object_key: crate::store::object_key(&sha256),
+                sha256,
+                observed_at: at,
+                effective_at: None,
+                collected_at: at,
+            };
+            (r, Source::default())
+        };
+        let stored: Vec<_> = (0..5).map(row).collect();
+        let bytes = write(&run, &stored, 7);
+        let whole = read(&bytes).unwrap();
+        let mut items = Vec::new();
+        let head = read_each(&bytes[..], |i| {
+            items.push(i);
+            true
+        })
+        .unwrap();
+        assert_eq!((head.run_id.as_str(), head.ledger_index), ("run-1", 7));
+        assert_eq!(items, whole.items);
+        assert!(read_each(&b"{\"run_id\":\"r\"}"[..], |_| true).is_err());
+        assert!(read_each(&bytes[..bytes.len() - 1], |_| true).is_err());
+    }
+}

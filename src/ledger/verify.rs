@@ -2,7 +2,9 @@
 //! rows and ledger leaves against each other. Each mismatch is a [`Violation`] with its kind,
 //! location, expected and actual value.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::StreamExt;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -14,7 +16,7 @@ use crate::app::Annexa;
 use crate::base::closed_set;
 use crate::db::EvidenceRow;
 use crate::ledger;
-use crate::store::StoreError;
+use crate::store::{HashingReader, StoreError};
 
 closed_set! {
     /// What kind of mismatch a violation is; the strings are in `annexa verify --json`.
@@ -157,24 +159,32 @@ pub(super) fn violation(
 /// Checks everything; only I/O failures (an unreachable store or database) are errors.
 /// `trusted` is a checkpoint (signed note) the caller trusts; the ledger must extend it.
 /// `rolling` re-hashes only the objects the rolling scrub plans (see [`super::scrub`]); every
-/// other check is made in full either way.
+/// other check is made in full either way. Memory grows with the number of objects (a few
+/// dozen bytes each), not with their rows or a manifest's items: the rows are streamed run by
+/// run, each beside its manifest read as a stream.
 pub async fn verify(
     app: &Annexa,
     trusted: Option<&str>,
     rolling: bool,
 ) -> anyhow::Result<VerifyReport> {
     let started = app.clock.now();
-    // The store's listing and the database's rows at once: for a small store they are most of
-    // the time a verify takes.
+    // One snapshot of the database: runs that commit meanwhile are wholly in it or wholly out,
+    // so a verify beside a collection sees no half.
+    let mut snapshot = app.db.snapshot().await?;
+    // The store's listing and the database's tables at once: for a small store they are most
+    // of the time a verify takes.
     let listing = async { Ok::<_, anyhow::Error>(app.store.list("objects").await?) };
-    let rows = async { Ok::<_, anyhow::Error>(app.db.verify_rows().await?) };
-    let (listed, rows) = tokio::try_join!(listing, rows)?;
-    let crate::db::VerifyRows {
-        evidence,
-        runs,
-        ledger: leaves,
-        audit_events: events,
-    } = rows;
+    let tables = async {
+        let runs = snapshot.runs().await?;
+        let leaves = snapshot.ledger().await?;
+        let events = snapshot.audit_events().await?;
+        Ok::<_, anyhow::Error>((runs, leaves, events))
+    };
+    let (listed, (runs, leaves, events)) = tokio::try_join!(listing, tables)?;
+    let mut objects = Objects::default();
+    for key in listed {
+        objects.entry(&key).listed = true;
+    }
     // The verifies so far (their events are in ledger order, which is time order).
     let passes = scrub::passes(
         events
@@ -187,195 +197,252 @@ pub async fn verify(
         Scope::Full
     };
     let mut violations = Vec::new();
+    let mut row_violations = Vec::new();
+    let mut manifest_violations = Vec::new();
     let mut notes = Vec::new();
 
-    // 1. Every object, listed or referenced, is there; those in scope are re-hashed, and a
-    // key names its hash. When each object was first recorded: the end of the first run whose
-    // rows name it.
-    let finished: BTreeMap<&str, chrono::DateTime<chrono::Utc>> = runs
-        .iter()
-        .filter_map(|r| Some((r.id.as_str(), r.finished_at?)))
-        .collect();
-    let mut written: BTreeMap<&str, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
-    for row in &evidence {
-        let at = finished
-            .get(row.run_id.as_str())
-            .copied()
-            .unwrap_or(row.collected_at);
-        let first = written.entry(row.object_key.as_str()).or_insert(at);
-        *first = (*first).min(at);
+    // 1. Run by run, its rows beside its manifest: the manifest is in the store, unaltered,
+    // and lists exactly the run's rows. Each row names the object its hash names; the objects
+    // learn when each was first recorded (the end of the first run whose rows name it) and the
+    // size the rows give it.
+    let mut leaf_of_run: HashMap<String, ledger::Hash> = HashMap::new();
+    {
+        let mut rows = snapshot.evidence(false).peekable();
+        for run in &runs {
+            let this_run = |r: &Result<EvidenceRow, crate::db::DbError>| {
+                r.as_ref().map_or(true, |r| r.run_id == run.id)
+            };
+            let mut items = match &run.manifest_key {
+                None => {
+                    notes.push(format!(
+                        "run {} of `{}` failed before it could be recorded: {}",
+                        run.id,
+                        run.collector,
+                        run.error.as_deref().unwrap_or("no reason recorded")
+                    ));
+                    None
+                }
+                Some(key) => match app.store.open_object(key).await {
+                    Ok(opened) => Some(read_manifest(opened)),
+                    Err(StoreError::NotFound { .. }) => {
+                        manifest_violations.push(violation(
+                            ViolationKind::ManifestMissing,
+                            key,
+                            run.manifest_sha256.clone().unwrap_or_default(),
+                            "no such object",
+                        ));
+                        None
+                    }
+                    Err(
+                        e @ (StoreError::Unauthorized { .. } | StoreError::NoSuchBucket { .. }),
+                    ) => {
+                        return Err(anyhow::anyhow!("reading {key}: {e}"));
+                    }
+                    Err(e) => {
+                        manifest_violations.push(violation(
+                            ViolationKind::ManifestUnreadable,
+                            key,
+                            "a run manifest",
+                            e.to_string(),
+                        ));
+                        None
+                    }
+                },
+            };
+            // Items and rows pair off while they agree (a manifest lists the rows in the order
+            // they were stored); what is left of either side is compared as a set.
+            let (mut paired, mut listed, mut recorded) = (0usize, Vec::new(), Vec::new());
+            loop {
+                let row = match std::pin::Pin::new(&mut rows).next_if(this_run).await {
+                    Some(row) => Some(row?),
+                    None => None,
+                };
+                let item = match &mut items {
+                    Some(m) => m.items.recv().await,
+                    None => None,
+                };
+                if row.is_none() && item.is_none() {
+                    break;
+                }
+                let row = row.map(|row| {
+                    let at = run.finished_at.unwrap_or(row.collected_at);
+                    check_row(&row, at, &mut objects, &mut row_violations);
+                    ItemView::of_row(&row)
+                });
+                if listed.is_empty() && recorded.is_empty() && row.is_some() && row == item {
+                    paired += 1;
+                } else {
+                    recorded.extend(row);
+                    listed.extend(item);
+                }
+            }
+            let (Some(key), Some(manifest)) = (&run.manifest_key, items) else {
+                continue;
+            };
+            let read = manifest
+                .done
+                .await
+                .expect("the manifest reader does not panic");
+            let (head, sha, leaf) = match read {
+                Ok(read) => read,
+                Err(e) => {
+                    manifest_violations.push(violation(
+                        ViolationKind::ManifestUnreadable,
+                        key,
+                        "a run manifest",
+                        e.to_string(),
+                    ));
+                    continue;
+                }
+            };
+            leaf_of_run.insert(run.id.clone(), leaf);
+            if Some(&sha) != run.manifest_sha256.as_ref() {
+                manifest_violations.push(violation(
+                    ViolationKind::ManifestAltered,
+                    key,
+                    run.manifest_sha256.clone().unwrap_or_default(),
+                    sha,
+                ));
+            }
+            match head {
+                Ok(m) => {
+                    listed.sort();
+                    recorded.sort();
+                    if listed != recorded
+                        || m.run_id != run.id
+                        || Some(m.ledger_index) != run.ledger_index
+                    {
+                        manifest_violations.push(violation(
+                            ViolationKind::ManifestMismatch,
+                            key,
+                            format!(
+                                "run {} with {} items at ledger index {:?}",
+                                run.id,
+                                paired + recorded.len(),
+                                run.ledger_index
+                            ),
+                            format!(
+                                "run {} with {} items at ledger index {}",
+                                m.run_id,
+                                paired + listed.len(),
+                                m.ledger_index
+                            ),
+                        ));
+                    }
+                }
+                Err(e) => manifest_violations.push(violation(
+                    ViolationKind::ManifestUnreadable,
+                    key,
+                    "a run manifest",
+                    e.to_string(),
+                )),
+            }
+        }
     }
-    // Objects rows name that the store does not list: missing, unless a re-hash finds them.
-    let unlisted: Vec<(&str, chrono::DateTime<chrono::Utc>)> = written
-        .iter()
-        .filter(|(key, _)| listed.binary_search_by(|k| k.as_str().cmp(key)).is_err())
-        .map(|(key, at)| (*key, *at))
-        .collect();
-    let objects_in_store = listed.len() + unlisted.len();
-    let mut keys = listed;
-    for (key, at) in &unlisted {
-        if scope.covers(key, Some(*at)) {
-            keys.push(key.to_string());
-        } else {
+    // Rows of no finished run still name objects.
+    {
+        let mut orphans = snapshot.evidence(true);
+        while let Some(row) = orphans.next().await {
+            let row = row?;
+            check_row(&row, row.collected_at, &mut objects, &mut row_violations);
+        }
+    }
+
+    // 2. Every object, listed or named by a row, is there; those in scope are re-hashed (in
+    // batches, so a million keys are never strings at once), and a key names its hash.
+    let objects_in_store = objects.len();
+    // The keys to re-hash: by digest (32 bytes each), as strings only a batch at a time.
+    let (mut hashed_scope, mut other_scope) = (Vec::new(), Vec::new());
+    for (key, object) in objects.iter() {
+        if scope.covers(&key, object.first_at) {
+            match digest_of(&key) {
+                Some(d) => hashed_scope.push(d),
+                None => other_scope.push(key),
+            }
+        } else if !object.listed {
+            // Named by rows, not listed, and not re-hashed now: missing.
             violations.push(violation(
                 ViolationKind::ObjectMissing,
-                *key,
+                &key,
                 key.rsplit('/').next().unwrap_or_default(),
                 "no such object",
             ));
         }
     }
-    keys.retain(|k| scope.covers(k, written.get(k.as_str()).copied()));
-    keys.sort_unstable();
-    let keys = std::sync::Arc::new(keys);
+    let in_scope = hashed_scope.len() + other_scope.len();
     // Shown only on a terminal.
-    let progress = indicatif::ProgressBar::new(keys.len() as u64).with_style(
+    let progress = indicatif::ProgressBar::new(in_scope as u64).with_style(
         indicatif::ProgressStyle::with_template(
             "verifying {pos}/{len} objects [{elapsed_precise}] {wide_bar} {eta} left",
         )
         .expect("a valid template"),
     );
-    let results = app
-        .store
-        .hash_all(
-            keys.clone(),
-            app.config.verify.concurrency,
-            progress.clone(),
-        )
-        .await?;
-    progress.finish_and_clear();
-    let hashed = Hashed {
-        keys: &keys,
-        results: &results,
-    };
-    let mut bytes_hashed = 0;
-    for (key, result) in keys.iter().zip(&results) {
-        let named = key.rsplit('/').next().unwrap_or_default();
-        match result {
-            Ok((sha, size)) => {
-                bytes_hashed += size;
-                if sha != named {
-                    violations.push(violation(ViolationKind::ObjectAltered, key, named, sha));
-                }
-            }
-            Err(StoreError::NotFound { .. }) => violations.push(violation(
-                ViolationKind::ObjectMissing,
-                key,
-                named,
-                "no such object",
-            )),
-            Err(e) => violations.push(violation(
-                ViolationKind::ObjectUnreadable,
-                key,
-                named,
-                e.to_string(),
-            )),
-        }
-    }
-    for row in &evidence {
-        check_row(row, &hashed, &mut violations);
-    }
-
-    // 2. Every run manifest is in the store, unaltered, and lists exactly the run's rows.
-    let mut by_run: BTreeMap<&str, Vec<&EvidenceRow>> = BTreeMap::new();
-    for row in &evidence {
-        by_run.entry(row.run_id.as_str()).or_default().push(row);
-    }
-    let mut manifest_bytes: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let manifest_keys: Vec<&str> = runs
-        .iter()
-        .filter_map(|r| r.manifest_key.as_deref())
-        .collect();
-    let mut read = app
-        .store
-        .read_all(&manifest_keys, app.config.verify.concurrency)
-        .await
-        .into_iter();
-    for run in &runs {
-        let Some(key) = &run.manifest_key else {
-            notes.push(format!(
-                "run {} of `{}` failed before it could be recorded: {}",
-                run.id,
-                run.collector,
-                run.error.as_deref().unwrap_or("no reason recorded")
-            ));
-            continue;
+    let (mut bytes_hashed, mut sizes_to_check) = (0, Vec::new());
+    let mut done = 0;
+    while done < in_scope {
+        let batch: Vec<String> = match hashed_scope.get(done..) {
+            Some(rest) if !rest.is_empty() => rest[..rest.len().min(HASH_BATCH)]
+                .iter()
+                .map(|d| crate::store::object_key(&hex::encode(d)))
+                .collect(),
+            _ => std::mem::take(&mut other_scope),
         };
-        let bytes = match read.next().expect("one read per manifest key") {
-            Ok(b) => b,
-            Err(StoreError::NotFound { .. }) => {
-                violations.push(violation(
-                    ViolationKind::ManifestMissing,
+        done += batch.len();
+        let batch = std::sync::Arc::new(batch);
+        let results = app
+            .store
+            .hash_all(
+                batch.clone(),
+                app.config.verify.concurrency,
+                progress.clone(),
+            )
+            .await?;
+        for (key, result) in batch.iter().zip(results) {
+            let named = key.rsplit('/').next().unwrap_or_default();
+            match result {
+                Ok((sha, size)) => {
+                    bytes_hashed += size;
+                    if sha != named {
+                        violations.push(violation(ViolationKind::ObjectAltered, key, named, sha));
+                    }
+                    if objects.get(key).is_some_and(|o| {
+                        o.sizes_differ || o.row_size.is_some_and(|s| s as u64 != size)
+                    }) {
+                        sizes_to_check.push((key.clone(), size));
+                    }
+                }
+                Err(StoreError::NotFound { .. }) => violations.push(violation(
+                    ViolationKind::ObjectMissing,
                     key,
-                    run.manifest_sha256.clone().unwrap_or_default(),
+                    named,
                     "no such object",
-                ));
-                continue;
-            }
-            Err(e @ (StoreError::Unauthorized { .. } | StoreError::NoSuchBucket { .. })) => {
-                return Err(anyhow::anyhow!("reading {key}: {e}"));
-            }
-            Err(e) => {
-                violations.push(violation(
-                    ViolationKind::ManifestUnreadable,
+                )),
+                Err(e) => violations.push(violation(
+                    ViolationKind::ObjectUnreadable,
                     key,
-                    "a run manifest",
+                    named,
                     e.to_string(),
-                ));
-                continue;
+                )),
             }
-        };
-        let sha = hex::encode(Sha256::digest(&bytes));
-        if Some(&sha) != run.manifest_sha256.as_ref() {
-            violations.push(violation(
-                ViolationKind::ManifestAltered,
-                key,
-                run.manifest_sha256.clone().unwrap_or_default(),
-                sha,
-            ));
         }
-        match super::manifest::read(&bytes) {
-            Ok(m) => {
-                let mut listed = m.items;
-                listed.sort();
-                let mut recorded: Vec<ItemView> = by_run
-                    .get(run.id.as_str())
-                    .into_iter()
-                    .flatten()
-                    .map(|r| ItemView::of_row(r))
-                    .collect();
-                recorded.sort();
-                if listed != recorded
-                    || m.run_id != run.id
-                    || Some(m.ledger_index) != run.ledger_index
-                {
-                    violations.push(violation(
-                        ViolationKind::ManifestMismatch,
-                        key,
-                        format!(
-                            "run {} with {} items at ledger index {:?}",
-                            run.id,
-                            recorded.len(),
-                            run.ledger_index
-                        ),
-                        format!(
-                            "run {} with {} items at ledger index {}",
-                            m.run_id,
-                            listed.len(),
-                            m.ledger_index
-                        ),
-                    ));
-                }
-            }
-            Err(e) => violations.push(violation(
-                ViolationKind::ManifestUnreadable,
-                key,
-                "a run manifest",
-                e.to_string(),
-            )),
-        }
-        manifest_bytes.insert(run.id.clone(), bytes);
     }
+    progress.finish_and_clear();
+    // An evidence row must give the size its object has.
+    for (key, size) in sizes_to_check {
+        for row in snapshot.rows_naming(&key).await? {
+            if row.size as u64 != size {
+                row_violations.push(violation(
+                    ViolationKind::EvidenceRowAltered,
+                    format!("evidence row {} / {}", row.run_id, row.name),
+                    size.to_string(),
+                    row.size.to_string(),
+                ));
+            }
+        }
+    }
+    snapshot.close().await?;
+    violations.append(&mut row_violations);
+    violations.append(&mut manifest_violations);
     let recorded: BTreeSet<&str> = runs
         .iter()
         .filter_map(|r| r.manifest_key.as_deref())
@@ -447,9 +514,7 @@ pub async fn verify(
                         "no run row points here",
                     ));
                 }
-                manifest_bytes
-                    .get(&leaf.ref_id)
-                    .map(|b| ledger::leaf_hash(b))
+                leaf_of_run.get(&leaf.ref_id).copied()
             }
             "audit_event" => match events_by_id.get(leaf.ref_id.as_str()) {
                 Some(e) if e.ledger_index == leaf.idx => Some(audit::leaf_hash(e)),
@@ -540,13 +605,13 @@ pub async fn verify(
     Ok(VerifyReport {
         store: app.store.location(),
         checkpoints_checked,
-        objects_checked: keys.len(),
+        objects_checked: in_scope,
         objects_in_store,
         coverage: Some(Coverage::new(
             &scope,
             started,
             &passes,
-            keys.len(),
+            in_scope,
             bytes_hashed,
         )),
         bytes_hashed,
@@ -558,41 +623,121 @@ pub async fn verify(
     })
 }
 
-/// Every re-hashed object: sorted keys, and their results in the same order.
-struct Hashed<'a> {
-    keys: &'a [String],
-    results: &'a [crate::store::HashResult],
+/// Objects re-hashed per call to the store: their keys are strings only a batch at a time.
+const HASH_BATCH: usize = 4096;
+
+/// What verify knows of each object: whether the store lists it, and what the rows naming it
+/// say. A million objects take a few dozen MiB.
+#[derive(Default)]
+struct Objects {
+    /// Keys of the form `objects/sha256/<2 hex>/<64 hex>`, by their digest.
+    hashed: BTreeMap<[u8; 32], Object>,
+    /// Any other key: a stray file, or a key a tampered row names.
+    other: BTreeMap<String, Object>,
 }
 
-impl Hashed<'_> {
-    fn get(&self, key: &str) -> Option<&crate::store::HashResult> {
-        let i = self.keys.binary_search_by(|k| k.as_str().cmp(key)).ok()?;
-        Some(&self.results[i])
+#[derive(Default)]
+struct Object {
+    listed: bool,
+    /// When a row first named it: the end of the first run whose rows do.
+    first_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The size the first row naming it gives, and whether another row gives another.
+    row_size: Option<i64>,
+    sizes_differ: bool,
+}
+
+impl Objects {
+    fn entry(&mut self, key: &str) -> &mut Object {
+        match digest_of(key) {
+            Some(d) => self.hashed.entry(d).or_default(),
+            None => self.other.entry(key.to_string()).or_default(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Object> {
+        match digest_of(key) {
+            Some(d) => self.hashed.get(&d),
+            None => self.other.get(key),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.hashed.len() + self.other.len()
+    }
+
+    /// Every object and its key.
+    fn iter(&self) -> impl Iterator<Item = (String, &Object)> {
+        let hashed = self
+            .hashed
+            .iter()
+            .map(|(d, o)| (crate::store::object_key(&hex::encode(d)), o));
+        hashed.chain(self.other.iter().map(|(k, o)| (k.clone(), o)))
     }
 }
 
-/// An evidence row must name the object its hash names, with the size the object has.
-fn check_row(row: &EvidenceRow, hashed: &Hashed, violations: &mut Vec<Violation>) {
-    let location = format!("evidence row {} / {}", row.run_id, row.name);
+/// The digest an object key names, when it is a content address (lower-case hex, in its
+/// two-digit folder).
+fn digest_of(key: &str) -> Option<[u8; 32]> {
+    let (shard, name) = key.strip_prefix("objects/sha256/")?.split_once('/')?;
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(name, &mut digest).ok()?;
+    (shard.len() == 2 && name.starts_with(shard) && hex::encode(digest) == name).then_some(digest)
+}
+
+/// An evidence row must name the object its hash names; the object learns when it was first
+/// recorded (`at`) and the size the row gives it.
+fn check_row(
+    row: &EvidenceRow,
+    at: chrono::DateTime<chrono::Utc>,
+    objects: &mut Objects,
+    violations: &mut Vec<Violation>,
+) {
     let key_hash = row.object_key.rsplit('/').next().unwrap_or_default();
     if row.sha256 != key_hash {
         violations.push(violation(
             ViolationKind::EvidenceRowAltered,
-            &location,
+            format!("evidence row {} / {}", row.run_id, row.name),
             key_hash,
             &row.sha256,
         ));
     }
-    if let Some(Ok((_, size))) = hashed.get(&row.object_key)
-        && *size != row.size as u64
-    {
-        violations.push(violation(
-            ViolationKind::EvidenceRowAltered,
-            &location,
-            size.to_string(),
-            row.size.to_string(),
-        ));
+    let object = objects.entry(&row.object_key);
+    object.first_at = Some(object.first_at.map_or(at, |first| first.min(at)));
+    match object.row_size {
+        None => object.row_size = Some(row.size),
+        Some(size) if size != row.size => object.sizes_differ = true,
+        Some(_) => {}
     }
+}
+
+/// A manifest being read as a stream on a blocking thread: its items as they are parsed, then
+/// its head (or why it cannot be parsed), the SHA-256 of its bytes and its ledger leaf hash.
+struct ManifestRead {
+    items: tokio::sync::mpsc::Receiver<ItemView>,
+    done: tokio::task::JoinHandle<std::io::Result<(ManifestHead, String, ledger::Hash)>>,
+}
+
+type ManifestHead = Result<super::manifest::ManifestHead, serde_json::Error>;
+
+fn read_manifest(opened: crate::store::Opened) -> ManifestRead {
+    let (send, items) = tokio::sync::mpsc::channel(1024);
+    let done = tokio::task::spawn_blocking(move || {
+        let mut leaf = Sha256::new();
+        leaf.update([0u8]);
+        let hashing = HashingReader {
+            inner: HashingReader::new(opened.file),
+            hasher: leaf,
+        };
+        // Buffered outside the hashers, so they hash in blocks while the parser reads bytes.
+        let mut reader = std::io::BufReader::with_capacity(256 * 1024, hashing);
+        let head = super::manifest::read_each(&mut reader, |item| send.blocking_send(item).is_ok());
+        // Every byte is hashed, whether or not it parsed.
+        std::io::copy(&mut reader, &mut std::io::sink())?;
+        let hashing = reader.into_inner();
+        let sha = hex::encode(hashing.inner.hasher.finalize());
+        Ok((head, sha, hashing.hasher.finalize().into()))
+    });
+    ManifestRead { items, done }
 }
 
 /// One checkpoint as found: where, when (as far as known), and its note.

@@ -245,6 +245,34 @@ impl EvidenceStore {
         }
     }
 
+    /// A stored object opened to be read as a stream: a local store's own file, or a scratch
+    /// copy of an S3 object (removed when the [`Opened`] drops). The caller checks its hash.
+    pub async fn open_object(&self, key: &str) -> Result<Opened, StoreError> {
+        let io = |location: &Path, cause| StoreError::Io {
+            location: location.display().to_string(),
+            cause,
+        };
+        if let Some(path) = self.local_path(key) {
+            let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => StoreError::NotFound {
+                    key: key.to_string(),
+                },
+                _ => io(&path, e),
+            })?;
+            return Ok(Opened {
+                file,
+                _scratch: None,
+            });
+        }
+        let dir = tempfile::tempdir().map_err(|e| io(&std::env::temp_dir(), e))?;
+        let path = dir.path().join("object");
+        self.copy_to(key, &path).await?;
+        Ok(Opened {
+            file: std::fs::File::open(&path).map_err(|e| io(&path, e))?,
+            _scratch: Some(dir),
+        })
+    }
+
     /// Where a stored object is on this machine's disk, for a local store (read in place).
     pub fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
         match self {
@@ -318,6 +346,35 @@ pub struct StoreObjects(pub std::sync::Arc<EvidenceStore>);
 impl annexa_collectors::ObjectSource for StoreObjects {
     async fn read(&self, key: &str) -> Result<Vec<u8>, String> {
         self.0.read(key).await.map_err(|e| e.to_string())
+    }
+}
+
+/// A stored object opened to be read ([`EvidenceStore::open_object`]).
+pub struct Opened {
+    pub file: std::fs::File,
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// A reader that hashes what passes through it.
+pub struct HashingReader<R> {
+    pub inner: R,
+    pub hasher: Sha256,
+}
+
+impl<R> HashingReader<R> {
+    pub fn new(inner: R) -> HashingReader<R> {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 
