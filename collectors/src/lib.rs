@@ -366,49 +366,55 @@ fn capped(text: &str, max: usize, keep: impl Fn(char) -> bool) -> String {
 /// never ends), and only up to `limit` bytes (a sparse or growing file cannot exhaust memory);
 /// anything else is an unavailable source, named, with what to do.
 pub async fn read_source(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, CollectError> {
-    let meta = source_meta(path, limit).await?;
-    read_checked(path, &meta, limit).await
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || read_source_now(&path, limit))
+        .await
+        .map_err(|e| CollectError::SourceUnavailable {
+            what: "a source file".into(),
+            reason: e.to_string(),
+        })?
+}
+
+/// [`read_source`] on this thread, for a collector already off the async runtime: one
+/// blocking task per file rather than one per system call.
+pub fn read_source_now(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, CollectError> {
+    let meta = source_meta_now(path, limit)?;
+    read_checked_now(path, &meta, limit)
 }
 
 /// The metadata of a source file that [`check_regular`] accepts, or why it is unavailable.
-pub async fn source_meta(
+pub fn source_meta_now(
     path: &std::path::Path,
     limit: u64,
 ) -> Result<std::fs::Metadata, CollectError> {
-    let unavailable = |reason: String| CollectError::SourceUnavailable {
-        what: path.display().to_string(),
-        reason,
-    };
-    let meta = tokio::fs::metadata(path)
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    check_regular(&meta, limit).map_err(unavailable)?;
+    let meta = std::fs::metadata(path).map_err(|e| unavailable(path, e.to_string()))?;
+    check_regular(&meta, limit).map_err(|e| unavailable(path, e))?;
     Ok(meta)
 }
 
-/// [`read_source`] of a file whose metadata [`source_meta`] already checked.
-pub async fn read_checked(
+/// [`read_source_now`] of a file whose metadata [`source_meta_now`] already checked.
+pub fn read_checked_now(
     path: &std::path::Path,
     meta: &std::fs::Metadata,
     limit: u64,
 ) -> Result<Vec<u8>, CollectError> {
-    use tokio::io::AsyncReadExt;
-    let unavailable = |reason: String| CollectError::SourceUnavailable {
-        what: path.display().to_string(),
-        reason,
-    };
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| unavailable(path, e.to_string()))?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(limit + 1)
         .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
+        .map_err(|e| unavailable(path, e.to_string()))?;
     if bytes.len() as u64 > limit {
-        return Err(unavailable(too_large(limit)));
+        return Err(unavailable(path, too_large(limit)));
     }
     Ok(bytes)
+}
+
+fn unavailable(path: &std::path::Path, reason: String) -> CollectError {
+    CollectError::SourceUnavailable {
+        what: path.display().to_string(),
+        reason,
+    }
 }
 
 /// A source must be a regular file of at most `limit` bytes.

@@ -729,15 +729,22 @@ const WHOLE: u64 = 1024 * 1024;
 /// Reads one document within the size cap: whole when small, else in chunks, checking that
 /// it is UTF-8 and keeping only the start of its text.
 async fn read_document(path: &Path, limit: u64, pdf: bool) -> Result<ReadDocument, CollectError> {
-    let unavailable = |reason: String| CollectError::SourceUnavailable {
-        what: path.display().to_string(),
-        reason,
-    };
-    let meta = crate::source_meta(path, limit).await?;
+    // One blocking task per document, not one per system call.
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || read_document_now(&owned, limit, pdf))
+        .await
+        .map_err(|e| CollectError::SourceUnavailable {
+            what: path.display().to_string(),
+            reason: e.to_string(),
+        })?
+}
+
+fn read_document_now(path: &Path, limit: u64, pdf: bool) -> Result<ReadDocument, CollectError> {
+    let meta = crate::source_meta_now(path, limit)?;
     if meta.len() <= WHOLE {
-        let bytes = crate::read_checked(path, &meta, limit).await?;
+        let bytes = crate::read_checked_now(path, &meta, limit)?;
         let text = (!pdf)
-            .then(|| String::from_utf8(bytes.clone()).ok())
+            .then(|| std::str::from_utf8(&bytes).ok().map(str::to_string))
             .flatten();
         return Ok(ReadDocument {
             body: Body::Bytes(bytes),
@@ -747,11 +754,10 @@ async fn read_document(path: &Path, limit: u64, pdf: bool) -> Result<ReadDocumen
     let text = if pdf {
         None
     } else {
-        let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || utf8_start(&path))
-            .await
-            .map_err(|e| unavailable(e.to_string()))?
-            .map_err(|e| unavailable(e.to_string()))?
+        utf8_start(path).map_err(|e| CollectError::SourceUnavailable {
+            what: path.display().to_string(),
+            reason: e.to_string(),
+        })?
     };
     Ok(ReadDocument {
         body: Body::File(path.to_path_buf()),

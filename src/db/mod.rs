@@ -1153,7 +1153,11 @@ impl Db {
             .fetch_one(&mut *tx)
             .await?;
         let next_index = row.try_get::<i64, _>("next")?;
-        Ok(AppendTx { tx, next_index })
+        Ok(AppendTx {
+            tx,
+            next_index,
+            engine: self.engine,
+        })
     }
 
     /// Appends one audit event and its ledger leaf (the leaf hash is the ledger's to compute:
@@ -1191,6 +1195,7 @@ pub struct AppendTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     /// The index the next leaf gets.
     pub next_index: i64,
+    engine: Engine,
 }
 
 impl AppendTx {
@@ -1214,13 +1219,16 @@ impl AppendTx {
         Ok(idx)
     }
 
-    /// Records a finished run: its final row, evidence rows, findings and ledger leaf (the hash
-    /// of its manifest, already in the store at `run.manifest_key`).
     /// Inserts evidence rows of the run being recorded, many to a statement.
     pub async fn insert_evidence(&mut self, evidence: &[EvidenceRow]) -> Result<(), DbError> {
-        // 11 columns: SQLite takes at most 32,766 parameters in one statement.
-        const ROWS: usize = 500;
-        for batch in evidence.chunks(ROWS) {
+        // PostgreSQL: many rows to a round trip. SQLite, in process, gains little from long
+        // statements, and sqlx looks up each parameter's name in a list as long as the
+        // statement's: 500 rows (5,500 parameters) cost more in lookups than in inserting.
+        let rows = match self.engine {
+            Engine::Sqlite => 32,
+            Engine::Postgres => 500,
+        };
+        for batch in evidence.chunks(rows) {
             let values: Vec<String> = (0..batch.len())
                 .map(|r| {
                     let cols: Vec<String> = (1..=11).map(|c| format!("${}", r * 11 + c)).collect();
@@ -1251,6 +1259,8 @@ impl AppendTx {
         Ok(())
     }
 
+    /// Records a finished run: its final row, evidence rows, findings and ledger leaf (the hash
+    /// of its manifest, already in the store at `run.manifest_key`).
     pub async fn record_run(
         &mut self,
         run: &RunRow,
