@@ -597,9 +597,12 @@ impl Db {
         run_id: &str,
         limit: usize,
     ) -> Result<(Vec<EvidenceRow>, u64), DbError> {
+        // Items from the first stored, the facts from the last (a run stores them last).
         let page = |role: Role, limit: usize| {
+            let order = if role == Role::Facts { "DESC" } else { "" };
             let sql = format!(
-                "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE run_id = $1 AND role = $2 ORDER BY id LIMIT $3"
+                "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE run_id = $1 AND role = $2 \
+                 ORDER BY id {order} LIMIT $3"
             );
             async move {
                 sqlx::query(AssertSqlSafe(sql))
@@ -1375,15 +1378,11 @@ pub struct Snapshot {
     tx: sqlx::Transaction<'static, sqlx::Any>,
 }
 
-/// A finished run's rows join its run row in this order: the order of [`Snapshot::runs`].
-const RUN_ORDER: &str = "ledger_index, id";
-
 impl Snapshot {
-    /// Every finished run, in ledger order.
+    /// Every finished run, by id: the order of [`Snapshot::evidence`].
     pub async fn runs(&mut self) -> Result<Vec<RunRow>, DbError> {
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NOT NULL ORDER BY {RUN_ORDER}"
-        );
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NOT NULL ORDER BY id");
         let rows = sqlx::query(AssertSqlSafe(sql))
             .fetch_all(&mut *self.tx)
             .await?;
@@ -1398,34 +1397,11 @@ impl Snapshot {
         audit_events(&mut *self.tx).await
     }
 
-    /// The evidence rows of finished runs, run by run in the order of [`Snapshot::runs`], each
-    /// run's in the order they were stored; then (`orphans`) the rows of no finished run.
-    pub fn evidence(
-        &mut self,
-        orphans: bool,
-    ) -> futures::stream::BoxStream<'_, Result<EvidenceRow, DbError>> {
+    /// Every evidence row, by run id and then in the order they were stored: an index range
+    /// (`evidence_by_run`), not a sort of a million rows.
+    pub fn evidence(&mut self) -> futures::stream::BoxStream<'_, Result<EvidenceRow, DbError>> {
         use futures::StreamExt;
-        let columns = EVIDENCE_COLUMNS
-            .split(", ")
-            .map(|c| format!("e.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = if orphans {
-            format!(
-                "SELECT {columns} FROM evidence e WHERE e.run_id NOT IN \
-                 (SELECT id FROM runs WHERE finished_at IS NOT NULL) ORDER BY e.id"
-            )
-        } else {
-            let order = RUN_ORDER
-                .split(", ")
-                .map(|c| format!("r.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(
-                "SELECT {columns} FROM evidence e JOIN runs r ON r.id = e.run_id \
-                 WHERE r.finished_at IS NOT NULL ORDER BY {order}, e.id"
-            )
-        };
+        let sql = format!("SELECT {EVIDENCE_COLUMNS} FROM evidence ORDER BY run_id, id");
         sqlx::query(AssertSqlSafe(sql))
             .fetch(&mut *self.tx)
             .map(|row| EvidenceRow::from_row(&row?))

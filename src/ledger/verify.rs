@@ -16,7 +16,7 @@ use crate::app::Annexa;
 use crate::base::closed_set;
 use crate::db::EvidenceRow;
 use crate::ledger;
-use crate::store::{HashingReader, StoreError};
+use crate::store::{HashingReader, StoreError, digest_of};
 
 closed_set! {
     /// What kind of mismatch a violation is; the strings are in `annexa verify --json`.
@@ -173,7 +173,7 @@ pub async fn verify(
     let mut snapshot = app.db.snapshot().await?;
     // The store's listing and the database's tables at once: for a small store they are most
     // of the time a verify takes.
-    let listing = async { Ok::<_, anyhow::Error>(app.store.list("objects").await?) };
+    let listing = async { Ok::<_, anyhow::Error>(app.store.list_objects().await?) };
     let tables = async {
         let runs = snapshot.runs().await?;
         let leaves = snapshot.ledger().await?;
@@ -181,10 +181,7 @@ pub async fn verify(
         Ok::<_, anyhow::Error>((runs, leaves, events))
     };
     let (listed, (runs, leaves, events)) = tokio::try_join!(listing, tables)?;
-    let mut objects = Objects::default();
-    for key in listed {
-        objects.entry(&key).listed = true;
-    }
+    let mut objects = Objects::listed(listed);
     // The verifies so far (their events are in ledger order, which is time order).
     let passes = scrub::passes(
         events
@@ -207,8 +204,20 @@ pub async fn verify(
     // size the rows give it.
     let mut leaf_of_run: HashMap<String, ledger::Hash> = HashMap::new();
     {
-        let mut rows = snapshot.evidence(false).peekable();
-        for run in &runs {
+        let finished: std::collections::HashSet<&str> =
+            runs.iter().map(|r| r.id.as_str()).collect();
+        // Rows of no finished run still name objects; they sort among the others.
+        let orphan = |r: &Result<EvidenceRow, crate::db::DbError>| {
+            r.as_ref()
+                .map_or(true, |r| !finished.contains(r.run_id.as_str()))
+        };
+        let mut rows = snapshot.evidence().peekable();
+        for run in runs.iter().map(Some).chain([None]) {
+            while let Some(row) = std::pin::Pin::new(&mut rows).next_if(orphan).await {
+                let row = row?;
+                check_row(&row, row.collected_at, &mut objects, &mut row_violations);
+            }
+            let Some(run) = run else { break };
             let this_run = |r: &Result<EvidenceRow, crate::db::DbError>| {
                 r.as_ref().map_or(true, |r| r.run_id == run.id)
             };
@@ -258,7 +267,7 @@ pub async fn verify(
                     None => None,
                 };
                 let item = match &mut items {
-                    Some(m) => m.items.recv().await,
+                    Some(m) => m.next().await,
                     None => None,
                 };
                 if row.is_none() && item.is_none() {
@@ -337,14 +346,6 @@ pub async fn verify(
                     e.to_string(),
                 )),
             }
-        }
-    }
-    // Rows of no finished run still name objects.
-    {
-        let mut orphans = snapshot.evidence(true);
-        while let Some(row) = orphans.next().await {
-            let row = row?;
-            check_row(&row, row.collected_at, &mut objects, &mut row_violations);
         }
     }
 
@@ -627,11 +628,12 @@ pub async fn verify(
 const HASH_BATCH: usize = 4096;
 
 /// What verify knows of each object: whether the store lists it, and what the rows naming it
-/// say. A million objects take a few dozen MiB.
-#[derive(Default)]
+/// say. A million objects take about 64 MiB.
 struct Objects {
-    /// Keys of the form `objects/sha256/<2 hex>/<64 hex>`, by their digest.
-    hashed: BTreeMap<[u8; 32], Object>,
+    /// The content-addressed objects the store lists, by digest (sorted).
+    listed: Vec<([u8; 32], Object)>,
+    /// Content-addressed objects only rows name.
+    unlisted: BTreeMap<[u8; 32], Object>,
     /// Any other key: a stray file, or a key a tampered row names.
     other: BTreeMap<String, Object>,
 }
@@ -647,41 +649,51 @@ struct Object {
 }
 
 impl Objects {
+    fn listed(listing: crate::store::Listing) -> Objects {
+        let listed = || Object {
+            listed: true,
+            ..Object::default()
+        };
+        Objects {
+            listed: listing.digests.into_iter().map(|d| (d, listed())).collect(),
+            unlisted: BTreeMap::new(),
+            other: listing.other.into_iter().map(|k| (k, listed())).collect(),
+        }
+    }
+
     fn entry(&mut self, key: &str) -> &mut Object {
-        match digest_of(key) {
-            Some(d) => self.hashed.entry(d).or_default(),
-            None => self.other.entry(key.to_string()).or_default(),
+        let Some(d) = digest_of(key) else {
+            return self.other.entry(key.to_string()).or_default();
+        };
+        match self.listed.binary_search_by(|(l, _)| l.cmp(&d)) {
+            Ok(i) => &mut self.listed[i].1,
+            Err(_) => self.unlisted.entry(d).or_default(),
         }
     }
 
     fn get(&self, key: &str) -> Option<&Object> {
-        match digest_of(key) {
-            Some(d) => self.hashed.get(&d),
-            None => self.other.get(key),
+        let Some(d) = digest_of(key) else {
+            return self.other.get(key);
+        };
+        match self.listed.binary_search_by(|(l, _)| l.cmp(&d)) {
+            Ok(i) => Some(&self.listed[i].1),
+            Err(_) => self.unlisted.get(&d),
         }
     }
 
     fn len(&self) -> usize {
-        self.hashed.len() + self.other.len()
+        self.listed.len() + self.unlisted.len() + self.other.len()
     }
 
     /// Every object and its key.
     fn iter(&self) -> impl Iterator<Item = (String, &Object)> {
-        let hashed = self
-            .hashed
-            .iter()
-            .map(|(d, o)| (crate::store::object_key(&hex::encode(d)), o));
-        hashed.chain(self.other.iter().map(|(k, o)| (k.clone(), o)))
+        let key = |d: &[u8; 32]| crate::store::object_key(&hex::encode(d));
+        let listed = self.listed.iter().map(move |(d, o)| (key(d), o));
+        let unlisted = self.unlisted.iter().map(move |(d, o)| (key(d), o));
+        listed
+            .chain(unlisted)
+            .chain(self.other.iter().map(|(k, o)| (k.clone(), o)))
     }
-}
-
-/// The digest an object key names, when it is a content address (lower-case hex, in its
-/// two-digit folder).
-fn digest_of(key: &str) -> Option<[u8; 32]> {
-    let (shard, name) = key.strip_prefix("objects/sha256/")?.split_once('/')?;
-    let mut digest = [0u8; 32];
-    hex::decode_to_slice(name, &mut digest).ok()?;
-    (shard.len() == 2 && name.starts_with(shard) && hex::encode(digest) == name).then_some(digest)
 }
 
 /// An evidence row must name the object its hash names; the object learns when it was first
@@ -713,14 +725,31 @@ fn check_row(
 /// A manifest being read as a stream on a blocking thread: its items as they are parsed, then
 /// its head (or why it cannot be parsed), the SHA-256 of its bytes and its ledger leaf hash.
 struct ManifestRead {
-    items: tokio::sync::mpsc::Receiver<ItemView>,
+    /// Items come in batches: one hand-over per item cost a thread wake-up each.
+    batches: tokio::sync::mpsc::Receiver<Vec<ItemView>>,
+    batch: std::vec::IntoIter<ItemView>,
     done: tokio::task::JoinHandle<std::io::Result<(ManifestHead, String, ledger::Hash)>>,
 }
+
+impl ManifestRead {
+    /// The next item, or None after the last.
+    async fn next(&mut self) -> Option<ItemView> {
+        loop {
+            if let Some(item) = self.batch.next() {
+                return Some(item);
+            }
+            self.batch = self.batches.recv().await?.into_iter();
+        }
+    }
+}
+
+/// Items handed over at once.
+const ITEM_BATCH: usize = 512;
 
 type ManifestHead = Result<super::manifest::ManifestHead, serde_json::Error>;
 
 fn read_manifest(opened: crate::store::Opened) -> ManifestRead {
-    let (send, items) = tokio::sync::mpsc::channel(1024);
+    let (send, batches) = tokio::sync::mpsc::channel(4);
     let done = tokio::task::spawn_blocking(move || {
         let mut leaf = Sha256::new();
         leaf.update([0u8]);
@@ -730,14 +759,32 @@ fn read_manifest(opened: crate::store::Opened) -> ManifestRead {
         };
         // Buffered outside the hashers, so they hash in blocks while the parser reads bytes.
         let mut reader = std::io::BufReader::with_capacity(256 * 1024, hashing);
-        let head = super::manifest::read_each(&mut reader, |item| send.blocking_send(item).is_ok());
+        let mut batch = Vec::with_capacity(ITEM_BATCH);
+        let head = super::manifest::read_each(&mut reader, |item| {
+            batch.push(item);
+            batch.len() < ITEM_BATCH
+                || send
+                    .blocking_send(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(ITEM_BATCH),
+                    ))
+                    .is_ok()
+        });
+        if !batch.is_empty() {
+            let _ = send.blocking_send(batch);
+        }
+        drop(send);
         // Every byte is hashed, whether or not it parsed.
         std::io::copy(&mut reader, &mut std::io::sink())?;
         let hashing = reader.into_inner();
         let sha = hex::encode(hashing.inner.hasher.finalize());
         Ok((head, sha, hashing.hasher.finalize().into()))
     });
-    ManifestRead { items, done }
+    ManifestRead {
+        batches,
+        batch: Vec::new().into_iter(),
+        done,
+    }
 }
 
 /// One checkpoint as found: where, when (as far as known), and its note.

@@ -27,6 +27,8 @@ pub struct FsStore {
     /// Folders that gained an object whose link is not yet fsynced ([`FsStore::sync`]): a
     /// run's objects share one fsync per folder instead of one each.
     unsynced: Arc<std::sync::Mutex<std::collections::BTreeSet<PathBuf>>>,
+    /// Folders this process made or found, so an object does not cost a `mkdir` each.
+    made: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
 impl FsStore {
@@ -35,6 +37,7 @@ impl FsStore {
         FsStore {
             root: root.to_path_buf(),
             unsynced: Arc::default(),
+            made: Arc::default(),
         }
     }
 
@@ -131,16 +134,21 @@ impl FsStore {
     }
 
     fn put_from(&self, bytes: &mut &[u8], batched: bool) -> Result<StoredObject, StoreError> {
-        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(|e| self.io(e))?;
-        tmp.write_all(bytes).map_err(|e| self.io(e))?;
         let sha256 = hex::encode(Sha256::digest(&bytes[..]));
-        let key = object_key(&sha256);
-        self.commit(tmp, &key, batched)?;
-        Ok(StoredObject {
-            key,
+        let stored = StoredObject {
+            key: object_key(&sha256),
             sha256,
             size: bytes.len() as u64,
-        })
+        };
+        // The same bytes are stored already (a document unchanged since the last run): as
+        // when the link below finds its key taken, nothing is written.
+        if self.path_of(&stored.key)?.symlink_metadata().is_ok() {
+            return Ok(stored);
+        }
+        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(|e| self.io(e))?;
+        tmp.write_all(bytes).map_err(|e| self.io(e))?;
+        self.commit(tmp, &stored.key, batched)?;
+        Ok(stored)
     }
 
     /// Fsyncs every folder that gained an object since the last call: after it, every object
@@ -216,12 +224,27 @@ impl FsStore {
         let target = self.path_of(key)?;
         tmp.as_file().sync_all().map_err(|e| self.io(e))?;
         let dir = target.parent().expect("keys have a folder");
-        std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
-        let created = match std::fs::hard_link(tmp.path(), &target) {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(self.io(e)),
+        if !self.made.lock().expect("not poisoned").contains(dir) {
+            std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
+            self.made
+                .lock()
+                .expect("not poisoned")
+                .insert(dir.to_path_buf());
+        }
+        let link = || match std::fs::hard_link(tmp.path(), &target) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
         };
+        let created = match link() {
+            // The folder went away since this process made it: make it again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
+                link()
+            }
+            linked => linked,
+        }
+        .map_err(|e| self.io(e))?;
         if created && batched {
             self.unsynced
                 .lock()
@@ -342,7 +365,7 @@ impl FsStore {
             let mut keys = Vec::new();
             let start = store.root.join(&prefix);
             if start.exists() {
-                walk(&start, &prefix, &mut keys).map_err(|e| store.io(e))?;
+                walk(&start, &prefix, &mut |k| keys.push(k)).map_err(|e| store.io(e))?;
             }
             // Each folder is walked in order, so this only confirms the order (a name with a
             // character below `/` can sort before a folder it extends).
@@ -351,11 +374,25 @@ impl FsStore {
         })
         .await
     }
+
+    /// [`FsStore::list`] of `objects/`, each key kept as [`super::Listing`] keeps it.
+    pub async fn list_objects(&self) -> Result<super::Listing, StoreError> {
+        let store = self.clone();
+        blocking(move || {
+            let mut listing = super::Listing::default();
+            let start = store.root.join("objects");
+            if start.exists() {
+                walk(&start, "objects", &mut |k| listing.add(k)).map_err(|e| store.io(e))?;
+            }
+            Ok(listing)
+        })
+        .await
+    }
 }
 
-/// Appends the key of every file under `dir` (whose key is `key`), one folder at a time in
+/// Hands `out` the key of every file under `dir` (whose key is `key`), one folder at a time in
 /// name order; the store's own `tmp` folder is not evidence.
-fn walk(dir: &Path, key: &str, out: &mut Vec<String>) -> io::Result<()> {
+fn walk(dir: &Path, key: &str, out: &mut dyn FnMut(String)) -> io::Result<()> {
     let mut entries: Vec<(String, bool)> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -370,7 +407,7 @@ fn walk(dir: &Path, key: &str, out: &mut Vec<String>) -> io::Result<()> {
             format!("{key}/{name}")
         };
         if !is_dir {
-            out.push(child);
+            out(child);
         } else if child != "tmp" {
             walk(&dir.join(&name), &child, out)?;
         }
@@ -480,12 +517,12 @@ mod tests {
     }
 
     fn objects_in(root: &Path) -> usize {
-        let mut keys = Vec::new();
+        let mut count = 0;
         let objects = root.join("objects");
         if objects.exists() {
-            walk(&objects, "objects", &mut keys).unwrap();
+            walk(&objects, "objects", &mut |_| count += 1).unwrap();
         }
-        keys.len()
+        count
     }
 
     #[test]

@@ -84,6 +84,32 @@ pub fn object_key(sha256_hex: &str) -> String {
     format!("objects/sha256/{}/{}", &sha256_hex[..2], sha256_hex)
 }
 
+/// The digest a content-addressed key names ([`object_key`]'s form, lower-case hex), or None
+/// for any other key.
+pub fn digest_of(key: &str) -> Option<[u8; 32]> {
+    let (shard, name) = key.strip_prefix("objects/sha256/")?.split_once('/')?;
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(name, &mut digest).ok()?;
+    (shard.len() == 2 && name.starts_with(shard) && hex::encode(digest) == name).then_some(digest)
+}
+
+/// What the store holds under `objects/`: content-addressed keys as their digests (sorted), 32
+/// bytes each rather than a string of 80, and any other key as itself.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub digests: Vec<[u8; 32]>,
+    pub other: Vec<String>,
+}
+
+impl Listing {
+    pub(super) fn add(&mut self, key: String) {
+        match digest_of(&key) {
+            Some(d) => self.digests.push(d),
+            None => self.other.push(key),
+        }
+    }
+}
+
 /// One handle over every backend.
 pub enum EvidenceStore {
     Fs(fs::FsStore),
@@ -336,6 +362,25 @@ impl EvidenceStore {
             #[cfg(feature = "s3")]
             EvidenceStore::S3(s) => s.list(prefix).await,
         }
+    }
+
+    /// Every key under `objects/`, compactly ([`Listing`]): a local store of a million objects
+    /// is never a million strings at once.
+    pub async fn list_objects(&self) -> Result<Listing, StoreError> {
+        let mut listing = match self {
+            EvidenceStore::Fs(s) => s.list_objects().await?,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(s) => {
+                let mut listing = Listing::default();
+                s.list("objects")
+                    .await?
+                    .into_iter()
+                    .for_each(|k| listing.add(k));
+                listing
+            }
+        };
+        listing.digests.sort_unstable();
+        Ok(listing)
     }
 }
 
