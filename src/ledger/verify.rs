@@ -212,6 +212,10 @@ pub async fn verify(
                 .map_or(true, |r| !finished.contains(r.run_id.as_str()))
         };
         let mut rows = snapshot.evidence().peekable();
+        // Manifests are opened `[verify] concurrency` runs ahead: on S3 each is a GET.
+        let mut manifests = futures::stream::iter(0..runs.len())
+            .map(|i| open_manifest(app, &runs[i]))
+            .buffered(app.config.verify.concurrency.max(1));
         for run in runs.iter().map(Some).chain([None]) {
             while let Some(row) = std::pin::Pin::new(&mut rows).next_if(orphan).await {
                 let row = row?;
@@ -221,7 +225,8 @@ pub async fn verify(
             let this_run = |r: &Result<EvidenceRow, crate::db::DbError>| {
                 r.as_ref().map_or(true, |r| r.run_id == run.id)
             };
-            let mut items = match &run.manifest_key {
+            let opened = manifests.next().await.expect("one per run");
+            let mut items = match opened {
                 None => {
                     notes.push(format!(
                         "run {} of `{}` failed before it could be recorded: {}",
@@ -231,7 +236,7 @@ pub async fn verify(
                     ));
                     None
                 }
-                Some(key) => match app.store.open_object(key).await {
+                Some((key, opened)) => match opened {
                     Ok(opened) => Some(read_manifest(opened)),
                     Err(StoreError::NotFound { .. }) => {
                         manifest_violations.push(violation(
@@ -720,6 +725,15 @@ fn check_row(
         Some(size) if size != row.size => object.sizes_differ = true,
         Some(_) => {}
     }
+}
+
+/// A run's manifest opened to be read, or None for a run that recorded none.
+async fn open_manifest<'r>(
+    app: &Annexa,
+    run: &'r crate::db::RunRow,
+) -> Option<(&'r str, Result<crate::store::Opened, StoreError>)> {
+    let key = run.manifest_key.as_deref()?;
+    Some((key, app.store.open_object(key).await))
 }
 
 /// A manifest being read as a stream on a blocking thread: its items as they are parsed, then
