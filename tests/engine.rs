@@ -609,6 +609,51 @@ fn documents_with_one_name_under_two_paths_are_both_kept_and_judged() {
     );
 }
 
+/// A file reached twice (a path listed twice) is one document; a file whose name has a `\\`
+/// is named with `/` and still read; two files that would be stored under one name fail the
+/// run naming both.
+#[test]
+fn one_file_reached_twice_is_one_document_and_two_files_under_one_name_fail_naming_both() {
+    let w = World::new();
+    w.config(
+        "[[collector]]\nname = \"policies\"\nkind = \"policy-document\"\npaths = [\"a\", \"a\"]\n",
+    );
+    w.write(
+        "a/policy.md",
+        &procedure("ISP-001", &common::reviewed_days_ago(10)),
+    );
+    w.write(
+        "a/x\\y.md",
+        &procedure("ISP-002", &common::reviewed_days_ago(10)),
+    );
+    let run = w
+        .annexa(&["collect", "policies", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(run["runs"][0]["items"], 2, "{run}");
+    let status = w.annexa(&["status", "--json"]).expect(3).json();
+    let names: Vec<String> = common::control(&status, "A.5.24")["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["object_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 3, "two documents and the facts: {names:?}");
+
+    w.write(
+        "a/x/y.md",
+        &procedure("ISP-003", &common::reviewed_days_ago(10)),
+    );
+    let failed = w.annexa(&["collect", "policies"]).expect(1);
+    assert!(
+        failed.stdout.contains("both would be stored as `a/x/y.md`")
+            && failed.stdout.contains("x\\y.md")
+            && failed.stdout.contains("x/y.md"),
+        "{}",
+        failed.stdout
+    );
+}
+
 /// Issue 15: a FIFO named `*.md` hung a collect forever; a link to /dev/zero and a sparse file
 /// of 300 MB exhausted memory; `-c /dev/zero` grew to 24 GB. Each is refused at once, named.
 #[test]

@@ -148,9 +148,10 @@ impl PolicyDocument {
     /// the root as written comes first: `a/policy.md`, `b/policy.md`). The same file reached
     /// twice is one document; two files under one name, a name that is not UTF-8, or a special
     /// file are errors naming the files: evidence is never dropped silently.
-    fn files(&self, ctx: &CollectContext) -> Result<Vec<(String, PathBuf)>, CollectError> {
+    fn files(&self, ctx: &CollectContext) -> Result<Documents, CollectError> {
         let qualify = self.config.paths.len() > 1;
-        let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut roots = Vec::new();
+        let mut found: Vec<Found> = Vec::new();
         for configured in &self.config.paths {
             let path = ctx.resolve(configured);
             let unavailable = |reason: String| CollectError::SourceUnavailable {
@@ -162,39 +163,46 @@ impl PolicyDocument {
             let root = configured.to_str().ok_or_else(|| {
                 unavailable("the path is not UTF-8; rename it so it can name evidence".into())
             })?;
-            let mut found = Vec::new();
+            let index = roots.len();
             if meta.is_dir() {
-                walk(&path, &path, &self.config.extensions, &mut found)?;
-            } else {
-                let name = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .ok_or_else(|| unavailable("the file name is not UTF-8; rename it".into()))?;
-                found.push((name.to_string(), path.clone()));
-            }
-            for (relative, file) in found {
-                let name = match (qualify, meta.is_dir()) {
-                    (false, _) => relative,
-                    (true, true) => format!("{}/{relative}", root.trim_end_matches('/')),
-                    (true, false) => root.to_string(),
+                let prefix = match qualify {
+                    true => format!("{}/", root.trim_end_matches('/')),
+                    false => String::new(),
                 };
-                match files.get(&name) {
-                    Some(other) if same_file(other, &file) => {}
-                    Some(other) => {
-                        return Err(CollectError::SourceUnavailable {
-                            what: format!("{} and {}", ctx.shown(other), ctx.shown(&file)),
-                            reason: format!(
-                                "both would be stored as `{name}`; rename one, or list them under paths that tell them apart"
-                            ),
+                walk(
+                    &path,
+                    &path,
+                    &self.config.extensions,
+                    &mut |relative, file| {
+                        let shown = relative.replace('\\', "/");
+                        found.push(Found {
+                            name: format!("{prefix}{shown}"),
+                            root: index,
+                            under: Some(prefix.len()),
+                            // A name that is not the path (a `\` made `/`) keeps its path.
+                            path: (shown != relative).then(|| file.into()),
                         });
-                    }
-                    None => {
-                        files.insert(name, file);
-                    }
-                }
+                    },
+                )?;
+            } else {
+                let name = match qualify {
+                    true => root.to_string(),
+                    false => path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .ok_or_else(|| unavailable("the file name is not UTF-8; rename it".into()))?
+                        .to_string(),
+                };
+                found.push(Found {
+                    name,
+                    root: index,
+                    under: None,
+                    path: None,
+                });
             }
+            roots.push(path);
         }
-        if files.is_empty() {
+        if found.is_empty() {
             return Err(CollectError::SourceUnavailable {
                 what: format!("{:?}", self.config.paths),
                 reason: format!(
@@ -203,7 +211,59 @@ impl PolicyDocument {
                 ),
             });
         }
-        Ok(files.into_iter().collect())
+        // One document per name: the same file reached twice is kept once.
+        found.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let mut documents = Documents {
+            roots,
+            found: Vec::with_capacity(found.len()),
+        };
+        for f in found {
+            if let Some(last) = documents.found.last()
+                && last.name == f.name
+            {
+                let (kept, other) = (documents.path(last), documents.path(&f));
+                if same_file(&kept, &other) {
+                    continue;
+                }
+                return Err(CollectError::SourceUnavailable {
+                    what: format!("{} and {}", ctx.shown(&kept), ctx.shown(&other)),
+                    reason: format!(
+                        "both would be stored as `{}`; rename one, or list them under paths that tell them apart",
+                        f.name
+                    ),
+                });
+            }
+            documents.found.push(f);
+        }
+        Ok(documents)
+    }
+}
+
+/// The documents a collection reads, by name: a name and where to find the file, not a path
+/// each (a million documents are a million names, not two million strings).
+struct Documents {
+    /// The configured paths, resolved.
+    roots: Vec<PathBuf>,
+    found: Vec<Found>,
+}
+
+/// One document: its evidence name, and the configured path it is under.
+struct Found {
+    name: String,
+    root: usize,
+    /// Where in `name` its path under the root begins; None when the root is the file.
+    under: Option<usize>,
+    /// Its path, when the name cannot give it back.
+    path: Option<Box<Path>>,
+}
+
+impl Documents {
+    fn path(&self, f: &Found) -> PathBuf {
+        match (&f.path, f.under) {
+            (Some(path), _) => path.to_path_buf(),
+            (None, Some(at)) => self.roots[f.root].join(&f.name[at..]),
+            (None, None) => self.roots[f.root].clone(),
+        }
     }
 }
 
@@ -220,7 +280,7 @@ fn walk(
     root: &Path,
     dir: &Path,
     extensions: &[String],
-    out: &mut Vec<(String, PathBuf)>,
+    out: &mut dyn FnMut(&str, &Path),
 ) -> Result<(), CollectError> {
     let unavailable = |path: &Path, reason: String| CollectError::SourceUnavailable {
         what: path.display().to_string(),
@@ -255,7 +315,7 @@ fn walk(
             )
         })?;
         crate::check_regular(&meta, u64::MAX).map_err(|e| unavailable(&path, e))?;
-        out.push((name.replace('\\', "/"), path));
+        out(name, &path);
     }
     Ok(())
 }
@@ -305,8 +365,10 @@ impl Collector for PolicyDocument {
             &summary,
         )
         .map_err(scratch)?;
-        for (name, path) in self.files(ctx)? {
-            let media_type = media_type(&name);
+        let documents = self.files(ctx)?;
+        for f in &documents.found {
+            let (name, path) = (&f.name, documents.path(f));
+            let media_type = media_type(name);
             let pdf = media_type == "application/pdf";
             let read = read_document(&path, ctx.max_source_bytes, pdf).await?;
             let stem = Path::new(&name)
@@ -323,7 +385,7 @@ impl Collector for PolicyDocument {
                 .or_else(|| self.config.documents.get(&stem))
                 .cloned()
                 .unwrap_or_default();
-            let document = document_facts(&id, &name, text, &header, &settings);
+            let document = document_facts(&id, name, text, &header, &settings);
             ctx.emit(EvidenceItem {
                 name: name.clone(),
                 media_type: media_type.to_string(),
