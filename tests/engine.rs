@@ -654,6 +654,48 @@ fn one_file_reached_twice_is_one_document_and_two_files_under_one_name_fail_nami
     );
 }
 
+/// Issue 17: a document written to while it is collected fails the run naming it, and the run
+/// records nothing: no half-read copy is evidence.
+#[test]
+fn a_document_written_while_it_is_collected_fails_the_run_naming_it() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let w = policy_world();
+    let path = w.path("policies/growing.md");
+    let mut text = procedure("growing", &common::reviewed_days_ago(10));
+    text.push_str(&"A line of the procedure, long enough to make the file large.\n".repeat(80_000));
+    std::fs::write(&path, &text).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (stop.clone(), path.clone());
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                f.write_all(b"appended while annexa reads\n").unwrap();
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        })
+    };
+    let failed = w.annexa(&["collect", "policies"]);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(failed.code, 1, "{}", failed.stdout);
+    assert!(
+        failed.stdout.contains("growing.md") && failed.stdout.contains("changed while it was read"),
+        "{}\n{}",
+        failed.stdout,
+        failed.stderr
+    );
+    // The run failed whole: no evidence of it stands.
+    let status = w.annexa(&["status", "--json"]).expect(3).json();
+    let a524 = common::control(&status, "A.5.24");
+    assert_eq!(a524["evidence"].as_array().unwrap().len(), 0, "{a524}");
+    w.annexa(&["verify"]).expect(0);
+}
+
 /// Issue 15: a FIFO named `*.md` hung a collect forever; a link to /dev/zero and a sparse file
 /// of 300 MB exhausted memory; `-c /dev/zero` grew to 24 GB. Each is refused at once, named.
 #[test]

@@ -318,23 +318,33 @@ impl S3Store {
     }
 
     pub async fn put_object(&self, body: &Body) -> Result<StoredObject, StoreError> {
-        let object = self.put_unchecked(body).await?;
-        if let Body::File(path) = body {
-            // The hash was sent with the bytes, so the server refused bytes that changed after
-            // hashing; a file that changed after the upload fails here.
-            let now = std::fs::metadata(path).map(|m| m.len());
-            if now.as_ref().ok() != Some(&object.size) {
-                return Err(StoreError::Source {
-                    path: path.display().to_string(),
-                    reason: format!(
-                        "changed while it was read ({} bytes read, {} now); collect again once it is no longer being written",
-                        object.size,
-                        now.map_or_else(|e| e.to_string(), |n| n.to_string())
-                    ),
-                });
-            }
+        let Body::File(path) = body else {
+            return self.put_unchecked(body).await;
+        };
+        // A file that changes while it is hashed and sent fails naming it, whether the server
+        // refused the bytes (they no longer matched the hash sent with them) or took them.
+        let stamp = || std::fs::metadata(path).map(|m| (m.len(), m.modified().ok()));
+        let before = stamp();
+        let put = self.put_unchecked(body).await;
+        let after = stamp();
+        let read = match &put {
+            Ok(object) => Some(object.size),
+            Err(_) => None,
+        };
+        let unchanged = before.is_ok()
+            && before.as_ref().ok() == after.as_ref().ok()
+            && read.is_none_or(|n| after.as_ref().is_ok_and(|(len, _)| *len == n));
+        if !unchanged {
+            return Err(StoreError::Source {
+                path: path.display().to_string(),
+                reason: format!(
+                    "changed while it was read ({} bytes when opened, {} now); nothing of it was stored: collect again once it is no longer being written",
+                    before.map_or_else(|e| e.to_string(), |(n, _)| n.to_string()),
+                    after.map_or_else(|e| e.to_string(), |(n, _)| n.to_string())
+                ),
+            });
         }
-        Ok(object)
+        put
     }
 
     async fn put_unchecked(&self, body: &Body) -> Result<StoredObject, StoreError> {
