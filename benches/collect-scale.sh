@@ -59,8 +59,9 @@ backend() {
   until (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null; do sleep 0.05; done
   local db="bench_$(basename "$w" | tr -c 'a-z0-9\n' '_')_$$"
   psql "$pg" -qc "CREATE DATABASE $db" >&2
-  printf '[store]\nkind = "s3"\nendpoint = "http://127.0.0.1:%s"\nbucket = "evidence"\n\n[database]\nurl = "%s"\n' \
-    "$s3_port" "${pg%/*}/$db"
+  # The URL holds a password: annexa takes it from the environment, never from the file.
+  export ANNEXA_DATABASE__URL="${pg%/*}/$db"
+  printf '[store]\nkind = "s3"\nendpoint = "http://127.0.0.1:%s"\nbucket = "evidence"\n' "$s3_port"
 }
 
 # A folder with one policy-document collector over `docs/`, a signing key and no schedule.
