@@ -253,12 +253,7 @@ pub async fn verify(
                         return Err(anyhow::anyhow!("reading {key}: {e}"));
                     }
                     Err(e) => {
-                        manifest_violations.push(violation(
-                            ViolationKind::ManifestUnreadable,
-                            key,
-                            "a run manifest",
-                            e.to_string(),
-                        ));
+                        manifest_violations.push(unreadable_manifest(key, e));
                         None
                     }
                 },
@@ -300,12 +295,7 @@ pub async fn verify(
             let (head, sha, leaf) = match read {
                 Ok(read) => read,
                 Err(e) => {
-                    manifest_violations.push(violation(
-                        ViolationKind::ManifestUnreadable,
-                        key,
-                        "a run manifest",
-                        e.to_string(),
-                    ));
+                    manifest_violations.push(unreadable_manifest(key, e));
                     continue;
                 }
             };
@@ -344,12 +334,7 @@ pub async fn verify(
                         ));
                     }
                 }
-                Err(e) => manifest_violations.push(violation(
-                    ViolationKind::ManifestUnreadable,
-                    key,
-                    "a run manifest",
-                    e.to_string(),
-                )),
+                Err(e) => manifest_violations.push(unreadable_manifest(key, e)),
             }
         }
     }
@@ -725,6 +710,16 @@ fn check_row(
         Some(size) if size != row.size => object.sizes_differ = true,
         Some(_) => {}
     }
+}
+
+/// A manifest that cannot be read, and why.
+fn unreadable_manifest(key: &str, why: impl std::fmt::Display) -> Violation {
+    violation(
+        ViolationKind::ManifestUnreadable,
+        key,
+        "a run manifest",
+        why.to_string(),
+    )
 }
 
 /// A run's manifest opened to be read, or None for a run that recorded none.
