@@ -50,7 +50,7 @@ async fn source_state(
                     Err(violation) => findings.push(violation),
                 }
             }
-            unlisted = total - evidence.len() as u64;
+            unlisted = total.saturating_sub(evidence.len() as u64);
             let mut objects: Vec<(String, String)> = evidence
                 .into_iter()
                 .map(|e| (e.sha256, e.object_key))
