@@ -366,13 +366,10 @@ fn capped(text: &str, max: usize, keep: impl Fn(char) -> bool) -> String {
 /// never ends), and only up to `limit` bytes (a sparse or growing file cannot exhaust memory);
 /// anything else is an unavailable source, named, with what to do.
 pub async fn read_source(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, CollectError> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || read_source_now(&path, limit))
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || read_source_now(&owned, limit))
         .await
-        .map_err(|e| CollectError::SourceUnavailable {
-            what: "a source file".into(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| unavailable(path, e.to_string()))?
 }
 
 /// [`read_source`] on this thread, for a collector already off the async runtime: one

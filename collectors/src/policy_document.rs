@@ -795,10 +795,7 @@ async fn read_document(path: &Path, limit: u64, pdf: bool) -> Result<ReadDocumen
     let owned = path.to_path_buf();
     tokio::task::spawn_blocking(move || read_document_now(&owned, limit, pdf))
         .await
-        .map_err(|e| CollectError::SourceUnavailable {
-            what: path.display().to_string(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| crate::unavailable(path, e.to_string()))?
 }
 
 fn read_document_now(path: &Path, limit: u64, pdf: bool) -> Result<ReadDocument, CollectError> {
@@ -816,10 +813,7 @@ fn read_document_now(path: &Path, limit: u64, pdf: bool) -> Result<ReadDocument,
     let text = if pdf {
         None
     } else {
-        utf8_start(path).map_err(|e| CollectError::SourceUnavailable {
-            what: path.display().to_string(),
-            reason: e.to_string(),
-        })?
+        utf8_start(path).map_err(|e| crate::unavailable(path, e.to_string()))?
     };
     Ok(ReadDocument {
         body: Body::File(path.to_path_buf()),

@@ -344,9 +344,9 @@ pub async fn verify(
     let objects_in_store = objects.len();
     // The keys to re-hash: by digest (32 bytes each), as strings only a batch at a time.
     let (mut hashed_scope, mut other_scope) = (Vec::new(), Vec::new());
-    for (key, object) in objects.iter() {
+    for (key, digest, object) in objects.iter() {
         if scope.covers(&key, object.first_at) {
-            match digest_of(&key) {
+            match digest {
                 Some(d) => hashed_scope.push(d),
                 None => other_scope.push(key),
             }
@@ -675,14 +675,13 @@ impl Objects {
         self.listed.len() + self.unlisted.len() + self.other.len()
     }
 
-    /// Every object and its key.
-    fn iter(&self) -> impl Iterator<Item = (String, &Object)> {
-        let key = |d: &[u8; 32]| crate::store::object_key(&hex::encode(d));
-        let listed = self.listed.iter().map(move |(d, o)| (key(d), o));
-        let unlisted = self.unlisted.iter().map(move |(d, o)| (key(d), o));
+    /// Every object: its key, the digest it names (None for another key), and what is known.
+    fn iter(&self) -> impl Iterator<Item = (String, Option<[u8; 32]>, &Object)> {
+        let listed = self.listed.iter().map(|(d, o)| (d, o));
         listed
-            .chain(unlisted)
-            .chain(self.other.iter().map(|(k, o)| (k.clone(), o)))
+            .chain(&self.unlisted)
+            .map(|(d, o)| (crate::store::object_key(&hex::encode(d)), Some(*d), o))
+            .chain(self.other.iter().map(|(k, o)| (k.clone(), None, o)))
     }
 }
 

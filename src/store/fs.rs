@@ -120,12 +120,15 @@ impl FsStore {
         let after = check.metadata().map_err(|e| source(e.to_string()))?;
         let vanished = std::fs::metadata(path).is_err();
         if stamp(&before) != stamp(&after) || size != before.len() || vanished {
-            return Err(source(format!(
-                "changed while it was read ({} bytes when opened, {size} read, {} now{}); nothing of it was stored: collect again once it is no longer being written",
-                before.len(),
-                after.len(),
-                if vanished { ", and it is gone" } else { "" }
-            )));
+            return Err(super::changed_while_read(
+                path,
+                format!(
+                    "{} bytes when opened, {size} read, {} now{}",
+                    before.len(),
+                    after.len(),
+                    if vanished { ", and it is gone" } else { "" }
+                ),
+            ));
         }
         let sha256 = hex::encode(digest);
         let key = object_key(&sha256);
@@ -256,6 +259,11 @@ impl FsStore {
                 .map_err(|e| self.io(e))?;
         }
         Ok(created)
+    }
+
+    /// A stored object's own file, opened to read.
+    pub fn open_file(&self, key: &str) -> Result<File, StoreError> {
+        File::open(self.path_of(key)?).map_err(|e| self.not_found_or_io(key, e))
     }
 
     pub async fn read(&self, key: &str) -> Result<Vec<u8>, StoreError> {

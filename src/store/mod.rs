@@ -110,6 +110,17 @@ impl Listing {
     }
 }
 
+/// A source file that was not the same at the end of its read as at its start: `what` says
+/// what changed (its sizes).
+fn changed_while_read(path: &Path, what: String) -> StoreError {
+    StoreError::Source {
+        path: path.display().to_string(),
+        reason: format!(
+            "changed while it was read ({what}); nothing of it was stored: collect again once it is no longer being written"
+        ),
+    }
+}
+
 /// One handle over every backend.
 pub enum EvidenceStore {
     Fs(fs::FsStore),
@@ -278,15 +289,9 @@ impl EvidenceStore {
             location: location.display().to_string(),
             cause,
         };
-        if let Some(path) = self.local_path(key) {
-            let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => StoreError::NotFound {
-                    key: key.to_string(),
-                },
-                _ => io(&path, e),
-            })?;
+        if let EvidenceStore::Fs(s) = self {
             return Ok(Opened {
-                file,
+                file: s.open_file(key)?,
                 _scratch: None,
             });
         }

@@ -335,14 +335,14 @@ impl S3Store {
             && before.as_ref().ok() == after.as_ref().ok()
             && read.is_none_or(|n| after.as_ref().is_ok_and(|(len, _)| *len == n));
         if !unchanged {
-            return Err(StoreError::Source {
-                path: path.display().to_string(),
-                reason: format!(
-                    "changed while it was read ({} bytes when opened, {} now); nothing of it was stored: collect again once it is no longer being written",
+            return Err(super::changed_while_read(
+                path,
+                format!(
+                    "{} bytes when opened, {} now",
                     before.map_or_else(|e| e.to_string(), |(n, _)| n.to_string()),
                     after.map_or_else(|e| e.to_string(), |(n, _)| n.to_string())
                 ),
-            });
+            ));
         }
         put
     }
