@@ -257,6 +257,8 @@ impl StoreSink {
         while !state.in_flight.is_empty() {
             state.settle_one(&self.base_dir).await;
         }
+        // Linked even when the run fails, so its written objects do not wait for a later run.
+        let synced = self.store.sync().await;
         let unstored = match state.failed.take() {
             Some(Failure::Store(e)) => Some(Unstored::Store(e)),
             Some(Failure::Source(what, reason)) => {
@@ -265,7 +267,7 @@ impl StoreSink {
                     reason,
                 }))
             }
-            None => self.store.sync().await.err().map(Unstored::Store),
+            None => synced.err().map(Unstored::Store),
         };
         (state.spool, unstored)
     }
@@ -281,8 +283,7 @@ impl ItemSink for StoreSink {
         if let Some(failure) = &state.failed {
             return Err(failure.to_collect_error());
         }
-        let store = self.store.clone();
-        let put = tokio::spawn(async move { store.put_batched(item.body).await });
+        let put = self.store.start_batched(item.body);
         state.in_flight.push_back(Pending {
             name: item.name,
             media_type: item.media_type,

@@ -209,17 +209,22 @@ impl EvidenceStore {
         }
     }
 
-    /// [`EvidenceStore::put_object`] for one of many objects of a run: durable once
-    /// [`EvidenceStore::sync`] returns (the local store fsyncs each folder once for them all).
-    pub async fn put_batched(&self, body: Body) -> Result<StoredObject, StoreError> {
-        match self {
-            EvidenceStore::Fs(s) => s.put_object(body, true).await,
-            #[cfg(feature = "s3")]
-            EvidenceStore::S3(s) => s.put_object(&body).await,
+    /// Starts [`EvidenceStore::put_object`] of one of many objects of a run: durable once
+    /// [`EvidenceStore::sync`] returns (the local store makes them durable in groups). A local
+    /// put runs on a blocking thread from the start, with no async task to hand it over.
+    pub fn start_batched(
+        self: &std::sync::Arc<Self>,
+        body: Body,
+    ) -> tokio::task::JoinHandle<Result<StoredObject, StoreError>> {
+        if let EvidenceStore::Fs(s) = &**self {
+            let s = s.clone();
+            return tokio::task::spawn_blocking(move || s.put_now(body, true));
         }
+        let store = self.clone();
+        tokio::spawn(async move { store.put_object(body).await })
     }
 
-    /// Makes every object stored with [`EvidenceStore::put_batched`] durable.
+    /// Makes every object stored with [`EvidenceStore::start_batched`] durable.
     pub async fn sync(&self) -> Result<(), StoreError> {
         match self {
             EvidenceStore::Fs(s) => s.sync().await,
