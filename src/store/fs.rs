@@ -282,15 +282,31 @@ impl FsStore {
             }
             std::mem::take(&mut *open)
         };
-        let root = File::open(&self.root).map_err(|e| self.io(e))?;
-        rustix::fs::syncfs(&root).map_err(|e| self.io(e.into()))?;
-        for (tmp, key) in group {
-            if self.link(&tmp, &key)? {
-                let dir = self.path_of(&key)?;
-                self.unsynced
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(dir.parent().expect("keys have a folder").to_path_buf());
+        // What is not linked goes back to the open group, so the next sync tries again (or
+        // fails too) and never reports an object durable that is not linked.
+        let put_back = |rest: Vec<(tempfile::TempPath, String)>| {
+            self.unlinked.lock().expect("not poisoned").extend(rest);
+        };
+        let synced = File::open(&self.root).and_then(|root| Ok(rustix::fs::syncfs(&root)?));
+        if let Err(e) = synced {
+            put_back(group);
+            return Err(self.io(e));
+        }
+        let mut rest = group.into_iter();
+        while let Some((tmp, key)) = rest.next() {
+            match self.link(&tmp, &key) {
+                Ok(true) => {
+                    let dir = self.path_of(&key)?;
+                    self.unsynced
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(dir.parent().expect("keys have a folder").to_path_buf());
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    put_back(std::iter::once((tmp, key)).chain(rest).collect());
+                    return Err(e);
+                }
             }
         }
         Ok(linking)
@@ -678,6 +694,26 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn a_group_that_cannot_be_linked_stays_open_and_the_next_sync_links_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = FsStore::open(&root).unwrap();
+        let object = store.put_from(&mut &b"an object"[..], true).unwrap();
+        // A file where the objects folder goes: the link cannot be made.
+        std::fs::write(root.join("objects"), b"in the way").unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        assert!(
+            rt.block_on(store.sync()).is_err(),
+            "a failed link fails the sync"
+        );
+        assert_eq!(store.unlinked.lock().unwrap().len(), 1, "the object waits");
+        std::fs::remove_file(root.join("objects")).unwrap();
+        rt.block_on(store.sync()).unwrap();
+        assert_eq!(std::fs::read(root.join(&object.key)).unwrap(), b"an object");
+        assert!(store.unlinked.lock().unwrap().is_empty());
     }
 
     #[test]
