@@ -709,7 +709,11 @@ impl Judgement {
 
     fn add(&mut self, doc: &DocumentFacts) {
         self.mapped |= doc.mapped_by.is_some();
-        self.controls.extend(doc.controls.iter().cloned());
+        for control in &doc.controls {
+            if !self.controls.contains(control) {
+                self.controls.insert(control.clone());
+            }
+        }
         let finding = |code, message: String| {
             Finding::new(code, doc.id.clone(), message).with_controls(doc.controls.clone())
         };
@@ -751,7 +755,7 @@ impl Judgement {
                 ),
             ));
         } else {
-            self.upcoming.push(crate::Due {
+            self.upcoming.push_with(overdue, &doc.id, || crate::Due {
                 code: FindingCode::PolicyReviewOverdue,
                 subject: doc.id.clone(),
                 due: overdue,

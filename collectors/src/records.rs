@@ -134,7 +134,9 @@ pub fn each<T: DeserializeOwned>(
             return Ok(());
         }
         n += 1;
-        let record = serde_json::from_slice(&line).map_err(|e| format!("record {n}: {e}"))?;
+        // One UTF-8 check of the line, not one of each string in it.
+        let text = std::str::from_utf8(&line).map_err(|e| format!("record {n}: {e}"))?;
+        let record = serde_json::from_str(text).map_err(|e| format!("record {n}: {e}"))?;
         add(record);
     }
 }
