@@ -334,6 +334,60 @@ fn media_type(name: &str) -> &'static str {
     }
 }
 
+/// A failure to write a run's facts into its scratch folder.
+fn scratch(ctx: &CollectContext, e: std::io::Error) -> CollectError {
+    CollectError::SourceUnavailable {
+        what: ctx.scratch_dir.display().to_string(),
+        reason: format!("writing this run's facts into its scratch folder: {e}"),
+    }
+}
+
+impl PolicyDocument {
+    /// Judges one read document into its facts record and emits it.
+    async fn emit_document(
+        &self,
+        ctx: &CollectContext,
+        path: &Path,
+        name: &str,
+        read: ReadDocument,
+        now: DateTime<Utc>,
+        facts: &mut crate::records::RecordsWriter,
+    ) -> Result<(), CollectError> {
+        let media_type = media_type(name);
+        let stem = Path::new(&name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.to_string());
+        let text = read.text.as_deref();
+        let header = text.map(parse_header).unwrap_or_default();
+        let id = header.get("document id").cloned().unwrap_or(stem.clone());
+        let settings = self
+            .config
+            .documents
+            .get(&id)
+            .or_else(|| self.config.documents.get(&stem))
+            .cloned()
+            .unwrap_or_default();
+        let document = document_facts(&id, name, text, &header, &settings);
+        ctx.emit(EvidenceItem {
+            name: name.to_string(),
+            media_type: media_type.to_string(),
+            body: read.body,
+            observed_at: now,
+            effective_at: document
+                .effective_from
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|d| d.and_utc()),
+            source: Source {
+                query: ctx.shown(path),
+                ..Source::default()
+            },
+        })
+        .await?;
+        facts.push(&document).map_err(|e| scratch(ctx, e))
+    }
+}
+
 #[async_trait::async_trait]
 impl Collector for PolicyDocument {
     fn kind(&self) -> &'static str {
@@ -354,10 +408,7 @@ impl Collector for PolicyDocument {
 
     async fn collect(&self, ctx: &CollectContext) -> Result<Snapshot, CollectError> {
         let now = ctx.now();
-        let scratch = |e: std::io::Error| CollectError::SourceUnavailable {
-            what: ctx.scratch_dir.display().to_string(),
-            reason: format!("writing this run's facts into its scratch folder: {e}"),
-        };
+        let scratch = |e| scratch(ctx, e);
         let summary = serde_json::json!({"review_grace_days": self.config.review_grace_days});
         let mut facts = crate::records::RecordsWriter::create(
             &ctx.scratch_dir.join("policy-facts.jsonl"),
@@ -366,48 +417,38 @@ impl Collector for PolicyDocument {
         )
         .map_err(scratch)?;
         let documents = self.files(ctx)?;
-        for f in &documents.found {
-            let (name, path) = (&f.name, documents.path(f));
-            let media_type = media_type(name);
-            let pdf = media_type == "application/pdf";
-            let read = read_document(&path, ctx.max_source_bytes, pdf).await?;
-            let stem = Path::new(&name)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| name.clone());
-            let text = read.text.as_deref();
-            let header = text.map(parse_header).unwrap_or_default();
-            let id = header.get("document id").cloned().unwrap_or(stem.clone());
-            let settings = self
-                .config
-                .documents
-                .get(&id)
-                .or_else(|| self.config.documents.get(&stem))
-                .cloned()
-                .unwrap_or_default();
-            let document = document_facts(&id, name, text, &header, &settings);
-            ctx.emit(EvidenceItem {
-                name: name.clone(),
-                media_type: media_type.to_string(),
-                body: read.body,
-                observed_at: now,
-                effective_at: document
-                    .effective_from
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-                    .map(|d| d.and_utc()),
-                source: Source {
-                    query: ctx.shown(&path),
-                    ..Source::default()
-                },
-            })
-            .await?;
-            facts.push(&document).map_err(scratch)?;
+        let found = &documents.found;
+        // The next documents are read on a blocking thread while these are judged and emitted.
+        let read_from = |from: usize| {
+            let next: Vec<PathBuf> = found[from..]
+                .iter()
+                .take(READ_AHEAD)
+                .map(|f| documents.path(f))
+                .collect();
+            let limit = ctx.max_source_bytes;
+            tokio::task::spawn_blocking(move || read_documents_now(next, limit))
+        };
+        let mut next = 0;
+        let mut reading = (!found.is_empty()).then(|| read_from(0));
+        while let Some(handle) = reading.take() {
+            let read = handle
+                .await
+                .map_err(|e| crate::unavailable(&documents.path(&found[next]), e.to_string()))?;
+            let from = next;
+            next += read.len();
+            if next < found.len() && read.last().is_some_and(Result::is_ok) {
+                reading = Some(read_from(next));
+            }
+            for (f, read) in found[from..].iter().zip(read) {
+                let path = documents.path(f);
+                self.emit_document(ctx, &path, &f.name, read?, now, &mut facts)
+                    .await?;
+            }
         }
         Ok(Snapshot {
             facts: facts.finish().map_err(scratch)?,
         })
     }
-
     fn streams_facts(&self) -> bool {
         true
     }
@@ -792,16 +833,39 @@ struct ReadDocument {
 /// chunks to check it is text and streamed from disk into the store.
 const WHOLE: u64 = 1024 * 1024;
 
-/// Reads one document within the size cap: whole when small, else in chunks, checking that
-/// it is UTF-8 and keeping only the start of its text.
-async fn read_document(path: &Path, limit: u64, pdf: bool) -> Result<ReadDocument, CollectError> {
-    // One blocking task per document, not one per system call.
-    let owned = path.to_path_buf();
-    tokio::task::spawn_blocking(move || read_document_now(&owned, limit, pdf))
-        .await
-        .map_err(|e| crate::unavailable(path, e.to_string()))?
+/// Documents read at once on one blocking thread, at most: waking a thread for each small
+/// document costs more than reading it.
+const READ_AHEAD: usize = 64;
+
+/// Reads documents in order on this (blocking) thread until their bytes in memory reach
+/// [`WHOLE`] or one cannot be read; at least one.
+fn read_documents_now(paths: Vec<PathBuf>, limit: u64) -> Vec<Result<ReadDocument, CollectError>> {
+    let mut read = Vec::new();
+    let mut bytes = 0;
+    for path in paths {
+        let pdf = media_type(&path.to_string_lossy()) == "application/pdf";
+        let one = read_document_now(&path, limit, pdf);
+        let stop = match &one {
+            Ok(ReadDocument {
+                body: Body::Bytes(b),
+                ..
+            }) => {
+                bytes += b.len() as u64;
+                bytes >= WHOLE
+            }
+            Ok(_) => false,
+            Err(_) => true,
+        };
+        read.push(one);
+        if stop {
+            break;
+        }
+    }
+    read
 }
 
+/// Reads one document within the size cap: whole when small, else in chunks, checking that
+/// it is UTF-8 and keeping only the start of its text.
 fn read_document_now(path: &Path, limit: u64, pdf: bool) -> Result<ReadDocument, CollectError> {
     let meta = crate::source_meta_now(path, limit)?;
     if meta.len() <= WHOLE {

@@ -8,16 +8,19 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::sync::Arc;
 
-use annexa_collectors::{CollectError, EvidenceItem, ItemSink, Source};
+use annexa_collectors::{Body, CollectError, EvidenceItem, ItemSink, Source};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{EvidenceRow, Role, RunRow};
 use crate::store::{EvidenceStore, StoreError, StoredObject, object_key};
 
-/// Objects being stored at once: enough to overlap the fsyncs of small objects and S3's round
-/// trips, few enough that memory holds a handful of items.
+/// Batches of objects being stored at once: enough to overlap the writes of small objects and
+/// S3's round trips, few enough that memory holds a handful of batches.
 const IN_FLIGHT: usize = 8;
+
+/// A batch is started once its bodies in memory reach this size, whatever their number.
+const BATCH_BYTES: usize = 1024 * 1024;
 
 /// The rows of a run's stored objects, in the order they were stored, kept in a temporary file.
 pub struct Spool {
@@ -166,63 +169,84 @@ impl Failure {
     }
 }
 
-/// An emitted item on its way into the store.
+/// An emitted item on its way into the store: what its row needs besides the stored object.
 struct Pending {
     name: String,
     media_type: String,
     observed: (DateTime<Utc>, Option<DateTime<Utc>>),
     source: Source,
-    put: tokio::task::JoinHandle<Result<StoredObject, StoreError>>,
+}
+
+/// Items whose bodies are being stored, in emission order, one result each.
+struct Started {
+    items: Vec<Pending>,
+    put: tokio::task::JoinHandle<Vec<Result<StoredObject, StoreError>>>,
 }
 
 struct State {
-    in_flight: VecDeque<Pending>,
+    /// The batch not yet started: its items, bodies and bytes in memory.
+    open: (Vec<Pending>, Vec<Body>, usize),
+    in_flight: VecDeque<Started>,
     spool: Spool,
     failed: Option<Failure>,
 }
 
 impl State {
-    /// Waits for the oldest put and spools its row, or keeps the first failure.
+    /// Waits for the oldest batch and spools its rows, or keeps the first failure.
     async fn settle_one(&mut self, base_dir: &std::path::Path) {
-        let Some(p) = self.in_flight.pop_front() else {
+        let Some(batch) = self.in_flight.pop_front() else {
             return;
         };
-        let stored = p.put.await.unwrap_or_else(|e| {
-            Err(StoreError::Other {
+        let stored = batch.put.await.unwrap_or_else(|e| {
+            let failed = || StoreError::Other {
                 location: "store".into(),
                 reason: format!("a storing task failed: {e}"),
-            })
+            };
+            batch.items.iter().map(|_| Err(failed())).collect()
         });
-        let failure = match stored {
-            Ok(object) => {
-                let pushed = self.spool.push(
-                    &p.name,
-                    Role::Item,
-                    &p.media_type,
-                    &object,
-                    p.observed,
-                    p.source,
-                );
-                match pushed {
-                    Ok(()) => return,
-                    Err(e) => Failure::Store(StoreError::Io {
-                        location: "the run's spool of stored rows (the temporary folder)".into(),
-                        cause: e,
-                    }),
+        for (p, stored) in batch.items.into_iter().zip(stored) {
+            let failure = match stored {
+                Ok(object) => {
+                    let pushed = self.spool.push(
+                        &p.name,
+                        Role::Item,
+                        &p.media_type,
+                        &object,
+                        p.observed,
+                        p.source,
+                    );
+                    match pushed {
+                        Ok(()) => continue,
+                        Err(e) => Failure::Store(StoreError::Io {
+                            location: "the run's spool of stored rows (the temporary folder)"
+                                .into(),
+                            cause: e,
+                        }),
+                    }
                 }
-            }
-            Err(StoreError::Source { path, reason }) => Failure::Source(
-                annexa_collectors::shown_path(std::path::Path::new(&path), base_dir),
-                reason,
-            ),
-            Err(e) => Failure::Store(e),
-        };
-        self.failed.get_or_insert(failure);
+                Err(StoreError::Source { path, reason }) => Failure::Source(
+                    annexa_collectors::shown_path(std::path::Path::new(&path), base_dir),
+                    reason,
+                ),
+                Err(e) => Failure::Store(e),
+            };
+            self.failed.get_or_insert(failure);
+        }
+    }
+
+    /// Starts the open batch, if it holds any item.
+    fn start(&mut self, store: &Arc<EvidenceStore>) {
+        let (items, bodies, _) = std::mem::take(&mut self.open);
+        if !items.is_empty() {
+            let put = store.start_batched(bodies);
+            self.in_flight.push_back(Started { items, put });
+        }
     }
 }
 
-/// The sink a run's collector emits into: each item is put into the store (up to
-/// [`IN_FLIGHT`] at once, rows kept in emission order) and its row spooled.
+/// The sink a run's collector emits into: each item is put into the store, in batches of up to
+/// [`EvidenceStore::batch_len`] items or [`BATCH_BYTES`] (up to [`IN_FLIGHT`] batches at once,
+/// rows kept in emission order), and its row spooled.
 pub struct StoreSink {
     store: Arc<EvidenceStore>,
     base_dir: std::path::PathBuf,
@@ -243,6 +267,7 @@ impl StoreSink {
             store,
             base_dir: base_dir.to_path_buf(),
             state: tokio::sync::Mutex::new(State {
+                open: Default::default(),
                 in_flight: VecDeque::new(),
                 spool,
                 failed: None,
@@ -254,6 +279,9 @@ impl StoreSink {
     /// stored, and why not everything was.
     pub async fn finish(self) -> (Spool, Option<Unstored>) {
         let mut state = self.state.into_inner();
+        if state.failed.is_none() {
+            state.start(&self.store);
+        }
         while !state.in_flight.is_empty() {
             state.settle_one(&self.base_dir).await;
         }
@@ -277,20 +305,34 @@ impl StoreSink {
 impl ItemSink for StoreSink {
     async fn put(&self, item: EvidenceItem) -> Result<(), CollectError> {
         let mut state = self.state.lock().await;
+        if let Some(failure) = &state.failed {
+            return Err(failure.to_collect_error());
+        }
+        // A file is streamed by the store, so it closes its batch: its bytes are not in memory.
+        let in_memory = match &item.body {
+            Body::Bytes(b) => Some(b.len()),
+            Body::File(_) => None,
+        };
+        let (items, bodies, bytes) = &mut state.open;
+        items.push(Pending {
+            name: item.name,
+            media_type: item.media_type,
+            observed: (item.observed_at, item.effective_at),
+            source: item.source,
+        });
+        bodies.push(item.body);
+        *bytes += in_memory.unwrap_or(0);
+        let full = in_memory.is_none() || *bytes >= BATCH_BYTES;
+        if !full && items.len() < self.store.batch_len() {
+            return Ok(());
+        }
         while state.failed.is_none() && state.in_flight.len() >= IN_FLIGHT {
             state.settle_one(&self.base_dir).await;
         }
         if let Some(failure) = &state.failed {
             return Err(failure.to_collect_error());
         }
-        let put = self.store.start_batched(item.body);
-        state.in_flight.push_back(Pending {
-            name: item.name,
-            media_type: item.media_type,
-            observed: (item.observed_at, item.effective_at),
-            source: item.source,
-            put,
-        });
+        state.start(&self.store);
         Ok(())
     }
 }

@@ -209,19 +209,36 @@ impl EvidenceStore {
         }
     }
 
-    /// Starts [`EvidenceStore::put_object`] of one of many objects of a run: durable once
-    /// [`EvidenceStore::sync`] returns (the local store makes them durable in groups). A local
-    /// put runs on a blocking thread from the start, with no async task to hand it over.
+    /// How many of a run's objects [`EvidenceStore::start_batched`] should be handed at once:
+    /// a local batch is written on one blocking thread, since waking a thread for each small
+    /// object costs more than writing it; S3 uploads each on its own task.
+    pub fn batch_len(&self) -> usize {
+        match self {
+            EvidenceStore::Fs(_) => 64,
+            #[cfg(feature = "s3")]
+            EvidenceStore::S3(_) => 1,
+        }
+    }
+
+    /// Starts [`EvidenceStore::put_object`] of a batch of a run's objects, one result each in
+    /// order: durable once [`EvidenceStore::sync`] returns (the local store makes them durable
+    /// in groups). A local batch runs on a blocking thread from the start, with no async task
+    /// to hand it over.
     pub fn start_batched(
         self: &std::sync::Arc<Self>,
-        body: Body,
-    ) -> tokio::task::JoinHandle<Result<StoredObject, StoreError>> {
+        bodies: Vec<Body>,
+    ) -> tokio::task::JoinHandle<Vec<Result<StoredObject, StoreError>>> {
         if let EvidenceStore::Fs(s) = &**self {
             let s = s.clone();
-            return tokio::task::spawn_blocking(move || s.put_now(body, true));
+            return tokio::task::spawn_blocking(move || {
+                bodies.into_iter().map(|b| s.put_now(b, true)).collect()
+            });
         }
         let store = self.clone();
-        tokio::spawn(async move { store.put_object(body).await })
+        tokio::spawn(async move {
+            let puts = bodies.into_iter().map(|b| store.put_object(b));
+            futures::future::join_all(puts).await
+        })
     }
 
     /// Makes every object stored with [`EvidenceStore::start_batched`] durable.
