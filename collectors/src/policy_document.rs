@@ -436,11 +436,10 @@ impl Collector for PolicyDocument {
                 .map_err(|e| crate::unavailable(&documents.path(&found[next]), e.to_string()))?;
             let from = next;
             next += read.len();
-            if next < found.len() && read.last().is_some_and(Result::is_ok) {
+            if next < found.len() && read.last().is_some_and(|(_, r)| r.is_ok()) {
                 reading = Some(read_from(next));
             }
-            for (f, read) in found[from..].iter().zip(read) {
-                let path = documents.path(f);
+            for (f, (path, read)) in found[from..].iter().zip(read) {
                 self.emit_document(ctx, &path, &f.name, read?, now, &mut facts)
                     .await?;
             }
@@ -449,6 +448,7 @@ impl Collector for PolicyDocument {
             facts: facts.finish().map_err(scratch)?,
         })
     }
+
     fn streams_facts(&self) -> bool {
         true
     }
@@ -838,8 +838,11 @@ const WHOLE: u64 = 1024 * 1024;
 const READ_AHEAD: usize = 64;
 
 /// Reads documents in order on this (blocking) thread until their bytes in memory reach
-/// [`WHOLE`] or one cannot be read; at least one.
-fn read_documents_now(paths: Vec<PathBuf>, limit: u64) -> Vec<Result<ReadDocument, CollectError>> {
+/// [`WHOLE`] or one cannot be read; at least one, each with its path.
+fn read_documents_now(
+    paths: Vec<PathBuf>,
+    limit: u64,
+) -> Vec<(PathBuf, Result<ReadDocument, CollectError>)> {
     let mut read = Vec::new();
     let mut bytes = 0;
     for path in paths {
@@ -856,7 +859,7 @@ fn read_documents_now(paths: Vec<PathBuf>, limit: u64) -> Vec<Result<ReadDocumen
             Ok(_) => false,
             Err(_) => true,
         };
-        read.push(one);
+        read.push((path, one));
         if stop {
             break;
         }
