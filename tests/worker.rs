@@ -601,13 +601,14 @@ paths = ["policies"]
         "policies/incident-management.md",
         &common::procedure("ISP-002", &common::reviewed_days_ago(10)),
     );
-    // One simulated hour per real second from 00:59; the worker runs until about 02:30, is
-    // down until about 05:30, then starts again.
+    // One simulated hour per two real seconds from 00:59; the worker runs until about 02:30, is
+    // down until about 05:30, then starts again. Narrow's 30 minutes of grace are one real
+    // second: on a loaded machine a first run can take half a second of that.
     let epoch = epoch_ms_in(Duration::from_secs(2));
-    let clock = format!("2026-11-22T00:59:00Z,3600,{epoch}");
+    let clock = format!("2026-11-22T00:59:00Z,1800,{epoch}");
     let env = [("ANNEXA_SIMULATED_CLOCK", clock.as_str())];
     let sleep_until = |virtual_minutes_after_0059: i64| {
-        sleep_until_ms_after(epoch, virtual_minutes_after_0059 * 1000 / 60)
+        sleep_until_ms_after(epoch, virtual_minutes_after_0059 * 2000 / 60)
     };
     let first = Worker::start(&w, "first", &env);
     sleep_until(91);
@@ -628,7 +629,7 @@ paths = ["policies"]
         rt.block_on(async {
             let app = annexa::Annexa::open(config).await.unwrap();
             let from = "2026-11-22T00:00:00Z".parse().unwrap();
-            // Before 06:00: the 06:00 slot is due half a real second after the restart, so a
+            // Before 06:00: the 06:00 slot is due a real second after the restart, so a
             // worker slow to stop on a loaded machine rightly runs it too.
             let to = "2026-11-22T05:59:59Z".parse().unwrap();
             let mut s = app.db.filled_slots(collector, from, to).await.unwrap();
