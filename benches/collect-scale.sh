@@ -34,8 +34,12 @@ measure() {
     /Elapsed \(wall clock\)/ { n = split($NF, p, ":"); wall = (n == 3) ? p[1]*3600 + p[2]*60 + p[3] : p[1]*60 + p[2] }
     /User time/ { cpu += $NF } /System time/ { cpu += $NF }
     /Maximum resident set size/ { rss = $NF / 1024 }
-    END { printf "%-28s wall %8.2f s   cpu %8.2f s   peak RSS %7.1f MiB\n", label, wall, cpu, rss }
-  ' "$dir/$label.time"
+    /User time/ { user = $NF }
+    END {
+      printf "%-28s wall %8.2f s   cpu %8.2f s   peak RSS %7.1f MiB\n", label, wall, cpu, rss
+      printf "%s\t%s\t%s\t%s\n", label, wall, cpu, user >> results
+    }
+  ' results="$dir/results.tsv" "$dir/$label.time"
 }
 
 pg=${ANNEXA_BENCH_POSTGRES:-}
@@ -85,6 +89,14 @@ EOF
 }
 
 echo "annexa collect-scale bench, $(nproc) cores, $(date -u +%FT%TZ)"
+: > "$dir/results.tsv"
+# A VM's DAMON page-out reclaims page cache idle for a while, even with memory free: then the
+# documents of a long run are not warm, and part of its cost is reading them back from disk.
+for state in /sys/kernel/mm/damon/admin/kdamonds/*/state; do
+  if [ -r "$state" ] && [ "$(cat "$state")" = on ]; then
+    echo "note: DAMON is on ($state); idle page cache may be paged out during a long run"
+  fi
+done
 
 # One large file.
 [ -n "$pg" ] && big_mib=0
@@ -126,6 +138,30 @@ EOF
   measure "collect $n docs" "$bin" --config "$w/annexa.toml" collect archive
   last=$w
 done
+
+# Cost per item at the largest count against the smallest: the smallest is collected three
+# times more right after the largest (each into a fresh store), so that some of its runs see
+# the machine as the largest left it. Like with like only when the documents are one size
+# (ANNEXA_BENCH_DOC_BYTES).
+small=$(printf '%s\n' $counts | sort -n | head -1); large=$(printf '%s\n' $counts | sort -n | tail -1)
+if [ "$small" != "$large" ]; then
+  w="$dir/docs-$small"
+  for i in 1 2 3; do
+    rm -rf "$w/data/store" "$w/data/annexa.db"*
+    (cd "$w" && "$bin" keys generate >/dev/null 2>&1 || true)
+    find "$w/docs" -type f -exec cat {} + > /dev/null
+    measure "collect $small docs, again $i" "$bin" --config "$w/annexa.toml" collect archive
+  done
+  # Median of the smallest's runs (mawk has no sort: sort does it).
+  median() { grep -P "^collect $small docs(, again \d)?\t" "$dir/results.tsv" | cut -f"$1" | sort -g |
+    awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  awk -F'\t' -v small="$small" -v large="$large" -v scpu="$(median 3)" -v suser="$(median 4)" '
+    $1 == "collect " large " docs" { lcpu = $3 / large; luser = $4 / large }
+    END {
+      printf "cost per item: %d docs %.4f ms cpu (%.4f user), median of 4 runs; %d docs %.4f ms cpu (%.4f user)\n", small, scpu / small * 1000, suser / small * 1000, large, lcpu * 1000, luser * 1000
+      printf "ratio, %d to %d: cpu %.2fx, user cpu %.2fx\n", large, small, lcpu / (scpu / small), luser / (suser / small)
+    }' "$dir/results.tsv"
+fi
 
 measure "status after $(basename "$last")" "$bin" --config "$last/annexa.toml" status --json
 # Verify reads every object: warm the page cache with them first, timing `cat` of them all as
