@@ -2,7 +2,9 @@
 # Collection at scale (issue 17): the release binary's `annexa collect` of one large file and of
 # many small documents, local store + SQLite, page cache warm, each command timed by
 # /usr/bin/time -v (wall, user+system CPU, peak RSS of the whole process); then `status` and
-# `verify` over the store the largest run left.
+# `verify` over the store the largest run left. Given two counts or more, the smallest is
+# collected three times more after the largest, and the cost per item of each and their ratio
+# (CPU, and user CPU alone) are printed.
 #
 #   cargo build --release && benches/collect-scale.sh [DIR] [COUNTS]
 #
