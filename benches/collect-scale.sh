@@ -34,9 +34,8 @@ measure() {
   fi
   awk -v label="$label" '
     /Elapsed \(wall clock\)/ { n = split($NF, p, ":"); wall = (n == 3) ? p[1]*3600 + p[2]*60 + p[3] : p[1]*60 + p[2] }
-    /User time/ { cpu += $NF } /System time/ { cpu += $NF }
+    /User time/ { cpu += $NF; user = $NF } /System time/ { cpu += $NF }
     /Maximum resident set size/ { rss = $NF / 1024 }
-    /User time/ { user = $NF }
     END {
       printf "%-28s wall %8.2f s   cpu %8.2f s   peak RSS %7.1f MiB\n", label, wall, cpu, rss
       printf "%s\t%s\t%s\t%s\n", label, wall, cpu, user >> results
@@ -144,9 +143,9 @@ done
 # Cost per item at the largest count against the smallest: the smallest is collected three
 # times more right after the largest (each into a fresh store), so that some of its runs see
 # the machine as the largest left it. Like with like only when the documents are one size
-# (ANNEXA_BENCH_DOC_BYTES).
+# (ANNEXA_BENCH_DOC_BYTES). Local store only: on S3 the smallest's server is stopped by now.
 small=$(printf '%s\n' $counts | sort -n | head -1); large=$(printf '%s\n' $counts | sort -n | tail -1)
-if [ "$small" != "$large" ]; then
+if [ -z "$pg" ] && [ "$small" != "$large" ]; then
   w="$dir/docs-$small"
   for i in 1 2 3; do
     rm -rf "$w/data/store" "$w/data/annexa.db"*
