@@ -117,6 +117,12 @@ measure "sha256sum ${big_mib} MiB" sha256sum "$w/docs/archive.txt"
 measure "collect ${big_mib} MiB file" "$bin" --config "$w/annexa.toml" collect archive
 fi
 
+# Collects the documents of world $2, read once just before (page cache warm), timed as $1.
+collect_docs() {
+  find "$2/docs" -type f -exec cat {} + > /dev/null
+  measure "$1" "$bin" --config "$2/annexa.toml" collect archive
+}
+
 # Many small documents (10 KiB below 1M, 1 KiB at 1M).
 for n in $counts; do
   size=10240; [ "$n" -ge 1000000 ] && size=1024
@@ -135,8 +141,7 @@ for i in range(n):
     with open(os.path.join(sub, f"rec-{i:07d}.md"), "wb") as f:
         f.write((head + filler)[:size])
 EOF
-  find "$w/docs" -type f -exec cat {} + > /dev/null
-  measure "collect $n docs" "$bin" --config "$w/annexa.toml" collect archive
+  collect_docs "collect $n docs" "$w"
   last=$w
 done
 
@@ -150,8 +155,7 @@ if [ -z "$pg" ] && [ "$small" != "$large" ]; then
   for i in 1 2 3; do
     rm -rf "$w/data/store" "$w/data/annexa.db"*
     (cd "$w" && "$bin" keys generate >/dev/null 2>&1 || true)
-    find "$w/docs" -type f -exec cat {} + > /dev/null
-    measure "collect $small docs, again $i" "$bin" --config "$w/annexa.toml" collect archive
+    collect_docs "collect $small docs, again $i" "$w"
   done
   # Median of the smallest's runs (mawk has no sort: sort does it).
   median() { grep -P "^collect $small docs(, again \d)?\t" "$dir/results.tsv" | cut -f"$1" | sort -g |
