@@ -938,11 +938,18 @@ const LABELS: &[&str] = &[
 pub fn parse_header(text: &str) -> BTreeMap<String, String> {
     let mut fields = BTreeMap::new();
     for line in text.lines().take(80) {
+        // Every label ends in a colon: a line without one holds none.
+        if !line.contains(':') {
+            continue;
+        }
         let lower = line.to_ascii_lowercase();
+        let colons: Vec<usize> = lower.match_indices(':').map(|(at, _)| at).collect();
         let mut found: Vec<(usize, &str)> = LABELS
             .iter()
             .filter_map(|label| {
-                let at = lower.find(&format!("{label}:"))?;
+                // The first `label:` on the line ends at the first colon the label precedes.
+                let colon = colons.iter().find(|&&c| lower[..c].ends_with(label))?;
+                let at = colon - label.len();
                 // Only at the start of the line or after a space, not inside a word.
                 let starts = at == 0 || !lower.as_bytes()[at - 1].is_ascii_alphanumeric();
                 starts.then_some((at, *label))

@@ -1225,8 +1225,8 @@ impl AppendTx {
     /// Inserts evidence rows of the run being recorded, many to a statement.
     pub async fn insert_evidence(&mut self, evidence: &[EvidenceRow]) -> Result<(), DbError> {
         // PostgreSQL: many rows to a round trip. SQLite, in process, gains little from long
-        // statements, and sqlx looks up each parameter's name in a list as long as the
-        // statement's: 500 rows (5,500 parameters) cost more in lookups than in inserting.
+        // statements; its parameters are anonymous (`?`), because sqlx looks up each named
+        // parameter's name in a list as long as the statement's.
         let rows = match self.engine {
             Engine::Sqlite => 32,
             Engine::Postgres => 500,
@@ -1234,7 +1234,12 @@ impl AppendTx {
         for batch in evidence.chunks(rows) {
             let values: Vec<String> = (0..batch.len())
                 .map(|r| {
-                    let cols: Vec<String> = (1..=11).map(|c| format!("${}", r * 11 + c)).collect();
+                    let cols: Vec<String> = (1..=11)
+                        .map(|c| match self.engine {
+                            Engine::Sqlite => "?".to_string(),
+                            Engine::Postgres => format!("${}", r * 11 + c),
+                        })
+                        .collect();
                     format!("({})", cols.join(", "))
                 })
                 .collect();
