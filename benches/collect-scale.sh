@@ -15,6 +15,7 @@
 # is skipped (ANNEXA_BENCH_BIG_MIB=0 skips it on the local store too). Documents are 10 KiB
 # below a million and 1 KiB from a million; ANNEXA_BENCH_DOC_BYTES sets one size for all. DIR (default: a new temporary folder) must
 # have room for the documents and their store: about 3 KiB a document and twice the big file.
+# ANNEXA_BENCH_DAMON_OFF=1 keeps the page cache warm on a VM that pages it out (below).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/target/release/annexa"
@@ -46,7 +47,12 @@ measure() {
 pg=${ANNEXA_BENCH_POSTGRES:-}
 s3_port=$((19500 + $$ % 400))
 s3_pid=
-trap '[ -n "$s3_pid" ] && kill "$s3_pid" 2>/dev/null || true' EXIT
+damon_off=()
+cleanup() {
+  if [ -n "$s3_pid" ]; then kill "$s3_pid" 2>/dev/null || true; fi
+  for state in "${damon_off[@]}"; do echo on > "$state" || true; done
+}
+trap cleanup EXIT
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret
 
 # The [store] and [database] of a world at $1: local, or s3s-fs and a fresh database.
@@ -106,9 +112,15 @@ if [ "$old" -gt 0 ]; then
 fi
 # A VM's DAMON page-out reclaims page cache idle for a while, even with memory free: then the
 # documents of a long run are not warm, and part of its cost is reading them back from disk.
+# ANNEXA_BENCH_DAMON_OFF=1 (root) switches it off for the bench and on again at its end.
 for state in /sys/kernel/mm/damon/admin/kdamonds/*/state; do
   if [ -r "$state" ] && [ "$(cat "$state")" = on ]; then
-    echo "note: DAMON is on ($state); idle page cache may be paged out during a long run"
+    if [ "${ANNEXA_BENCH_DAMON_OFF:-}" = 1 ] && echo off > "$state"; then
+      damon_off+=("$state")
+      echo "note: DAMON switched off for the bench ($state)"
+    else
+      echo "note: DAMON is on ($state); idle page cache may be paged out during a long run"
+    fi
   fi
 done
 

@@ -275,7 +275,7 @@ impl FsStore {
     /// the lock on linking, held from before the group was taken.
     fn link_group(&self, least: usize) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
         let linking = self.linking.lock().expect("not poisoned");
-        let group = {
+        let mut group = {
             let mut open = self.unlinked.lock().expect("not poisoned");
             if open.is_empty() || open.len() < least {
                 return Ok(linking);
@@ -292,6 +292,8 @@ impl FsStore {
             put_back(group);
             return Err(self.io(e));
         }
+        // In key order, the links into one folder follow each other while its index is cached.
+        group.sort_unstable_by(|a, b| a.1.cmp(&b.1));
         let mut rest = group.into_iter();
         while let Some((tmp, key)) = rest.next() {
             match self.link(&tmp, &key) {
