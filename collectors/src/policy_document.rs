@@ -1072,6 +1072,18 @@ Owner: Founder / CEO\nReview cycle: Annual (or after any Sev1 incident)\n";
     }
 
     #[test]
+    fn a_label_is_read_at_a_word_start_and_its_value_may_hold_colons() {
+        let h = parse_header(
+            "Subcontrols: A.9.9\nNo colon on this line mentions the owner\n\
+             | **Owner:** Security: Lead | Last reviewed: 2026-01-01 10:00 |\n",
+        );
+        assert_eq!(h.get("controls"), None, "inside a word: {h:?}");
+        assert_eq!(h["owner"], "Security: Lead");
+        assert_eq!(h["last reviewed"], "2026-01-01 10:00");
+        assert_eq!(h.len(), 2, "{h:?}");
+    }
+
+    #[test]
     fn reads_several_fields_on_one_line_like_seed_003() {
         let h = parse_header(
             "Incident Response\nOwner: Backend Lead / On-call Last Edited: March 26, 2026 Last Reviewed: March 26, 2026\n",
