@@ -1,7 +1,8 @@
 #!/bin/bash
 # Collection at scale (issue 17): the release binary's `annexa collect` of one large file and of
 # many small documents, local store + SQLite, page cache warm, each command timed by
-# /usr/bin/time -v (wall, user+system CPU, peak RSS of the whole process); then `status` and
+# /usr/bin/time -v (wall, user+system CPU, peak RSS of the whole process, and what it read from
+# disk: more than a few MB means the page cache was not warm after all); then `status` and
 # `verify` over the store the largest run left. Given two counts or more, the smallest is
 # collected three times more after the largest, and the cost per item of each and their ratio
 # (CPU, and user CPU alone) are printed.
@@ -24,7 +25,7 @@ counts=${2:-"10000 100000"}
 big_mib=${ANNEXA_BENCH_BIG_MIB:-1024}
 mkdir -p "$dir"
 
-# Runs a command under /usr/bin/time; prints "label wall_s cpu_s rss_mib".
+# Runs a command under /usr/bin/time; prints its wall, CPU, peak RSS and disk reads.
 measure() {
   local label=$1; shift
   # Exit 3 is a gap (`status` of controls not satisfied), not a failure.
@@ -37,8 +38,9 @@ measure() {
     /Elapsed \(wall clock\)/ { n = split($NF, p, ":"); wall = (n == 3) ? p[1]*3600 + p[2]*60 + p[3] : p[1]*60 + p[2] }
     /User time/ { cpu += $NF; user = $NF } /System time/ { cpu += $NF }
     /Maximum resident set size/ { rss = $NF / 1024 }
+    /File system inputs/ { disk = $NF * 512 / 1e6 }
     END {
-      printf "%-28s wall %8.2f s   cpu %8.2f s   peak RSS %7.1f MiB\n", label, wall, cpu, rss
+      printf "%-28s wall %8.2f s   cpu %8.2f s   peak RSS %7.1f MiB   read from disk %6.0f MB\n", label, wall, cpu, rss, disk
       printf "%s\t%s\t%s\t%s\n", label, wall, cpu, user >> results
     }
   ' results="$dir/results.tsv" "$dir/$label.time"
