@@ -2201,8 +2201,23 @@ async fn a_sample_nobody_can_steer_is_reproduced_by_both_checkers_and_its_result
     let cases: Vec<(&str, Tamper, &str)> = vec![
         (
             "a swapped selection",
+            // An item the draw did not select (any fixed one is selected in some draws: the
+            // seed is a checkpoint root, new with each world's keys).
             |s| {
-                s["selected"][0]["id"] = s["items"][50]["id"].clone();
+                let selected: Vec<_> = s["selected"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x["id"].clone())
+                    .collect();
+                let outside = s["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["id"].clone())
+                    .find(|id| !selected.contains(id))
+                    .expect("more items than selected");
+                s["selected"][0]["id"] = outside;
             },
             "selection",
         ),
